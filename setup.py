@@ -1,0 +1,99 @@
+"""Build cattn's Cython extensions, with OpenMP when the compiler has it.
+
+Every SIMD variant of every kernel is compiled into the same extension
+(`#pragma GCC target` regions), so the default build targets baseline x86-64
+and still runs AVX2/AVX-512 code where the CPU has it; no -march=native.
+
+Environment:
+  CATTN_DISABLE_OPENMP=1  build serial kernels even if OpenMP is available.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNELS = os.path.join("src", "cattn", "_kernels")
+INCLUDE = os.path.join(KERNELS, "include")
+
+OPENMP_TEST = textwrap.dedent("""
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        printf("%d", n > 0);
+        return omp_get_max_threads() > 0 ? 0 : 1;
+    }
+""")
+
+
+def openmp_flags():
+    """['-fopenmp'] if the C compiler builds and runs an OpenMP program,
+    else [] after a loud warning (the kernels then run on one thread)."""
+    if os.environ.get("CATTN_DISABLE_OPENMP", "") not in ("", "0"):
+        warn("CATTN_DISABLE_OPENMP is set: building serial kernels.")
+        return []
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp_test.c")
+        exe = os.path.join(tmp, "omp_test")
+        with open(src, "w") as f:
+            f.write(OPENMP_TEST)
+        try:
+            subprocess.run(cc + ["-fopenmp", src, "-o", exe], check=True,
+                           capture_output=True)
+            subprocess.run([exe], check=True, capture_output=True)
+            return ["-fopenmp"]
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            warn("the C compiler could not build an OpenMP program "
+                 f"({exc}; {detail.decode(errors='replace').strip()[:300]}). "
+                 "Building SERIAL kernels: cattn will use one thread. "
+                 "Install a compiler with OpenMP (gcc) to get parallel kernels.")
+            return []
+
+
+def warn(message):
+    bar = "*" * 78
+    sys.stderr.write(f"\n{bar}\ncattn build WARNING: {message}\n{bar}\n\n")
+
+
+def extensions():
+    omp = openmp_flags()
+    compile_args = [
+        "-O3",
+        # Keep the arithmetic as written: no a*b+c contracted into FMA
+        # behind our back (the kernels use FMA explicitly where they mean it).
+        "-ffp-contract=off",
+        "-fno-strict-aliasing",
+        "-Wno-unused-function",
+        # Cython's firstprivate copies of loop variables trip this falsely.
+        "-Wno-maybe-uninitialized",
+    ] + omp
+    common = dict(
+        include_dirs=[numpy.get_include(), INCLUDE],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=omp,
+    )
+    names = ["_cpu", "_gemm", "_softmax"]
+    exts = [Extension(f"cattn._kernels.{name}",
+                      [os.path.join(KERNELS, f"{name}.pyx")], **common)
+            for name in names]
+    return cythonize(
+        exts,
+        compiler_directives={"language_level": 3, "embedsignature": True},
+        include_path=[os.path.join("src")],
+    )
+
+
+setup(ext_modules=extensions())

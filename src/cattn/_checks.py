@@ -1,0 +1,92 @@
+"""The thin validation layer every public function goes through.
+
+Rules (the same for every function; tests/test_checks.py holds them):
+
+* Inputs are array-likes.  Only float32 and float64 are computed; any other
+  dtype (ints, bools, float16, complex, object) raises TypeError naming the
+  argument, its dtype and the supported ones.  Nothing is cast silently.
+* Mixed float32/float64 inputs compute in float64 (NumPy's promotion rule);
+  the float32 operand is converted.
+* Shape errors raise ValueError naming the argument, the shapes and the
+  expected signature.
+* Non-contiguous, Fortran-ordered, negative-stride and read-only inputs are
+  accepted as they are; a copy is made only when a kernel cannot walk the
+  strides (e.g. a stride that is not a multiple of the item size).
+* ``out=`` must be an ndarray of exactly the result's dtype (TypeError) and
+  shape, and writeable (ValueError).  If it overlaps an input the result is
+  computed into a temporary first, as NumPy does, so the answer is the same
+  as without overlap.
+* ``num_threads`` is None (OpenMP's default: ``OMP_NUM_THREADS`` or
+  threadpoolctl's limit, else one per core) or an int >= 1; a non-integer
+  raises TypeError and an int < 1 ValueError.
+"""
+import operator
+
+import numpy as np
+
+from ._kernels import _cpu
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(x, name, func):
+    """`x` as an ndarray of float32 or float64, else TypeError."""
+    arr = np.asarray(x)
+    if arr.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{func}: {name} has dtype {arr.dtype}; expected float32 or "
+            f"float64 (convert explicitly, e.g. {name}.astype(np.float32))")
+    return arr
+
+
+def common_dtype(arrays):
+    """float64 if any array is float64, else float32."""
+    return np.result_type(*arrays)
+
+
+def resolve_threads(num_threads, func):
+    """The thread count a kernel should use for `num_threads`."""
+    if num_threads is None:
+        return max(1, _cpu.max_threads())
+    if isinstance(num_threads, (bool, np.bool_)):
+        raise TypeError(f"{func}: num_threads must be None or an int >= 1, "
+                        f"got {num_threads!r}")
+    try:
+        n = operator.index(num_threads)
+    except TypeError:
+        raise TypeError(f"{func}: num_threads must be None or an int >= 1, "
+                        f"got {num_threads!r} of type "
+                        f"{type(num_threads).__name__}") from None
+    if n < 1:
+        raise ValueError(f"{func}: num_threads must be None or an int >= 1, "
+                         f"got {n}")
+    return n
+
+
+def check_out(out, shape, dtype, func, inputs=()):
+    """Validate ``out=`` for a result of `shape` and `dtype`.
+
+    Returns True when `out` overlaps one of `inputs` in memory, in which case
+    the caller computes into a temporary and copies.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{func}: out must be a numpy.ndarray, got "
+                        f"{type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{func}: out has dtype {out.dtype}; the result has "
+                        f"dtype {np.dtype(dtype)}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{func}: out has shape {out.shape}; expected "
+                         f"{tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{func}: out is read-only")
+    return any(np.may_share_memory(out, x) for x in inputs)
+
+
+def element_strides(arr):
+    """Strides of `arr` in elements, or None if one is not a whole number
+    of elements (then the caller copies)."""
+    item = arr.itemsize
+    if any(s % item for s in arr.strides):
+        return None
+    return tuple(s // item for s in arr.strides)

@@ -1,0 +1,60 @@
+# cython: language_level=3
+"""Run-time CPU dispatch and OpenMP facts, shared by every kernel module.
+
+All kernels are compiled for every SIMD level (see include/cattn_cpu.h);
+this module holds the one level that runs now.  It starts at the best level
+the CPU supports; ``cattn._config`` applies ``CATTN_ISA`` and lets tests
+step through the lower levels.
+"""
+
+cdef extern from "cattn_cpu.h":
+    int cattn_cpu_best_isa() nogil
+    int CATTN_ISA_GENERIC, CATTN_ISA_AVX2, CATTN_ISA_AVX512
+
+cdef extern from "cattn_omp.h":
+    int omp_get_max_threads() nogil
+    long cattn_openmp_version() nogil
+    int CATTN_OPENMP
+
+ISA_NAMES = ("generic", "avx2", "avx512")
+
+cdef int _best = cattn_cpu_best_isa()
+cdef int _active = _best
+
+
+cdef int active_isa() noexcept nogil:
+    return _active
+
+
+def best_isa():
+    """Index into ISA_NAMES of the best level this CPU supports."""
+    return _best
+
+
+def get_isa():
+    """Index into ISA_NAMES of the level the kernels use now."""
+    return _active
+
+
+def set_isa(int level):
+    """Use the kernels of ``level`` (0 <= level <= best_isa())."""
+    global _active
+    if not 0 <= level <= _best:
+        raise ValueError(
+            f"ISA level {level} is not supported here; "
+            f"expected 0..{_best} ({', '.join(ISA_NAMES[:_best + 1])})")
+    _active = level
+
+
+def openmp_version():
+    """The _OPENMP date (e.g. 201511) the kernels were built with, 0 if serial."""
+    return cattn_openmp_version()
+
+
+def max_threads():
+    """omp_get_max_threads() of the calling thread (1 in a serial build).
+
+    Honours OMP_NUM_THREADS and threadpoolctl's limits, which set this
+    thread's OpenMP nthreads-var.
+    """
+    return omp_get_max_threads()

@@ -1,0 +1,27 @@
+# The blocked GEMM driver, cimported by the attention kernel for its tile
+# products.  Contract of the micro-kernels: include/gemm/cattn_gemm.h.
+from libc.stdint cimport int64_t
+
+ctypedef fused floating:
+    float
+    double
+
+cdef struct GemmKernel:
+    const void *ukernel      # cattn_gemm_ukernel_f32_fn or _f64_fn
+    const char *name
+    int64_t mr, nr, kc, mc, nc
+
+cdef GemmKernel gemm_kernel_f32(int isa) noexcept nogil
+cdef GemmKernel gemm_kernel_f64(int isa) noexcept nogil
+
+cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
+                       const floating *b, floating *c, int64_t rs_c,
+                       int64_t cs_c, int64_t m, int64_t n, floating alpha,
+                       floating beta) noexcept nogil
+
+cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
+                 int64_t cs_a, int64_t mr, floating *dst) noexcept nogil
+
+cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
+                 int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
+                 floating *dst) noexcept nogil

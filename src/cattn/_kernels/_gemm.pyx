@@ -1,0 +1,394 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Blocked matrix multiplication: the BLIS loops around a register micro-kernel.
+
+Loops, outermost first, for one C (m x n) += A (m x k) · B (k x n):
+
+    5. jc: columns of C in blocks of NC       (packed B block lives in L3)
+    4. pc: depth in blocks of KC              (pack B[pc, jc] once, shared)
+    3. ic: rows in blocks of MC               (each thread packs its A block, L2)
+    2. jr: NR-wide panels of the B block      (one B micro-panel in L1)
+    1. ir: MR-tall panels of the A block      -> micro-kernel, MR x NR of C
+
+Parallel design.  Inside one OpenMP region the team walks loops 5 and 4
+together; for each (jc, pc) it packs the shared B block cooperatively (a
+static prange over its NR panels, then the implicit barrier), and then every
+thread computes its own share of C (a prange over `nwork` shares, then the
+barrier that keeps B alive until all shares are done).  A share is a range
+of MR panels of rows, or, when C has fewer row panels than threads (a few
+rows, as in decoding), a range of NR panels of columns.  A stack of many
+small products is split by whole matrices instead, each thread running the
+same loops serially on its own buffers.
+
+Determinism.  Each element of C is reduced over k in the same order
+whatever the split: the KC blocking comes from the kernel table, not from
+the thread count, and the micro-kernel contract makes edge tiles bitwise
+equal to full ones.  So every num_threads gives the same bits.
+
+Buffers are allocated before the parallel region, with the GIL, so a failed
+allocation raises MemoryError instead of failing inside a thread.
+"""
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free
+from libc.string cimport memset
+
+cimport numpy as cnp
+import numpy as np
+
+from ._cpu cimport active_isa
+
+cnp.import_array()
+
+cdef extern from "cattn_omp.h":
+    pass
+
+cdef extern from "gemm/cattn_gemm.h":
+    ctypedef void (*cattn_gemm_ukernel_f32_fn)(
+        int64_t, const float *, const float *, float *, int64_t, int64_t,
+        int64_t, int64_t, float, float) noexcept nogil
+    ctypedef void (*cattn_gemm_ukernel_f64_fn)(
+        int64_t, const double *, const double *, double *, int64_t, int64_t,
+        int64_t, int64_t, double, double) noexcept nogil
+    ctypedef struct cattn_gemm_kernel_f32:
+        const char *name
+        int64_t mr, nr, kc, mc, nc
+        cattn_gemm_ukernel_f32_fn ukernel
+    ctypedef struct cattn_gemm_kernel_f64:
+        const char *name
+        int64_t mr, nr, kc, mc, nc
+        cattn_gemm_ukernel_f64_fn ukernel
+    const cattn_gemm_kernel_f32 *cattn_gemm_kernel_f32_for(int isa) nogil
+    const cattn_gemm_kernel_f64 *cattn_gemm_kernel_f64_for(int isa) nogil
+
+cdef extern from "gemm/pack.h":
+    void cattn_gemm_pack_a_f32(int64_t, int64_t, const float *, int64_t,
+                               int64_t, int64_t, float *) nogil
+    void cattn_gemm_pack_a_f64(int64_t, int64_t, const double *, int64_t,
+                               int64_t, int64_t, double *) nogil
+    void cattn_gemm_pack_b_f32(int64_t, int64_t, const float *, int64_t,
+                               int64_t, int64_t, int64_t, int64_t,
+                               float *) nogil
+    void cattn_gemm_pack_b_f64(int64_t, int64_t, const double *, int64_t,
+                               int64_t, int64_t, int64_t, int64_t,
+                               double *) nogil
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+
+# ---------------------------------------------------------------- kernels --
+
+cdef GemmKernel gemm_kernel_f32(int isa) noexcept nogil:
+    cdef const cattn_gemm_kernel_f32 *k = cattn_gemm_kernel_f32_for(isa)
+    cdef GemmKernel g
+    g.ukernel = <const void *>k.ukernel
+    g.name = k.name
+    g.mr, g.nr, g.kc, g.mc, g.nc = k.mr, k.nr, k.kc, k.mc, k.nc
+    return g
+
+
+cdef GemmKernel gemm_kernel_f64(int isa) noexcept nogil:
+    cdef const cattn_gemm_kernel_f64 *k = cattn_gemm_kernel_f64_for(isa)
+    cdef GemmKernel g
+    g.ukernel = <const void *>k.ukernel
+    g.name = k.name
+    g.mr, g.nr, g.kc, g.mc, g.nc = k.mr, k.nr, k.kc, k.mc, k.nc
+    return g
+
+
+cdef inline GemmKernel kernel_for(floating dummy) noexcept nogil:
+    if floating is float:
+        return gemm_kernel_f32(active_isa())
+    else:
+        return gemm_kernel_f64(active_isa())
+
+
+cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
+                       const floating *b, floating *c, int64_t rs_c,
+                       int64_t cs_c, int64_t m, int64_t n, floating alpha,
+                       floating beta) noexcept nogil:
+    if floating is float:
+        (<cattn_gemm_ukernel_f32_fn>kern.ukernel)(
+            k, a, b, c, rs_c, cs_c, m, n, alpha, beta)
+    else:
+        (<cattn_gemm_ukernel_f64_fn>kern.ukernel)(
+            k, a, b, c, rs_c, cs_c, m, n, alpha, beta)
+
+
+cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
+                 int64_t cs_a, int64_t mr, floating *dst) noexcept nogil:
+    if floating is float:
+        cattn_gemm_pack_a_f32(mc, kc, a, rs_a, cs_a, mr, dst)
+    else:
+        cattn_gemm_pack_a_f64(mc, kc, a, rs_a, cs_a, mr, dst)
+
+
+cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
+                 int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
+                 floating *dst) noexcept nogil:
+    if floating is float:
+        cattn_gemm_pack_b_f32(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst)
+    else:
+        cattn_gemm_pack_b_f64(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst)
+
+
+# ------------------------------------------------------------------ loops --
+
+cdef struct Operands:
+    # One product C = alpha·A·B + beta·C, strides in elements.
+    const void *a
+    const void *b
+    void *c
+    int64_t m, n, k
+    int64_t rs_a, cs_a, rs_b, cs_b, rs_c, cs_c
+
+
+cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
+    return (x + y - 1) // y
+
+
+cdef inline int64_t imin(int64_t x, int64_t y) noexcept nogil:
+    return x if x < y else y
+
+
+cdef void compute_share(const GemmKernel *kern, const Operands *op,
+                        int64_t jc, int64_t nc, int64_t pc, int64_t kc,
+                        floating beta, int64_t share, int64_t nshares,
+                        const floating *bpack, floating *apack) noexcept nogil:
+    """Loops 3, 2, 1 for share `share` of `nshares` of the C block
+    C[:, jc:jc+nc], depth pc:pc+kc, against the packed B block."""
+    cdef const floating *a = <const floating *>op.a
+    cdef floating *c = <floating *>op.c
+    cdef int64_t mr = kern.mr, nr = kern.nr
+    cdef int64_t row_panels = cdiv(op.m, mr), col_panels = cdiv(nc, nr)
+    cdef int64_t i_lo = 0, i_hi = op.m, q_lo = 0, q_hi = col_panels
+    cdef int64_t ic, mc, q, jr, r, ir
+    if nshares > 1 and row_panels >= nshares:
+        i_lo = imin(share * row_panels // nshares * mr, op.m)
+        i_hi = imin((share + 1) * row_panels // nshares * mr, op.m)
+    elif nshares > 1:
+        q_lo = share * col_panels // nshares
+        q_hi = (share + 1) * col_panels // nshares
+    if i_lo >= i_hi or q_lo >= q_hi:
+        return
+    ic = i_lo
+    while ic < i_hi:                                   # loop 3
+        mc = imin(kern.mc, i_hi - ic)
+        pack_a(mc, kc, a + ic * op.rs_a + pc * op.cs_a, op.rs_a, op.cs_a,
+               mr, apack)
+        for q in range(q_lo, q_hi):                            # loop 2
+            jr = q * nr
+            for r in range(cdiv(mc, mr)):                      # loop 1
+                ir = r * mr
+                call_ukernel(kern, kc, apack + ir * kc, bpack + jr * kc,
+                             c + (ic + ir) * op.rs_c + (jc + jr) * op.cs_c,
+                             op.rs_c, op.cs_c, imin(mr, mc - ir),
+                             imin(nr, nc - jr), <floating>1, beta)
+        ic += mc
+
+
+cdef void gemm_serial(const GemmKernel *kern, const Operands *op,
+                      floating beta, floating *bpack,
+                      floating *apack) noexcept nogil:
+    """The five loops on the calling thread alone."""
+    cdef const floating *b = <const floating *>op.b
+    cdef int64_t jb, jc, nc, pb, pc, kc
+    for jb in range(cdiv(op.n, kern.nc)):                       # loop 5
+        jc = jb * kern.nc
+        nc = imin(kern.nc, op.n - jc)
+        for pb in range(cdiv(op.k, kern.kc)):                   # loop 4
+            pc = pb * kern.kc
+            kc = imin(kern.kc, op.k - pc)
+            pack_b(kc, nc, b + pc * op.rs_b + jc * op.cs_b, op.rs_b,
+                   op.cs_b, kern.nr, 0, cdiv(nc, kern.nr), bpack)
+            compute_share(kern, op, jc, nc, pc, kc,
+                          beta if pc == 0 else <floating>1, 0, 1, bpack,
+                          apack)
+
+
+cdef void fill_beta(const Operands *op, floating beta) noexcept nogil:
+    """C := beta·C for k == 0 (beta == 0: C := 0 without reading C)."""
+    cdef floating *c = <floating *>op.c
+    cdef int64_t i, j
+    for i in range(op.m):
+        for j in range(op.n):
+            if beta == 0:
+                c[i * op.rs_c + j * op.cs_c] = 0
+            else:
+                c[i * op.rs_c + j * op.cs_c] *= beta
+
+
+cdef int gemm_batch(const floating *a, const floating *b, floating *c,
+                    const int64_t *off_a, const int64_t *off_b,
+                    const int64_t *off_c, int64_t nbatch, Operands op,
+                    floating beta, int nthreads, bint by_matrix,
+                    floating *bpack, floating *apack,
+                    int64_t b_stride, int64_t a_stride) noexcept nogil:
+    """C[i] = A[i]·B[i] + beta·C[i] for each of `nbatch` products whose
+    element offsets are off_a/off_b/off_c; `op` holds the shared shape and
+    strides.  Buffers: `bpack` (one per thread if by_matrix, else shared)
+    and `apack`, one per thread, `b_stride`/`a_stride` elements apart."""
+    cdef GemmKernel kern = kernel_for(<floating>0)
+    cdef int64_t bi, jb, jc, nc, pb, pc, kc, q, share
+    cdef int tid
+    cdef Operands mine
+
+    if op.k == 0:
+        for bi in range(nbatch):
+            mine = op
+            mine.c = c + off_c[bi]
+            fill_beta(&mine, beta)
+        return 0
+
+    if nthreads == 1:
+        for bi in range(nbatch):
+            mine = op
+            mine.a = a + off_a[bi]
+            mine.b = b + off_b[bi]
+            mine.c = c + off_c[bi]
+            gemm_serial(&kern, &mine, beta, bpack, apack)
+        return 0
+
+    if by_matrix:
+        # Whole products per thread: no barrier inside a product.
+        with parallel(num_threads=nthreads):
+            tid = threadid()
+            for bi in prange(nbatch, schedule='static'):
+                mine = op
+                mine.a = a + off_a[bi]
+                mine.b = b + off_b[bi]
+                mine.c = c + off_c[bi]
+                gemm_serial(&kern, &mine, beta, bpack + tid * b_stride,
+                            apack + tid * a_stride)
+        return 0
+
+    with parallel(num_threads=nthreads):
+        for bi in range(nbatch):
+            mine = op
+            mine.a = a + off_a[bi]
+            mine.b = b + off_b[bi]
+            mine.c = c + off_c[bi]
+            for jb in range(cdiv(op.n, kern.nc)):               # loop 5
+                jc = jb * kern.nc
+                nc = imin(kern.nc, op.n - jc)
+                for pb in range(cdiv(op.k, kern.kc)):           # loop 4
+                    pc = pb * kern.kc
+                    kc = imin(kern.kc, op.k - pc)
+                    for q in prange(cdiv(nc, kern.nr), schedule='static'):
+                        pack_b(kc, nc, b + off_b[bi] + pc * op.rs_b
+                               + jc * op.cs_b, op.rs_b, op.cs_b, kern.nr,
+                               q, q + 1, bpack)
+                    for share in prange(nthreads, schedule='static'):
+                        compute_share(&kern, &mine, jc, nc, pc, kc,
+                                      beta if pc == 0 else <floating>1,
+                                      share, nthreads, bpack,
+                                      apack + threadid() * a_stride)
+    return 0
+
+
+# ------------------------------------------------------------ entry point --
+
+cdef void *aligned_buffer(size_t nbytes) except NULL:
+    cdef void *p = NULL
+    if posix_memalign(&p, 64, nbytes if nbytes > 0 else 64) != 0:
+        raise MemoryError(f"cattn.matmul: cannot allocate {nbytes} bytes "
+                          "of packing buffers")
+    return p
+
+
+# Below this many multiply-adds per call a second thread costs more than it
+# saves (thread wake-up is a few microseconds).
+cdef int64_t MIN_WORK_PER_THREAD = 1 << 17
+
+
+def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c,
+           const int64_t[::1] off_a, const int64_t[::1] off_b,
+           const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
+           int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
+           int64_t rs_c, int64_t cs_c, int num_threads):
+    """C[i] = A[i]·B[i] for a stack of products (validated by the caller).
+
+    a, b, c share one dtype (float32 or float64); offsets and strides are in
+    elements, relative to each array's data pointer.  Releases the GIL.
+    """
+    if a.dtype == np.float32:
+        _matmul[float](<const float *>cnp.PyArray_DATA(a),
+                       <const float *>cnp.PyArray_DATA(b),
+                       <float *>cnp.PyArray_DATA(c), off_a, off_b, off_c,
+                       m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c, cs_c,
+                       num_threads)
+    else:
+        _matmul[double](<const double *>cnp.PyArray_DATA(a),
+                        <const double *>cnp.PyArray_DATA(b),
+                        <double *>cnp.PyArray_DATA(c), off_a, off_b, off_c,
+                        m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c, cs_c,
+                        num_threads)
+
+
+cdef _matmul(const floating *a, const floating *b, floating *c,
+             const int64_t[::1] off_a, const int64_t[::1] off_b,
+             const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
+             int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
+             int64_t rs_c, int64_t cs_c, int num_threads):
+    cdef int64_t nbatch = off_c.shape[0]
+    cdef Operands op
+    cdef GemmKernel kern = kernel_for(<floating>0)
+    cdef int64_t work, a_stride, b_stride, nc_max
+    cdef bint by_matrix
+    cdef floating *apack = NULL
+    cdef floating *bpack = NULL
+    cdef int nthreads
+    if nbatch == 0 or m == 0 or n == 0:
+        return
+    # A C laid out by columns is computed as Cᵀ = Bᵀ·Aᵀ, which keeps the
+    # micro-kernel's vector stores; every element sees the same operations.
+    if rs_c == 1 and cs_c != 1:
+        a, b = b, a
+        off_a, off_b = off_b, off_a
+        m, n = n, m
+        rs_a, cs_a, rs_b, cs_b = cs_b, rs_b, cs_a, rs_a
+        rs_c, cs_c = cs_c, rs_c
+    op.a, op.b, op.c = NULL, NULL, NULL
+    op.m, op.n, op.k = m, n, k
+    op.rs_a, op.cs_a, op.rs_b, op.cs_b, op.rs_c, op.cs_c = (
+        rs_a, cs_a, rs_b, cs_b, rs_c, cs_c)
+
+    work = m * n * (k if k > 0 else 1)
+    nthreads = num_threads
+    if work * nbatch < MIN_WORK_PER_THREAD * nthreads:
+        nthreads = <int>max(1, work * nbatch // MIN_WORK_PER_THREAD)
+    by_matrix = nthreads > 1 and (nbatch >= 4 * nthreads or (
+        nbatch >= nthreads and (nbatch % nthreads == 0
+                                or work < 4 * MIN_WORK_PER_THREAD)))
+
+    nc_max = cdiv(min(n, kern.nc), kern.nr) * kern.nr
+    b_stride = kern.kc * nc_max
+    a_stride = kern.mc * kern.kc
+    try:
+        bpack = <floating *>aligned_buffer(
+            (nthreads if by_matrix else 1) * b_stride * sizeof(floating))
+        apack = <floating *>aligned_buffer(
+            nthreads * a_stride * sizeof(floating))
+        with nogil:
+            gemm_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch, op,
+                       <floating>0, nthreads, by_matrix, bpack, apack,
+                       b_stride, a_stride)
+    finally:
+        free(bpack)
+        free(apack)
+
+
+def kernel_name(dtype):
+    """Name of the micro-kernel the active ISA uses for `dtype`."""
+    cdef GemmKernel g
+    g = gemm_kernel_f32(active_isa()) if np.dtype(dtype) == np.float32 \
+        else gemm_kernel_f64(active_isa())
+    return g.name.decode()
+
+
+def kernel_blocking(dtype):
+    """(MR, NR, KC, MC, NC) of the active micro-kernel for `dtype`."""
+    cdef GemmKernel g
+    g = gemm_kernel_f32(active_isa()) if np.dtype(dtype) == np.float32 \
+        else gemm_kernel_f64(active_isa())
+    return (g.mr, g.nr, g.kc, g.mc, g.nc)

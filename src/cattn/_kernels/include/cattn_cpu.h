@@ -1,0 +1,38 @@
+/* cattn_cpu.h -- which SIMD level this CPU can run.
+ *
+ * The default build compiles every kernel for every level (the AVX2 and
+ * AVX-512 ones inside `#pragma GCC target` regions), so one binary runs on
+ * any x86-64; this header only answers "what may run here".  The choice of
+ * what *does* run (honouring CATTN_ISA) lives in _cpu.pyx.
+ */
+#ifndef CATTN_CPU_H
+#define CATTN_CPU_H
+
+enum cattn_isa {
+    CATTN_ISA_GENERIC = 0,  /* portable C, baseline x86-64 (SSE2) */
+    CATTN_ISA_AVX2 = 1,     /* AVX2 + FMA3, 256-bit */
+    CATTN_ISA_AVX512 = 2    /* AVX-512F, 512-bit */
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CATTN_X86 1
+#else
+#define CATTN_X86 0
+#endif
+
+/* The best level the CPU and the OS support.  libgcc's cpu model checks
+ * XCR0 as well, so a level the OS does not save registers for is not
+ * reported. */
+static inline int cattn_cpu_best_isa(void)
+{
+#if CATTN_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+        return CATTN_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return CATTN_ISA_AVX2;
+#endif
+    return CATTN_ISA_GENERIC;
+}
+
+#endif

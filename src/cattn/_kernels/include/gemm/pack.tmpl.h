@@ -1,0 +1,71 @@
+/* pack.tmpl.h -- copy blocks of A and B into the micro-kernel's panel layout.
+ *
+ * Instantiated with PK_T and PK_SFX (f32/f64).  Portable C: packing is
+ * O(m·k + k·n) against the O(m·n·k) of the product, so it needs to stream
+ * well, not to be clever.  Any strides are accepted (negative, zero for a
+ * broadcast operand); the unit-stride cases copy rows with memcpy.
+ *
+ *   pack_a: A block mc x kc -> ceil(mc/mr) panels of mr x kc, by columns
+ *           (panel q holds rows q*mr.., element (i, p) at q*mr*kc + p*mr + i),
+ *           rows past mc zero-filled.
+ *   pack_b: B block kc x nc -> ceil(nc/nr) panels of kc x nr, by rows
+ *           (panel q holds columns q*nr.., element (p, j) at q*nr*kc + p*nr + j),
+ *           columns past nc zero-filled.
+ * Zero padding keeps the micro-kernel free of edge cases in its inner loop.
+ */
+#define PK_CAT2(a, b) a##b
+#define PK_CAT(a, b) PK_CAT2(a, b)
+
+/* Pack all ceil(mc/mr) panels of an mc x kc block of A (a thread's own). */
+static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
+    int64_t mc, int64_t kc, const PK_T *a, int64_t rs_a, int64_t cs_a,
+    int64_t mr, PK_T *dst)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+        const int64_t rows = mc - i0 < mr ? mc - i0 : mr;
+        const PK_T *src = a + i0 * rs_a;
+        if (rs_a == 1 && rows == mr) {
+            for (int64_t p = 0; p < kc; ++p)
+                memcpy(dst + p * mr, src + p * cs_a, (size_t)mr * sizeof(PK_T));
+        } else {
+            for (int64_t p = 0; p < kc; ++p) {
+                PK_T *d = dst + p * mr;
+                int64_t i = 0;
+                for (; i < rows; ++i)
+                    d[i] = src[i * rs_a + p * cs_a];
+                for (; i < mr; ++i)
+                    d[i] = 0;
+            }
+        }
+        dst += mr * kc;
+    }
+}
+
+/* Pack panels [q0, q1) of a kc x nc block of B: threads share the packed
+ * block and each packs a range of its panels. */
+static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
+    int64_t kc, int64_t nc, const PK_T *b, int64_t rs_b, int64_t cs_b,
+    int64_t nr, int64_t q0, int64_t q1, PK_T *dst)
+{
+    for (int64_t q = q0; q < q1; ++q) {
+        const int64_t j0 = q * nr;
+        const int64_t cols = nc - j0 < nr ? nc - j0 : nr;
+        const PK_T *src = b + j0 * cs_b;
+        PK_T *d = dst + q * nr * kc;
+        if (cs_b == 1 && cols == nr) {
+            for (int64_t p = 0; p < kc; ++p)
+                memcpy(d + p * nr, src + p * rs_b, (size_t)nr * sizeof(PK_T));
+        } else {
+            for (int64_t p = 0; p < kc; ++p) {
+                int64_t j = 0;
+                for (; j < cols; ++j)
+                    d[p * nr + j] = src[p * rs_b + j * cs_b];
+                for (; j < nr; ++j)
+                    d[p * nr + j] = 0;
+            }
+        }
+    }
+}
+
+#undef PK_CAT
+#undef PK_CAT2

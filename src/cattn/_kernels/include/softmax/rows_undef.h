@@ -1,0 +1,16 @@
+/* rows_undef.h -- forget one instantiation's template parameters. */
+#undef RW_T
+#undef RW_VEC
+#undef RW_VL
+#undef RW_LOAD
+#undef RW_STORE
+#undef RW_SET1
+#undef RW_ADD
+#undef RW_SUB
+#undef RW_MUL
+#undef RW_MAX
+#undef RW_EXP
+#undef RW_HSUM
+#undef RW_HMAX
+#undef RW_LOG
+#undef RW_NAME

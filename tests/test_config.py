@@ -1,0 +1,93 @@
+"""show_config, CATTN_ISA, threads and threadpoolctl."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cattn
+from cattn import _config
+from cattn._kernels import _cpu
+
+
+def run_python(code, **env):
+    full_env = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, env=full_env, check=True)
+
+
+def test_show_config_prints_and_returns(capsys):
+    assert cattn.show_config() is None
+    text = capsys.readouterr().out
+    assert f"cattn {cattn.__version__}" in text
+    assert "OpenMP" in text and "SIMD active" in text
+    cfg = cattn.show_config(mode="dicts")
+    assert cfg["simd"]["active"] == _config.active_isa()
+    assert cfg["numpy"]["version"] == np.__version__
+    with pytest.raises(ValueError, match="mode"):
+        cattn.show_config(mode="json")
+
+
+def test_openmp_is_built_in():
+    # The default build on gcc has OpenMP; a serial build says so instead.
+    cfg = cattn.show_config(mode="dicts")
+    assert cfg["openmp"]["enabled"] == (_cpu.openmp_version() > 0)
+    assert cfg["openmp"]["enabled"], "this build has no OpenMP"
+
+
+@pytest.mark.parametrize("name", _config.supported_isas())
+def test_cattn_isa_forces_a_level(name):
+    res = run_python("import cattn; print(cattn.show_config(mode='dicts')"
+                     "['simd']['active'])", CATTN_ISA=name.upper())
+    assert res.stdout.strip() == name
+
+
+def test_cattn_isa_bad_value_warns():
+    res = run_python("import warnings; warnings.simplefilter('always');"
+                     "import cattn; print(cattn.show_config(mode='dicts')"
+                     "['simd']['active'])", CATTN_ISA="sse9")
+    assert "CATTN_ISA='sse9' is not one of" in res.stderr
+    assert res.stdout.strip() == _config.supported_isas()[-1]
+
+
+def test_set_isa_rejects_unsupported_level():
+    with pytest.raises(ValueError, match="not supported"):
+        _cpu.set_isa(_cpu.best_isa() + 1)
+
+
+def test_omp_num_threads_is_honoured():
+    res = run_python("import cattn; print(cattn.show_config(mode='dicts')"
+                     "['openmp']['default_threads'])", OMP_NUM_THREADS="3")
+    assert res.stdout.strip() == "3"
+
+
+def test_threadpoolctl_limits_default_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    apis = {i["user_api"] for i in threadpoolctl.threadpool_info()}
+    assert "openmp" in apis
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert _cpu.max_threads() == 1
+        x = np.random.default_rng(0).standard_normal((64, 64))
+        np.testing.assert_array_equal(cattn.softmax(x),
+                                      cattn.softmax(x, num_threads=2))
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert _cpu.max_threads() == 2
+
+
+def test_kernels_release_the_gil():
+    import threading
+    x = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+    want = cattn.matmul(x, x)
+    results = []
+
+    def work():
+        results.append(cattn.matmul(x, x))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, want)

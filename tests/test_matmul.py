@@ -1,0 +1,220 @@
+"""matmul against the float64 reference (numpy.matmul semantics), on every
+SIMD level, with edge tiles, layouts, broadcasting, out= and threads."""
+import numpy as np
+import pytest
+
+import cattn
+from cattn import _reference
+from cattn._kernels import _gemm
+
+DTYPES = [np.float32, np.float64]
+
+
+def assert_matmul_close(got, a, b):
+    """Normwise: |C - C_ref| <= c * k * eps * |A| |B| elementwise."""
+    a64 = np.asarray(a, np.float64)
+    b64 = np.asarray(b, np.float64)
+    want = _reference.matmul(a64, b64)
+    assert got.shape == want.shape
+    k = a64.shape[-1]
+    eps = np.finfo(got.dtype).eps
+    bound = 2 * max(k, 1) * eps * np.matmul(np.abs(a64), np.abs(b64))
+    np.testing.assert_array_less(np.abs(got - want), bound + 1e-300)
+
+
+def edge_sizes(dtype):
+    mr, nr, kc, mc, _ = _gemm.kernel_blocking(dtype)
+    return mr, nr, kc, mc
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_edge_tiles_sweep(dtype, isa, rng):
+    mr, nr, kc, mc = edge_sizes(dtype)
+    ms = sorted({1, 2, mr - 1, mr, mr + 1, 2 * mr + 1, mc + 1})
+    ns = sorted({1, nr - 1, nr, nr + 1, 2 * nr + 1})
+    ks = sorted({1, 3, kc, kc + 1})
+    for m in ms:
+        for n in ns:
+            for k in ks:
+                a = rng.standard_normal((m, k)).astype(dtype)
+                b = rng.standard_normal((k, n)).astype(dtype)
+                c = cattn.matmul(a, b)
+                assert c.dtype == dtype
+                assert_matmul_close(c, a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(300, 517, 611), (1, 1000, 64),
+                                   (1000, 1, 64), (64, 64, 1),
+                                   (250, 4200, 20)])
+def test_larger_shapes(dtype, shape, isa, rng):
+    m, n, k = shape
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    assert_matmul_close(cattn.matmul(a, b), a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_bitwise_equal(dtype, rng):
+    cases = [((517, 300), (300, 611)), ((3, 700), (700, 900)),
+             ((16, 40, 50), (50, 30)), ((2, 200, 100), (2, 100, 300))]
+    for sa, sb in cases:
+        a = rng.standard_normal(sa).astype(dtype)
+        b = rng.standard_normal(sb).astype(dtype)
+        base = cattn.matmul(a, b, num_threads=1)
+        for nt in (2, 3, 7):
+            np.testing.assert_array_equal(cattn.matmul(a, b, num_threads=nt),
+                                          base)
+
+
+def test_layout_does_not_change_bits(rng):
+    # C laid out by columns is computed as Cᵀ = BᵀAᵀ: same bits.
+    a = rng.standard_normal((70, 90)).astype(np.float32)
+    b = rng.standard_normal((90, 50)).astype(np.float32)
+    c = cattn.matmul(a, b)
+    out = np.empty((70, 50), np.float32, order="F")
+    cattn.matmul(a, b, out=out)
+    np.testing.assert_array_equal(out, c)
+    np.testing.assert_array_equal(cattn.matmul(np.asfortranarray(a), b), c)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_operand_layouts(dtype, rng):
+    a = rng.standard_normal((37, 45)).astype(dtype)
+    b = rng.standard_normal((45, 29)).astype(dtype)
+    layouts = {
+        "C": lambda x: x,
+        "F": np.asfortranarray,
+        "T": lambda x: x.T.copy().T,
+        "neg": lambda x: x[::-1, ::-1].copy()[::-1, ::-1],
+        "strided": lambda x: np.repeat(np.repeat(x, 2, 0), 3, 1)[::2, ::3],
+        "readonly": lambda x: _readonly(x),
+        "unaligned": lambda x: _misaligned(x),
+    }
+    for la, fa in layouts.items():
+        for lb, fb in layouts.items():
+            aa, bb = fa(a), fb(b)
+            np.testing.assert_array_equal(aa, a)
+            assert_matmul_close(cattn.matmul(aa, bb), a, b)
+
+
+def _readonly(x):
+    y = x.copy()
+    y.flags.writeable = False
+    return y
+
+
+def _misaligned(x):
+    """A view whose strides are not multiples of the item size."""
+    raw = np.zeros(x.size * x.itemsize + 1, np.uint8)
+    v = raw[1:].view(x.dtype).reshape(x.shape)
+    v[...] = x
+    return v
+
+
+@pytest.mark.parametrize("sa, sb", [
+    ((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((5, 2, 3), (3,)),
+    ((3,), (5, 3, 4)), ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)),
+    ((5, 1, 2, 3), (4, 3, 2)), ((1, 2, 3), (6, 3, 4)), ((0, 2, 3), (3, 4)),
+    ((2, 0), (0, 3)), ((0, 3), (3, 4)), ((2, 3), (3, 0)),
+])
+def test_broadcasting_and_promotion(sa, sb, rng):
+    a = rng.standard_normal(sa)
+    b = rng.standard_normal(sb)
+    got = cattn.matmul(a, b)
+    want = np.matmul(a, b)
+    assert got.shape == want.shape
+    if got.size:
+        assert_matmul_close(got, a, b)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_broadcast_operand_is_not_copied(rng):
+    # A stride-0 (broadcast) B is read in place, and gives the same bits.
+    b = rng.standard_normal((8, 8)).astype(np.float32)
+    a = rng.standard_normal((6, 5, 8)).astype(np.float32)
+    b_wide = np.broadcast_to(b, (6, 8, 8))
+    np.testing.assert_array_equal(cattn.matmul(a, b_wide),
+                                  cattn.matmul(a, b))
+
+
+def test_mixed_dtypes_promote_to_float64(rng):
+    a = rng.standard_normal((4, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 6))
+    c = cattn.matmul(a, b)
+    assert c.dtype == np.float64
+    assert_matmul_close(c, a.astype(np.float64), b)
+    assert cattn.matmul([[1.0, 2.0]], [[3.0], [4.0]]).dtype == np.float64
+
+
+def test_k_zero_gives_zeros():
+    out = np.full((3, 4), np.nan, np.float32)
+    res = cattn.matmul(np.zeros((3, 0), np.float32),
+                       np.zeros((0, 4), np.float32), out=out)
+    assert res is out
+    np.testing.assert_array_equal(out, 0)
+
+
+def test_nan_and_inf_propagate(isa):
+    a = np.ones((13, 5))
+    b = np.ones((5, 33))
+    a[2, 1] = np.nan
+    b[3, 7] = np.inf
+    c = cattn.matmul(a, b)
+    want = np.matmul(a, b)
+    np.testing.assert_array_equal(np.isnan(c), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(c), np.isinf(want))
+
+
+def test_out_and_overlap(rng):
+    a = rng.standard_normal((20, 20))
+    b = rng.standard_normal((20, 20))
+    want = np.matmul(a, b)
+    out = np.empty((20, 20))
+    assert cattn.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    a2 = a.copy()
+    res = cattn.matmul(a2, b, out=a2)  # out is an input
+    assert res is a2
+    np.testing.assert_allclose(a2, want, rtol=1e-12, atol=1e-12)
+    b2 = b.copy()
+    cattn.matmul(a, b2, out=b2.T)  # overlapping, transposed
+    np.testing.assert_allclose(b2.T, want, rtol=1e-12, atol=1e-12)
+    out3 = np.empty((3, 20))[:, None, :][:, 0, :]
+    cattn.matmul(a[:3], b, out=out3)
+    np.testing.assert_allclose(out3, want[:3], rtol=1e-12, atol=1e-12)
+
+
+def test_errors():
+    f = cattn.matmul
+    with pytest.raises(ValueError, match=r"matmul: core dimensions \(n,k\),"
+                       r"\(k,m\) disagree: a has shape \(3, 4\), b has shape "
+                       r"\(5, 6\)"):
+        f(np.zeros((3, 4)), np.zeros((5, 6)))
+    with pytest.raises(ValueError, match="a is 0-d"):
+        f(np.float64(1.0), np.zeros(3))
+    with pytest.raises(ValueError, match="b is 0-d"):
+        f(np.zeros(3), 2.0)
+    with pytest.raises(ValueError, match="batch dimensions do not broadcast"):
+        f(np.zeros((2, 3, 4)), np.zeros((3, 4, 5)))
+    for bad in (np.zeros((2, 2), np.int32), np.zeros((2, 2), np.float16),
+                np.zeros((2, 2), complex), np.zeros((2, 2), object)):
+        with pytest.raises(TypeError, match="matmul: a has dtype"):
+            f(bad, np.zeros((2, 2)))
+        with pytest.raises(TypeError, match="matmul: b has dtype"):
+            f(np.zeros((2, 2)), bad)
+    a = np.zeros((2, 3), np.float32)
+    b = np.zeros((3, 4), np.float32)
+    with pytest.raises(TypeError, match="out has dtype float64"):
+        f(a, b, out=np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"out has shape \(4, 2\)"):
+        f(a, b, out=np.zeros((4, 2), np.float32))
+    ro = np.zeros((2, 4), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        f(a, b, out=ro)
+    for nt, exc in ((0, ValueError), (-2, ValueError), (2.0, TypeError),
+                    ("2", TypeError)):
+        with pytest.raises(exc, match="num_threads"):
+            f(a, b, num_threads=nt)
