@@ -68,8 +68,8 @@ static const cattn_gemm_kernel_f32 cattn_gemm_kernels_f32[] = {
 #if CATTN_X86
     {"f32_avx2_6x16", CATTN_ISA_AVX2, 6, 16, 256, 144, 4096,
      cattn_gemm_ukernel_f32_avx2_6x16},
-    {"f32_avx512_12x32", CATTN_ISA_AVX512, 12, 32, 256, 240, 4096,
-     cattn_gemm_ukernel_f32_avx512_12x32},
+    {"f32_avx512_6x64", CATTN_ISA_AVX512, 6, 64, 256, 240, 4096,
+     cattn_gemm_ukernel_f32_avx512_6x64},
 #endif
 };
 
@@ -79,8 +79,8 @@ static const cattn_gemm_kernel_f64 cattn_gemm_kernels_f64[] = {
 #if CATTN_X86
     {"f64_avx2_6x8", CATTN_ISA_AVX2, 6, 8, 256, 96, 2048,
      cattn_gemm_ukernel_f64_avx2_6x8},
-    {"f64_avx512_12x16", CATTN_ISA_AVX512, 12, 16, 256, 120, 2048,
-     cattn_gemm_ukernel_f64_avx512_12x16},
+    {"f64_avx512_6x32", CATTN_ISA_AVX512, 6, 32, 256, 120, 2048,
+     cattn_gemm_ukernel_f64_avx512_6x32},
 #endif
 };
 
