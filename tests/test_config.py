@@ -29,11 +29,19 @@ def test_show_config_prints_and_returns(capsys):
         cattn.show_config(mode="json")
 
 
-def test_openmp_is_built_in():
-    # The default build on gcc has OpenMP; a serial build says so instead.
+# .ci/run also tests a build made with CATTN_DISABLE_OPENMP=1 and tells the
+# tests so with CATTN_EXPECT_SERIAL=1.
+EXPECT_SERIAL = os.environ.get("CATTN_EXPECT_SERIAL") == "1"
+needs_openmp = pytest.mark.skipif(EXPECT_SERIAL, reason="serial build")
+
+
+def test_openmp_matches_the_build(capsys):
     cfg = cattn.show_config(mode="dicts")
     assert cfg["openmp"]["enabled"] == (_cpu.openmp_version() > 0)
-    assert cfg["openmp"]["enabled"], "this build has no OpenMP"
+    assert cfg["openmp"]["enabled"] != EXPECT_SERIAL
+    cattn.show_config()
+    text = capsys.readouterr().out
+    assert ("DISABLED (serial build" in text) == EXPECT_SERIAL
 
 
 @pytest.mark.parametrize("name", _config.supported_isas())
@@ -56,12 +64,14 @@ def test_set_isa_rejects_unsupported_level():
         _cpu.set_isa(_cpu.best_isa() + 1)
 
 
+@needs_openmp
 def test_omp_num_threads_is_honoured():
     res = run_python("import cattn; print(cattn.show_config(mode='dicts')"
                      "['openmp']['default_threads'])", OMP_NUM_THREADS="3")
     assert res.stdout.strip() == "3"
 
 
+@needs_openmp
 def test_threadpoolctl_limits_default_threads():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     apis = {i["user_api"] for i in threadpoolctl.threadpool_info()}
