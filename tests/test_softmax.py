@@ -163,8 +163,12 @@ def test_layouts_and_out(name, rng):
         "readonly": base.copy(),
     }
     views["readonly"].flags.writeable = False
+    raw = np.zeros(base.size * 8 + 1, np.uint8)
+    views["unaligned"] = raw[1:].view(np.float64).reshape(base.shape)
+    views["unaligned"][...] = base
+    views["broadcast_rows"] = np.broadcast_to(base[:1], base.shape)
     for label, v in views.items():
-        assert_close(ours(v), want, np.float64, scale=10.0)
+        assert_close(ours(v), ref(v), np.float64, scale=10.0)
     flipped = base[:, ::-1]
     assert_close(ours(flipped), ref(flipped), np.float64, scale=10.0)
     out = np.empty_like(base)
