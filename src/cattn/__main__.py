@@ -26,9 +26,11 @@ def _median_time(fn, repeat):
     return float(np.median(times))
 
 
-def interleaved(fns, rounds=5, repeat=1):
+def interleaved(fns, rounds=5, repeat=3):
     """Median time of each of `fns`, alternating them `rounds` times so a
-    noisy neighbour hurts all of them alike."""
+    noisy neighbour hurts all of them alike.  Each turn takes the median of
+    `repeat` calls: a threaded library's workers spin for a while after a
+    call (OpenBLAS's for ~0.1 s) and slow whatever runs right after it."""
     for fn in fns:  # warm-up: page faults, thread pools, caches
         fn()
     samples = [[] for _ in fns]
