@@ -85,7 +85,7 @@ def extensions():
         extra_compile_args=compile_args,
         extra_link_args=omp,
     )
-    names = ["_cpu", "_gemm", "_softmax"]
+    names = ["_cpu", "_gemm", "_softmax", "_attention"]
     exts = [Extension(f"cattn._kernels.{name}",
                       [os.path.join(KERNELS, f"{name}.pyx")], **common)
             for name in names]

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import cattn
-from cattn import _config, linalg, special
+from cattn import _config, attention, linalg, special
 
 PUBLIC = [n for n in cattn.__all__ if n != "__version__"]
 
 
-@pytest.mark.parametrize("module", [special, linalg, _config])
+@pytest.mark.parametrize("module", [special, linalg, attention, _config])
 def test_doctests(module):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

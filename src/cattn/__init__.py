@@ -6,6 +6,8 @@ softmax, log_softmax, logsumexp
     Numerically stable reductions along any axis.
 matmul
     ``numpy.matmul`` on a BLIS-style blocked GEMM.
+scaled_dot_product_attention, self_attention, attention_weights
+    Fused attention (tiled online softmax) and its weights.
 show_config
     Build and run-time facts: OpenMP, SIMD level, threads.
 """
@@ -13,6 +15,9 @@ from ._version import __version__
 from ._config import show_config
 from .linalg import matmul
 from .special import log_softmax, logsumexp, softmax
+from .attention import (attention_weights, scaled_dot_product_attention,
+                        self_attention)
 
-__all__ = ["__version__", "log_softmax", "logsumexp", "matmul",
+__all__ = ["__version__", "attention_weights", "log_softmax", "logsumexp",
+           "matmul", "scaled_dot_product_attention", "self_attention",
            "show_config", "softmax"]

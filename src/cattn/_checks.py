@@ -90,3 +90,23 @@ def element_strides(arr):
     if any(s % item for s in arr.strides):
         return None
     return tuple(s // item for s in arr.strides)
+
+
+def batch_offsets(x, batch_shape):
+    """Element offset of each matrix of `x` (shape (..., r, c)) broadcast to
+    `batch_shape`, flattened in C order.  A broadcast dimension has stride 0,
+    so a shared operand is read in place, never copied."""
+    full = np.broadcast_to(x, batch_shape + x.shape[-2:])
+    strides = element_strides(full)[:len(batch_shape)]
+    offsets = np.zeros(batch_shape, dtype=np.int64)
+    for d, (size, stride) in enumerate(zip(batch_shape, strides)):
+        index_shape = [1] * len(batch_shape)
+        index_shape[d] = size
+        offsets = offsets + (np.arange(size, dtype=np.int64)
+                             * stride).reshape(index_shape)
+    return np.ascontiguousarray(offsets.reshape(-1))
+
+
+def kernel_operand(x):
+    """`x` itself if the kernels can walk its strides, else a copy."""
+    return x if element_strides(x) is not None else x.copy()

@@ -12,26 +12,6 @@ from ._kernels import _gemm
 SIGNATURE = "(n?,k),(k,m?)->(n?,m?)"
 
 
-def _kernel_operand(x):
-    """`x` itself if the kernels can walk its strides, else a copy."""
-    return x if _checks.element_strides(x) is not None else x.copy()
-
-
-def _batch_offsets(x, batch_shape):
-    """Element offset of each matrix of `x` (shape (..., r, c)) broadcast to
-    `batch_shape`, flattened in C order.  A broadcast dimension has stride 0,
-    so a shared operand is read in place, never copied."""
-    full = np.broadcast_to(x, batch_shape + x.shape[-2:])
-    strides = _checks.element_strides(full)[:len(batch_shape)]
-    offsets = np.zeros(batch_shape, dtype=np.int64)
-    for d, (size, stride) in enumerate(zip(batch_shape, strides)):
-        index_shape = [1] * len(batch_shape)
-        index_shape[d] = size
-        offsets = offsets + (np.arange(size, dtype=np.int64)
-                             * stride).reshape(index_shape)
-    return np.ascontiguousarray(offsets.reshape(-1))
-
-
 def matmul(a, b, *, out=None, num_threads=None):
     """Matrix product of two arrays, with ``numpy.matmul`` semantics.
 
@@ -130,11 +110,11 @@ def matmul(a, b, *, out=None, num_threads=None):
     else:
         c = out
     c3 = c.reshape(batch + (m, n)) if c.ndim != len(batch) + 2 else c
-    a2, b2 = _kernel_operand(a2), _kernel_operand(b2)
+    a2, b2 = _checks.kernel_operand(a2), _checks.kernel_operand(b2)
     if c3.size:
         sa, sb, sc = (_checks.element_strides(x) for x in (a2, b2, c3))
-        _gemm.matmul(a2, b2, c3, _batch_offsets(a2, batch),
-                     _batch_offsets(b2, batch), _batch_offsets(c3, batch),
+        _gemm.matmul(a2, b2, c3, _checks.batch_offsets(a2, batch),
+                     _checks.batch_offsets(b2, batch), _checks.batch_offsets(c3, batch),
                      m, n, k, sa[-2], sa[-1], sb[-2], sb[-1], sc[-2], sc[-1],
                      nthreads)
     if out is not None and c is not out:

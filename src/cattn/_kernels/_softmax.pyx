@@ -20,22 +20,6 @@ cnp.import_array()
 cdef extern from "cattn_omp.h":
     pass
 
-cdef extern from "softmax/cattn_softmax.h":
-    ctypedef struct cattn_rows_f32:
-        const char *name
-        void (*softmax)(int64_t, const float *, float *) noexcept nogil
-        void (*log_softmax)(int64_t, const float *, float *) noexcept nogil
-        float (*logsumexp)(int64_t, const float *) noexcept nogil
-        void (*exp)(int64_t, const float *, float *) noexcept nogil
-    ctypedef struct cattn_rows_f64:
-        const char *name
-        void (*softmax)(int64_t, const double *, double *) noexcept nogil
-        void (*log_softmax)(int64_t, const double *, double *) noexcept nogil
-        double (*logsumexp)(int64_t, const double *) noexcept nogil
-        void (*exp)(int64_t, const double *, double *) noexcept nogil
-    const cattn_rows_f32 *cattn_rows_f32_for(int isa) nogil
-    const cattn_rows_f64 *cattn_rows_f64_for(int isa) nogil
-
 ctypedef fused floating:
     float
     double

@@ -4,6 +4,10 @@
  *   softmax(n, x, y), log_softmax(n, x, y): read x[0:n], write y[0:n];
  *       y may be x itself (in place), no other overlap.
  *   logsumexp(n, x): return the value; n == 0 gives -inf.
+ *   max(n, x): the largest element (-inf for n == 0; a NaN may or may not
+ *       win, callers must not rely on either).
+ *   exp_sum(n, x, shift, y): y = exp(x - shift) (y may be x or NULL) and
+ *       return its sum, pairwise as described in rows.tmpl.h.
  *   Rows are contiguous; no alignment is required.  A row's result depends
  *   only on the row and the ISA, never on which thread computes it.
  * The drivers (_softmax.pyx) run these over many rows in parallel.
@@ -23,6 +27,9 @@ typedef struct {
     void (*log_softmax)(int64_t n, const float *x, float *y);
     float (*logsumexp)(int64_t n, const float *x);
     void (*exp)(int64_t n, const float *x, float *y);
+    /* building blocks of the attention kernel's online softmax */
+    float (*max)(int64_t n, const float *x);
+    float (*exp_sum)(int64_t n, const float *x, float shift, float *y);
 } cattn_rows_f32;
 
 typedef struct {
@@ -31,6 +38,8 @@ typedef struct {
     void (*log_softmax)(int64_t n, const double *x, double *y);
     double (*logsumexp)(int64_t n, const double *x);
     void (*exp)(int64_t n, const double *x, double *y);
+    double (*max)(int64_t n, const double *x);
+    double (*exp_sum)(int64_t n, const double *x, double shift, double *y);
 } cattn_rows_f64;
 
 /* ---- portable: scalar "vectors" of one lane, libm exp/log ---- */
@@ -153,7 +162,8 @@ typedef struct {
 
 #define CATTN_ROWS_ENTRY(sfx) \
     {#sfx, cattn_softmax_##sfx, cattn_log_softmax_##sfx,              \
-     cattn_logsumexp_##sfx, cattn_exp_row_##sfx}
+     cattn_logsumexp_##sfx, cattn_exp_row_##sfx, cattn_max_##sfx,      \
+     cattn_exp_sum_##sfx}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_rows_f32 cattn_rows_kernels_f32[] = {
