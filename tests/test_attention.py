@@ -49,6 +49,16 @@ def test_shapes_and_causal(dtype, L, S, is_causal, isa, rng):
     check(q, k, v, is_causal=is_causal)
 
 
+@pytest.mark.parametrize("heads", [1, 16])
+def test_long_keys_split_or_not(heads, isa, rng):
+    # Few work items: keys split into chunks; many: one pass over all keys.
+    # Both must cover every key (S well past one chunk of 1024).
+    q, k, v = qkv(rng, (heads, 100, 16), (heads, 2600, 16),
+                  (heads, 2600, 8), np.float32)
+    check(q, k, v)
+    check(q, k, v, is_causal="bottom_right", window=(1500, None))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("E, Ev", [(1, 1), (1, 7), (33, 5), (64, 128),
                                    (300, 20)])

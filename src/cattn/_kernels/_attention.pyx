@@ -414,9 +414,10 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
         kern = gemm_kernel_f64(active_isa())
     p.bq = BQ_PANELS * kern.mr
     p.nqb = cdiv(p.L, p.bq)
-    p.chunk = CHUNK
+    p.chunk = max(p.S, 1)
     p.nchunks = 1
     if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.S > CHUNK:
+        p.chunk = CHUNK
         p.nchunks = cdiv(p.S, CHUNK)
     cdef int nthreads = <int>min(num_threads, nbh * p.nqb * p.nchunks)
 
