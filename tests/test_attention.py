@@ -330,3 +330,30 @@ def test_errors(rng):
         cattn.attention_weights(q.astype(int), k)
     with pytest.raises(ValueError, match="self_attention|scaled_dot"):
         cattn.self_attention(np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("L", [1, 2, 4])
+def test_decode_path(L, isa, rng):
+    """A few queries take the row path (no packing): every feature there."""
+    S = 2100
+    q, k, v = qkv(rng, (2, 3, L, 40), (2, 3, S, 40), (2, 3, S, 24),
+                  np.float32)
+    check(q, k, v)
+    check(q, k, v, is_causal="bottom_right", window=(700, None))
+    check(q, k, v, rng.random((L, S)) < 0.5)
+    check(q, k, v, rng.standard_normal((2, 1, L, S)).astype(np.float32))
+    dead = np.ones((L, S), bool)
+    dead[0] = False
+    out, lse = check(q, k, v, dead)
+    assert np.all(out[..., 0, :] == 0) and np.all(np.isneginf(lse[..., 0]))
+    k2 = k.copy()
+    k2[0, 0, 1500, 3] = np.nan
+    out = sdpa(q, k2, v)
+    assert np.isnan(out[0, 0]).all() and not np.isnan(out[1]).any()
+    # Transposed (non-unit inner stride) operands go the tiled way: same
+    # answer within rounding.
+    qt = np.swapaxes(np.swapaxes(q, -1, -2).copy(), -1, -2)
+    np.testing.assert_allclose(sdpa(qt, k, v), sdpa(q, k, v), rtol=2e-5,
+                               atol=2e-6)
+    base = sdpa(q, k, v, num_threads=1)
+    np.testing.assert_array_equal(sdpa(q, k, v, num_threads=2), base)

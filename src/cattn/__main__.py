@@ -52,6 +52,15 @@ def self_check(rng):
             want = ref(x)
             err = np.abs(ours(x) - want).max() / max(np.abs(want).max(), 1.0)
             results.append((f"{name} {np.dtype(dtype).name}", err, tol))
+        q = rng.standard_normal((2, 4, 100, 32)).astype(dtype)
+        kv = rng.standard_normal((2, 4, 300, 32)).astype(dtype)
+        for label, kw in (("sdpa", {}), ("sdpa causal", {"is_causal": True}),
+                          ("sdpa decode", {"q": q[:, :, :1]})):
+            qq = kw.pop("q", q)
+            want = _reference.scaled_dot_product_attention(qq, kv, kv, **kw)[0]
+            got = cattn.scaled_dot_product_attention(qq, kv, kv, **kw)
+            err = np.linalg.norm(got - want) / np.linalg.norm(want)
+            results.append((f"{label} {np.dtype(dtype).name}", err, tol))
         a = rng.standard_normal((300, 257)).astype(dtype)
         b = rng.standard_normal((257, 301)).astype(dtype)
         want = _reference.matmul(a, b)
@@ -90,6 +99,19 @@ def benchmarks(rng, quick):
         t_ours, t_theirs = interleaved([ours, theirs])
         rows.append((f"{name} float32 ({n}, {n})", peer, t_ours, t_theirs,
                      None))
+    B, H, L, E = (2, 8, 512, 64) if quick else (4, 8, 1024, 64)
+    q = rng.standard_normal((B, H, L, E)).astype(np.float32)
+
+    def numpy_attention():
+        s = np.matmul(q, np.swapaxes(q, -1, -2)) * np.float32(E ** -0.5)
+        return np.matmul(peer_softmax(s, axis=-1), q)
+
+    t_ours, t_theirs = interleaved(
+        [lambda: cattn.scaled_dot_product_attention(q, q, q),
+         numpy_attention], rounds=3)
+    rows.append((f"sdpa float32 B{B} H{H} L=S={L} E{E}", "numpy+" + (
+        "scipy" if peer == "scipy.special" else "numpy"), t_ours, t_theirs,
+        4.0 * B * H * L * L * E))
     size = 1024 if quick else 2048
     for dtype in (np.float32, np.float64):
         a = rng.standard_normal((size, size)).astype(dtype)
@@ -121,11 +143,11 @@ def main(argv=None):
     print("\ntimings (median of interleaved runs; ratio > 1: cattn faster)")
     if os.environ.get("OPENBLAS_CORETYPE"):
         print("  note: OPENBLAS_CORETYPE is set, which can slow numpy's BLAS")
-    print(f"  {'case':<30} {'peer':<14} {'cattn':>10} {'peer':>10} "
+    print(f"  {'case':<34} {'peer':<14} {'cattn':>10} {'peer':>10} "
           f"{'ratio':>6} {'cattn GFLOP/s':>14}")
     for case, peer, t_ours, t_theirs, flops in benchmarks(rng, args.quick):
         gflops = f"{flops / t_ours / 1e9:14.1f}" if flops else ""
-        print(f"  {case:<30} {peer:<14} {t_ours * 1e3:8.1f}ms "
+        print(f"  {case:<34} {peer:<14} {t_ours * 1e3:8.1f}ms "
               f"{t_theirs * 1e3:8.1f}ms {t_theirs / t_ours:6.2f} {gflops}")
     if not ok:
         print("\nself-check FAILED", file=sys.stderr)

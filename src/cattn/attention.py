@@ -290,6 +290,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, *,
         sq, sk, sv, so = (_checks.element_strides(x) for x in (q, k, v, o))
         sm = _checks.element_strides(mask) if mask is not None else (0, 0)
         zero = np.zeros(int(np.prod(batch, dtype=np.int64)), dtype=np.int64)
+        # A few queries (decoding): stream K and V rows instead of packing
+        # tiles.  Chosen from shapes and layouts, never from the threads.
+        decode = L <= _attention.DECODE_MAX_L and all(
+            x.shape[-1] <= 1 or st[-1] == 1
+            for x, st in ((q, sq), (k, sk), (v, sv)))
         _attention.attention(
             q, k, v, mask, o,
             lse.reshape(-1, L) if lse is not None else None,
@@ -302,7 +307,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, *,
             (L, S, E, Ev), kind, causal is not None,
             S - L if causal == "bottom_right" else 0,
             window[0] if window else None, window[1] if window else None,
-            scale, nthreads)
+            scale, decode, nthreads)
     if out is not None and result is not out:
         out[...] = result
         result = out

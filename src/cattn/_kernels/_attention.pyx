@@ -1,37 +1,43 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Fused scaled-dot-product attention: tiled, online softmax, O(tile) memory.
 
-For each (batch·head, query block of BQ rows) the kernel walks the key
-blocks of BK keys in order, never forming the L x S score matrix:
+For each (batch·head, block of BQ queries) the kernel walks the key blocks
+of BK keys in order, never forming the L x S score matrix.  It works on the
+transposed score tile Sᵀ (keys down, queries across), so the softmax steps
+run along contiguous queries with full vectors and P comes out already in
+the layout the P·V product packs with plain copies:
 
-    S   = scale · Q_blk K_blkᵀ            GEMM micro-kernel, alpha = scale
-    S  += mask; S = -inf where hidden      attn_mask, causal, window
-    m'  = max(m, rowmax S)                 running max per row
-    P   = exp(S - m'), a = exp(m - m')     row kernels of include/softmax/
-    l   = a·l + rowsum P                   running sum
+    Sᵀ  = scale · K_blk Q_blkᵀ            GEMM micro-kernel, alpha = scale
+    Sᵀ += maskᵀ; -inf where hidden         attn_mask, causal, window
+    m'  = max(m, colmax Sᵀ)                running max per query
+    Pᵀ  = exp(Sᵀ - m'), a = exp(m - m')    column kernels, include/attention/
+    l   = a·l + colsum Pᵀ                  running sum (float64)
     O   = a·O + P V_blk                    GEMM micro-kernel, beta = 1
-and finally O / l (0 for a row that saw no key) and lse = m + log l.
+and finally O / l (0 for a query that saw no key) and lse = m + log l.
 
-Key blocks that no row of the query block can see (causal, window) are
-skipped.  Visiting a block a row cannot see is an exact no-op for that row
-(a = 1, P = 0), so skipping never changes a bit.
+K and V are packed once per batch·head into micro-kernel panels, shared by
+all query blocks (Q is packed once per query block).  Key blocks no query of
+a block can see (causal, window) are skipped: visiting one is an exact no-op
+for that query (a = 1, P = 0), so skipping never changes a bit.
 
-Parallel design.  Work items are (batch·head, query block, key chunk),
-handed out dynamically; each item is computed by one thread in a fixed
-order into its own rows, so the result does not depend on the thread count.
-Key chunks exist for decoding (few query blocks, long keys): when there are
-fewer than SPLIT_BELOW_ITEMS items, the keys are cut into chunks of CHUNK
-keys — a choice made from the shapes alone, never from the thread count —
-each chunk yields a partial (m, l, O), and the partials are merged in chunk
-order, as in Flash-Decoding.
+Parallel design.  Batch·heads are taken in groups (enough work items to keep
+every thread busy, packed K/V of at most GROUP_BYTES).  For each group the
+team packs K and V (a prange over key blocks), then computes the group's
+work items — (batch·head, query block, key chunk) — with a dynamic prange;
+each item is computed by one thread in a fixed order into its own rows, so
+no result depends on the thread count or the grouping.  Key chunks exist for
+decoding (few query blocks, long keys): with fewer than SPLIT_BELOW_ITEMS
+items in all, the keys are cut into chunks of CHUNK keys — a choice made from
+the shapes alone — each chunk yields a partial (m, l, O), and the partials are
+merged in chunk order, as in Flash-Decoding.
 
-Scratch is per thread (packed Q, K and V tiles, the score tile, the
-accumulator): O(threads × tile), allocated before the parallel region.
+Memory: per-thread tiles plus the packed K/V of one group, independent of
+L·S; allocated before the parallel region, so failure raises MemoryError.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
 import numpy as np
@@ -39,24 +45,52 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
                      gemm_kernel_f64, pack_a, pack_b)
-from ._softmax cimport (cattn_rows_f32, cattn_rows_f32_for, cattn_rows_f64,
-                        cattn_rows_f64_for)
+from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 
 cnp.import_array()
 
 cdef extern from "cattn_omp.h":
     pass
 
-cdef extern from "<stdlib.h>" nogil:
-    int posix_memalign(void **memptr, size_t alignment, size_t size)
+cdef extern from "attention/cattn_attention.h":
+    ctypedef struct cattn_cols_f32:
+        const char *name
+        int64_t vl
+        void (*col_max)(int64_t, int64_t, const float *, int64_t,
+                        float *) noexcept nogil
+        void (*col_exp_sum)(int64_t, int64_t, float *, int64_t,
+                            const float *, float *) noexcept nogil
+        void (*dot_rows)(int64_t, int64_t, const float *, const float *,
+                         int64_t, float, float *) noexcept nogil
+        void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
+                          int64_t, float *) noexcept nogil
+    ctypedef struct cattn_cols_f64:
+        const char *name
+        int64_t vl
+        void (*col_max)(int64_t, int64_t, const double *, int64_t,
+                        double *) noexcept nogil
+        void (*col_exp_sum)(int64_t, int64_t, double *, int64_t,
+                            const double *, double *) noexcept nogil
+        void (*dot_rows)(int64_t, int64_t, const double *, const double *,
+                         int64_t, double, double *) noexcept nogil
+        void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
+                          int64_t, double *) noexcept nogil
+    const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
+    const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
-# Key block: the depth of the P·V product, at most the micro-kernel's KC.
-cdef int64_t BK = 256
-# Query block, in micro-kernel row panels.
-cdef int64_t BQ_PANELS = 8
+# Key block: about 256 keys (the depth of the P·V product, at most the
+# micro-kernel's KC), rounded down to whole MR panels of packed K.
+cdef int64_t BK_TARGET = 128
+# Query block: at least this many queries, rounded up to whole NR panels.
+cdef int64_t BQ_TARGET = 48
 # Split keys into chunks of CHUNK keys when there are fewer work items.
 cdef int64_t SPLIT_BELOW_ITEMS = 16
 cdef int64_t CHUNK = 1024
+# Packed K and V of one group of batch·heads stay under this size.
+cdef int64_t GROUP_BYTES = 32 << 20
+# Decode path: at most this many queries, keys in chunks of DECODE_CHUNK.
+DECODE_MAX_L = 4
+cdef int64_t DECODE_CHUNK = 1024
 
 cpdef enum MaskKind:
     MASK_NONE = 0
@@ -74,20 +108,24 @@ cdef struct Problem:
     bint causal, has_left, has_right
     int64_t diag, left, right
     double scale
-    # Blocking.
-    int64_t bq, nqb, nchunks, chunk
+    # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
+    # multiple of MR), key chunks of `chunk` (a multiple of bk).
+    int64_t bq, bk, nqb, nchunks, chunk
+    bint decode       # one query row per block, no packing (rows.tmpl.h)
+    # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
+    # E; V as NR-column panels per key block.
+    int64_t s_pad, ev_pad, kpack_size, vpack_size
 
 
 cdef struct Scratch:
-    # One thread's buffers; sizes in elements of the compute dtype.
-    void *qpack       # ceil(BQ/MR)·MR x E, packed by KC chunks of E
-    void *kpack       # KC x ceil(BK/NR)·NR
-    void *vpack       # BK x ceil(Ev/NR)·NR
-    void *ppack       # ceil(BQ/MR)·MR x BK
-    void *s           # BQ x BK score tile, row stride BK
-    void *acc         # BQ x ev_pad accumulator, row stride ev_pad
-    double *m         # BQ running max
-    double *l         # BQ running sum
+    # One thread's tiles; sizes in elements of the compute dtype.
+    void *qpack       # Qᵀ as NR-column panels: E x bq
+    void *st          # score tile Sᵀ: bk x bq (row stride bq)
+    void *ppack       # P as MR-row panels: bq_pad x bk
+    void *acc         # O accumulator: bq x ev_pad
+    void *colbuf      # 3 x bq: column max, shift, sum
+    double *m         # bq running max
+    double *l         # bq running sum
 
 
 cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
@@ -120,6 +158,196 @@ cdef inline int64_t last_visible(const Problem *p, int64_t i) noexcept nogil:
     return hi
 
 
+cdef inline int64_t first_query(const Problem *p, int64_t j) noexcept nogil:
+    """Smallest query index that may see key j (last_visible(i) >= j)."""
+    cdef int64_t i = -(1 << 62)
+    if p.causal:
+        i = imax(i, j - p.diag)
+    if p.has_right:
+        i = imax(i, j - p.diag - p.right)
+    return i
+
+
+cdef inline int64_t last_query(const Problem *p, int64_t j) noexcept nogil:
+    """Largest query index that may see key j (first_visible(i) <= j)."""
+    if p.has_left:
+        return j - p.diag + p.left
+    return 1 << 62
+
+
+cdef void pack_kv(const Problem *p, const GemmKernel *kern,
+                  const floating *k, const floating *v, int64_t kb,
+                  floating *kpack, floating *vpack) noexcept nogil:
+    """Pack key block kb (keys kb·bk..) of K (as the A operand of Sᵀ = K Qᵀ)
+    and V (as the B operand of O = P V)."""
+    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0)
+    cdef int64_t t, pc, kc
+    for t in range(imax(1, cdiv(p.E, kern.kc))):
+        pc = t * kern.kc
+        kc = imin(kern.kc, p.E - pc)
+        pack_a(nk, kc, k + k0 * p.rs_k + pc * p.cs_k, p.rs_k, p.cs_k,
+               kern.mr, kpack + pc * p.s_pad + k0 * kc)
+    pack_b(nk, p.Ev, v + k0 * p.rs_v, p.rs_v, p.cs_v, kern.nr, 0,
+           cdiv(p.Ev, kern.nr), vpack + k0 * p.ev_pad)
+
+
+cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
+                    int64_t k0, int64_t nk, const void *mask) noexcept nogil:
+    """Add the float mask, or hide (-inf) what the bool mask, causal or the
+    window hide, in the transposed tile of keys k0.. x queries i0.."""
+    cdef int64_t j, q, lo, hi
+    cdef floating *row
+    cdef const floating *fm
+    cdef const uint8_t *bm
+    for j in range(nk):
+        row = st + j * p.bq
+        if p.mask_kind == MASK_ADD:
+            fm = <const floating *>mask + i0 * p.rs_m + (k0 + j) * p.cs_m
+            for q in range(nq):
+                row[q] = row[q] + fm[q * p.rs_m]
+        elif p.mask_kind == MASK_BOOL:
+            bm = <const uint8_t *>mask + i0 * p.rs_m + (k0 + j) * p.cs_m
+            for q in range(nq):
+                if not bm[q * p.rs_m]:
+                    row[q] = -INFINITY
+        lo = imax(first_query(p, k0 + j) - i0, 0)
+        hi = imin(last_query(p, k0 + j) - i0, nq - 1)
+        for q in range(imin(lo, nq)):
+            row[q] = -INFINITY
+        for q in range(imax(hi + 1, 0), nq):
+            row[q] = -INFINITY
+
+
+cdef inline void col_max(int64_t nk, int64_t nq_pad, const floating *st,
+                         int64_t ld, floating *mx) noexcept nogil:
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).col_max(nk, nq_pad, st, ld, mx)
+    else:
+        cattn_cols_f64_for(active_isa()).col_max(nk, nq_pad, st, ld, mx)
+
+
+cdef inline void col_exp_sum(int64_t nk, int64_t nq_pad, floating *st,
+                             int64_t ld, const floating *shift,
+                             floating *total) noexcept nogil:
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).col_exp_sum(nk, nq_pad, st, ld,
+                                                     shift, total)
+    else:
+        cattn_cols_f64_for(active_isa()).col_exp_sum(nk, nq_pad, st, ld,
+                                                     shift, total)
+
+
+cdef void attend_block(const Problem *p, const GemmKernel *kern,
+                       const floating *q, const floating *kpack,
+                       const floating *vpack, const void *mask,
+                       int64_t qb, int64_t chunk, Scratch *w) noexcept nogil:
+    """Online-softmax attention of query block qb over key chunk `chunk`;
+    leaves (m, l, acc) for its rows in w."""
+    cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
+    cdef int64_t bq = p.bq, ev_pad = p.ev_pad
+    cdef int64_t k_lo, k_hi, kb, k0, nk, pc, kc, r, c, t, jq, n_pc
+    cdef floating *qpack = <floating *>w.qpack
+    cdef floating *st = <floating *>w.st
+    cdef floating *ppack = <floating *>w.ppack
+    cdef floating *acc = <floating *>w.acc
+    cdef floating *mx = <floating *>w.colbuf
+    cdef floating *shift = mx + bq
+    cdef floating *total = mx + 2 * bq
+    cdef floating m_new
+    cdef double alpha
+    cdef floating scale = <floating>p.scale
+
+    for r in range(nq):
+        w.m[r] = -INFINITY
+        w.l[r] = 0
+        for c in range(ev_pad):
+            acc[r * ev_pad + c] = 0
+
+    # Key blocks this query block may need: the chunk, cut to what its rows
+    # can see.
+    k_lo = imax(chunk * p.chunk, first_visible(p, i0))
+    k_hi = imin(imin((chunk + 1) * p.chunk, p.S),
+                last_visible(p, i0 + nq - 1) + 1)
+    if k_lo >= k_hi:
+        return
+
+    n_pc = imax(1, cdiv(p.E, kc_max))
+    for t in range(n_pc):
+        pc = t * kc_max
+        kc = imin(kc_max, p.E - pc)
+        pack_b(kc, nq, q + i0 * p.rs_q + pc * p.cs_q, p.cs_q, p.rs_q, nr, 0,
+               cdiv(nq, nr), qpack + pc * bq)
+
+    for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
+        k0 = kb * p.bk
+        nk = imin(p.bk, p.S - k0)
+        # Sᵀ = scale · K Qᵀ over E in KC chunks.
+        for t in range(n_pc):
+            pc = t * kc_max
+            kc = imin(kc_max, p.E - pc)
+            for r in range(cdiv(nk, mr)):
+                for jq in range(cdiv(nq, nr)):
+                    call_ukernel(kern, kc,
+                                 kpack + pc * p.s_pad + (k0 + r * mr) * kc,
+                                 qpack + pc * bq + jq * nr * kc,
+                                 st + r * mr * bq + jq * nr, bq, 1,
+                                 imin(mr, nk - r * mr), imin(nr, nq - jq * nr),
+                                 scale, 0 if t == 0 else 1)
+        mask_tile(p, st, i0, nq, k0, nk, mask)
+
+        # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
+        col_max(nk, bq, st, bq, mx)
+        for r in range(bq):
+            m_new = mx[r] if r < nq and mx[r] > w.m[r] else (
+                <floating>w.m[r] if r < nq else 0)
+            # A query that has seen nothing keeps shift 0: exp(-inf) = 0,
+            # and a NaN still turns its sum into NaN.
+            shift[r] = m_new if m_new != -INFINITY else 0
+            mx[r] = m_new
+        col_exp_sum(nk, bq, st, bq, shift, total)
+        for r in range(nq):
+            m_new = mx[r]
+            if m_new == -INFINITY:
+                if total[r] != total[r]:
+                    w.l[r] = total[r]
+                continue
+            alpha = exp(w.m[r] - m_new)
+            w.l[r] = w.l[r] * alpha + total[r]
+            if alpha != 1:
+                for c in range(p.Ev):
+                    acc[r * ev_pad + c] = acc[r * ev_pad + c] * <floating>alpha
+            w.m[r] = m_new
+
+        # acc += P V, with P = (Pᵀ)ᵀ packed by rows of Pᵀ (plain copies).
+        pack_a(nq, nk, st, 1, bq, mr, ppack)
+        for r in range(cdiv(nq, mr)):
+            for jq in range(cdiv(p.Ev, nr)):
+                call_ukernel(kern, nk, ppack + r * mr * nk,
+                             vpack + k0 * ev_pad + jq * nr * nk,
+                             acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
+                             imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
+                             <floating>1, <floating>1)
+
+
+cdef inline void dot_rows(int64_t nk, int64_t E, const floating *q,
+                          const floating *k, int64_t rs_k, floating scale,
+                          floating *s) noexcept nogil:
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).dot_rows(nk, E, q, k, rs_k, scale, s)
+    else:
+        cattn_cols_f64_for(active_isa()).dot_rows(nk, E, q, k, rs_k, scale, s)
+
+
+cdef inline void axpy_rows(int64_t nk, int64_t Ev, const floating *p,
+                           const floating *v, int64_t rs_v,
+                           floating *acc) noexcept nogil:
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).axpy_rows(nk, Ev, p, v, rs_v, acc)
+    else:
+        cattn_cols_f64_for(active_isa()).axpy_rows(nk, Ev, p, v, rs_v, acc)
+
+
 cdef inline floating row_max(int64_t n, const floating *x) noexcept nogil:
     if floating is float:
         return cattn_rows_f32_for(active_isa()).max(n, x)
@@ -135,136 +363,62 @@ cdef inline floating row_exp_sum(int64_t n, floating *x,
         return cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
-cdef void mask_tile(const Problem *p, floating *s, int64_t ldS, int64_t i0,
-                    int64_t nq, int64_t k0, int64_t nk, const void *mask,
-                    ) noexcept nogil:
-    """Add the float mask, or hide (-inf) what the bool mask, causal or the
-    window hide, in the nq x nk tile of rows i0.. and keys k0.."""
-    cdef int64_t r, j, lo, hi, i
-    cdef floating *srow
+cdef void attend_row(const Problem *p, const floating *q,
+                     const floating *k, const floating *v, const void *mask,
+                     int64_t i, int64_t chunk, Scratch *w) noexcept nogil:
+    """Decode path: query row i over key chunk `chunk`, streaming K and V
+    rows (unit inner stride); leaves (m, l, acc) of the row in w."""
+    cdef int64_t k_lo, k_hi, kb, nk, j, c
+    cdef floating *s = <floating *>w.st
+    cdef floating *acc = <floating *>w.acc
+    cdef floating mx, m_new
+    cdef double alpha
     cdef const floating *fm
     cdef const uint8_t *bm
-    for r in range(nq):
-        i = i0 + r
-        srow = s + r * ldS
-        if p.mask_kind == MASK_ADD:
-            fm = <const floating *>mask + i * p.rs_m + k0 * p.cs_m
-            for j in range(nk):
-                srow[j] = srow[j] + fm[j * p.cs_m]
-        elif p.mask_kind == MASK_BOOL:
-            bm = <const uint8_t *>mask + i * p.rs_m + k0 * p.cs_m
-            for j in range(nk):
-                if not bm[j * p.cs_m]:
-                    srow[j] = -INFINITY
-        lo = first_visible(p, i) - k0
-        hi = last_visible(p, i) - k0
-        for j in range(imin(imax(lo, 0), nk)):
-            srow[j] = -INFINITY
-        for j in range(imax(hi + 1, 0), nk):
-            srow[j] = -INFINITY
-
-
-cdef void attend_block(const Problem *p, const GemmKernel *kern,
-                       const floating *q, const floating *k,
-                       const floating *v, const void *mask,
-                       int64_t qb, int64_t chunk, Scratch *w) noexcept nogil:
-    """Online-softmax attention of query block qb over key chunk `chunk`;
-    leaves (m, l, acc) for its rows in w."""
-    cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
-    cdef int64_t nq_pad = cdiv(nq, mr) * mr
-    cdef int64_t ev_pad = cdiv(p.Ev, nr) * nr
-    cdef int64_t k_lo, k_hi, kb, nk, pc, kc, r, c, t, jq, n_pc
-    cdef floating *qpack = <floating *>w.qpack
-    cdef floating *kpack = <floating *>w.kpack
-    cdef floating *vpack = <floating *>w.vpack
-    cdef floating *ppack = <floating *>w.ppack
-    cdef floating *s = <floating *>w.s
-    cdef floating *acc = <floating *>w.acc
-    cdef floating *srow
-    cdef floating mx, m_new, alpha, rowsum
-    cdef floating scale = <floating>p.scale
-
-    for r in range(nq):
-        w.m[r] = -INFINITY
-        w.l[r] = 0
-        for c in range(ev_pad):
-            acc[r * ev_pad + c] = 0
-
-    # Keys this block may need: the chunk, cut to what its rows can see,
-    # widened to whole BK blocks so block boundaries never move.
-    k_lo = imax(chunk * p.chunk, first_visible(p, i0))
-    k_hi = imin(imin((chunk + 1) * p.chunk, p.S),
-                last_visible(p, i0 + nq - 1) + 1)
-    if k_lo >= k_hi:
-        return
-    k_lo = k_lo // BK * BK
-
-    n_pc = imax(1, cdiv(p.E, kc_max))
-    for t in range(n_pc):
-        pc = t * kc_max
-        kc = imin(kc_max, p.E - pc)
-        pack_a(nq, kc, q + i0 * p.rs_q + pc * p.cs_q, p.rs_q, p.cs_q, mr,
-               qpack + pc * nq_pad)
-
+    w.m[0] = -INFINITY
+    w.l[0] = 0
+    for c in range(p.Ev):
+        acc[c] = 0
+    # Exactly the keys row i may see, within the chunk.
+    k_lo = imax(chunk * p.chunk, first_visible(p, i))
+    k_hi = imin(imin((chunk + 1) * p.chunk, p.S), last_visible(p, i) + 1)
     kb = k_lo
     while kb < k_hi:
-        nk = imin(BK - kb % BK, k_hi - kb)
-        # S = scale · Q Kᵀ over E in KC chunks.
-        for t in range(n_pc):
-            pc = t * kc_max
-            kc = imin(kc_max, p.E - pc)
-            pack_b(kc, nk, k + kb * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k,
-                   nr, 0, cdiv(nk, nr), kpack)
-            for r in range(0, nq_pad // mr):
-                for jq in range(cdiv(nk, nr)):
-                    call_ukernel(kern, kc, qpack + pc * nq_pad + r * mr * kc,
-                                 kpack + jq * nr * kc,
-                                 s + r * mr * BK + jq * nr, BK, 1,
-                                 imin(mr, nq - r * mr), imin(nr, nk - jq * nr),
-                                 scale, 0 if t == 0 else 1)
-        mask_tile(p, s, BK, i0, nq, kb, nk, mask)
-
-        # Online softmax: P = exp(S - m'), rescale what came before.
-        for r in range(nq):
-            srow = s + r * BK
-            mx = row_max(nk, srow)
-            m_new = mx if mx > w.m[r] else <floating>w.m[r]
-            if m_new == -INFINITY:
-                # Nothing visible yet: P = 0 and the state stays as it is,
-                # unless a NaN hides behind the -inf max (it must propagate).
-                for c in range(nk):
-                    if srow[c] != srow[c]:
-                        w.l[r] = srow[c]
-                    srow[c] = 0
-                continue
-            alpha = exp(w.m[r] - m_new)
-            rowsum = row_exp_sum(nk, srow, m_new)
-            w.l[r] = w.l[r] * alpha + rowsum
+        nk = imin(p.bk, k_hi - kb)
+        dot_rows(nk, p.E, q + i * p.rs_q, k + kb * p.rs_k, p.rs_k,
+                 <floating>p.scale, s)
+        if p.mask_kind == MASK_ADD:
+            fm = <const floating *>mask + i * p.rs_m + kb * p.cs_m
+            for j in range(nk):
+                s[j] = s[j] + fm[j * p.cs_m]
+        elif p.mask_kind == MASK_BOOL:
+            bm = <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m
+            for j in range(nk):
+                if not bm[j * p.cs_m]:
+                    s[j] = -INFINITY
+        mx = row_max(nk, s)
+        m_new = mx if mx > w.m[0] else <floating>w.m[0]
+        if m_new == -INFINITY:
+            # Nothing visible yet; a NaN behind the -inf max must propagate.
+            for j in range(nk):
+                if s[j] != s[j]:
+                    w.l[0] = s[j]
+        else:
+            alpha = exp(w.m[0] - m_new)
+            w.l[0] = w.l[0] * alpha + row_exp_sum(nk, s, m_new)
             if alpha != 1:
                 for c in range(p.Ev):
-                    acc[r * ev_pad + c] = acc[r * ev_pad + c] * alpha
-            w.m[r] = m_new
-
-        # acc += P V.
-        pack_a(nq, nk, s, BK, 1, mr, ppack)
-        pack_b(nk, p.Ev, v + kb * p.rs_v, p.rs_v, p.cs_v, nr, 0,
-               cdiv(p.Ev, nr), vpack)
-        for r in range(0, nq_pad // mr):
-            for jq in range(cdiv(p.Ev, nr)):
-                call_ukernel(kern, nk, ppack + r * mr * nk,
-                             vpack + jq * nr * nk,
-                             acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
-                             imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
-                             <floating>1, <floating>1)
+                    acc[c] = acc[c] * <floating>alpha
+            axpy_rows(nk, p.Ev, s, v + kb * p.rs_v, p.rs_v, acc)
+            w.m[0] = m_new
         kb += nk
 
 
-cdef void write_rows(const Problem *p, Scratch *w, int64_t nq, int64_t ev_pad,
+cdef void write_rows(const Problem *p, Scratch *w, int64_t nq,
                      floating *o, floating *lse) noexcept nogil:
     """out = acc / l and lse = m + log l for nq rows; a row that saw no key
     (l == 0) gets 0 and -inf."""
-    cdef int64_t r, c
+    cdef int64_t r, c, ev_pad = p.ev_pad
     cdef floating *acc = <floating *>w.acc
     cdef double l
     for r in range(nq):
@@ -276,22 +430,22 @@ cdef void write_rows(const Problem *p, Scratch *w, int64_t nq, int64_t ev_pad,
             lse[r] = <floating>(w.m[r] + log(l)) if l != 0 else -INFINITY
 
 
-cdef void save_partial(Scratch *w, int64_t nq, int64_t ev_pad, int64_t Ev,
+cdef void save_partial(const Problem *p, Scratch *w, int64_t nq,
                        floating *part) noexcept nogil:
     """Store (m, l, acc) of nq rows as rows of [m, l, acc[0:Ev]]."""
-    cdef int64_t r, c
+    cdef int64_t r, c, row_len = p.Ev + 2
     cdef floating *acc = <floating *>w.acc
     for r in range(nq):
-        part[r * (Ev + 2)] = <floating>w.m[r]
-        part[r * (Ev + 2) + 1] = <floating>w.l[r]
-        for c in range(Ev):
-            part[r * (Ev + 2) + 2 + c] = acc[r * ev_pad + c]
+        part[r * row_len] = <floating>w.m[r]
+        part[r * row_len + 1] = <floating>w.l[r]
+        for c in range(p.Ev):
+            part[r * row_len + 2 + c] = acc[r * p.ev_pad + c]
 
 
 cdef void merge_partials(const Problem *p, const floating *part,
-                         int64_t nq, Scratch *w, int64_t ev_pad) noexcept nogil:
+                         int64_t nq, Scratch *w) noexcept nogil:
     """Combine the nchunks partials of nq rows, in chunk order, into w."""
-    cdef int64_t r, c, ch, row_len = p.Ev + 2
+    cdef int64_t r, c, ch, row_len = p.Ev + 2, ev_pad = p.ev_pad
     cdef int64_t stride = p.bq * row_len
     cdef floating *acc = <floating *>w.acc
     cdef double big, a
@@ -306,55 +460,85 @@ cdef void merge_partials(const Problem *p, const floating *part,
         w.l[r] = 0
         for c in range(p.Ev):
             acc[r * ev_pad + c] = 0
-        if big == -INFINITY:
-            continue
         for ch in range(p.nchunks):
             pr = part + ch * stride + r * row_len
             if pr[1] == 0:
                 continue
-            a = exp(pr[0] - big)
+            a = exp(pr[0] - big) if big != -INFINITY else 1
             w.l[r] = w.l[r] + pr[1] * a
             for c in range(p.Ev):
-                acc[r * ev_pad + c] = acc[r * ev_pad + c] + pr[2 + c] * <floating>a
+                acc[r * ev_pad + c] = (acc[r * ev_pad + c]
+                                       + pr[2 + c] * <floating>a)
 
 
 cdef void run(const Problem *p, const floating *q, const floating *k,
               const floating *v, const void *mask, floating *o,
               floating *lse, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_v, const int64_t *off_m,
-              const int64_t *off_o, int64_t nbh, Scratch *scratch,
-              floating *parts, int nthreads) noexcept nogil:
+              const int64_t *off_o, int64_t nbh, int64_t group,
+              Scratch *scratch, floating *kvpack, floating *parts,
+              int nthreads) noexcept nogil:
     cdef GemmKernel kern
     if floating is float:
         kern = gemm_kernel_f32(active_isa())
     else:
         kern = gemm_kernel_f64(active_isa())
-    cdef int64_t ev_pad = cdiv(p.Ev, kern.nr) * kern.nr
-    cdef int64_t items = nbh * p.nqb * p.nchunks
-    cdef int64_t item, bh, qb, ch, nq, row_len = p.Ev + 2
+    cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.S, p.bk)
+    cdef int64_t row_len = p.Ev + 2, kv_size = p.kpack_size + p.vpack_size
+    cdef int64_t gi, g0, ng, item, bh, qb, ch, nq
     cdef Scratch *w
     cdef const void *mask_bh
+    cdef floating *kv
     cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
 
-    for item in prange(items, schedule='dynamic', num_threads=nthreads):
-        w = scratch + threadid()
-        bh = item // (p.nqb * p.nchunks)
-        qb = (item // p.nchunks) % p.nqb
-        ch = item % p.nchunks
-        nq = imin(p.bq, p.L - qb * p.bq)
-        mask_bh = NULL
-        if p.mask_kind != MASK_NONE:
-            mask_bh = <const char *>mask + off_m[bh] * mask_item
-        attend_block(p, &kern, q + off_q[bh], k + off_k[bh], v + off_v[bh],
-                     mask_bh, qb, ch, w)
-        if p.nchunks == 1:
-            write_rows(p, w, nq, ev_pad,
-                       o + off_o[bh] + qb * p.bq * p.rs_o,
-                       lse + bh * p.L + qb * p.bq if lse != NULL else NULL)
-        else:
-            save_partial(w, nq, ev_pad, p.Ev,
-                         parts + ((bh * p.nqb + qb) * p.nchunks + ch)
-                         * p.bq * row_len)
+    if p.decode:
+        for item in prange(nbh * per_bh, schedule='dynamic',
+                           num_threads=nthreads):
+            w = scratch + threadid()
+            bh = item // per_bh
+            qb = (item // p.nchunks) % p.nqb
+            ch = item % p.nchunks
+            mask_bh = NULL
+            if p.mask_kind != MASK_NONE:
+                mask_bh = <const char *>mask + off_m[bh] * mask_item
+            attend_row(p, q + off_q[bh], k + off_k[bh], v + off_v[bh],
+                       mask_bh, qb, ch, w)
+            if p.nchunks == 1:
+                write_rows(p, w, 1, o + off_o[bh] + qb * p.rs_o,
+                           lse + bh * p.L + qb if lse != NULL else NULL)
+            else:
+                save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks
+                                               + ch) * row_len)
+    else:
+        with parallel(num_threads=nthreads):
+            for gi in range(cdiv(nbh, group)):
+                g0 = gi * group
+                ng = imin(group, nbh - g0)
+                for item in prange(ng * nkb, schedule='static'):
+                    bh = g0 + item // nkb
+                    kv = kvpack + (bh - g0) * kv_size
+                    pack_kv(p, &kern, k + off_k[bh], v + off_v[bh],
+                            item % nkb, kv, kv + p.kpack_size)
+                for item in prange(ng * per_bh, schedule='dynamic'):
+                    w = scratch + threadid()
+                    bh = g0 + item // per_bh
+                    qb = (item // p.nchunks) % p.nqb
+                    ch = item % p.nchunks
+                    nq = imin(p.bq, p.L - qb * p.bq)
+                    kv = kvpack + (bh - g0) * kv_size
+                    mask_bh = NULL
+                    if p.mask_kind != MASK_NONE:
+                        mask_bh = <const char *>mask + off_m[bh] * mask_item
+                    attend_block(p, &kern, q + off_q[bh], kv, kv + p.kpack_size,
+                                 mask_bh, qb, ch, w)
+                    if p.nchunks == 1:
+                        write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
+                                   lse + bh * p.L + qb * p.bq
+                                   if lse != NULL else NULL)
+                    else:
+                        save_partial(p, w, nq, parts + ((bh * p.nqb + qb)
+                                                        * p.nchunks + ch)
+                                     * p.bq * row_len)
 
     if p.nchunks == 1:
         return
@@ -363,15 +547,15 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
         bh = item // p.nqb
         qb = item % p.nqb
         nq = imin(p.bq, p.L - qb * p.bq)
-        merge_partials(p, parts + item * p.nchunks * p.bq * row_len, nq, w,
-                       ev_pad)
-        write_rows(p, w, nq, ev_pad, o + off_o[bh] + qb * p.bq * p.rs_o,
+        merge_partials(p, parts + item * p.nchunks * p.bq * row_len, nq, w)
+        write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
                    lse + bh * p.L + qb * p.bq if lse != NULL else NULL)
 
 
 cdef void *checked_alloc(size_t nbytes) except NULL:
-    cdef void *ptr = NULL
-    if posix_memalign(&ptr, 64, nbytes if nbytes > 0 else 64) != 0:
+    # calloc: padding lanes of the tiles hold zeros, never stale NaN/garbage.
+    cdef void *ptr = calloc(nbytes if nbytes > 0 else 1, 1)
+    if ptr == NULL:
         raise MemoryError(f"scaled_dot_product_attention: cannot allocate "
                           f"{nbytes} bytes of scratch")
     return ptr
@@ -382,8 +566,12 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
               const int64_t[::1] off_k, const int64_t[::1] off_v,
               const int64_t[::1] off_m, const int64_t[::1] off_o,
               tuple strides, tuple sizes, int mask_kind, bint causal,
-              int64_t diag, left, right, double scale, int num_threads):
+              int64_t diag, left, right, double scale, bint decode,
+              int num_threads):
     """Run the fused kernel over nbh = len(off_o) batch·head items.
+
+    decode selects the row path (L <= DECODE_MAX_L and unit inner strides
+    of q, k and v, decided by the caller from the shapes alone).
 
     sizes = (L, S, E, Ev); strides = (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v,
     rs_o, cs_o, rs_m, cs_m) in elements; offsets in elements of each array;
@@ -394,7 +582,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     cdef Problem p
     cdef int64_t nbh = off_o.shape[0]
     cdef GemmKernel kern
-    cdef int64_t itemsize = o.itemsize
+    cdef int64_t itemsize = o.itemsize, vl, group
     p.L, p.S, p.E, p.Ev = sizes
     (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
      p.rs_m, p.cs_m) = strides
@@ -410,60 +598,83 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
         return
     if o.dtype == np.float32:
         kern = gemm_kernel_f32(active_isa())
+        vl = cattn_cols_f32_for(active_isa()).vl
     else:
         kern = gemm_kernel_f64(active_isa())
-    p.bq = BQ_PANELS * kern.mr
-    p.nqb = cdiv(p.L, p.bq)
+        vl = cattn_cols_f64_for(active_isa()).vl
+    p.decode = decode
     p.chunk = max(p.S, 1)
     p.nchunks = 1
-    if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.S > CHUNK:
-        p.chunk = CHUNK
-        p.nchunks = cdiv(p.S, CHUNK)
-    cdef int nthreads = <int>min(num_threads, nbh * p.nqb * p.nchunks)
+    if decode:
+        # One row per block; keys in fixed chunks, merged in order.
+        p.bq = 1
+        p.bk = BK_TARGET
+        p.nqb = p.L
+        if p.S > DECODE_CHUNK:
+            p.chunk = DECODE_CHUNK
+            p.nchunks = cdiv(p.S, DECODE_CHUNK)
+    else:
+        # bq: whole NR panels of Qᵀ (and whole vectors of the column
+        # kernels); bk: whole MR panels of packed K.
+        p.bq = cdiv(BQ_TARGET, kern.nr) * kern.nr
+        p.bq = cdiv(p.bq, vl) * vl
+        p.bk = max(kern.mr, min(BK_TARGET, kern.kc) // kern.mr * kern.mr)
+        p.nqb = cdiv(p.L, p.bq)
+        if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.S > CHUNK:
+            p.chunk = CHUNK // p.bk * p.bk
+            p.nchunks = cdiv(p.S, p.chunk)
+    p.s_pad = cdiv(p.S, kern.mr) * kern.mr
+    p.ev_pad = cdiv(p.Ev, kern.nr) * kern.nr
+    p.kpack_size = p.s_pad * max(p.E, 1)
+    p.vpack_size = p.S * p.ev_pad
+    cdef int64_t per_bh = p.nqb * p.nchunks
+    cdef int nthreads = <int>min(num_threads, nbh * per_bh)
+    # Enough batch·heads per group for 4 items per thread, within the
+    # memory bound (grouping never changes a result).
+    cdef int64_t kv_bytes = (p.kpack_size + p.vpack_size) * itemsize
+    group = max(1, min(nbh, cdiv(4 * nthreads, per_bh),
+                       GROUP_BYTES // max(kv_bytes, 1)))
 
-    cdef int64_t mr = kern.mr, nr = kern.nr
-    cdef int64_t bq_pad = cdiv(p.bq, mr) * mr
-    cdef int64_t ev_pad = cdiv(p.Ev, nr) * nr
-    cdef int64_t e_alloc = max(p.E, 1)
-    cdef Scratch *scratch = <Scratch *>malloc(nthreads * sizeof(Scratch))
+    cdef int64_t bq_pad = cdiv(p.bq, kern.mr) * kern.mr
+    cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
+    cdef void *kvpack = NULL
     cdef void *parts = NULL
     cdef int t
     if scratch == NULL:
         raise MemoryError("scaled_dot_product_attention: out of memory")
-    for t in range(nthreads):
-        scratch[t] = Scratch(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
     try:
         for t in range(nthreads):
-            scratch[t].qpack = checked_alloc(bq_pad * e_alloc * itemsize)
-            scratch[t].kpack = checked_alloc(
-                kern.kc * cdiv(BK, nr) * nr * itemsize)
-            scratch[t].vpack = checked_alloc(BK * ev_pad * itemsize)
-            scratch[t].ppack = checked_alloc(bq_pad * BK * itemsize)
-            scratch[t].s = checked_alloc(p.bq * BK * itemsize)
-            scratch[t].acc = checked_alloc(p.bq * ev_pad * itemsize)
+            scratch[t].qpack = checked_alloc(max(p.E, 1) * p.bq * itemsize)
+            scratch[t].st = checked_alloc(p.bk * p.bq * itemsize)
+            scratch[t].ppack = checked_alloc(bq_pad * p.bk * itemsize)
+            scratch[t].acc = checked_alloc(p.bq * p.ev_pad * itemsize)
+            scratch[t].colbuf = checked_alloc(3 * p.bq * itemsize)
             scratch[t].m = <double *>checked_alloc(p.bq * sizeof(double))
             scratch[t].l = <double *>checked_alloc(p.bq * sizeof(double))
+        if not decode:
+            kvpack = checked_alloc(group * kv_bytes)
         if p.nchunks > 1:
-            parts = checked_alloc(nbh * p.nqb * p.nchunks * p.bq
-                                  * (p.Ev + 2) * itemsize)
+            parts = checked_alloc(nbh * per_bh * p.bq * (p.Ev + 2)
+                                  * itemsize)
         if o.dtype == np.float32:
             _run[float](&p, q, k, v, mask, o, lse, off_q, off_k, off_v,
-                        off_m, off_o, nbh, scratch, <float *>parts, nthreads)
+                        off_m, off_o, nbh, group, scratch, <float *>kvpack,
+                        <float *>parts, nthreads)
         else:
             _run[double](&p, q, k, v, mask, o, lse, off_q, off_k, off_v,
-                         off_m, off_o, nbh, scratch, <double *>parts,
-                         nthreads)
+                         off_m, off_o, nbh, group, scratch, <double *>kvpack,
+                         <double *>parts, nthreads)
     finally:
         for t in range(nthreads):
             free(scratch[t].qpack)
-            free(scratch[t].kpack)
-            free(scratch[t].vpack)
+            free(scratch[t].st)
             free(scratch[t].ppack)
-            free(scratch[t].s)
             free(scratch[t].acc)
+            free(scratch[t].colbuf)
             free(scratch[t].m)
             free(scratch[t].l)
         free(scratch)
+        free(kvpack)
         free(parts)
 
 
@@ -471,7 +682,8 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
           mask, cnp.ndarray o, lse, const int64_t[::1] off_q,
           const int64_t[::1] off_k, const int64_t[::1] off_v,
           const int64_t[::1] off_m, const int64_t[::1] off_o, int64_t nbh,
-          Scratch *scratch, floating *parts, int nthreads):
+          int64_t group, Scratch *scratch, floating *kvpack,
+          floating *parts, int nthreads):
     cdef const void *mask_ptr = NULL
     cdef floating *lse_ptr = NULL
     if mask is not None:
@@ -483,4 +695,5 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
             <const floating *>cnp.PyArray_DATA(k),
             <const floating *>cnp.PyArray_DATA(v), mask_ptr,
             <floating *>cnp.PyArray_DATA(o), lse_ptr, &off_q[0], &off_k[0],
-            &off_v[0], &off_m[0], &off_o[0], nbh, scratch, parts, nthreads)
+            &off_v[0], &off_m[0], &off_o[0], nbh, group, scratch, kvpack,
+            parts, nthreads)

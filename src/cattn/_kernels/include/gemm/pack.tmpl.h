@@ -3,7 +3,7 @@
  * Instantiated with PK_T and PK_SFX (f32/f64).  Portable C: packing is
  * O(m·k + k·n) against the O(m·n·k) of the product, so it needs to stream
  * well, not to be clever.  Any strides are accepted (negative, zero for a
- * broadcast operand); the unit-stride cases copy rows with memcpy.
+ * * broadcast operand).
  *
  *   pack_a: A block mc x kc -> ceil(mc/mr) panels of mr x kc, by columns
  *           (panel q holds rows q*mr.., element (i, p) at q*mr*kc + p*mr + i),
@@ -12,12 +12,18 @@
  *           (panel q holds columns q*nr.., element (p, j) at q*nr*kc + p*nr + j),
  *           columns past nc zero-filled.
  * Zero padding keeps the micro-kernel free of edge cases in its inner loop.
+ * Unit-stride runs are copied with plain loops, not memcpy: they are short
+ * (MR or NR elements) and a library call per run costs more than the copy
+ * (PK_NO_MEMCPY stops GCC from turning the loops back into memcpy calls).
  */
+#ifndef PK_NO_MEMCPY
+#define PK_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 #define PK_CAT2(a, b) a##b
 #define PK_CAT(a, b) PK_CAT2(a, b)
 
 /* Pack all ceil(mc/mr) panels of an mc x kc block of A (a thread's own). */
-static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
+PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
     int64_t mc, int64_t kc, const PK_T *a, int64_t rs_a, int64_t cs_a,
     int64_t mr, PK_T *dst)
 {
@@ -26,7 +32,8 @@ static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
         const PK_T *src = a + i0 * rs_a;
         if (rs_a == 1 && rows == mr) {
             for (int64_t p = 0; p < kc; ++p)
-                memcpy(dst + p * mr, src + p * cs_a, (size_t)mr * sizeof(PK_T));
+                for (int64_t i = 0; i < mr; ++i)
+                    dst[p * mr + i] = src[p * cs_a + i];
         } else {
             for (int64_t p = 0; p < kc; ++p) {
                 PK_T *d = dst + p * mr;
@@ -43,7 +50,7 @@ static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
 
 /* Pack panels [q0, q1) of a kc x nc block of B: threads share the packed
  * block and each packs a range of its panels. */
-static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
+PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
     int64_t kc, int64_t nc, const PK_T *b, int64_t rs_b, int64_t cs_b,
     int64_t nr, int64_t q0, int64_t q1, PK_T *dst)
 {
@@ -54,7 +61,8 @@ static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
         PK_T *d = dst + q * nr * kc;
         if (cs_b == 1 && cols == nr) {
             for (int64_t p = 0; p < kc; ++p)
-                memcpy(d + p * nr, src + p * rs_b, (size_t)nr * sizeof(PK_T));
+                for (int64_t j = 0; j < nr; ++j)
+                    d[p * nr + j] = src[p * rs_b + j];
         } else {
             for (int64_t p = 0; p < kc; ++p) {
                 int64_t j = 0;

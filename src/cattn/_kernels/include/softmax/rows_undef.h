@@ -14,3 +14,4 @@
 #undef RW_HMAX
 #undef RW_LOG
 #undef RW_NAME
+#undef RW_FMA
