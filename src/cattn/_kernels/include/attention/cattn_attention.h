@@ -33,104 +33,50 @@ typedef struct {
                       int64_t, double *);
 } cattn_cols_f64;
 
-#define RW_LOAD(p) (*(p))
-#define RW_STORE(p, v) (*(p) = (v))
-#define RW_SET1(v) (v)
-#define RW_ADD(a, b) ((a) + (b))
-#define RW_SUB(a, b) ((a) - (b))
-#define RW_MAX(a, b) ((b) > (a) ? (b) : (a))
-#define RW_FMA(a, b, c) ((a) * (b) + (c))
-#define RW_HSUM(v) (v)
-#define RW_VL 1
-#define RW_T float
-#define RW_VEC float
-#define RW_EXP expf
+#include "../simd/generic_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_generic
 #include "cols.tmpl.h"
 #include "rows.tmpl.h"
-#undef RW_T
-#undef RW_VEC
-#undef RW_EXP
+#include "../simd/undef.h"
 #undef RW_NAME
-#define RW_T double
-#define RW_VEC double
-#define RW_EXP exp
+#include "../simd/generic_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_generic
 #include "cols.tmpl.h"
 #include "rows.tmpl.h"
-#include "../softmax/rows_undef.h"
+#include "../simd/undef.h"
+#undef RW_NAME
 
 #if CATTN_X86
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
-#define RW_T float
-#define RW_VEC __m512
-#define RW_VL 16
-#define RW_LOAD _mm512_loadu_ps
-#define RW_STORE _mm512_storeu_ps
-#define RW_SET1 _mm512_set1_ps
-#define RW_ADD _mm512_add_ps
-#define RW_SUB _mm512_sub_ps
-#define RW_MAX _mm512_max_ps
-#define RW_EXP cattn_vexp_f32_avx512
-#define RW_FMA _mm512_fmadd_ps
-#define RW_HSUM _mm512_reduce_add_ps
+#include "../simd/avx512_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx512
 #include "cols.tmpl.h"
 #include "rows.tmpl.h"
-#include "../softmax/rows_undef.h"
-#define RW_T double
-#define RW_VEC __m512d
-#define RW_VL 8
-#define RW_LOAD _mm512_loadu_pd
-#define RW_STORE _mm512_storeu_pd
-#define RW_SET1 _mm512_set1_pd
-#define RW_ADD _mm512_add_pd
-#define RW_SUB _mm512_sub_pd
-#define RW_MAX _mm512_max_pd
-#define RW_EXP cattn_vexp_f64_avx512
-#define RW_FMA _mm512_fmadd_pd
-#define RW_HSUM _mm512_reduce_add_pd
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/avx512_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx512
 #include "cols.tmpl.h"
 #include "rows.tmpl.h"
-#include "../softmax/rows_undef.h"
+#include "../simd/undef.h"
+#undef RW_NAME
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#define RW_T float
-#define RW_VEC __m256
-#define RW_VL 8
-#define RW_LOAD _mm256_loadu_ps
-#define RW_STORE _mm256_storeu_ps
-#define RW_SET1 _mm256_set1_ps
-#define RW_ADD _mm256_add_ps
-#define RW_SUB _mm256_sub_ps
-#define RW_MAX _mm256_max_ps
-#define RW_EXP cattn_vexp_f32_avx2
-#define RW_FMA _mm256_fmadd_ps
-#define RW_HSUM cattn_hsum_f32_avx2
+#include "../simd/avx2_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx2
 #include "cols.tmpl.h"
 #include "rows.tmpl.h"
-#include "../softmax/rows_undef.h"
-#define RW_T double
-#define RW_VEC __m256d
-#define RW_VL 4
-#define RW_LOAD _mm256_loadu_pd
-#define RW_STORE _mm256_storeu_pd
-#define RW_SET1 _mm256_set1_pd
-#define RW_ADD _mm256_add_pd
-#define RW_SUB _mm256_sub_pd
-#define RW_MAX _mm256_max_pd
-#define RW_EXP cattn_vexp_f64_avx2
-#define RW_FMA _mm256_fmadd_pd
-#define RW_HSUM cattn_hsum_f64_avx2
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/avx2_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx2
 #include "cols.tmpl.h"
 #include "rows.tmpl.h"
-#include "../softmax/rows_undef.h"
+#include "../simd/undef.h"
+#undef RW_NAME
 #pragma GCC pop_options
 #endif
 

@@ -3,7 +3,7 @@
  * (keys down, queries across), so every step runs along contiguous queries
  * with full vectors.
  *
- * Instantiated per dtype x ISA with the RW_* parameters of rows.tmpl.h.
+ * Instantiated per dtype x ISA with the RW_* operations of simd/<isa>_<dtype>.h.
  * `nq_pad` is a multiple of RW_VL; columns q >= nq are padding whose values
  * are computed and ignored.
  *

@@ -2,7 +2,7 @@
  * query row at a time, vectorised along E and Ev, streaming K and V rows
  * once with no packing.  Rows need unit inner stride.
  *
- * Instantiated per dtype x ISA with the RW_* parameters (plus RW_FMA).
+ * Instantiated per dtype x ISA with the RW_* operations of simd/<isa>_<dtype>.h.
  *   dot_rows(nk, E, q, k, rs_k, scale, s):  s[j] = scale * (q . k[j])
  *   axpy_rows(nk, Ev, p, v, rs_v, acc):     acc += sum_j p[j] * v[j]
  * Both reduce in a fixed order (lanes, then RW_HSUM, then the tail), so a

@@ -43,120 +43,44 @@ typedef struct {
 } cattn_rows_f64;
 
 /* ---- portable: scalar "vectors" of one lane, libm exp/log ---- */
-#define RW_LOAD(p) (*(p))
-#define RW_STORE(p, v) (*(p) = (v))
-#define RW_SET1(v) (v)
-#define RW_ADD(a, b) ((a) + (b))
-#define RW_SUB(a, b) ((a) - (b))
-#define RW_MUL(a, b) ((a) * (b))
-#define RW_MAX(a, b) ((b) > (a) ? (b) : (a))
-#define RW_HSUM(v) (v)
-#define RW_HMAX(v) (v)
-#define RW_VL 1
-
-#define RW_T float
-#define RW_VEC float
-#define RW_EXP expf
-#define RW_LOG logf
+#include "../simd/generic_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_generic
 #include "rows.tmpl.h"
-#undef RW_T
-#undef RW_VEC
-#undef RW_EXP
-#undef RW_LOG
+#include "../simd/undef.h"
 #undef RW_NAME
-
-#define RW_T double
-#define RW_VEC double
-#define RW_EXP exp
-#define RW_LOG log
+#include "../simd/generic_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_generic
 #include "rows.tmpl.h"
-#include "rows_undef.h"
+#include "../simd/undef.h"
+#undef RW_NAME
 
 #if CATTN_X86
-/* ---- AVX-512F ---- */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
-
-#define RW_T float
-#define RW_VEC __m512
-#define RW_VL 16
-#define RW_LOAD _mm512_loadu_ps
-#define RW_STORE _mm512_storeu_ps
-#define RW_SET1 _mm512_set1_ps
-#define RW_ADD _mm512_add_ps
-#define RW_SUB _mm512_sub_ps
-#define RW_MUL _mm512_mul_ps
-#define RW_MAX _mm512_max_ps
-#define RW_EXP cattn_vexp_f32_avx512
-#define RW_HSUM _mm512_reduce_add_ps
-#define RW_HMAX _mm512_reduce_max_ps
-#define RW_LOG logf
+#include "../simd/avx512_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx512
 #include "rows.tmpl.h"
-#include "rows_undef.h"
-
-#define RW_T double
-#define RW_VEC __m512d
-#define RW_VL 8
-#define RW_LOAD _mm512_loadu_pd
-#define RW_STORE _mm512_storeu_pd
-#define RW_SET1 _mm512_set1_pd
-#define RW_ADD _mm512_add_pd
-#define RW_SUB _mm512_sub_pd
-#define RW_MUL _mm512_mul_pd
-#define RW_MAX _mm512_max_pd
-#define RW_EXP cattn_vexp_f64_avx512
-#define RW_HSUM _mm512_reduce_add_pd
-#define RW_HMAX _mm512_reduce_max_pd
-#define RW_LOG log
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/avx512_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx512
 #include "rows.tmpl.h"
-#include "rows_undef.h"
-
+#include "../simd/undef.h"
+#undef RW_NAME
 #pragma GCC pop_options
 
-/* ---- AVX2 + FMA3 ---- */
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-
-#define RW_T float
-#define RW_VEC __m256
-#define RW_VL 8
-#define RW_LOAD _mm256_loadu_ps
-#define RW_STORE _mm256_storeu_ps
-#define RW_SET1 _mm256_set1_ps
-#define RW_ADD _mm256_add_ps
-#define RW_SUB _mm256_sub_ps
-#define RW_MUL _mm256_mul_ps
-#define RW_MAX _mm256_max_ps
-#define RW_EXP cattn_vexp_f32_avx2
-#define RW_HSUM cattn_hsum_f32_avx2
-#define RW_HMAX cattn_hmax_f32_avx2
-#define RW_LOG logf
+#include "../simd/avx2_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx2
 #include "rows.tmpl.h"
-#include "rows_undef.h"
-
-#define RW_T double
-#define RW_VEC __m256d
-#define RW_VL 4
-#define RW_LOAD _mm256_loadu_pd
-#define RW_STORE _mm256_storeu_pd
-#define RW_SET1 _mm256_set1_pd
-#define RW_ADD _mm256_add_pd
-#define RW_SUB _mm256_sub_pd
-#define RW_MUL _mm256_mul_pd
-#define RW_MAX _mm256_max_pd
-#define RW_EXP cattn_vexp_f64_avx2
-#define RW_HSUM cattn_hsum_f64_avx2
-#define RW_HMAX cattn_hmax_f64_avx2
-#define RW_LOG log
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/avx2_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx2
 #include "rows.tmpl.h"
-#include "rows_undef.h"
-
+#include "../simd/undef.h"
+#undef RW_NAME
 #pragma GCC pop_options
 #endif
 

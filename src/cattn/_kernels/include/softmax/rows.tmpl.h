@@ -1,10 +1,9 @@
 /* rows.tmpl.h -- softmax, log_softmax and logsumexp of one contiguous row.
  *
- * Instantiated per dtype x ISA with:
- *   RW_T, RW_VEC, RW_VL, RW_LOAD, RW_STORE, RW_SET1, RW_ADD, RW_SUB, RW_MUL,
- *   RW_MAX, RW_EXP (vector exp), RW_HSUM, RW_HMAX, RW_LOG (scalar log),
- *   RW_NAME(op) (the function names).
- * The portable instantiation uses RW_VL = 1 with scalar "vectors".
+ * Instantiated per dtype x ISA with the RW_* operations of simd/<isa>_<dtype>.h
+ * (vector type, lanes, load/store, arithmetic, vector exp, horizontal sum and
+ * max, scalar log) and RW_NAME(op) for the function names.  The portable
+ * instantiation uses RW_VL = 1 with scalar "vectors".
  *
  * Semantics are scipy.special's, reproduced by doing the same arithmetic:
  *   softmax     y = exp(x - m) / sum(exp(x - m)),  m = max(x)

@@ -1,4 +1,4 @@
-/* rows_undef.h -- forget one instantiation's template parameters. */
+/* undef.h -- forget the RW_* operations of one simd/<isa>_<dtype>.h. */
 #undef RW_T
 #undef RW_VEC
 #undef RW_VL

@@ -1,0 +1,19 @@
+/* avx2_f32.h -- the RW_* vector operations of the row/column templates
+ * (softmax/rows.tmpl.h and the attention/ templates) for f32 on avx2.
+ * Include inside the matching `#pragma GCC target` region, then the
+ * template(s), then simd/undef.h. */
+#define RW_T float
+#define RW_VEC __m256
+#define RW_VL 8
+#define RW_LOAD _mm256_loadu_ps
+#define RW_STORE _mm256_storeu_ps
+#define RW_SET1 _mm256_set1_ps
+#define RW_ADD _mm256_add_ps
+#define RW_SUB _mm256_sub_ps
+#define RW_MUL _mm256_mul_ps
+#define RW_MAX _mm256_max_ps
+#define RW_FMA _mm256_fmadd_ps
+#define RW_EXP cattn_vexp_f32_avx2
+#define RW_HSUM cattn_hsum_f32_avx2
+#define RW_HMAX cattn_hmax_f32_avx2
+#define RW_LOG logf

@@ -1,0 +1,19 @@
+/* avx2_f64.h -- the RW_* vector operations of the row/column templates
+ * (softmax/rows.tmpl.h and the attention/ templates) for f64 on avx2.
+ * Include inside the matching `#pragma GCC target` region, then the
+ * template(s), then simd/undef.h. */
+#define RW_T double
+#define RW_VEC __m256d
+#define RW_VL 4
+#define RW_LOAD _mm256_loadu_pd
+#define RW_STORE _mm256_storeu_pd
+#define RW_SET1 _mm256_set1_pd
+#define RW_ADD _mm256_add_pd
+#define RW_SUB _mm256_sub_pd
+#define RW_MUL _mm256_mul_pd
+#define RW_MAX _mm256_max_pd
+#define RW_FMA _mm256_fmadd_pd
+#define RW_EXP cattn_vexp_f64_avx2
+#define RW_HSUM cattn_hsum_f64_avx2
+#define RW_HMAX cattn_hmax_f64_avx2
+#define RW_LOG log

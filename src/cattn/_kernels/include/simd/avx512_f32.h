@@ -1,0 +1,19 @@
+/* avx512_f32.h -- the RW_* vector operations of the row/column templates
+ * (softmax/rows.tmpl.h and the attention/ templates) for f32 on avx512.
+ * Include inside the matching `#pragma GCC target` region, then the
+ * template(s), then simd/undef.h. */
+#define RW_T float
+#define RW_VEC __m512
+#define RW_VL 16
+#define RW_LOAD _mm512_loadu_ps
+#define RW_STORE _mm512_storeu_ps
+#define RW_SET1 _mm512_set1_ps
+#define RW_ADD _mm512_add_ps
+#define RW_SUB _mm512_sub_ps
+#define RW_MUL _mm512_mul_ps
+#define RW_MAX _mm512_max_ps
+#define RW_FMA _mm512_fmadd_ps
+#define RW_EXP cattn_vexp_f32_avx512
+#define RW_HSUM _mm512_reduce_add_ps
+#define RW_HMAX _mm512_reduce_max_ps
+#define RW_LOG logf

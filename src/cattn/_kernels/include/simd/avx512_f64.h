@@ -1,0 +1,19 @@
+/* avx512_f64.h -- the RW_* vector operations of the row/column templates
+ * (softmax/rows.tmpl.h and the attention/ templates) for f64 on avx512.
+ * Include inside the matching `#pragma GCC target` region, then the
+ * template(s), then simd/undef.h. */
+#define RW_T double
+#define RW_VEC __m512d
+#define RW_VL 8
+#define RW_LOAD _mm512_loadu_pd
+#define RW_STORE _mm512_storeu_pd
+#define RW_SET1 _mm512_set1_pd
+#define RW_ADD _mm512_add_pd
+#define RW_SUB _mm512_sub_pd
+#define RW_MUL _mm512_mul_pd
+#define RW_MAX _mm512_max_pd
+#define RW_FMA _mm512_fmadd_pd
+#define RW_EXP cattn_vexp_f64_avx512
+#define RW_HSUM _mm512_reduce_add_pd
+#define RW_HMAX _mm512_reduce_max_pd
+#define RW_LOG log

@@ -1,0 +1,9 @@
+/* generic_f64.h -- the RW_* vector operations of the row/column templates
+ * (softmax/rows.tmpl.h and the attention/ templates) for f64 on generic.
+ * Include inside the matching `#pragma GCC target` region, then the
+ * template(s), then simd/undef.h. */
+#define RW_T double
+#define RW_VEC double
+#define RW_EXP exp
+#define RW_LOG log
+#include "generic_ops.h"
