@@ -120,8 +120,8 @@ cdef struct Problem:
 cdef struct Scratch:
     # One thread's tiles; sizes in elements of the compute dtype.
     void *qpack       # Qᵀ as NR-column panels: E x bq
-    void *st          # score tile Sᵀ: bk x bq (row stride bq)
-    void *ppack       # P as MR-row panels: bq_pad x bk
+    void *st          # score tile Sᵀ: bk x bq (row stride bq), + MR slack:
+                      # the P·V product reads whole MR panels of it
     void *acc         # O accumulator: bq x ev_pad
     void *colbuf      # 3 x bq: column max, shift, sum
     double *m         # bq running max
@@ -249,7 +249,6 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef int64_t k_lo, k_hi, kb, k0, nk, pc, kc, r, c, t, jq, n_pc
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
-    cdef floating *ppack = <floating *>w.ppack
     cdef floating *acc = <floating *>w.acc
     cdef floating *mx = <floating *>w.colbuf
     cdef floating *shift = mx + bq
@@ -289,8 +288,8 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
             for r in range(cdiv(nk, mr)):
                 for jq in range(cdiv(nq, nr)):
                     call_ukernel(kern, kc,
-                                 kpack + pc * p.s_pad + (k0 + r * mr) * kc,
-                                 qpack + pc * bq + jq * nr * kc,
+                                 kpack + pc * p.s_pad + (k0 + r * mr) * kc, mr,
+                                 qpack + pc * bq + jq * nr * kc, nr,
                                  st + r * mr * bq + jq * nr, bq, 1,
                                  imin(mr, nk - r * mr), imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
@@ -319,12 +318,12 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                     acc[r * ev_pad + c] = acc[r * ev_pad + c] * <floating>alpha
             w.m[r] = m_new
 
-        # acc += P V, with P = (Pᵀ)ᵀ packed by rows of Pᵀ (plain copies).
-        pack_a(nq, nk, st, 1, bq, mr, ppack)
+        # acc += P V.  Pᵀ is already P in panel form: MR consecutive
+        # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
         for r in range(cdiv(nq, mr)):
             for jq in range(cdiv(p.Ev, nr)):
-                call_ukernel(kern, nk, ppack + r * mr * nk,
-                             vpack + k0 * ev_pad + jq * nr * nk,
+                call_ukernel(kern, nk, st + r * mr, bq,
+                             vpack + k0 * ev_pad + jq * nr * nk, nr,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
                              imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
                              <floating>1, <floating>1)
@@ -635,7 +634,6 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     group = max(1, min(nbh, cdiv(4 * nthreads, per_bh),
                        GROUP_BYTES // max(kv_bytes, 1)))
 
-    cdef int64_t bq_pad = cdiv(p.bq, kern.mr) * kern.mr
     cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
     cdef void *kvpack = NULL
     cdef void *parts = NULL
@@ -645,8 +643,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     try:
         for t in range(nthreads):
             scratch[t].qpack = checked_alloc(max(p.E, 1) * p.bq * itemsize)
-            scratch[t].st = checked_alloc(p.bk * p.bq * itemsize)
-            scratch[t].ppack = checked_alloc(bq_pad * p.bk * itemsize)
+            scratch[t].st = checked_alloc((p.bk * p.bq + kern.mr) * itemsize)
             scratch[t].acc = checked_alloc(p.bq * p.ev_pad * itemsize)
             scratch[t].colbuf = checked_alloc(3 * p.bq * itemsize)
             scratch[t].m = <double *>checked_alloc(p.bq * sizeof(double))
@@ -668,7 +665,6 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
         for t in range(nthreads):
             free(scratch[t].qpack)
             free(scratch[t].st)
-            free(scratch[t].ppack)
             free(scratch[t].acc)
             free(scratch[t].colbuf)
             free(scratch[t].m)

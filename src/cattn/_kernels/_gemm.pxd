@@ -15,9 +15,9 @@ cdef GemmKernel gemm_kernel_f32(int isa) noexcept nogil
 cdef GemmKernel gemm_kernel_f64(int isa) noexcept nogil
 
 cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
-                       const floating *b, floating *c, int64_t rs_c,
-                       int64_t cs_c, int64_t m, int64_t n, floating alpha,
-                       floating beta) noexcept nogil
+                       int64_t lda, const floating *b, int64_t ldb,
+                       floating *c, int64_t rs_c, int64_t cs_c, int64_t m,
+                       int64_t n, floating alpha, floating beta) noexcept nogil
 
 cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
                  int64_t cs_a, int64_t mr, floating *dst) noexcept nogil

@@ -44,11 +44,11 @@ cdef extern from "cattn_omp.h":
 
 cdef extern from "gemm/cattn_gemm.h":
     ctypedef void (*cattn_gemm_ukernel_f32_fn)(
-        int64_t, const float *, const float *, float *, int64_t, int64_t,
-        int64_t, int64_t, float, float) noexcept nogil
+        int64_t, const float *, int64_t, const float *, int64_t, float *,
+        int64_t, int64_t, int64_t, int64_t, float, float) noexcept nogil
     ctypedef void (*cattn_gemm_ukernel_f64_fn)(
-        int64_t, const double *, const double *, double *, int64_t, int64_t,
-        int64_t, int64_t, double, double) noexcept nogil
+        int64_t, const double *, int64_t, const double *, int64_t, double *,
+        int64_t, int64_t, int64_t, int64_t, double, double) noexcept nogil
     ctypedef struct cattn_gemm_kernel_f32:
         const char *name
         int64_t mr, nr, kc, mc, nc
@@ -104,15 +104,15 @@ cdef inline GemmKernel kernel_for(floating dummy) noexcept nogil:
 
 
 cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
-                       const floating *b, floating *c, int64_t rs_c,
-                       int64_t cs_c, int64_t m, int64_t n, floating alpha,
-                       floating beta) noexcept nogil:
+                       int64_t lda, const floating *b, int64_t ldb,
+                       floating *c, int64_t rs_c, int64_t cs_c, int64_t m,
+                       int64_t n, floating alpha, floating beta) noexcept nogil:
     if floating is float:
         (<cattn_gemm_ukernel_f32_fn>kern.ukernel)(
-            k, a, b, c, rs_c, cs_c, m, n, alpha, beta)
+            k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta)
     else:
         (<cattn_gemm_ukernel_f64_fn>kern.ukernel)(
-            k, a, b, c, rs_c, cs_c, m, n, alpha, beta)
+            k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta)
 
 
 cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
@@ -180,7 +180,7 @@ cdef void compute_share(const GemmKernel *kern, const Operands *op,
             jr = q * nr
             for r in range(cdiv(mc, mr)):                      # loop 1
                 ir = r * mr
-                call_ukernel(kern, kc, apack + ir * kc, bpack + jr * kc,
+                call_ukernel(kern, kc, apack + ir * kc, mr, bpack + jr * kc, nr,
                              c + (ic + ir) * op.rs_c + (jc + jr) * op.cs_c,
                              op.rs_c, op.cs_c, imin(mr, mc - ir),
                              imin(nr, nc - jr), <floating>1, beta)

@@ -6,11 +6,13 @@
  *     C[0:m, 0:n] := alpha * A·B + beta * C[0:m, 0:n]
  *
  *   k      depth, k >= 0 (k == 0 gives C := beta*C, with beta == 0 C := 0).
- *   a      packed A micro-panel, MR x k, stored by columns with stride MR:
- *          A[i, p] = a[p*MR + i].  Rows i >= m must be present (the packer
- *          zero-fills them); they are computed and thrown away.
- *   b      packed B micro-panel, k x NR, stored by rows with stride NR:
- *          B[p, j] = b[p*NR + j].  Columns j >= n likewise zero-filled.
+ *   a      A micro-panel, MR x k, stored by columns: A[i, p] = a[p*lda + i],
+ *          lda >= MR (lda = MR when packed).  Rows i >= m must be readable
+ *          (the packer zero-fills them); they are computed and thrown away.
+ *   b      B micro-panel, k x NR, stored by rows: B[p, j] = b[p*ldb + j],
+ *          ldb >= NR (NR when packed).  Columns j >= n likewise readable.
+ *          The strides let a caller hand over a tile that is already in
+ *          panel form (the attention kernel's Pᵀ tile) without copying.
  *   c      C[i, j] = c[i*rs_c + j*cs_c]; any strides, negative included.
  *   m, n   the edge: 1 <= m <= MR, 1 <= n <= NR.  Only C[0:m, 0:n] is touched.
  *   beta   beta == 0 means C is never read (C may hold NaN or garbage).
@@ -31,11 +33,13 @@
 #include "../cattn_cpu.h"
 
 typedef void (*cattn_gemm_ukernel_f32_fn)(
-    int64_t k, const float *a, const float *b, float *c,
-    int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, float alpha, float beta);
+    int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+    float *c, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, float alpha,
+    float beta);
 typedef void (*cattn_gemm_ukernel_f64_fn)(
-    int64_t k, const double *a, const double *b, double *c,
-    int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, double alpha, double beta);
+    int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
+    double *c, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n,
+    double alpha, double beta);
 
 /* A micro-kernel and the blocksizes the driver uses around it (BLIS's
  * "context"): MR x NR register tile; KC the depth of one packed panel (the

@@ -14,9 +14,10 @@
  */
 #define UK_NR (UK_NV * UK_VL)
 
-static void UK_NAME(int64_t k, const UK_T *restrict a, const UK_T *restrict b,
-                    UK_T *restrict c, int64_t rs_c, int64_t cs_c, int64_t m,
-                    int64_t n, UK_T alpha, UK_T beta)
+static void UK_NAME(int64_t k, const UK_T *restrict a, int64_t lda,
+                    const UK_T *restrict b, int64_t ldb, UK_T *restrict c,
+                    int64_t rs_c, int64_t cs_c, int64_t m, int64_t n,
+                    UK_T alpha, UK_T beta)
 {
     /* C is read (beta != 0) and written only after the k loop: start
      * bringing its rows in now so the misses overlap the FMAs. */
@@ -40,8 +41,8 @@ static void UK_NAME(int64_t k, const UK_T *restrict a, const UK_T *restrict b,
             _Pragma("GCC unroll 8") for (int v = 0; v < UK_NV; ++v)
                 acc[i][v] = UK_FMADD(ai, bv[v], acc[i][v]);
         }
-        a += UK_MR;
-        b += UK_NR;
+        a += lda;
+        b += ldb;
     }
 
     const UK_VEC valpha = UK_SET1(alpha);
