@@ -8,6 +8,8 @@ matmul
     ``numpy.matmul`` on a BLIS-style blocked GEMM.
 scaled_dot_product_attention, self_attention, attention_weights
     Fused attention (tiled online softmax) and its weights.
+MultiHeadAttention
+    The layer with projections, masks, caches and torch-compatible weights.
 show_config
     Build and run-time facts: OpenMP, SIMD level, threads.
 """
@@ -17,7 +19,9 @@ from .linalg import matmul
 from .special import log_softmax, logsumexp, softmax
 from .attention import (attention_weights, scaled_dot_product_attention,
                         self_attention)
+from .nn import KVCache, MultiHeadAttention, ProjectedMemory
 
-__all__ = ["__version__", "attention_weights", "log_softmax", "logsumexp",
-           "matmul", "scaled_dot_product_attention", "self_attention",
-           "show_config", "softmax"]
+__all__ = ["__version__", "KVCache", "MultiHeadAttention", "ProjectedMemory",
+           "attention_weights", "log_softmax", "logsumexp", "matmul",
+           "scaled_dot_product_attention", "self_attention", "show_config",
+           "softmax"]

@@ -108,3 +108,60 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None,
         out = np.matmul(np.where(dead, 0.0, p / np.where(dead, 1.0, total)), v)
         lse = np.where(dead, -np.inf, shift + np.log(total))[..., 0]
     return out, lse
+
+
+def multi_head_attention(state, query, key, value, num_heads, num_kv_heads,
+                         key_padding_mask=None, attn_mask=None,
+                         is_causal=False):
+    """A multi-head attention layer in float64, head by head.
+
+    `state` holds torch.nn.MultiheadAttention's names (in_proj_weight or
+    q/k/v_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias);
+    inputs are batch-first (B, T, features).  key_padding_mask True =
+    ignore; attn_mask has cattn's meaning (bool True = may attend, float
+    added).  Returns (out, weights (B, H, L, S))."""
+    f64 = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
+    E = f64["out_proj.weight"].shape[0]
+    d = E // num_heads
+    kv = num_kv_heads * d
+    if "in_proj_weight" in f64:
+        w = f64["in_proj_weight"]
+        wq, wk, wv = w[:E], w[E:E + kv], w[E + kv:]
+    else:
+        wq, wk, wv = (f64[n] for n in ("q_proj_weight", "k_proj_weight",
+                                       "v_proj_weight"))
+    b = f64.get("in_proj_bias", np.zeros(E + 2 * kv))
+    q = np.asarray(query, np.float64) @ wq.T + b[:E]
+    k = np.asarray(key, np.float64) @ wk.T + b[E:E + kv]
+    v = np.asarray(value, np.float64) @ wv.T + b[E + kv:]
+    B, L, S = q.shape[0], q.shape[1], k.shape[1]
+    group = num_heads // num_kv_heads
+    outs, weights = [], []
+    for h in range(num_heads):
+        g = h // group
+        mask = np.zeros((B, L, S))
+        if key_padding_mask is not None:
+            mask = np.where(np.asarray(key_padding_mask)[:, None, :],
+                            -np.inf, mask)
+        if attn_mask is not None:
+            m = np.asarray(attn_mask)
+            if m.ndim == 4:
+                m = m[:, h] if m.shape[1] > 1 else m[:, 0]
+            mask = (np.where(m, mask, -np.inf) if m.dtype == bool
+                    else mask + m)
+        o, _ = scaled_dot_product_attention(
+            q[..., h * d:(h + 1) * d], k[..., g * d:(g + 1) * d],
+            v[..., g * d:(g + 1) * d], mask, is_causal=is_causal)
+        outs.append(o)
+        scores = (q[..., h * d:(h + 1) * d] @ np.swapaxes(
+            k[..., g * d:(g + 1) * d], -1, -2)) / np.sqrt(d) + mask
+        scores = np.where(visible(L, S, is_causal), scores, -np.inf)
+        with np.errstate(invalid="ignore"):
+            m = scores.max(-1, keepdims=True)
+            p = np.exp(scores - np.where(np.isfinite(m), m, 0))
+            p = np.where(np.isfinite(m), p / p.sum(-1, keepdims=True), 0.0)
+        weights.append(p)
+    out = np.concatenate(outs, axis=-1) @ f64["out_proj.weight"].T
+    if "out_proj.bias" in f64:
+        out = out + f64["out_proj.bias"]
+    return out, np.stack(weights, axis=1)

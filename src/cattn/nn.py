@@ -1,0 +1,683 @@
+"""MultiHeadAttention: projections around the fused attention kernel.
+
+Projections run on :func:`cattn.matmul` (one fused Q/K/V product for
+self-attention), attention on :func:`cattn.scaled_dot_product_attention`;
+heads are views, never Python loops.  Weights use the names and layouts of
+``torch.nn.MultiheadAttention`` so a trained PyTorch layer loads directly.
+``_reference.multi_head_attention`` is the plain-NumPy oracle.
+"""
+import math
+
+import numpy as np
+
+from . import _checks
+from .attention import attention_weights, scaled_dot_product_attention
+from .linalg import matmul
+
+_FUNC = "MultiHeadAttention"
+
+
+def _positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, np.integer)):
+        raise TypeError(f"{_FUNC}: {name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{_FUNC}: {name} must be >= 1, got {value}")
+    return int(value)
+
+
+class KVCache:
+    """Projected keys and values of past positions, for incremental decoding.
+
+    Made by :meth:`MultiHeadAttention.new_cache`; storage for `max_len`
+    positions is allocated once and filled as calls append to it.
+
+    Parameters
+    ----------
+    batch, num_kv_heads, max_len, head_dim : int
+        Shape of the storage.
+    dtype : numpy.dtype
+        Its dtype (the layer's).
+
+    Attributes
+    ----------
+    key, value : ndarray, shape (batch, num_kv_heads, max_len, head_dim)
+        The storage; only ``[:, :, :length]`` is valid.
+    length : int
+        Number of positions cached so far.
+
+    Notes
+    -----
+    Each call with ``cache=`` projects only its new positions, so decoding
+    T tokens costs O(T) projections, not O(T²).
+
+    Examples
+    --------
+    >>> import cattn
+    >>> cache = cattn.MultiHeadAttention(8, 2).new_cache(batch=1, max_len=32)
+    >>> cache.length, cache.max_len, cache.key.shape
+    (0, 32, (1, 2, 32, 4))
+    """
+
+    def __init__(self, batch, num_kv_heads, max_len, head_dim, dtype):
+        self.key = np.zeros((batch, num_kv_heads, max_len, head_dim), dtype)
+        self.value = np.zeros_like(self.key)
+        self.length = 0
+
+    @property
+    def max_len(self):
+        return self.key.shape[2]
+
+    def _append(self, k, v):
+        t = k.shape[2]
+        if k.shape[0] != self.key.shape[0]:
+            raise ValueError(f"{_FUNC}: the cache holds batch "
+                             f"{self.key.shape[0]}, the input has batch "
+                             f"{k.shape[0]}")
+        if self.length + t > self.max_len:
+            raise ValueError(f"{_FUNC}: the cache is full: {self.length} "
+                             f"cached + {t} new > max_len {self.max_len}")
+        self.key[:, :, self.length:self.length + t] = k
+        self.value[:, :, self.length:self.length + t] = v
+        self.length += t
+        return (self.key[:, :, :self.length], self.value[:, :, :self.length])
+
+
+class ProjectedMemory:
+    """Encoder states projected once to keys and values for cross-attention.
+
+    Made by :meth:`MultiHeadAttention.project_memory`; pass it as `key` to
+    the layer at every decoding step instead of the raw encoder output.
+
+    Parameters
+    ----------
+    key, value : ndarray, shape (batch, num_kv_heads, S, head_dim)
+        The projected keys and values, split into heads.
+
+    Notes
+    -----
+    Build it with :meth:`MultiHeadAttention.project_memory`, not directly.
+
+    Examples
+    --------
+    >>> import numpy as np, cattn
+    >>> mha = cattn.MultiHeadAttention(8, 2)
+    >>> mha.project_memory(np.ones((3, 5, 8), np.float32)).key.shape
+    (3, 2, 5, 4)
+    """
+
+    def __init__(self, key, value):
+        self.key = key
+        self.value = value
+
+
+class MultiHeadAttention:
+    """Multi-head attention layer with learned projections.
+
+    ``out = concat_h(attention(x_q Wq_h, x_k Wk_h, x_v Wv_h)) Woᵀ + bo``:
+    self-attention (``key=None``), cross attention with K = V (``value=None``,
+    the "QVV" case) or general QKV attention, batch-first like
+    ``torch.nn.MultiheadAttention(batch_first=True)``.
+
+    Parameters
+    ----------
+    embed_dim : int
+        Model width E (query input and output features).
+    num_heads : int
+        Number of query heads; must divide `embed_dim`.
+    num_kv_heads : int, optional
+        Number of key/value heads (grouped-query attention); must divide
+        `num_heads`.  Default: `num_heads`.
+    kdim, vdim : int, optional
+        Feature sizes of the key and value inputs (default `embed_dim`).
+    bias : bool, optional
+        Add biases to the input and output projections (default True).
+    dtype : {numpy.float32, numpy.float64}, optional
+        Dtype of the weights and of the computation.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator for the initial weights (SPEC 7).
+
+    Attributes
+    ----------
+    in_proj_weight : ndarray or None
+        (E + 2·Hkv·head_dim, E) stacked Q/K/V weights when
+        ``kdim == vdim == embed_dim``, else None.
+    q_proj_weight, k_proj_weight, v_proj_weight : ndarray
+        The three projection weights (views of `in_proj_weight` when it
+        exists), each (out_features, in_features).
+    in_proj_bias : ndarray or None
+        (E + 2·Hkv·head_dim,) biases, None without bias.
+    out_proj_weight : ndarray
+        (E, E) output projection.
+    out_proj_bias : ndarray or None
+        (E,) output bias.
+
+    Raises
+    ------
+    TypeError
+        If a size is not an int or `dtype` is not float32/float64.
+    ValueError
+        If a size is < 1, `num_heads` does not divide `embed_dim`, or
+        `num_kv_heads` does not divide `num_heads`.
+
+    See Also
+    --------
+    scaled_dot_product_attention
+
+    Notes
+    -----
+    **Mask meanings — the most common source of bugs here.**
+    `key_padding_mask` uses PyTorch's ``nn.MultiheadAttention`` meaning:
+    ``True`` marks a padding key to IGNORE.  `attn_mask` uses cattn's
+    meaning everywhere: bool ``True`` means MAY ATTEND (as
+    ``torch.nn.functional.scaled_dot_product_attention``), a float mask is
+    added to the scores.  A row with no visible key outputs 0 before the
+    output projection (so the output bias alone).
+
+    Initialisation follows ``torch.nn.MultiheadAttention``: Xavier-uniform
+    projections, zero biases.  ``state_dict()`` / ``load_state_dict()`` use
+    PyTorch's names and layouts, so
+    ``mha.load_state_dict({k: v.numpy() for k, v in
+    torch_mha.state_dict().items()})`` reproduces a PyTorch layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cattn
+    >>> mha = cattn.MultiHeadAttention(16, 4, rng=0)
+    >>> x = np.random.default_rng(1).standard_normal((2, 5, 16)).astype(np.float32)
+    >>> mha(x).shape                                 # self-attention
+    (2, 5, 16)
+    >>> memory = np.ones((2, 7, 16), np.float32)
+    >>> mha(x, memory).shape                         # cross attention (QVV)
+    (2, 5, 16)
+    >>> out, w = mha(x, need_weights=True)
+    >>> w.shape, bool(np.allclose(w.sum(-1), 1))
+    ((2, 5, 5), True)
+    """
+
+    def __init__(self, embed_dim, num_heads, *, num_kv_heads=None, kdim=None,
+                 vdim=None, bias=True, dtype=np.float32, rng=None):
+        self.embed_dim = _positive_int(embed_dim, "embed_dim")
+        self.num_heads = _positive_int(num_heads, "num_heads")
+        self.num_kv_heads = _positive_int(
+            num_heads if num_kv_heads is None else num_kv_heads,
+            "num_kv_heads")
+        self.kdim = _positive_int(embed_dim if kdim is None else kdim, "kdim")
+        self.vdim = _positive_int(embed_dim if vdim is None else vdim, "vdim")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"{_FUNC}: num_heads ({self.num_heads}) must "
+                             f"divide embed_dim ({self.embed_dim})")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"{_FUNC}: num_kv_heads ({self.num_kv_heads}) "
+                             f"must divide num_heads ({self.num_heads})")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _checks.SUPPORTED_DTYPES:
+            raise TypeError(f"{_FUNC}: dtype must be float32 or float64, got "
+                            f"{self.dtype}")
+        self.bias = bool(bias)
+        self.head_dim = self.embed_dim // self.num_heads
+        rng = np.random.default_rng(rng)
+        E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
+        shapes = self._shapes()
+        if self._stacked:
+            self.in_proj_weight = self._xavier(rng, (E + 2 * kv, E))
+            self._split_stacked()
+        else:
+            self.in_proj_weight = None
+            self.q_proj_weight = self._xavier(rng, shapes["q_proj_weight"])
+            self.k_proj_weight = self._xavier(rng, shapes["k_proj_weight"])
+            self.v_proj_weight = self._xavier(rng, shapes["v_proj_weight"])
+        self.in_proj_bias = np.zeros(E + 2 * kv, self.dtype) if bias else None
+        bound = 1.0 / math.sqrt(E)  # torch's Linear default for out_proj
+        self.out_proj_weight = rng.uniform(-bound, bound, (E, E)).astype(
+            self.dtype)
+        self.out_proj_bias = np.zeros(E, self.dtype) if bias else None
+
+    # ------------------------------------------------------------ weights --
+
+    @property
+    def _stacked(self):
+        return self.kdim == self.embed_dim and self.vdim == self.embed_dim
+
+    def _xavier(self, rng, shape):
+        bound = math.sqrt(6.0 / (shape[0] + shape[1]))
+        return rng.uniform(-bound, bound, shape).astype(self.dtype)
+
+    def _split_stacked(self):
+        E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
+        w = self.in_proj_weight
+        self.q_proj_weight = w[:E]
+        self.k_proj_weight = w[E:E + kv]
+        self.v_proj_weight = w[E + kv:]
+
+    def _shapes(self):
+        E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
+        shapes = {}
+        if self._stacked:
+            shapes["in_proj_weight"] = (E + 2 * kv, E)
+        else:
+            shapes.update(q_proj_weight=(E, E), k_proj_weight=(kv, self.kdim),
+                          v_proj_weight=(kv, self.vdim))
+        if self.bias:
+            shapes["in_proj_bias"] = (E + 2 * kv,)
+        shapes["out_proj.weight"] = (E, E)
+        if self.bias:
+            shapes["out_proj.bias"] = (E,)
+        return shapes
+
+    def state_dict(self):
+        """The weights under ``torch.nn.MultiheadAttention``'s names.
+
+        Returns
+        -------
+        state : dict of str to ndarray
+            Copies of the weights: ``in_proj_weight`` (or ``q_proj_weight``,
+            ``k_proj_weight``, ``v_proj_weight`` when kdim/vdim differ from
+            embed_dim), ``in_proj_bias``, ``out_proj.weight``,
+            ``out_proj.bias`` (the biases only with ``bias=True``).
+
+        Raises
+        ------
+        None
+
+        Notes
+        -----
+        With ``num_kv_heads < num_heads`` the K/V rows are fewer than
+        PyTorch's layer has; such a state loads into cattn only.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> sorted(cattn.MultiHeadAttention(8, 2).state_dict())
+        ['in_proj_bias', 'in_proj_weight', 'out_proj.bias', 'out_proj.weight']
+        """
+        values = {"in_proj_weight": self.in_proj_weight,
+                  "q_proj_weight": self.q_proj_weight,
+                  "k_proj_weight": self.k_proj_weight,
+                  "v_proj_weight": self.v_proj_weight,
+                  "in_proj_bias": self.in_proj_bias,
+                  "out_proj.weight": self.out_proj_weight,
+                  "out_proj.bias": self.out_proj_bias}
+        return {name: np.array(values[name]) for name in self._shapes()}
+
+    def load_state_dict(self, state):
+        """Load weights saved by :meth:`state_dict` or by PyTorch.
+
+        Parameters
+        ----------
+        state : mapping of str to array_like
+            Exactly the names :meth:`state_dict` returns, with those shapes.
+            Arrays are copied and converted to the layer's dtype.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        KeyError
+            If names are missing or unexpected (all of them are listed).
+        ValueError
+            If an array has the wrong shape.
+        TypeError
+            If an array is not numeric.
+
+        Notes
+        -----
+        Accepts ``{k: v.numpy() for k, v in torch_mha.state_dict().items()}``.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> a, b = cattn.MultiHeadAttention(8, 2, rng=0), cattn.MultiHeadAttention(8, 2, rng=1)
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool((b.out_proj_weight == a.out_proj_weight).all())
+        True
+        """
+        shapes = self._shapes()
+        missing = sorted(set(shapes) - set(state))
+        unexpected = sorted(set(state) - set(shapes))
+        if missing or unexpected:
+            raise KeyError(f"{_FUNC}.load_state_dict: missing keys {missing}, "
+                           f"unexpected keys {unexpected}; expected "
+                           f"{sorted(shapes)}")
+        arrays = {}
+        for name, shape in shapes.items():
+            arr = np.asarray(state[name])
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{_FUNC}.load_state_dict: {name} has dtype "
+                                f"{arr.dtype}; expected a real numeric array")
+            if arr.shape != shape:
+                raise ValueError(f"{_FUNC}.load_state_dict: {name} has shape "
+                                 f"{arr.shape}; expected {shape}")
+            arrays[name] = arr.astype(self.dtype)  # a copy
+        if self._stacked:
+            self.in_proj_weight = arrays["in_proj_weight"]
+            self._split_stacked()
+        else:
+            self.q_proj_weight = arrays["q_proj_weight"]
+            self.k_proj_weight = arrays["k_proj_weight"]
+            self.v_proj_weight = arrays["v_proj_weight"]
+        self.in_proj_bias = arrays.get("in_proj_bias")
+        self.out_proj_weight = arrays["out_proj.weight"]
+        self.out_proj_bias = arrays.get("out_proj.bias")
+
+    def save(self, file):
+        """Save the weights to a ``.npz`` file (names as :meth:`state_dict`).
+
+        Parameters
+        ----------
+        file : str, os.PathLike or file object
+            Where to write, as for :func:`numpy.savez`.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        OSError
+            If the file cannot be written.
+
+        Notes
+        -----
+        Load with :meth:`load`; the layer's sizes are not stored, so build
+        a layer of the same configuration first.
+
+        Examples
+        --------
+        >>> import io, cattn
+        >>> buf = io.BytesIO()
+        >>> cattn.MultiHeadAttention(8, 2, rng=0).save(buf)
+        >>> _ = buf.seek(0)
+        >>> cattn.MultiHeadAttention(8, 2).load(buf)
+        """
+        np.savez(file, **self.state_dict())
+
+    def load(self, file):
+        """Load weights from a ``.npz`` file written by :meth:`save`.
+
+        Parameters
+        ----------
+        file : str, os.PathLike or file object
+            As for :func:`numpy.load`.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        KeyError, ValueError
+            As :meth:`load_state_dict`.
+
+        Notes
+        -----
+        Pickled objects are refused (``allow_pickle=False``).
+
+        Examples
+        --------
+        See :meth:`save`.
+        """
+        with np.load(file, allow_pickle=False) as data:
+            self.load_state_dict({k: data[k] for k in data.files})
+
+    # ------------------------------------------------------------ forward --
+
+    def _project(self, x, w, bias_slice):
+        out = matmul(x, w.T)
+        if self.in_proj_bias is not None:
+            out += self.in_proj_bias[bias_slice]
+        return out
+
+    def _heads(self, x, n):
+        """(B, T, n·d) -> (B, n, T, d), a view."""
+        return x.reshape(x.shape[:-1] + (n, self.head_dim)).swapaxes(-2, -3)
+
+    def _input(self, x, name, features):
+        x = _checks.as_float_array(x, name, _FUNC)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"{_FUNC}: {name} must be (batch, length, "
+                             f"features) or (length, features), got shape "
+                             f"{x.shape}")
+        if x.shape[-1] != features:
+            raise ValueError(f"{_FUNC}: {name} has {x.shape[-1]} features "
+                             f"(shape {x.shape}); expected {features}")
+        return x.astype(self.dtype, copy=False)
+
+    def project_memory(self, memory, value=None):
+        """Project encoder states to keys and values once, for reuse.
+
+        Parameters
+        ----------
+        memory : array_like, shape (batch, S, kdim) or (S, kdim)
+            Encoder output (the key input).
+        value : array_like, optional
+            Value input (default: `memory`, the QVV case).
+
+        Returns
+        -------
+        memory : ProjectedMemory
+            Pass it as `key` at every decoding step.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For bad dtypes or shapes, as :meth:`__call__`.
+
+        Notes
+        -----
+        ``mha(x, mha.project_memory(m))`` equals ``mha(x, m)``; the
+        projection cost is paid once instead of at every step.
+
+        Examples
+        --------
+        >>> import numpy as np, cattn
+        >>> mha = cattn.MultiHeadAttention(8, 2, rng=0)
+        >>> m = np.ones((1, 6, 8), np.float32)
+        >>> mem = mha.project_memory(m)
+        >>> x = np.zeros((1, 1, 8), np.float32)
+        >>> bool(np.allclose(mha(x, mem), mha(x, m)))
+        True
+        """
+        k_in = self._input(memory, "memory", self.kdim)
+        v_in = k_in if value is None else self._input(value, "value",
+                                                      self.vdim)
+        if k_in.ndim == 2:
+            k_in = k_in[np.newaxis]
+        if v_in.ndim == 2:
+            v_in = v_in[np.newaxis]
+        k, v = self._project_kv(k_in, v_in)
+        return ProjectedMemory(k, v)
+
+    def _project_kv(self, k_in, v_in):
+        E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
+        if (k_in is v_in and self._stacked):
+            both = self._project(k_in, self.in_proj_weight[E:],
+                                 slice(E, None))
+            k, v = both[..., :kv], both[..., kv:]
+        else:
+            k = self._project(k_in, self.k_proj_weight, slice(E, E + kv))
+            v = self._project(v_in, self.v_proj_weight, slice(E + kv, None))
+        return self._heads(k, self.num_kv_heads), self._heads(
+            v, self.num_kv_heads)
+
+    def new_cache(self, batch, max_len):
+        """Storage for incremental (token-by-token) self-attention.
+
+        Parameters
+        ----------
+        batch : int
+            Batch size of the calls that will use it.
+        max_len : int
+            Most positions it can hold.
+
+        Returns
+        -------
+        cache : KVCache
+            Pass as ``cache=`` to self-attention calls; each call appends
+            its projected keys/values and attends over all cached positions
+            (causal, aligned bottom-right).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If `batch` or `max_len` is not an int >= 1.
+
+        Notes
+        -----
+        Memory: 2 · batch · num_kv_heads · max_len · head_dim elements,
+        allocated once.
+
+        Examples
+        --------
+        >>> import numpy as np, cattn
+        >>> mha = cattn.MultiHeadAttention(8, 2, rng=0)
+        >>> x = np.random.default_rng(0).standard_normal((1, 4, 8)).astype(np.float32)
+        >>> cache = mha.new_cache(1, 16)
+        >>> steps = [mha(x[:, t:t + 1], cache=cache) for t in range(4)]
+        >>> bool(np.allclose(np.concatenate(steps, 1), mha(x, is_causal=True),
+        ...                  atol=1e-5))
+        True
+        """
+        return KVCache(_positive_int(batch, "batch"), self.num_kv_heads,
+                       _positive_int(max_len, "max_len"), self.head_dim,
+                       self.dtype)
+
+    def _mask(self, key_padding_mask, attn_mask, batch, L, S):
+        """One mask in cattn's meaning, shape broadcastable to (B, H, L, S)."""
+        mask = None
+        if attn_mask is not None:
+            mask = np.asarray(attn_mask)
+            if mask.dtype != np.bool_:
+                mask = _checks.as_float_array(mask, "attn_mask", _FUNC).astype(
+                    self.dtype, copy=False)
+            if mask.ndim == 3:  # (B, L, S): the same for every head
+                mask = mask[:, np.newaxis]
+        if key_padding_mask is not None:
+            kpm = np.asarray(key_padding_mask)
+            if kpm.dtype != np.bool_:
+                raise TypeError(f"{_FUNC}: key_padding_mask has dtype "
+                                f"{kpm.dtype}; expected bool (True = padding,"
+                                f" ignored)")
+            if kpm.shape != (batch, S):
+                raise ValueError(f"{_FUNC}: key_padding_mask has shape "
+                                 f"{kpm.shape}; expected (batch, S) = "
+                                 f"{(batch, S)}")
+            attend = ~kpm[:, np.newaxis, np.newaxis, :]
+            if mask is None:
+                mask = attend
+            elif mask.dtype == np.bool_:
+                mask = mask & attend
+            else:
+                mask = np.where(attend, mask, self.dtype.type(-np.inf))
+        return mask
+
+    def __call__(self, query, key=None, value=None, *, key_padding_mask=None,
+                 attn_mask=None, is_causal=False, need_weights=False,
+                 average_attn_weights=True, cache=None):
+        """Attend.
+
+        Parameters
+        ----------
+        query : array_like, shape (B, L, E) or (L, E)
+            Queries (batch first; unbatched input gives unbatched output).
+        key : array_like or ProjectedMemory, optional
+            Key input (B, S, kdim); None means self-attention (key = value =
+            query); a :class:`ProjectedMemory` reuses projected encoder
+            states.
+        value : array_like, optional
+            Value input (B, S, vdim); None means value = key (QVV).
+        key_padding_mask : array_like of bool, shape (B, S), optional
+            True = padding key, IGNORED (``torch.nn.MultiheadAttention``'s
+            meaning).
+        attn_mask : array_like, optional
+            cattn's meaning: bool True = MAY ATTEND, or float added; shape
+            broadcastable to (B, H, L, S), e.g. (L, S) or (B, L, S).
+        is_causal : bool or {"top_left", "bottom_right"}, optional
+            As in :func:`scaled_dot_product_attention`; with `cache` the
+            alignment is always bottom-right.
+        need_weights : bool, optional
+            Also return the attention weights (this builds an L x S array;
+            without it none is made).
+        average_attn_weights : bool, optional
+            Weights averaged over heads (B, L, S) if True, else (B, H, L, S).
+        cache : KVCache, optional
+            Self-attention only: append this call's keys/values and attend
+            over every cached position, causally.
+
+        Returns
+        -------
+        out : ndarray, shape (B, L, E) or (L, E)
+        weights : ndarray
+            Only with ``need_weights=True``.
+
+        Raises
+        ------
+        TypeError
+            For non-float inputs or a non-bool key_padding_mask.
+        ValueError
+            For shapes that disagree, a full cache, or cache with key/value.
+        """
+        q_in = self._input(query, "query", self.embed_dim)
+        unbatched = q_in.ndim == 2
+        if unbatched:
+            q_in = q_in[np.newaxis]
+        E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
+        if cache is not None and key is not None:
+            raise ValueError(f"{_FUNC}: cache= is for self-attention; pass "
+                             "key=None (use project_memory for cross "
+                             "attention)")
+        if isinstance(key, ProjectedMemory):
+            k, v = key.key, key.value
+        elif key is None:
+            # Self-attention: one fused product for Q, K and V.
+            if self._stacked:
+                qkv = self._project(q_in, self.in_proj_weight, slice(None))
+                q = qkv[..., :E]
+                k, v = qkv[..., E:E + kv], qkv[..., E + kv:]
+                k = self._heads(k, self.num_kv_heads)
+                v = self._heads(v, self.num_kv_heads)
+            else:
+                raise ValueError(f"{_FUNC}: self-attention needs kdim == "
+                                 f"vdim == embed_dim")
+        else:
+            k_in = self._input(key, "key", self.kdim)
+            v_in = k_in if value is None else self._input(value, "value",
+                                                          self.vdim)
+            if unbatched:
+                k_in = k_in[np.newaxis] if k_in.ndim == 2 else k_in
+                v_in = v_in[np.newaxis] if v_in.ndim == 2 else v_in
+            if k_in.shape[:-1] != v_in.shape[:-1]:
+                raise ValueError(f"{_FUNC}: key and value must have the same "
+                                 f"batch and length: key {k_in.shape}, value "
+                                 f"{v_in.shape}")
+            k, v = self._project_kv(k_in, v_in)
+        if key is not None or not self._stacked:
+            q = self._project(q_in, self.q_proj_weight, slice(0, E))
+        q = self._heads(q, self.num_heads)
+        if k.shape[0] != q.shape[0] and k.shape[0] != 1:
+            raise ValueError(f"{_FUNC}: query has batch {q.shape[0]}, key "
+                             f"has batch {k.shape[0]}")
+        if cache is not None:
+            k, v = cache._append(k, v)
+            is_causal = "bottom_right"
+        B, L, S = q.shape[0], q.shape[2], k.shape[2]
+        mask = self._mask(key_padding_mask, attn_mask, B, L, S)
+        gqa = self.num_kv_heads != self.num_heads
+        o = scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal,
+                                         enable_gqa=gqa)
+        o = o.swapaxes(-2, -3).reshape(B, L, E)
+        out = matmul(o, self.out_proj_weight.T)
+        if self.out_proj_bias is not None:
+            out += self.out_proj_bias
+        if unbatched:
+            out = out[0]
+        if not need_weights:
+            return out
+        w = attention_weights(q, k, mask, is_causal=is_causal,
+                              enable_gqa=gqa)
+        if average_attn_weights:
+            w = w.mean(axis=1)
+        return out, (w[0] if unbatched else w)
