@@ -218,3 +218,32 @@ def test_errors():
                     ("2", TypeError)):
         with pytest.raises(exc, match="num_threads"):
             f(a, b, num_threads=nt)
+
+
+@pytest.mark.parametrize("m", [1, 2, 4])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_few_rows_stream_b_without_packing(m, dtype, isa, rng):
+    """At most 4 rows of C take the streaming path (axpy over rows of B, or
+    dot products with columns of B): every layout, edges, NaN rules."""
+    for k, n in ((1, 1), (7, 33), (64, 1100), (300, 17)):
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        for aa in (a, np.asfortranarray(a), a[:, ::-1].copy()[:, ::-1]):
+            for bb in (b, np.asfortranarray(b), b.T.copy().T,
+                       np.repeat(b, 2, 1)[:, ::2]):
+                assert_matmul_close(cattn.matmul(aa, bb), a, b)
+        np.testing.assert_array_equal(cattn.matmul(a, b, num_threads=1),
+                                      cattn.matmul(a, b, num_threads=3))
+    # A decoder step: x (1, E) against a weight used transposed.
+    w = rng.standard_normal((96, 40)).astype(dtype)
+    x = rng.standard_normal((1, 40)).astype(dtype)
+    assert_matmul_close(cattn.matmul(x, w.T), x, w.T)
+    # 0 * inf is NaN here as in the blocked path and in numpy.
+    a = np.zeros((m, 3), dtype)
+    b = np.ones((3, 5), dtype)
+    b[1, 2] = np.inf
+    for bb in (b, np.asfortranarray(b)):
+        got = cattn.matmul(a, bb)
+        with np.errstate(invalid="ignore"):
+            want = a @ b
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))

@@ -43,8 +43,9 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
-from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
-                     gemm_kernel_f64, pack_a, pack_b)
+from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
+                     floating, gemm_kernel_f32, gemm_kernel_f64, pack_a,
+                     pack_b)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 
 cnp.import_array()
@@ -60,10 +61,6 @@ cdef extern from "attention/cattn_attention.h":
                         float *) noexcept nogil
         void (*col_exp_sum)(int64_t, int64_t, float *, int64_t,
                             const float *, float *) noexcept nogil
-        void (*dot_rows)(int64_t, int64_t, const float *, const float *,
-                         int64_t, float, float *) noexcept nogil
-        void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
-                          int64_t, float *) noexcept nogil
     ctypedef struct cattn_cols_f64:
         const char *name
         int64_t vl
@@ -71,10 +68,6 @@ cdef extern from "attention/cattn_attention.h":
                         double *) noexcept nogil
         void (*col_exp_sum)(int64_t, int64_t, double *, int64_t,
                             const double *, double *) noexcept nogil
-        void (*dot_rows)(int64_t, int64_t, const double *, const double *,
-                         int64_t, double, double *) noexcept nogil
-        void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
-                          int64_t, double *) noexcept nogil
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
@@ -330,24 +323,6 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
                              imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
                              <floating>1, <floating>1)
-
-
-cdef inline void dot_rows(int64_t nk, int64_t E, const floating *q,
-                          const floating *k, int64_t rs_k, floating scale,
-                          floating *s) noexcept nogil:
-    if floating is float:
-        cattn_cols_f32_for(active_isa()).dot_rows(nk, E, q, k, rs_k, scale, s)
-    else:
-        cattn_cols_f64_for(active_isa()).dot_rows(nk, E, q, k, rs_k, scale, s)
-
-
-cdef inline void axpy_rows(int64_t nk, int64_t Ev, const floating *p,
-                           const floating *v, int64_t rs_v,
-                           floating *acc) noexcept nogil:
-    if floating is float:
-        cattn_cols_f32_for(active_isa()).axpy_rows(nk, Ev, p, v, rs_v, acc)
-    else:
-        cattn_cols_f64_for(active_isa()).axpy_rows(nk, Ev, p, v, rs_v, acc)
 
 
 cdef inline floating row_max(int64_t n, const floating *x) noexcept nogil:

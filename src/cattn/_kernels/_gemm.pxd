@@ -25,3 +25,11 @@ cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
 cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                  int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
                  floating *dst) noexcept nogil
+
+# Row-streaming kernels (include/gemm/cattn_gemv.h): products with a few rows.
+cdef void dot_rows(int64_t n, int64_t k, const floating *x,
+                   const floating *rows, int64_t rs, floating scale,
+                   floating *out) noexcept nogil
+cdef void axpy_rows(int64_t n, int64_t k, const floating *coef,
+                    const floating *rows, int64_t rs,
+                    floating *acc) noexcept nogil

@@ -72,6 +72,22 @@ cdef extern from "gemm/pack.h":
                                int64_t, int64_t, int64_t, int64_t,
                                double *) nogil
 
+cdef extern from "gemm/cattn_gemv.h":
+    ctypedef struct cattn_gemv_f32:
+        const char *name
+        void (*dot_rows)(int64_t, int64_t, const float *, const float *,
+                         int64_t, float, float *) noexcept nogil
+        void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
+                          int64_t, float *) noexcept nogil
+    ctypedef struct cattn_gemv_f64:
+        const char *name
+        void (*dot_rows)(int64_t, int64_t, const double *, const double *,
+                         int64_t, double, double *) noexcept nogil
+        void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
+                          int64_t, double *) noexcept nogil
+    const cattn_gemv_f32 *cattn_gemv_f32_for(int isa) nogil
+    const cattn_gemv_f64 *cattn_gemv_f64_for(int isa) nogil
+
 cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
@@ -130,6 +146,29 @@ cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
         cattn_gemm_pack_b_f32(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst)
     else:
         cattn_gemm_pack_b_f64(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst)
+
+
+cdef void dot_rows(int64_t n, int64_t k, const floating *x,
+                   const floating *rows, int64_t rs, floating scale,
+                   floating *out) noexcept nogil:
+    """out[j] = scale · (x · rows[j]) for j < n; rows[j] = rows + j·rs, each
+    of k contiguous elements."""
+    if floating is float:
+        cattn_gemv_f32_for(active_isa()).dot_rows(n, k, x, rows, rs, scale,
+                                                  out)
+    else:
+        cattn_gemv_f64_for(active_isa()).dot_rows(n, k, x, rows, rs, scale,
+                                                  out)
+
+
+cdef void axpy_rows(int64_t n, int64_t k, const floating *coef,
+                    const floating *rows, int64_t rs,
+                    floating *acc) noexcept nogil:
+    """acc[0:k] += Σ_j coef[j] · rows[j] for j < n, in order of j."""
+    if floating is float:
+        cattn_gemv_f32_for(active_isa()).axpy_rows(n, k, coef, rows, rs, acc)
+    else:
+        cattn_gemv_f64_for(active_isa()).axpy_rows(n, k, coef, rows, rs, acc)
 
 
 # ------------------------------------------------------------------ loops --
@@ -286,6 +325,66 @@ cdef int gemm_batch(const floating *a, const floating *b, floating *c,
     return 0
 
 
+# ------------------------------------------------------- few rows of A --
+
+# Products with at most this many rows of C skip packing: packing B costs as
+# much as the product itself there.  Columns are cut into fixed chunks (never
+# by the thread count) so the vector/tail split of a column never moves.
+cdef int64_t GEMV_MAX_M = 4
+cdef int64_t GEMV_CHUNK = 512
+
+
+cdef bint gemv_applies(int64_t m, int64_t k, int64_t rs_a, int64_t cs_a,
+                       int64_t rs_b, int64_t cs_b) noexcept nogil:
+    return m <= GEMV_MAX_M and k > 0 and (cs_b == 1 or (rs_b == 1 and
+                                                         cs_a == 1))
+
+
+cdef void gemv_item(const Operands *op, int64_t i, int64_t j0,
+                    floating *tmp) noexcept nogil:
+    """Row i, columns [j0, j0 + GEMV_CHUNK) of C = A·B, streaming B.
+    tmp: k + GEMV_CHUNK elements of this thread's scratch."""
+    cdef const floating *a = <const floating *>op.a
+    cdef const floating *b = <const floating *>op.b
+    cdef floating *c = <floating *>op.c
+    cdef int64_t nj = imin(GEMV_CHUNK, op.n - j0), p, j
+    cdef floating *row = tmp + op.k
+    cdef const floating *coef = a + i * op.rs_a
+    if op.cs_b == 1:
+        # C[i, :] = Σ_p A[i, p] · B[p, :]: axpy over contiguous rows of B.
+        if op.cs_a != 1:
+            for p in range(op.k):
+                tmp[p] = coef[p * op.cs_a]
+            coef = tmp
+        for j in range(nj):
+            row[j] = 0
+        axpy_rows(op.k, nj, coef, b + j0, op.rs_b, row)
+    else:
+        # C[i, j] = A[i, :] · B[:, j]: dot products with contiguous columns.
+        dot_rows(nj, op.k, coef, b + j0 * op.cs_b, op.cs_b, <floating>1, row)
+    for j in range(nj):
+        c[i * op.rs_c + (j0 + j) * op.cs_c] = row[j]
+
+
+cdef void gemv_batch(const floating *a, const floating *b, floating *c,
+                     const int64_t *off_a, const int64_t *off_b,
+                     const int64_t *off_c, int64_t nbatch, Operands op,
+                     int nthreads, floating *scratch,
+                     int64_t scratch_stride) noexcept nogil:
+    cdef int64_t chunks = cdiv(op.n, GEMV_CHUNK), per = op.m * chunks
+    cdef int64_t item, bi, r
+    cdef Operands mine
+    for item in prange(nbatch * per, schedule='static', num_threads=nthreads):
+        bi = item // per
+        r = item % per
+        mine = op
+        mine.a = a + off_a[bi]
+        mine.b = b + off_b[bi]
+        mine.c = c + off_c[bi]
+        gemv_item(&mine, r // chunks, (r % chunks) * GEMV_CHUNK,
+                  scratch + threadid() * scratch_stride)
+
+
 # ------------------------------------------------------------ entry point --
 
 cdef void *aligned_buffer(size_t nbytes) except NULL:
@@ -357,6 +456,18 @@ cdef _matmul(const floating *a, const floating *b, floating *c,
     nthreads = num_threads
     if work * nbatch < MIN_WORK_PER_THREAD * nthreads:
         nthreads = <int>max(1, work * nbatch // MIN_WORK_PER_THREAD)
+
+    if gemv_applies(m, k, rs_a, cs_a, rs_b, cs_b):
+        nthreads = <int>min(nthreads, nbatch * m * cdiv(n, GEMV_CHUNK))
+        apack = <floating *>aligned_buffer(
+            nthreads * (k + GEMV_CHUNK) * sizeof(floating))
+        try:
+            with nogil:
+                gemv_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch,
+                           op, nthreads, apack, k + GEMV_CHUNK)
+        finally:
+            free(apack)
+        return
     by_matrix = nthreads > 1 and (nbatch >= 4 * nthreads or (
         nbatch >= nthreads and (nbatch % nthreads == 0
                                 or work < 4 * MIN_WORK_PER_THREAD)))

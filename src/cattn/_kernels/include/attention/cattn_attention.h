@@ -1,6 +1,6 @@
-/* cattn_attention.h -- the attention kernel's vector steps, per dtype x ISA:
- * column kernels of the tiled path's online softmax (cols.tmpl.h) and the
- * dot/axpy row kernels of the decode path (rows.tmpl.h). */
+/* cattn_attention.h -- column kernels of the tiled attention path's online
+ * softmax (contract in cols.tmpl.h), per dtype x ISA.  The decode path uses
+ * the row kernels of gemm/cattn_gemv.h. */
 #ifndef CATTN_ATTENTION_H
 #define CATTN_ATTENTION_H
 
@@ -15,10 +15,6 @@ typedef struct {
     void (*col_max)(int64_t, int64_t, const float *, int64_t, float *);
     void (*col_exp_sum)(int64_t, int64_t, float *, int64_t, const float *,
                         float *);
-    void (*dot_rows)(int64_t, int64_t, const float *, const float *, int64_t,
-                     float, float *);
-    void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
-                      int64_t, float *);
 } cattn_cols_f32;
 
 typedef struct {
@@ -27,22 +23,16 @@ typedef struct {
     void (*col_max)(int64_t, int64_t, const double *, int64_t, double *);
     void (*col_exp_sum)(int64_t, int64_t, double *, int64_t, const double *,
                         double *);
-    void (*dot_rows)(int64_t, int64_t, const double *, const double *,
-                     int64_t, double, double *);
-    void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
-                      int64_t, double *);
 } cattn_cols_f64;
 
 #include "../simd/generic_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_generic
 #include "cols.tmpl.h"
-#include "rows.tmpl.h"
 #include "../simd/undef.h"
 #undef RW_NAME
 #include "../simd/generic_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_generic
 #include "cols.tmpl.h"
-#include "rows.tmpl.h"
 #include "../simd/undef.h"
 #undef RW_NAME
 
@@ -52,13 +42,11 @@ typedef struct {
 #include "../simd/avx512_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx512
 #include "cols.tmpl.h"
-#include "rows.tmpl.h"
 #include "../simd/undef.h"
 #undef RW_NAME
 #include "../simd/avx512_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx512
 #include "cols.tmpl.h"
-#include "rows.tmpl.h"
 #include "../simd/undef.h"
 #undef RW_NAME
 #pragma GCC pop_options
@@ -68,21 +56,18 @@ typedef struct {
 #include "../simd/avx2_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx2
 #include "cols.tmpl.h"
-#include "rows.tmpl.h"
 #include "../simd/undef.h"
 #undef RW_NAME
 #include "../simd/avx2_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx2
 #include "cols.tmpl.h"
-#include "rows.tmpl.h"
 #include "../simd/undef.h"
 #undef RW_NAME
 #pragma GCC pop_options
 #endif
 
 #define CATTN_COLS_ENTRY(sfx, vl)                                     \
-    {#sfx, vl, cattn_col_max_##sfx, cattn_col_exp_sum_##sfx,              \
-     cattn_dot_rows_##sfx, cattn_axpy_rows_##sfx}
+    {#sfx, vl, cattn_col_max_##sfx, cattn_col_exp_sum_##sfx}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {

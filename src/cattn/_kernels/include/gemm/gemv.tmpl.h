@@ -1,6 +1,6 @@
-/* rows.tmpl.h -- the decode path (a few queries against many keys): one
- * query row at a time, vectorised along E and Ev, streaming K and V rows
- * once with no packing.  Rows need unit inner stride.
+/* gemv.tmpl.h -- products with a few rows, streaming the large operand once
+ * with no packing: the attention decode path (one query against many keys)
+ * and matmul with a few rows of A.  Rows need unit inner stride.
  *
  * Instantiated per dtype x ISA with the RW_* operations of simd/<isa>_<dtype>.h.
  *   dot_rows(nk, E, q, k, rs_k, scale, s):  s[j] = scale * (q . k[j])
@@ -33,8 +33,7 @@ static void RW_NAME(axpy_rows)(int64_t nk, int64_t Ev, const RW_T *p,
                                const RW_T *v, int64_t rs_v, RW_T *acc)
 {
     for (int64_t j = 0; j < nk; ++j) {
-        if (p[j] == 0)
-            continue;
+        /* no skipping of p[j] == 0: 0 * inf must stay NaN, as in the GEMM */
         const RW_T *vj = v + j * rs_v;
         const RW_VEC pj = RW_SET1(p[j]);
         int64_t c = 0;

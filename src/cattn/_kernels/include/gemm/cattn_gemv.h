@@ -1,0 +1,98 @@
+/* cattn_gemv.h -- row-streaming product kernels (contract in gemv.tmpl.h),
+ * per dtype x ISA, for matmul with a few rows and the attention decode path.
+ */
+#ifndef CATTN_GEMV_H
+#define CATTN_GEMV_H
+
+#include <math.h>
+#include <stdint.h>
+#include "../cattn_cpu.h"
+#include "../softmax/exp_simd.h"
+
+typedef struct {
+    const char *name;
+    void (*dot_rows)(int64_t, int64_t, const float *, const float *, int64_t,
+                     float, float *);
+    void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
+                      int64_t, float *);
+} cattn_gemv_f32;
+
+typedef struct {
+    const char *name;
+    void (*dot_rows)(int64_t, int64_t, const double *, const double *,
+                     int64_t, double, double *);
+    void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
+                      int64_t, double *);
+} cattn_gemv_f64;
+
+#include "../simd/generic_f32.h"
+#define RW_NAME(op) cattn_##op##_f32_generic
+#include "gemv.tmpl.h"
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/generic_f64.h"
+#define RW_NAME(op) cattn_##op##_f64_generic
+#include "gemv.tmpl.h"
+#include "../simd/undef.h"
+#undef RW_NAME
+
+#if CATTN_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#include "../simd/avx512_f32.h"
+#define RW_NAME(op) cattn_##op##_f32_avx512
+#include "gemv.tmpl.h"
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/avx512_f64.h"
+#define RW_NAME(op) cattn_##op##_f64_avx512
+#include "gemv.tmpl.h"
+#include "../simd/undef.h"
+#undef RW_NAME
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "../simd/avx2_f32.h"
+#define RW_NAME(op) cattn_##op##_f32_avx2
+#include "gemv.tmpl.h"
+#include "../simd/undef.h"
+#undef RW_NAME
+#include "../simd/avx2_f64.h"
+#define RW_NAME(op) cattn_##op##_f64_avx2
+#include "gemv.tmpl.h"
+#include "../simd/undef.h"
+#undef RW_NAME
+#pragma GCC pop_options
+#endif
+
+#define CATTN_GEMV_ENTRY(sfx) {#sfx, cattn_dot_rows_##sfx, cattn_axpy_rows_##sfx}
+
+/* Indexed by enum cattn_isa. */
+static const cattn_gemv_f32 cattn_gemv_kernels_f32[] = {
+    CATTN_GEMV_ENTRY(f32_generic),
+#if CATTN_X86
+    CATTN_GEMV_ENTRY(f32_avx2),
+    CATTN_GEMV_ENTRY(f32_avx512),
+#endif
+};
+
+static const cattn_gemv_f64 cattn_gemv_kernels_f64[] = {
+    CATTN_GEMV_ENTRY(f64_generic),
+#if CATTN_X86
+    CATTN_GEMV_ENTRY(f64_avx2),
+    CATTN_GEMV_ENTRY(f64_avx512),
+#endif
+};
+
+static inline const cattn_gemv_f32 *cattn_gemv_f32_for(int isa)
+{
+    return &cattn_gemv_kernels_f32[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+}
+
+static inline const cattn_gemv_f64 *cattn_gemv_f64_for(int isa)
+{
+    return &cattn_gemv_kernels_f64[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+}
+
+#endif
