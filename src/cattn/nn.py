@@ -666,9 +666,12 @@ class MultiHeadAttention:
         B, L, S = q.shape[0], q.shape[2], k.shape[2]
         mask = self._mask(key_padding_mask, attn_mask, B, L, S)
         gqa = self.num_kv_heads != self.num_heads
-        o = scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal,
-                                         enable_gqa=gqa)
-        o = o.swapaxes(-2, -3).reshape(B, L, E)
+        # The kernel writes heads straight into (B, L, H, d) order, so the
+        # output projection reads them as (B, L, E) without a copy.
+        o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
+        scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal,
+                                     enable_gqa=gqa, out=o.swapaxes(1, 2))
+        o = o.reshape(B, L, E)
         out = matmul(o, self.out_proj_weight.T)
         if self.out_proj_bias is not None:
             out += self.out_proj_bias

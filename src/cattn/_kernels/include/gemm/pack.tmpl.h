@@ -63,6 +63,16 @@ PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
             for (int64_t p = 0; p < kc; ++p)
                 for (int64_t j = 0; j < nr; ++j)
                     d[p * nr + j] = src[p * rs_b + j];
+        } else if (rs_b == 1 && cols == nr) {
+            /* B is stored by columns (e.g. a weight used transposed): copy
+             * 16 rows at a time so every column read is one contiguous run
+             * and the written rows stay in L1. */
+            for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+                const int64_t p1 = kc - p0 < 16 ? kc : p0 + 16;
+                for (int64_t j = 0; j < nr; ++j)
+                    for (int64_t p = p0; p < p1; ++p)
+                        d[p * nr + j] = src[j * cs_b + p];
+            }
         } else {
             for (int64_t p = 0; p < kc; ++p) {
                 int64_t j = 0;
