@@ -7,8 +7,8 @@ and still runs AVX2/AVX-512 code where the CPU has it; no -march=native.
 Environment:
   CATTN_DISABLE_OPENMP=1  build serial kernels even if OpenMP is available.
 """
+import glob
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -79,8 +79,12 @@ def extensions():
         # Cython's firstprivate copies of loop variables trip this falsely.
         "-Wno-maybe-uninitialized",
     ] + omp
+    # Every kernel header, so a changed header rebuilds the extensions.
+    headers = sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h"),
+                               recursive=True))
     common = dict(
         include_dirs=[numpy.get_include(), INCLUDE],
+        depends=headers,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=omp,

@@ -1,0 +1,121 @@
+"""scaled_dot_product_attention across its cases, and its peers."""
+import numpy as np
+
+import cattn
+
+from .common import (QUICK, THREADS, gflops, normal, pick, ratio, threads,
+                     torch_or_skip)
+
+# name: (B, H, Hkv, L, S, E, keyword arguments); every case is kept under
+# CATTN_BENCH_QUICK=1, at a tenth of the sequence length.
+_L = 128 if QUICK else 1024
+CASES = {
+    "self": (4, 8, 8, _L, _L, 64, {}),
+    "cross": (4, 8, 8, _L // 4, _L, 64, {}),
+    "causal": (4, 8, 8, _L, _L, 64, {"is_causal": True}),
+    "window": (4, 8, 8, _L, _L, 64, {"window": (128, 0)}),
+    "gqa": (4, 8, 2, _L, _L, 64, {"enable_gqa": True}),
+    "decode": (1, 32, 32, 1, 4 * _L, 128, {}),
+}
+DTYPES = pick(["float32", "float64"], ["float32"])
+
+
+def inputs(case, dtype):
+    B, H, Hkv, L, S, E, kw = CASES[case]
+    q = normal((B, H, L, E), dtype)
+    k = normal((B, Hkv, S, E), dtype)
+    v = normal((B, Hkv, S, E), dtype)
+    return q, k, v, kw
+
+
+def flops(case):
+    """4·B·H·L·S·E (Q·Kᵀ and P·V); half of it for causal attention."""
+    B, H, _, L, S, E, kw = CASES[case]
+    return 4.0 * B * H * L * S * E / (2 if kw.get("is_causal") else 1)
+
+
+class SDPA:
+    params = [list(CASES), DTYPES, THREADS]
+    param_names = ["case", "dtype", "threads"]
+
+    def setup(self, case, dtype, nthreads):
+        self.q, self.k, self.v, self.kw = inputs(case, dtype)
+        self.nt = threads(nthreads)
+
+    def run(self):
+        return cattn.scaled_dot_product_attention(
+            self.q, self.k, self.v, num_threads=self.nt, **self.kw)
+
+    def time_sdpa(self, case, dtype, nthreads):
+        self.run()
+
+    def peakmem_sdpa(self, case, dtype, nthreads):
+        self.run()
+
+    def track_gflops(self, case, dtype, nthreads):
+        return gflops(flops(case), self.run)
+
+    track_gflops.unit = "GFLOP/s"
+
+
+class SDPAVersusTorch:
+    """time(torch SDPA) / time(cattn), interleaved in one process."""
+    params = [list(CASES), DTYPES]
+    param_names = ["case", "dtype"]
+
+    def setup(self, case, dtype):
+        torch = torch_or_skip()
+        self.sdpa = torch.nn.functional.scaled_dot_product_attention
+        self.no_grad = torch.no_grad
+        self.q, self.k, self.v, self.kw = inputs(case, dtype)
+        if "window" in self.kw:
+            raise NotImplementedError("torch SDPA has no window argument")
+        self.tq, self.tk, self.tv = (torch.from_numpy(x)
+                                     for x in (self.q, self.k, self.v))
+
+    def torch_sdpa(self):
+        with self.no_grad():
+            return self.sdpa(self.tq, self.tk, self.tv, **self.kw)
+
+    def time_torch_sdpa(self, case, dtype):
+        self.torch_sdpa()
+
+    def track_ratio_torch(self, case, dtype):
+        return ratio(self.torch_sdpa, lambda: cattn.scaled_dot_product_attention(
+            self.q, self.k, self.v, **self.kw))
+
+    track_ratio_torch.unit = "time(torch)/time(cattn)"
+
+
+class SDPAVersusNumpy:
+    """The plain composition: matmul, scipy softmax, matmul."""
+    params = [["self", "cross", "causal"], DTYPES]
+    param_names = ["case", "dtype"]
+
+    def setup(self, case, dtype):
+        import scipy.special
+        self.softmax = scipy.special.softmax
+        self.q, self.k, self.v, self.kw = inputs(case, dtype)
+        L, S = self.q.shape[-2], self.k.shape[-2]
+        self.bias = np.where(np.tril(np.ones((L, S), bool)), 0, -np.inf
+                             ).astype(dtype) if self.kw else None
+
+    def numpy_attention(self):
+        s = np.matmul(self.q, np.swapaxes(self.k, -1, -2))
+        s *= s.dtype.type(self.q.shape[-1] ** -0.5)
+        if self.bias is not None:
+            s += self.bias
+        return np.matmul(self.softmax(s, axis=-1), self.v)
+
+    def time_numpy_attention(self, case, dtype):
+        self.numpy_attention()
+
+    def peakmem_numpy_attention(self, case, dtype):
+        self.numpy_attention()
+
+    def track_ratio_numpy(self, case, dtype):
+        return ratio(self.numpy_attention,
+                     lambda: cattn.scaled_dot_product_attention(
+                         self.q, self.k, self.v, **self.kw))
+
+    track_ratio_numpy.unit = "time(numpy)/time(cattn)"

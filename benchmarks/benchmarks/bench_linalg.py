@@ -1,0 +1,82 @@
+"""matmul and its NumPy (OpenBLAS) / PyTorch peers."""
+import numpy as np
+
+import cattn
+
+from .common import (THREADS, gflops, normal, pick, ratio, threads,
+                     torch_or_skip)
+
+SIZES = pick([256, 1024, 2048], [256])
+DTYPES = pick(["float32", "float64"], ["float32"])
+
+
+class Matmul:
+    params = [SIZES, DTYPES, THREADS]
+    param_names = ["n", "dtype", "threads"]
+
+    def setup(self, n, dtype, nthreads):
+        self.a = normal((n, n), dtype)
+        self.b = normal((n, n), dtype)
+        self.nt = threads(nthreads)
+
+    def time_matmul(self, n, dtype, nthreads):
+        cattn.matmul(self.a, self.b, num_threads=self.nt)
+
+    def track_gflops(self, n, dtype, nthreads):
+        return gflops(2.0 * n ** 3,
+                      lambda: cattn.matmul(self.a, self.b,
+                                           num_threads=self.nt))
+
+    track_gflops.unit = "GFLOP/s"
+
+    def track_ratio_numpy(self, n, dtype, nthreads):
+        return ratio(lambda: np.matmul(self.a, self.b),
+                     lambda: cattn.matmul(self.a, self.b,
+                                          num_threads=self.nt))
+
+    track_ratio_numpy.unit = "time(numpy)/time(cattn)"
+
+
+class MatmulFewRows:
+    """A decoding step's projection: x (1, E) @ Wᵀ."""
+    params = [pick([512, 2048], [512]), DTYPES]
+    param_names = ["E", "dtype"]
+
+    def setup(self, E, dtype):
+        self.x = normal((1, E), dtype)
+        self.w = normal((3 * E, E), dtype)
+
+    def time_matmul(self, E, dtype):
+        cattn.matmul(self.x, self.w.T)
+
+    def track_ratio_numpy(self, E, dtype):
+        return ratio(lambda: np.matmul(self.x, self.w.T),
+                     lambda: cattn.matmul(self.x, self.w.T))
+
+    track_ratio_numpy.unit = "time(numpy)/time(cattn)"
+
+
+class PeerNumpyMatmul:
+    params = [SIZES, DTYPES]
+    param_names = ["n", "dtype"]
+
+    def setup(self, n, dtype):
+        self.a = normal((n, n), dtype)
+        self.b = normal((n, n), dtype)
+
+    def time_matmul(self, n, dtype):
+        np.matmul(self.a, self.b)
+
+
+class PeerTorchMatmul:
+    params = [SIZES, DTYPES]
+    param_names = ["n", "dtype"]
+
+    def setup(self, n, dtype):
+        torch = torch_or_skip()
+        self.matmul = torch.matmul
+        self.a = torch.from_numpy(normal((n, n), dtype))
+        self.b = torch.from_numpy(normal((n, n), dtype))
+
+    def time_matmul(self, n, dtype):
+        self.matmul(self.a, self.b)

@@ -1,0 +1,52 @@
+"""MultiHeadAttention forward and cached decoding, against PyTorch."""
+import numpy as np
+
+import cattn
+
+from .common import QUICK, normal, pick, ratio, torch_or_skip
+
+_B, _L = (2, 64) if QUICK else (8, 512)
+
+
+class MHAForward:
+    params = [pick(["float32", "float64"], ["float32"])]
+    param_names = ["dtype"]
+
+    def setup(self, dtype):
+        self.mha = cattn.MultiHeadAttention(512, 8, dtype=dtype, rng=0)
+        self.x = normal((_B, _L, 512), dtype)
+
+    def time_forward(self, dtype):
+        self.mha(self.x)
+
+    def peakmem_forward(self, dtype):
+        self.mha(self.x)
+
+    def track_ratio_torch(self, dtype):
+        torch = torch_or_skip()
+        tm = torch.nn.MultiheadAttention(
+            512, 8, batch_first=True,
+            dtype=getattr(torch, dtype)).eval()
+        self.mha.load_state_dict({k: v.numpy()
+                                  for k, v in tm.state_dict().items()})
+        tx = torch.from_numpy(self.x)
+
+        def theirs():
+            with torch.no_grad():
+                return tm(tx, tx, tx, need_weights=False)
+
+        return ratio(theirs, lambda: self.mha(self.x))
+
+    track_ratio_torch.unit = "time(torch)/time(cattn)"
+
+
+class MHADecode:
+    """64 greedy steps with a KV cache (one token a step)."""
+    def setup(self):
+        self.mha = cattn.MultiHeadAttention(512, 8, rng=0)
+        self.seq = normal((1, 64, 512), np.float32)
+
+    def time_decode_64_steps(self):
+        cache = self.mha.new_cache(1, 64)
+        for t in range(64):
+            self.mha(self.seq[:, t:t + 1], cache=cache)

@@ -1,0 +1,75 @@
+"""softmax and logsumexp, and their SciPy / PyTorch peers."""
+import numpy as np
+
+import cattn
+
+from .common import THREADS, normal, pick, ratio, threads, torch_or_skip
+
+SHAPES = pick([(1024, 1024), (4096, 4096)], [(256, 1024)])
+DTYPES = pick(["float32", "float64"], ["float32"])
+
+
+class Softmax:
+    params = [SHAPES, DTYPES, THREADS]
+    param_names = ["shape", "dtype", "threads"]
+
+    def setup(self, shape, dtype, nthreads):
+        self.x = normal(shape, dtype)
+        self.nt = threads(nthreads)
+
+    def time_softmax(self, shape, dtype, nthreads):
+        cattn.softmax(self.x, num_threads=self.nt)
+
+    def time_logsumexp(self, shape, dtype, nthreads):
+        cattn.logsumexp(self.x, num_threads=self.nt)
+
+    def peakmem_softmax(self, shape, dtype, nthreads):
+        cattn.softmax(self.x, num_threads=self.nt)
+
+    def track_ratio_scipy_softmax(self, shape, dtype, nthreads):
+        import scipy.special
+        return ratio(lambda: scipy.special.softmax(self.x, axis=-1),
+                     lambda: cattn.softmax(self.x, num_threads=self.nt))
+
+    track_ratio_scipy_softmax.unit = "time(scipy)/time(cattn)"
+
+
+class PeerSciPySoftmax:
+    params = [SHAPES, DTYPES]
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        import scipy.special
+        self.softmax = scipy.special.softmax
+        self.logsumexp = scipy.special.logsumexp
+        self.x = normal(shape, dtype)
+
+    def time_softmax(self, shape, dtype):
+        self.softmax(self.x, axis=-1)
+
+    def time_logsumexp(self, shape, dtype):
+        self.logsumexp(self.x, axis=-1)
+
+
+class PeerTorchSoftmax:
+    params = [SHAPES, DTYPES]
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        self.torch = torch_or_skip()
+        self.x = self.torch.from_numpy(normal(shape, dtype))
+
+    def time_softmax(self, shape, dtype):
+        self.torch.softmax(self.x, dim=-1)
+
+    def track_ratio_torch_softmax(self, shape, dtype):
+        x = self.x.numpy()
+        return ratio(lambda: self.torch.softmax(self.x, dim=-1),
+                     lambda: cattn.softmax(x))
+
+    track_ratio_torch_softmax.unit = "time(torch)/time(cattn)"
+
+
+class MemoryBaseline:
+    def peakmem_reference(self):
+        """Empty: the interpreter with cattn imported, for peakmem_*."""

@@ -1,0 +1,55 @@
+"""Shared pieces of the benchmark suite: inputs, threads, peers, ratios."""
+import os
+
+import numpy as np
+
+import cattn
+from cattn.__main__ import interleaved
+
+# CATTN_BENCH_QUICK=1 (CI): one small case per parameter, one round per
+# measurement -- enough to prove every benchmark runs, in about a minute.
+QUICK = os.environ.get("CATTN_BENCH_QUICK") == "1"
+ROUNDS = 1 if QUICK else 3
+
+# "all" = OpenMP's default (every core unless OMP_NUM_THREADS says less).
+THREADS = ["all"] if QUICK else [1, "all"]
+
+
+def pick(full, quick):
+    """The parameter list: `full`, or `quick` under CATTN_BENCH_QUICK=1."""
+    return quick if QUICK else full
+
+
+def threads(value):
+    return None if value == "all" else value
+
+
+def rng():
+    return np.random.default_rng(20261123)
+
+
+def normal(shape, dtype):
+    return rng().standard_normal(shape, dtype=np.float32).astype(dtype)
+
+
+def torch_or_skip():
+    """torch, or NotImplementedError, which asv reports as a skipped
+    benchmark (torch is an optional peer)."""
+    try:
+        import torch
+    except ImportError:
+        raise NotImplementedError("torch is not installed") from None
+    torch.set_num_threads(cattn.show_config(mode="dicts")["openmp"]
+                          ["default_threads"])
+    return torch
+
+
+def ratio(peer, ours):
+    """time(peer) / time(ours), measured interleaved in this process."""
+    t_ours, t_peer = interleaved([ours, peer], rounds=ROUNDS,
+                                 repeat=ROUNDS)
+    return t_peer / t_ours
+
+
+def gflops(flops, fn):
+    return flops / interleaved([fn], rounds=ROUNDS, repeat=ROUNDS)[0] / 1e9
