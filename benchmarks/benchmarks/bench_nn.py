@@ -22,20 +22,31 @@ class MHAForward:
     def peakmem_forward(self, dtype):
         self.mha(self.x)
 
-    def track_ratio_torch(self, dtype):
+class MHAVersusTorch:
+    """time(torch.nn.MultiheadAttention) / time(cattn), same weights."""
+    params = [pick(["float32", "float64"], ["float32"])]
+    param_names = ["dtype"]
+
+    def setup(self, dtype):
         torch = torch_or_skip()
-        tm = torch.nn.MultiheadAttention(
-            512, 8, batch_first=True,
-            dtype=getattr(torch, dtype)).eval()
+        self.no_grad = torch.no_grad
+        self.tm = torch.nn.MultiheadAttention(
+            512, 8, batch_first=True, dtype=getattr(torch, dtype)).eval()
+        self.mha = cattn.MultiHeadAttention(512, 8, dtype=dtype)
         self.mha.load_state_dict({k: v.numpy()
-                                  for k, v in tm.state_dict().items()})
-        tx = torch.from_numpy(self.x)
+                                  for k, v in self.tm.state_dict().items()})
+        self.x = normal((_B, _L, 512), dtype)
+        self.tx = torch.from_numpy(self.x)
 
-        def theirs():
-            with torch.no_grad():
-                return tm(tx, tx, tx, need_weights=False)
+    def torch_forward(self):
+        with self.no_grad():
+            return self.tm(self.tx, self.tx, self.tx, need_weights=False)
 
-        return ratio(theirs, lambda: self.mha(self.x))
+    def time_torch_forward(self, dtype):
+        self.torch_forward()
+
+    def track_ratio_torch(self, dtype):
+        return ratio(self.torch_forward, lambda: self.mha(self.x))
 
     track_ratio_torch.unit = "time(torch)/time(cattn)"
 
