@@ -25,46 +25,8 @@ typedef struct {
                       int64_t, double *);
 } cattn_gemv_f64;
 
-#include "../simd/generic_f32.h"
-#define RW_NAME(op) cattn_##op##_f32_generic
-#include "gemv.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#include "../simd/generic_f64.h"
-#define RW_NAME(op) cattn_##op##_f64_generic
-#include "gemv.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-
-#if CATTN_X86
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
-#include "../simd/avx512_f32.h"
-#define RW_NAME(op) cattn_##op##_f32_avx512
-#include "gemv.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#include "../simd/avx512_f64.h"
-#define RW_NAME(op) cattn_##op##_f64_avx512
-#include "gemv.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include "../simd/avx2_f32.h"
-#define RW_NAME(op) cattn_##op##_f32_avx2
-#include "gemv.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#include "../simd/avx2_f64.h"
-#define RW_NAME(op) cattn_##op##_f64_avx2
-#include "gemv.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#pragma GCC pop_options
-#endif
+#define CATTN_TEMPLATE "gemm/gemv.tmpl.h"
+#include "../simd/instantiate.h"
 
 #define CATTN_GEMV_ENTRY(sfx) {#sfx, cattn_dot_rows_##sfx, cattn_axpy_rows_##sfx}
 

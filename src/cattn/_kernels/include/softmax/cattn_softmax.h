@@ -42,47 +42,8 @@ typedef struct {
     double (*exp_sum)(int64_t n, const double *x, double shift, double *y);
 } cattn_rows_f64;
 
-/* ---- portable: scalar "vectors" of one lane, libm exp/log ---- */
-#include "../simd/generic_f32.h"
-#define RW_NAME(op) cattn_##op##_f32_generic
-#include "rows.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#include "../simd/generic_f64.h"
-#define RW_NAME(op) cattn_##op##_f64_generic
-#include "rows.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-
-#if CATTN_X86
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
-#include "../simd/avx512_f32.h"
-#define RW_NAME(op) cattn_##op##_f32_avx512
-#include "rows.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#include "../simd/avx512_f64.h"
-#define RW_NAME(op) cattn_##op##_f64_avx512
-#include "rows.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include "../simd/avx2_f32.h"
-#define RW_NAME(op) cattn_##op##_f32_avx2
-#include "rows.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#include "../simd/avx2_f64.h"
-#define RW_NAME(op) cattn_##op##_f64_avx2
-#include "rows.tmpl.h"
-#include "../simd/undef.h"
-#undef RW_NAME
-#pragma GCC pop_options
-#endif
+#define CATTN_TEMPLATE "softmax/rows.tmpl.h"
+#include "../simd/instantiate.h"
 
 #define CATTN_ROWS_ENTRY(sfx) \
     {#sfx, cattn_softmax_##sfx, cattn_log_softmax_##sfx,              \

@@ -1,0 +1,52 @@
+/* instantiate.h -- compile one template for every dtype x ISA.
+ *
+ *   #define CATTN_TEMPLATE "softmax/rows.tmpl.h"   (path from include/)
+ *   #include "../simd/instantiate.h"
+ *
+ * defines the template's functions as cattn_<op>_<dtype>_<isa> for dtype in
+ * f32, f64 and isa in generic, avx2, avx512, each SIMD one inside its
+ * `#pragma GCC target` region with the RW_* operations of <isa>_<dtype>.h.
+ * The templates' users then index their kernel tables by enum cattn_isa.
+ */
+#include "generic_f32.h"
+#define RW_NAME(op) cattn_##op##_f32_generic
+#include CATTN_TEMPLATE
+#include "undef.h"
+#undef RW_NAME
+#include "generic_f64.h"
+#define RW_NAME(op) cattn_##op##_f64_generic
+#include CATTN_TEMPLATE
+#include "undef.h"
+#undef RW_NAME
+
+#if CATTN_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#include "avx512_f32.h"
+#define RW_NAME(op) cattn_##op##_f32_avx512
+#include CATTN_TEMPLATE
+#include "undef.h"
+#undef RW_NAME
+#include "avx512_f64.h"
+#define RW_NAME(op) cattn_##op##_f64_avx512
+#include CATTN_TEMPLATE
+#include "undef.h"
+#undef RW_NAME
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "avx2_f32.h"
+#define RW_NAME(op) cattn_##op##_f32_avx2
+#include CATTN_TEMPLATE
+#include "undef.h"
+#undef RW_NAME
+#include "avx2_f64.h"
+#define RW_NAME(op) cattn_##op##_f64_avx2
+#include CATTN_TEMPLATE
+#include "undef.h"
+#undef RW_NAME
+#pragma GCC pop_options
+#endif
+
+#undef CATTN_TEMPLATE
