@@ -30,9 +30,13 @@ class Matmul:
     track_gflops.unit = "GFLOP/s"
 
     def track_ratio_numpy(self, n, dtype, nthreads):
-        return ratio(lambda: np.matmul(self.a, self.b),
-                     lambda: cattn.matmul(self.a, self.b,
-                                          num_threads=self.nt))
+        from threadpoolctl import threadpool_limits
+
+        # The same number of threads on both sides.
+        with threadpool_limits(self.nt, user_api="blas"):
+            return ratio(lambda: np.matmul(self.a, self.b),
+                         lambda: cattn.matmul(self.a, self.b,
+                                              num_threads=self.nt))
 
     track_ratio_numpy.unit = "time(numpy)/time(cattn)"
 

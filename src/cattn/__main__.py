@@ -26,16 +26,21 @@ def _median_time(fn, repeat):
     return float(np.median(times))
 
 
-def interleaved(fns, rounds=5, repeat=3):
+def interleaved(fns, rounds=5, repeat=3, settle=0.1):
     """Median time of each of `fns`, alternating them `rounds` times so a
-    noisy neighbour hurts all of them alike.  Each turn takes the median of
-    `repeat` calls: a threaded library's workers spin for a while after a
-    call (OpenBLAS's for ~0.1 s) and slow whatever runs right after it."""
+    noisy neighbour hurts all of them alike.
+
+    Each turn takes the median of `repeat` calls, after `settle` seconds of
+    sleep: a threaded library's workers keep spinning for a while after a
+    call (OpenBLAS's and libgomp's) and would slow whatever runs next, which
+    measures the other library's idle policy, not this one's speed.
+    """
     for fn in fns:  # warm-up: page faults, thread pools, caches
         fn()
     samples = [[] for _ in fns]
     for _ in range(rounds):
         for i, fn in enumerate(fns):
+            time.sleep(settle)
             samples[i].append(_median_time(fn, repeat))
     return [float(np.median(s)) for s in samples]
 
