@@ -6,6 +6,8 @@ and still runs AVX2/AVX-512 code where the CPU has it; no -march=native.
 
 Environment:
   CATTN_DISABLE_OPENMP=1  build serial kernels even if OpenMP is available.
+  CATTN_SANITIZE=1        build with AddressSanitizer and UBSan (-O1, frame
+                          pointers); run with tools/sanitize.sh.
 """
 import glob
 import os
@@ -69,8 +71,11 @@ def warn(message):
 
 def extensions():
     omp = openmp_flags()
+    sanitize = os.environ.get("CATTN_SANITIZE", "") not in ("", "0")
+    san_flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                 "-fno-sanitize-recover=undefined"] if sanitize else []
     compile_args = [
-        "-O3",
+        "-O1" if sanitize else "-O3",
         # Keep the arithmetic as written: no a*b+c contracted into FMA
         # behind our back (the kernels use FMA explicitly where they mean it).
         "-ffp-contract=off",
@@ -78,7 +83,7 @@ def extensions():
         "-Wno-unused-function",
         # Cython's firstprivate copies of loop variables trip this falsely.
         "-Wno-maybe-uninitialized",
-    ] + omp
+    ] + omp + san_flags
     # Every kernel header, so a changed header rebuilds the extensions.
     headers = sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h"),
                                recursive=True))
@@ -87,7 +92,7 @@ def extensions():
         depends=headers,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
-        extra_link_args=omp,
+        extra_link_args=omp + san_flags,
     )
     names = ["_cpu", "_gemm", "_softmax", "_attention"]
     exts = [Extension(f"cattn._kernels.{name}",

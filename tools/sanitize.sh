@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build cattn with AddressSanitizer + UBSan in a scratch venv and run the
+# whole test suite under them.  UBSan halts on the first error; leaks are not
+# checked here (CPython's own allocations would drown them; see valgrind.sh).
+#
+#   tools/sanitize.sh [pytest args...]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+git -C "$root" archive HEAD | tar -x -C "$work"     # a clean tree
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q "numpy>=2" scipy pytest threadpoolctl Cython setuptools
+(cd "$work" && CATTN_SANITIZE=1 "$work/venv/bin/pip" install -q --no-build-isolation --no-deps .)
+libasan="$(gcc -print-file-name=libasan.so)"
+libubsan="$(gcc -print-file-name=libubsan.so)"
+cd "$work"
+LD_PRELOAD="$libasan:$libubsan" \
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$work/venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
