@@ -11,7 +11,8 @@ Rules (the same for every function; tests/test_checks.py holds them):
   expected signature.
 * Non-contiguous, Fortran-ordered, negative-stride and read-only inputs are
   accepted as they are; a copy is made only when a kernel cannot walk the
-  strides (e.g. a stride that is not a multiple of the item size).
+  strides (a stride that is not a multiple of the item size, or data not
+  aligned to it).
 * ``out=`` must be an ndarray of exactly the result's dtype (TypeError) and
   shape, and writeable (ValueError).  If it overlaps an input the result is
   computed into a temporary first, as NumPy does, so the answer is the same
@@ -84,10 +85,12 @@ def check_out(out, shape, dtype, func, inputs=()):
 
 
 def element_strides(arr):
-    """Strides of `arr` in elements, or None if one is not a whole number
-    of elements (then the caller copies)."""
+    """Strides of `arr` in elements, or None if the kernels cannot walk it
+    in place -- a stride that is not a whole number of elements, or data not
+    aligned to its item size (a C load of a misaligned float is undefined
+    behaviour) -- and the caller copies."""
     item = arr.itemsize
-    if any(s % item for s in arr.strides):
+    if not arr.flags.aligned or any(s % item for s in arr.strides):
         return None
     return tuple(s // item for s in arr.strides)
 
