@@ -1,0 +1,139 @@
+"""Differential fuzzing against the float64 references with hypothesis.
+
+Random shapes (edge-tile sizes, zero-size axes, broadcasting), layouts
+(transposed, sliced, negative strides), dtypes, masks, causal/window
+variants, GQA, scales and thread counts.  The default profile runs a few
+hundred cases per property (CI); CATTN_FUZZ=thorough runs 10,000 each.
+"""
+import os
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import cattn  # noqa: E402
+from cattn import _reference  # noqa: E402
+
+THOROUGH = os.environ.get("CATTN_FUZZ") == "thorough"
+settings.register_profile("ci", max_examples=200, deadline=None,
+                          derandomize=True)
+settings.register_profile("thorough", max_examples=10_000, deadline=None)
+settings.load_profile("thorough" if THOROUGH else "ci")
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@st.composite
+def arrays(draw, shape, dtype):
+    """Random values in a random layout: C, transposed copy, negative
+    strides or a strided slice -- the same values either way."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype) * draw(
+        st.sampled_from([1.0, 10.0]))
+    layout = draw(st.sampled_from(["C", "F", "neg", "slice"]))
+    if layout == "F":
+        x = np.asfortranarray(x)
+    elif layout == "neg" and x.ndim:
+        x = np.flip(np.flip(x, -1).copy(), -1)
+    elif layout == "slice" and x.ndim:
+        big = np.repeat(x, 2, axis=-1)
+        x = big[..., ::2]
+    return x
+
+
+def close(got, want, dtype):
+    got = np.asarray(got, np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    fin = np.isfinite(want)
+    scale = max(1.0, float(np.abs(want[fin]).max(initial=0)))
+    np.testing.assert_allclose(got[fin], want[fin], rtol=TOL[dtype],
+                               atol=TOL[dtype] * scale)
+
+
+@given(data=st.data(), dtype=DTYPES)
+def test_sdpa_matches_reference(data, dtype):
+    B = data.draw(st.integers(0, 2))
+    Hkv = data.draw(st.integers(1, 3))
+    group = data.draw(st.integers(1, 3))
+    gqa = group > 1
+    H = Hkv * group
+    L = data.draw(st.integers(0, 70))
+    S = data.draw(st.integers(0, 300))
+    E = data.draw(st.integers(1, 40))
+    Ev = data.draw(st.integers(1, 40))
+    q = data.draw(arrays((B, H, L, E), dtype))
+    k = data.draw(arrays((B, Hkv, S, E), dtype))
+    v = data.draw(arrays((B, Hkv, S, Ev), dtype))
+    is_causal = data.draw(st.sampled_from([False, True, "bottom_right"]))
+    window = data.draw(st.one_of(st.none(), st.tuples(
+        st.one_of(st.none(), st.integers(0, 80)),
+        st.one_of(st.none(), st.integers(0, 80)))))
+    mask = None
+    kind = data.draw(st.sampled_from(["none", "bool", "float"]))
+    if kind != "none":
+        keep = data.draw(st.tuples(*[st.booleans()] * 4))
+        mshape = tuple(n if kept else 1 for n, kept in zip((B, H, L, S), keep))
+        rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+        if kind == "bool":
+            mask = rng.random(mshape) < 0.8
+        else:
+            mask = (rng.standard_normal(mshape) * 2).astype(dtype)
+    scale = data.draw(st.one_of(st.none(), st.floats(-2, 2)))
+    threads = data.draw(st.sampled_from([1, 2, 3]))
+    out, lse = cattn.scaled_dot_product_attention(
+        q, k, v, mask, is_causal=is_causal, window=window, scale=scale,
+        enable_gqa=gqa, return_lse=True, num_threads=threads)
+    ref_out, ref_lse = _reference.scaled_dot_product_attention(
+        q, k, v, mask, is_causal=is_causal, window=window, scale=scale,
+        enable_gqa=gqa)
+    assert out.shape == ref_out.shape and out.dtype == dtype
+    close(out, ref_out, dtype)
+    close(lse, ref_lse, dtype)
+
+
+@given(data=st.data(), dtype=DTYPES)
+def test_softmax_family_matches_reference(data, dtype):
+    shape = tuple(data.draw(st.lists(st.integers(0, 40), min_size=1,
+                                     max_size=3)))
+    x = data.draw(arrays(shape, dtype))
+    if x.size:
+        rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+        specials = np.array([np.inf, -np.inf, np.nan, 1e30, -1e30], dtype)
+        hit = rng.random(x.shape) < data.draw(st.sampled_from([0, 0.05, 0.5]))
+        x = np.where(hit, rng.choice(specials, x.shape), x)
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape),
+                                                      len(shape) - 1)))
+    threads = data.draw(st.sampled_from([1, 2]))
+    for ours, ref in ((cattn.softmax, _reference.softmax),
+                      (cattn.log_softmax, _reference.log_softmax),
+                      (cattn.logsumexp, _reference.logsumexp)):
+        got = ours(x, axis=axis, num_threads=threads)
+        assert got.dtype == dtype
+        close(got, ref(x, axis=axis), dtype)
+
+
+@given(data=st.data(), dtype=DTYPES)
+def test_matmul_matches_reference(data, dtype):
+    m = data.draw(st.integers(0, 40))
+    k = data.draw(st.integers(0, 300))
+    n = data.draw(st.integers(0, 140))
+    batch_a = tuple(data.draw(st.lists(st.sampled_from([1, 2, 3]),
+                                       max_size=2)))
+    batch_b = batch_a[data.draw(st.integers(0, len(batch_a))):]
+    a = data.draw(arrays(batch_a + (m, k), dtype))
+    b = data.draw(arrays(batch_b + (k, n), dtype))
+    if not batch_a and data.draw(st.booleans()):
+        a = data.draw(arrays((k,), dtype))            # a 1-D operand
+    if not batch_b and data.draw(st.booleans()):
+        b = data.draw(arrays((k,), dtype))
+    threads = data.draw(st.sampled_from([1, 2, 3]))
+    got = cattn.matmul(a, b, num_threads=threads)
+    want = _reference.matmul(a, b)
+    assert got.shape == want.shape
+    bound = 2 * max(k, 1) * np.finfo(dtype).eps * np.matmul(
+        np.abs(np.asarray(a, np.float64)), np.abs(np.asarray(b, np.float64)))
+    np.testing.assert_array_less(np.abs(got - want), bound + 1e-300)
