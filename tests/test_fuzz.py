@@ -44,14 +44,14 @@ def arrays(draw, shape, dtype):
     return x
 
 
-def close(got, want, dtype):
+def close(got, want, dtype, slack=0.0):
     got = np.asarray(got, np.float64)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
     fin = np.isfinite(want)
     scale = max(1.0, float(np.abs(want[fin]).max(initial=0)))
     np.testing.assert_allclose(got[fin], want[fin], rtol=TOL[dtype],
-                               atol=TOL[dtype] * scale)
+                               atol=TOL[dtype] * scale + slack)
 
 
 @given(data=st.data(), dtype=DTYPES)
@@ -91,8 +91,19 @@ def test_sdpa_matches_reference(data, dtype):
         q, k, v, mask, is_causal=is_causal, window=window, scale=scale,
         enable_gqa=gqa)
     assert out.shape == ref_out.shape and out.dtype == dtype
-    close(out, ref_out, dtype)
-    close(lse, ref_lse, dtype)
+    # Forward error model: each score carries a rounding error of about
+    # E·eps·|scale|·max|q|·max|k|; a weight moves by at most that (times
+    # itself), so the output by twice that times max|v|.  Large inputs make
+    # float32 scores of several hundred, where this dominates.
+    eps = np.finfo(dtype).eps
+    if q.size and k.size and v.size:
+        sc = 1 / np.sqrt(E) if scale is None else abs(scale)
+        ds = E * eps * sc * np.abs(q).max() * np.abs(k).max()
+        slack = 4 * ds * np.abs(v).max()
+    else:
+        ds = slack = 0.0
+    close(out, ref_out, dtype, slack)
+    close(lse, ref_lse, dtype, 4 * ds)
 
 
 @given(data=st.data(), dtype=DTYPES)
