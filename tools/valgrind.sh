@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run a representative subset of the tests under valgrind memcheck, against
+# the cattn installed in the current environment, and fail on any invalid
+# access, uninitialised use or definite leak whose stack passes through
+# cattn.  (CPython, numpy and ld.so report their own well-known records
+# without a suppression file; those are counted, not judged.)  valgrind
+# emulates no AVX-512, so the kernels run their AVX2 and portable paths.
+#
+#   tools/valgrind.sh [pytest -k expression]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+expr="${1:-(float32 and (generic or avx2)) and (test_shapes_and_causal or test_decode_path or test_edge_tiles_sweep or test_rows_match_reference or test_fully_masked or test_nan_propagates or test_few_rows)}"
+log="$(mktemp)"
+PYTHONMALLOC=malloc valgrind --tool=memcheck --leak-check=full \
+    --show-leak-kinds=definite --num-callers=40 --log-file="$log" \
+    python -m pytest -q -p no:cacheprovider tests -k "$expr"
+python - "$log" <<'PY'
+import re, sys
+blocks, cur = [], []
+for line in open(sys.argv[1]):
+    m = re.match(r"==\d+== ?(.*)", line.rstrip("\n"))
+    if not m:
+        continue
+    if m.group(1):
+        cur.append(m.group(1))
+    elif cur:
+        blocks.append(cur)
+        cur = []
+blocks.append(cur)
+kinds = ("Invalid", "uninitialised", "definitely lost", "Mismatched", "free()")
+errors = [b for b in blocks if b and any(k in b[0] for k in kinds)]
+ours = [b for b in errors if any("cattn" in f or "_kernels" in f for f in b)]
+print(f"valgrind memcheck: {len(errors)} error/leak records, "
+      f"{len(ours)} with a cattn frame")
+for b in ours[:10]:
+    print("\n".join(b[:15]) + "\n---")
+sys.exit(1 if ours else 0)
+PY
