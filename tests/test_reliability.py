@@ -177,3 +177,19 @@ def test_no_leaks_over_ten_thousand_calls():
         grown = rss_mb() - before
         assert grown < 8, f"{name}: RSS grew {grown:.1f} MiB"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_bad_input_table_in_the_docs_is_current():
+    import pathlib
+    import sys
+    root = pathlib.Path(__file__).resolve().parent.parent
+    page = root / "docs" / "bad_inputs.md"
+    if not page.exists():
+        pytest.skip("docs/ not next to the tests")
+    sys.path.insert(0, str(root / "tools"))
+    try:
+        import bad_inputs_table
+    finally:
+        sys.path.pop(0)
+    assert page.read_text() == bad_inputs_table.render(), (
+        "docs/bad_inputs.md is stale: run tools/bad_inputs_table.py")
