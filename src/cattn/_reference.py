@@ -74,19 +74,15 @@ def visible(L, S, is_causal=False, window=None):
     return ok
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None,
-                                 is_causal=False, scale=None,
-                                 enable_gqa=False, window=None):
-    """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
-    GQA by repeating key/value heads; returns (out, lse).  A row that sees
-    no key gets out 0 and lse -inf."""
+def attention_weights(query, key, attn_mask=None, is_causal=False,
+                      scale=None, enable_gqa=False, window=None):
+    """softmax(scale·Q·Kᵀ + mask) in float64, GQA by repeating key heads;
+    returns (weights, lse).  A row that sees no key gets weights 0 and lse
+    -inf."""
     q = np.asarray(query, dtype=np.float64)
     k = np.asarray(key, dtype=np.float64)
-    v = np.asarray(value, dtype=np.float64)
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
-        group = q.shape[-3] // k.shape[-3]
-        k = np.repeat(k, group, axis=-3)
-        v = np.repeat(v, group, axis=-3)
+        k = np.repeat(k, q.shape[-3] // k.shape[-3], axis=-3)
     E, L, S = q.shape[-1], q.shape[-2], k.shape[-2]
     if scale is None:
         scale = 1.0 / np.sqrt(E) if E else 1.0
@@ -105,9 +101,25 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None,
         shift = np.where(dead, 0.0, m)
         p = np.exp(scores - shift)
         total = p.sum(axis=-1, keepdims=True)
-        out = np.matmul(np.where(dead, 0.0, p / np.where(dead, 1.0, total)), v)
+        weights = np.where(dead, 0.0, p / np.where(dead, 1.0, total))
         lse = np.where(dead, -np.inf, shift + np.log(total))[..., 0]
-    return out, lse
+    return weights, lse
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None,
+                                 is_causal=False, scale=None,
+                                 enable_gqa=False, window=None):
+    """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
+    GQA by repeating key/value heads; returns (out, lse).  A row that sees
+    no key gets out 0 and lse -inf."""
+    weights, lse = attention_weights(query, key, attn_mask, is_causal, scale,
+                                     enable_gqa, window)
+    q = np.asarray(query)
+    v = np.asarray(value, dtype=np.float64)
+    if enable_gqa and q.ndim >= 3 and v.shape[-3] != q.shape[-3]:
+        v = np.repeat(v, q.shape[-3] // v.shape[-3], axis=-3)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.matmul(weights, v), lse
 
 
 def multi_head_attention(state, query, key, value, num_heads, num_kv_heads,
@@ -149,18 +161,11 @@ def multi_head_attention(state, query, key, value, num_heads, num_kv_heads,
                 m = m[:, h] if m.shape[1] > 1 else m[:, 0]
             mask = (np.where(m, mask, -np.inf) if m.dtype == bool
                     else mask + m)
-        o, _ = scaled_dot_product_attention(
-            q[..., h * d:(h + 1) * d], k[..., g * d:(g + 1) * d],
-            v[..., g * d:(g + 1) * d], mask, is_causal=is_causal)
-        outs.append(o)
-        scores = (q[..., h * d:(h + 1) * d] @ np.swapaxes(
-            k[..., g * d:(g + 1) * d], -1, -2)) / np.sqrt(d) + mask
-        scores = np.where(visible(L, S, is_causal), scores, -np.inf)
-        with np.errstate(invalid="ignore"):
-            m = scores.max(-1, keepdims=True)
-            p = np.exp(scores - np.where(np.isfinite(m), m, 0))
-            p = np.where(np.isfinite(m), p / p.sum(-1, keepdims=True), 0.0)
-        weights.append(p)
+        w, _ = attention_weights(q[..., h * d:(h + 1) * d],
+                                 k[..., g * d:(g + 1) * d], mask,
+                                 is_causal=is_causal)
+        outs.append(w @ v[..., g * d:(g + 1) * d])
+        weights.append(w)
     out = np.concatenate(outs, axis=-1) @ f64["out_proj.weight"].T
     if "out_proj.bias" in f64:
         out = out + f64["out_proj.bias"]
