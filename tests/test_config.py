@@ -101,3 +101,46 @@ def test_kernels_release_the_gil():
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, want)
+
+
+@needs_openmp
+def test_threadpoolctl_lists_cattns_runtime():
+    """threadpool_info() finds the OpenMP library the kernels really call
+    (in a wheel, the libgomp bundled in cattn.libs/), among any others
+    loaded (NumPy's OpenBLAS, PyTorch's libgomp)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    lib = _cpu.openmp_library()
+    assert lib is not None
+    infos = [i for i in threadpoolctl.threadpool_info()
+             if i["filepath"] == lib]
+    assert [i["user_api"] for i in infos] == ["openmp"]
+    assert cattn.show_config(mode="dicts")["openmp"]["library"] == lib
+
+
+@needs_openmp
+def test_threadpool_limits_limits_cattn(capsys):
+    """threadpool_limits(1) (every API, as users call it) caps cattn's
+    kernels: the default thread count drops to 1 and show_config says so."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x = np.random.default_rng(2).standard_normal((256, 256))
+    want = cattn.matmul(x, x)
+    with threadpoolctl.threadpool_limits(1):
+        assert _cpu.max_threads() == 1
+        cfg = cattn.show_config(mode="dicts")
+        assert cfg["openmp"]["default_threads"] == 1
+        np.testing.assert_array_equal(cattn.matmul(x, x), want)
+        cattn.show_config()
+    assert "default threads 1" in capsys.readouterr().out
+    assert _cpu.max_threads() == cattn.show_config(
+        mode="dicts")["openmp"]["default_threads"]
+
+
+def test_show_config_lists_other_runtimes(capsys):
+    """NumPy's BLAS is loaded in every process that imports cattn; with
+    threadpoolctl installed show_config names it."""
+    pytest.importorskip("threadpoolctl")
+    cattn.show_config()
+    out = capsys.readouterr().out
+    assert "runtime:         blas/" in out
+    if not EXPECT_SERIAL:
+        assert "(cattn's)" in out

@@ -6,11 +6,15 @@ lower one named by the environment variable ``CATTN_ISA`` (``generic``,
 cannot run, or an unknown name, is reported with a RuntimeWarning and the
 best level is used.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Iterator
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -20,17 +24,17 @@ from ._version import __version__
 ISA_NAMES = _cpu.ISA_NAMES
 
 
-def supported_isas():
+def supported_isas() -> tuple[str, ...]:
     """Names of the SIMD levels this CPU can run, lowest first."""
     return ISA_NAMES[:_cpu.best_isa() + 1]
 
 
-def active_isa():
+def active_isa() -> str:
     """Name of the SIMD level the kernels use now."""
     return ISA_NAMES[_cpu.get_isa()]
 
 
-def _apply_env_isa(value):
+def _apply_env_isa(value: str | None) -> None:
     value = (value or "").strip().lower()
     if value in ("", "auto", "best"):
         return
@@ -49,7 +53,7 @@ def _apply_env_isa(value):
 
 
 @contextlib.contextmanager
-def _isa(name):
+def _isa(name: str) -> Iterator[None]:
     """Run the block with the kernels of SIMD level `name` (for tests)."""
     previous = _cpu.get_isa()
     _cpu.set_isa(ISA_NAMES.index(name))
@@ -59,11 +63,11 @@ def _isa(name):
         _cpu.set_isa(previous)
 
 
-def _openmp_runtimes():
+def _openmp_runtimes() -> list[dict[str, Any]] | None:
     """OpenMP/BLAS runtimes loaded in this process, if threadpoolctl is
     installed (an optional dependency)."""
     try:
-        import threadpoolctl
+        import threadpoolctl  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         return None
     return [
@@ -73,7 +77,7 @@ def _openmp_runtimes():
     ]
 
 
-def _config_dict():
+def _config_dict() -> dict[str, Any]:
     omp = _cpu.openmp_version()
     return {
         "cattn": {"version": __version__},
@@ -81,6 +85,7 @@ def _config_dict():
             "enabled": omp > 0,
             "version": omp,
             "default_threads": _cpu.max_threads(),
+            "library": _cpu.openmp_library(),
         },
         "simd": {
             "compiled": list(ISA_NAMES),
@@ -101,7 +106,15 @@ def _config_dict():
     }
 
 
-def show_config(mode="stdout"):
+@overload
+def show_config(mode: Literal["stdout"] = ...) -> None: ...
+
+
+@overload
+def show_config(mode: Literal["dicts"]) -> dict[str, Any]: ...
+
+
+def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     """Show how cattn was built and what it runs on this machine.
 
     Parameters
@@ -123,12 +136,15 @@ def show_config(mode="stdout"):
     Notes
     -----
     The report has the cattn version; whether the kernels were built with
-    OpenMP, its specification date and the default thread count (which
-    honours ``OMP_NUM_THREADS`` and threadpoolctl limits); the SIMD levels
+    OpenMP, its specification date, the default thread count (which
+    honours ``OMP_NUM_THREADS`` and threadpoolctl limits) and the path of
+    the OpenMP runtime the kernels call (in a wheel, the libgomp bundled in
+    ``cattn.libs/``); the SIMD levels
     compiled in, those this CPU supports and the one in use (set with the
     environment variable ``CATTN_ISA`` before import); the micro-kernel
     names; the Python and NumPy versions; and, when threadpoolctl is
-    installed, the OpenMP and BLAS runtimes loaded in the process.
+    installed, every OpenMP and BLAS runtime loaded in the process (NumPy's
+    OpenBLAS, PyTorch's libgomp, ...), with cattn's own marked.
 
     Examples
     --------
@@ -153,6 +169,7 @@ def show_config(mode="stdout"):
             f"enabled (spec {omp['version']}), default threads "
             f"{omp['default_threads']}" if omp["enabled"]
             else "DISABLED (serial build: kernels use one thread)"),
+        f"  OpenMP library:  {omp['library'] or '-'}",
         f"  SIMD compiled:   {', '.join(simd['compiled'])}",
         f"  SIMD supported:  {', '.join(simd['supported'])}",
         f"  SIMD active:     {simd['active']}"
@@ -172,7 +189,8 @@ def show_config(mode="stdout"):
             lines.append(
                 f"  runtime:         {rt['user_api']}/{rt['internal_api']} "
                 f"{rt['version'] or ''} threads={rt['num_threads']} "
-                f"{rt['filepath']}")
+                f"{rt['filepath']}"
+                + (" (cattn's)" if rt["filepath"] == omp["library"] else ""))
     print("\n".join(lines))
     return None
 

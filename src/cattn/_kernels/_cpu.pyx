@@ -14,7 +14,10 @@ cdef extern from "cattn_cpu.h":
 cdef extern from "cattn_omp.h":
     int omp_get_max_threads() nogil
     long cattn_openmp_version() nogil
+    const char *cattn_openmp_library() nogil
     int CATTN_OPENMP
+
+import os
 
 ISA_NAMES = ("generic", "avx2", "avx512")
 
@@ -58,3 +61,10 @@ def max_threads():
     thread's OpenMP nthreads-var.
     """
     return omp_get_max_threads()
+
+
+def openmp_library():
+    """Real path of the OpenMP runtime library the kernels call, None if
+    serial (or if the dynamic loader cannot say)."""
+    cdef const char *path = cattn_openmp_library()
+    return None if path == NULL else os.path.realpath(os.fsdecode(path))

@@ -7,6 +7,7 @@
 #define CATTN_OMP_H
 
 #ifdef _OPENMP
+#include <dlfcn.h>
 #include <omp.h>
 #define CATTN_OPENMP 1
 #else
@@ -24,6 +25,20 @@ static inline long cattn_openmp_version(void)
 #else
     return 0L;
 #endif
+}
+
+/* Path of the shared library that provides the OpenMP runtime these kernels
+ * call (e.g. the libgomp that auditwheel bundled into cattn.libs/), or NULL
+ * in a serial build or when the loader cannot tell.  threadpoolctl lists
+ * runtimes by this same path, so tests can match the two. */
+static inline const char *cattn_openmp_library(void)
+{
+#if defined(_OPENMP) && defined(__GLIBC__)
+    Dl_info info;
+    if (dladdr((void *)&omp_get_max_threads, &info) && info.dli_fname)
+        return info.dli_fname;
+#endif
+    return NULL;
 }
 
 #endif
