@@ -6,10 +6,14 @@ the NumPy/SciPy equivalent on default sizes, interleaved (A B A B ...) with
 the median of several runs, and prints the ratios.  Takes well under a
 minute on 2 cores.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +21,7 @@ import cattn
 from cattn import _reference
 
 
-def _median_time(fn, repeat):
+def _median_time(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -26,7 +30,8 @@ def _median_time(fn, repeat):
     return float(np.median(times))
 
 
-def interleaved(fns, rounds=5, repeat=3, settle=0.1):
+def interleaved(fns: Sequence[Callable[[], object]], rounds: int = 5,
+                repeat: int = 3, settle: float = 0.1) -> list[float]:
     """Median time of each of `fns`, alternating them `rounds` times so a
     noisy neighbour hurts all of them alike.
 
@@ -37,7 +42,7 @@ def interleaved(fns, rounds=5, repeat=3, settle=0.1):
     """
     for fn in fns:  # warm-up: page faults, thread pools, caches
         fn()
-    samples = [[] for _ in fns]
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for i, fn in enumerate(fns):
             time.sleep(settle)
@@ -45,7 +50,7 @@ def interleaved(fns, rounds=5, repeat=3, settle=0.1):
     return [float(np.median(s)) for s in samples]
 
 
-def self_check(rng):
+def self_check(rng: np.random.Generator) -> list[tuple[str, float, float]]:
     """(name, relative error, tolerance) for each kernel on random data."""
     results = []
     for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
@@ -74,25 +79,31 @@ def self_check(rng):
     return results
 
 
-def _softmax_peers():
+Peer = Callable[..., Any]
+
+
+def _softmax_peers() -> tuple[str, Peer, Peer]:
     """scipy.special's softmax and logsumexp, or the plain NumPy
     composition when SciPy is not installed (it is optional)."""
     try:
-        import scipy.special
+        import scipy.special  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
-        def softmax(x, axis):
+        def softmax(x: np.ndarray[Any, Any], axis: int) -> Any:
             e = np.exp(x - x.max(axis=axis, keepdims=True))
             return e / e.sum(axis=axis, keepdims=True)
 
-        def logsumexp(x, axis):
+        def logsumexp(x: np.ndarray[Any, Any], axis: int) -> Any:
             m = x.max(axis=axis, keepdims=True)
             return np.log(np.exp(x - m).sum(axis=axis)) + np.squeeze(m, axis)
         return "numpy exp/sum", softmax, logsumexp
     return "scipy.special", scipy.special.softmax, scipy.special.logsumexp
 
 
-def benchmarks(rng, quick):
-    rows = []
+Row = tuple[str, str, float, float, float | None]
+
+
+def benchmarks(rng: np.random.Generator, quick: bool) -> list[Row]:
+    rows: list[Row] = []
     peer, peer_softmax, peer_logsumexp = _softmax_peers()
     n = 2048 if quick else 4096
     x = rng.standard_normal((n, n)).astype(np.float32)
@@ -107,7 +118,7 @@ def benchmarks(rng, quick):
     B, H, L, E = (2, 8, 512, 64) if quick else (4, 8, 1024, 64)
     q = rng.standard_normal((B, H, L, E)).astype(np.float32)
 
-    def numpy_attention():
+    def numpy_attention() -> Any:
         s = np.matmul(q, np.swapaxes(q, -1, -2)) * np.float32(E ** -0.5)
         return np.matmul(peer_softmax(s, axis=-1), q)
 
@@ -128,9 +139,9 @@ def benchmarks(rng, quick):
     return rows
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cattn",
-                                     description=__doc__.splitlines()[0])
+                                     description=(__doc__ or "cattn").splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes (a few seconds)")
     args = parser.parse_args(argv)

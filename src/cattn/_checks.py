@@ -21,16 +21,22 @@ Rules (the same for every function; tests/test_checks.py holds them):
   threadpoolctl's limit, else one per core) or an int >= 1; a non-integer
   raises TypeError and an int < 1 ValueError.
 """
+from __future__ import annotations
+
 import operator
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._kernels import _cpu
+from ._typing import FloatArray
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_array(x, name, func):
+def as_float_array(x: ArrayLike, name: str, func: str) -> FloatArray:
     """`x` as an ndarray of float32 or float64, else TypeError."""
     arr = np.asarray(x)
     if arr.dtype not in SUPPORTED_DTYPES:
@@ -40,12 +46,12 @@ def as_float_array(x, name, func):
     return arr
 
 
-def common_dtype(arrays):
+def common_dtype(arrays: Sequence[NDArray[Any]]) -> np.dtype[Any]:
     """float64 if any array is float64, else float32."""
     return np.result_type(*arrays)
 
 
-def resolve_threads(num_threads, func):
+def resolve_threads(num_threads: object, func: str) -> int:
     """The thread count a kernel should use for `num_threads`."""
     if num_threads is None:
         return max(1, _cpu.max_threads())
@@ -53,7 +59,7 @@ def resolve_threads(num_threads, func):
         raise TypeError(f"{func}: num_threads must be None or an int >= 1, "
                         f"got {num_threads!r}")
     try:
-        n = operator.index(num_threads)
+        n = operator.index(num_threads)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{func}: num_threads must be None or an int >= 1, "
                         f"got {num_threads!r} of type "
@@ -64,7 +70,8 @@ def resolve_threads(num_threads, func):
     return n
 
 
-def check_out(out, shape, dtype, func, inputs=()):
+def check_out(out: object, shape: Sequence[int], dtype: DTypeLike, func: str,
+              inputs: Sequence[NDArray[Any]] = ()) -> bool:
     """Validate ``out=`` for a result of `shape` and `dtype`.
 
     Returns True when `out` overlaps one of `inputs` in memory, in which case
@@ -84,7 +91,7 @@ def check_out(out, shape, dtype, func, inputs=()):
     return any(np.may_share_memory(out, x) for x in inputs)
 
 
-def element_strides(arr):
+def element_strides(arr: NDArray[Any]) -> tuple[int, ...] | None:
     """Strides of `arr` in elements, or None if the kernels cannot walk it
     in place -- a stride that is not a whole number of elements, or data not
     aligned to its item size (a C load of a misaligned float is undefined
@@ -95,12 +102,22 @@ def element_strides(arr):
     return tuple(s // item for s in arr.strides)
 
 
-def batch_offsets(x, batch_shape):
+def kernel_strides(arr: NDArray[Any]) -> tuple[int, ...]:
+    """element_strides of an array the kernels can walk (one that went
+    through kernel_operand, or a view of one)."""
+    strides = element_strides(arr)
+    if strides is None:
+        raise AssertionError("cattn internal error: operand not walkable")
+    return strides
+
+
+def batch_offsets(x: NDArray[Any],
+                  batch_shape: tuple[int, ...]) -> NDArray[np.int64]:
     """Element offset of each matrix of `x` (shape (..., r, c)) broadcast to
     `batch_shape`, flattened in C order.  A broadcast dimension has stride 0,
     so a shared operand is read in place, never copied."""
     full = np.broadcast_to(x, batch_shape + x.shape[-2:])
-    strides = element_strides(full)[:len(batch_shape)]
+    strides = kernel_strides(full)[:len(batch_shape)]
     offsets = np.zeros(batch_shape, dtype=np.int64)
     for d, (size, stride) in enumerate(zip(batch_shape, strides)):
         index_shape = [1] * len(batch_shape)
@@ -110,6 +127,6 @@ def batch_offsets(x, batch_shape):
     return np.ascontiguousarray(offsets.reshape(-1))
 
 
-def kernel_operand(x):
+def kernel_operand(x: FloatArray) -> FloatArray:
     """`x` itself if the kernels can walk its strides, else a copy."""
     return x if element_strides(x) is not None else x.copy()

@@ -4,57 +4,73 @@ Each function computes in float64 whatever the input dtype, with the same
 special-value rules the kernels promise (which are scipy.special's), and
 is written for clarity, not speed.  Tests compare the kernels against these.
 """
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._typing import Axis, Causal, Window
+
+F64 = NDArray[np.float64]
 
 
-def _axes(x, axis):
+def _axes(x: NDArray[Any], axis: Axis) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(x.ndim))
     return np.lib.array_utils.normalize_axis_tuple(axis, x.ndim)
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: Axis = -1) -> F64:
     """exp(x - max) / sum(exp(x - max)) along `axis`, in float64."""
     x = np.asarray(x, dtype=np.float64)
     axes = _axes(x, axis)
     with np.errstate(invalid="ignore", over="ignore"):
         m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
         e = np.exp(x - m)
-        return e / np.sum(e, axis=axes, keepdims=True)
+        out: F64 = e / np.sum(e, axis=axes, keepdims=True)
+    return out
 
 
-def _log_shift(x, axes):
+def _log_shift(x: F64, axes: tuple[int, ...]) -> F64:
     m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
-    return np.where(np.isfinite(m), m, 0.0)
+    shift: F64 = np.where(np.isfinite(m), m, 0.0)
+    return shift
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: ArrayLike, axis: Axis = -1) -> F64:
     """(x - s) - log(sum(exp(x - s))), s = max if finite else 0 (scipy's)."""
     x = np.asarray(x, dtype=np.float64)
     axes = _axes(x, axis)
     s = _log_shift(x, axes)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         t = x - s
-        return t - np.log(np.sum(np.exp(t), axis=axes, keepdims=True))
+        out: F64 = t - np.log(np.sum(np.exp(t), axis=axes, keepdims=True))
+    return out
 
 
-def logsumexp(x, axis=-1, keepdims=False):
+def logsumexp(x: ArrayLike, axis: Axis = -1, keepdims: bool = False) -> F64:
     """s + log(sum(exp(x - s))), s as in log_softmax; -inf for empty sums."""
     x = np.asarray(x, dtype=np.float64)
     axes = _axes(x, axis)
     s = _log_shift(x, axes)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         r = s + np.log(np.sum(np.exp(x - s), axis=axes, keepdims=True))
-    return r if keepdims else np.squeeze(r, axis=axes)
+    out: F64 = r if keepdims else np.squeeze(r, axis=axes)
+    return out
 
 
-def matmul(a, b):
+def matmul(a: ArrayLike, b: ArrayLike) -> F64:
     """numpy.matmul in float64 (1-D promotion and batch broadcasting)."""
-    return np.matmul(np.asarray(a, dtype=np.float64),
-                     np.asarray(b, dtype=np.float64))
+    out: F64 = np.matmul(np.asarray(a, dtype=np.float64),
+                         np.asarray(b, dtype=np.float64))
+    return out
 
 
-def visible(L, S, is_causal=False, window=None):
+def visible(L: int, S: int, is_causal: Causal | None = False,
+            window: Window = None) -> NDArray[np.bool_]:
     """(L, S) bool: may query i see key j under `is_causal` and `window`.
 
     d = i (or i + S - L with is_causal="bottom_right"); causal: j <= d;
@@ -74,8 +90,11 @@ def visible(L, S, is_causal=False, window=None):
     return ok
 
 
-def attention_weights(query, key, attn_mask=None, is_causal=False,
-                      scale=None, enable_gqa=False, window=None):
+def attention_weights(query: ArrayLike, key: ArrayLike,
+                      attn_mask: ArrayLike | None = None,
+                      is_causal: Causal = False, scale: float | None = None,
+                      enable_gqa: bool = False,
+                      window: Window = None) -> tuple[F64, F64]:
     """softmax(scale·Q·Kᵀ + mask) in float64, GQA by repeating key heads;
     returns (weights, lse).  A row that sees no key gets weights 0 and lse
     -inf."""
@@ -106,9 +125,13 @@ def attention_weights(query, key, attn_mask=None, is_causal=False,
     return weights, lse
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None,
-                                 is_causal=False, scale=None,
-                                 enable_gqa=False, window=None):
+def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
+                                 value: ArrayLike,
+                                 attn_mask: ArrayLike | None = None,
+                                 is_causal: Causal = False,
+                                 scale: float | None = None,
+                                 enable_gqa: bool = False,
+                                 window: Window = None) -> tuple[F64, F64]:
     """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
     GQA by repeating key/value heads; returns (out, lse).  A row that sees
     no key gets out 0 and lse -inf."""
@@ -122,9 +145,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None,
         return np.matmul(weights, v), lse
 
 
-def multi_head_attention(state, query, key, value, num_heads, num_kv_heads,
-                         key_padding_mask=None, attn_mask=None,
-                         is_causal=False):
+def multi_head_attention(state: Mapping[str, ArrayLike | None],
+                         query: ArrayLike, key: ArrayLike, value: ArrayLike,
+                         num_heads: int, num_kv_heads: int,
+                         key_padding_mask: ArrayLike | None = None,
+                         attn_mask: ArrayLike | None = None,
+                         is_causal: Causal = False) -> tuple[F64, F64]:
     """A multi-head attention layer in float64, head by head.
 
     `state` holds torch.nn.MultiheadAttention's names (in_proj_weight or

@@ -4,21 +4,29 @@ Validation and broadcasting here; the fused tiled online-softmax kernel in
 ``_kernels/_attention.pyx`` (on the GEMM micro-kernels and the softmax row
 kernels); ``_reference.scaled_dot_product_attention`` is the float64 oracle.
 """
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _checks, _reference
 from ._kernels import _attention
 from .linalg import matmul
 from .special import softmax
+from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
 
-_CAUSAL = {False: None, True: "top_left", "top_left": "top_left",
-           "bottom_right": "bottom_right"}
+Alignment = Literal["top_left", "bottom_right"]
+_CAUSAL: dict[object, Alignment | None] = {
+    False: None, True: "top_left", "top_left": "top_left",
+    "bottom_right": "bottom_right"}
 
 
-def _causal(is_causal, func):
+def _causal(is_causal: object, func: str) -> Alignment | None:
     try:
         return _CAUSAL[is_causal]
     except (KeyError, TypeError):
@@ -26,15 +34,17 @@ def _causal(is_causal, func):
                          f"or 'bottom_right', got {is_causal!r}") from None
 
 
-def _window(window, func):
+def _window(window: object,
+            func: str) -> tuple[int | None, int | None] | None:
     if window is None:
         return None
     try:
-        left, right = window
+        pair: Any = window
+        left, right = pair
     except (TypeError, ValueError):
         raise ValueError(f"{func}: window must be None or a pair (left, "
                          f"right), got {window!r}") from None
-    bounds = []
+    bounds: list[int | None] = []
     for name, b in (("left", left), ("right", right)):
         if b is not None:
             if isinstance(b, (bool, np.bool_)) or not isinstance(
@@ -46,10 +56,10 @@ def _window(window, func):
                 raise ValueError(f"{func}: window {name} bound must be None "
                                  f"or an int >= 0, got {b}")
         bounds.append(b)
-    return tuple(bounds)
+    return bounds[0], bounds[1]
 
 
-def _scale(scale, E, func):
+def _scale(scale: object, E: int, func: str) -> float:
     if scale is None:
         return 1.0 / math.sqrt(E) if E > 0 else 1.0
     if isinstance(scale, (bool, np.bool_)) or not isinstance(
@@ -62,10 +72,12 @@ def _scale(scale, E, func):
     return scale
 
 
-def _operands(func, names, arrays, enable_gqa):
+def _operands(func: str, names: Sequence[str], inputs: Sequence[ArrayLike],
+              enable_gqa: bool
+              ) -> tuple[list[FloatArray], np.dtype[Any], tuple[int, ...], int]:
     """Validate query/key(/value); return them in one dtype, reshaped for
     grouped-query attention if asked, with the batch shape and sizes."""
-    arrays = [_checks.as_float_array(a, n, func) for n, a in zip(names, arrays)]
+    arrays = [_checks.as_float_array(a, n, func) for n, a in zip(names, inputs)]
     for n, a in zip(names, arrays):
         if a.ndim < 2:
             raise ValueError(f"{func}: {n} must have at least 2 dimensions "
@@ -111,18 +123,19 @@ def _operands(func, names, arrays, enable_gqa):
     return arrays, dtype, batch, group
 
 
-def _split_heads(x, group):
+def _split_heads(x: FloatArray, group: int) -> FloatArray:
     """View (..., H, r, c) as (..., H // group, group, r, c) (query side)."""
     return x.reshape(x.shape[:-3] + (x.shape[-3] // group, group)
                      + x.shape[-2:])
 
 
-def _expand_kv(x):
+def _expand_kv(x: FloatArray) -> FloatArray:
     """View (..., Hkv, r, c) as (..., Hkv, 1, r, c): broadcast over a group."""
     return x[..., np.newaxis, :, :]
 
 
-def _mask(attn_mask, dtype, shape, func):
+def _mask(attn_mask: ArrayLike, dtype: np.dtype[Any], shape: tuple[int, ...],
+          func: str) -> tuple[NDArray[Any], int]:
     """The mask as an array the kernel reads, and its kind."""
     mask = np.asarray(attn_mask)
     if mask.dtype == np.bool_:
@@ -142,11 +155,33 @@ def _mask(attn_mask, dtype, shape, func):
     return mask, kind
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, *,
-                                 is_causal=False, scale=None,
-                                 enable_gqa=False, window=None,
-                                 return_lse=False, num_threads=None,
-                                 out=None):
+@overload
+def scaled_dot_product_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
+        scale: float | None = ..., enable_gqa: bool = ...,
+        window: Window = ..., return_lse: Literal[False] = ...,
+        num_threads: Threads = ...,
+        out: FloatArray | None = ...) -> FloatArray: ...
+
+
+@overload
+def scaled_dot_product_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
+        scale: float | None = ..., enable_gqa: bool = ...,
+        window: Window = ..., return_lse: Literal[True],
+        num_threads: Threads = ...,
+        out: FloatArray | None = ...) -> tuple[FloatArray, FloatArray]: ...
+
+
+def scaled_dot_product_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        attn_mask: ArrayLike | None = None, *, is_causal: Causal = False,
+        scale: float | None = None, enable_gqa: bool = False,
+        window: Window = None, return_lse: bool = False,
+        num_threads: Threads = None, out: FloatArray | None = None,
+) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
     .. math:: \mathrm{out}_i = \sum_j
@@ -287,8 +322,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, *,
             mask = mask.view(np.uint8)
 
     if o.size or (lse is not None and lse.size):
-        sq, sk, sv, so = (_checks.element_strides(x) for x in (q, k, v, o))
-        sm = _checks.element_strides(mask) if mask is not None else (0, 0)
+        sq, sk, sv, so = (_checks.kernel_strides(x) for x in (q, k, v, o))
+        sm = _checks.kernel_strides(mask) if mask is not None else (0, 0)
         zero = np.zeros(int(np.prod(batch, dtype=np.int64)), dtype=np.int64)
         # A few queries (decoding): stream K and V rows instead of packing
         # tiles.  Chosen from shapes and layouts, never from the threads.
@@ -311,11 +346,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, *,
     if out is not None and result is not out:
         out[...] = result
         result = out
-    return (result, lse) if return_lse else result
+    if lse is not None:
+        return result, lse
+    return result
 
 
-def self_attention(x, attn_mask=None, *, is_causal=False, scale=None,
-                   window=None, num_threads=None, out=None):
+def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
+                   is_causal: Causal = False, scale: float | None = None,
+                   window: Window = None, num_threads: Threads = None,
+                   out: FloatArray | None = None) -> FloatArray:
     """Self-attention with no projections ("VVV"): query = key = value = x.
 
     Parameters
@@ -374,9 +413,11 @@ def self_attention(x, attn_mask=None, *, is_causal=False, scale=None,
         num_threads=num_threads, out=out)
 
 
-def attention_weights(query, key, attn_mask=None, *, is_causal=False,
-                      scale=None, enable_gqa=False, window=None,
-                      num_threads=None):
+def attention_weights(query: ArrayLike, key: ArrayLike,
+                      attn_mask: ArrayLike | None = None, *,
+                      is_causal: Causal = False, scale: float | None = None,
+                      enable_gqa: bool = False, window: Window = None,
+                      num_threads: Threads = None) -> FloatArray:
     """The attention weights ``softmax(query · keyᵀ · scale + mask)``.
 
     For inspection and plots: unlike :func:`scaled_dot_product_attention`

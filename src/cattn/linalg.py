@@ -4,15 +4,19 @@ Validation and broadcasting here; the BLIS-style driver in
 ``_kernels/_gemm.pyx``; micro-kernels in ``_kernels/include/gemm/``;
 ``_reference.matmul`` is the float64 oracle.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import _checks
 from ._kernels import _gemm
+from ._typing import ArrayLike, FloatArray, Threads
 
 SIGNATURE = "(n?,k),(k,m?)->(n?,m?)"
 
 
-def matmul(a, b, *, out=None, num_threads=None):
+def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
+           num_threads: Threads = None) -> FloatArray:
     """Matrix product of two arrays, with ``numpy.matmul`` semantics.
 
     Signature ``(n?,k),(k,m?)->(n?,m?)``: the last two axes are matrices,
@@ -112,7 +116,7 @@ def matmul(a, b, *, out=None, num_threads=None):
     c3 = c.reshape(batch + (m, n)) if c.ndim != len(batch) + 2 else c
     a2, b2 = _checks.kernel_operand(a2), _checks.kernel_operand(b2)
     if c3.size:
-        sa, sb, sc = (_checks.element_strides(x) for x in (a2, b2, c3))
+        sa, sb, sc = (_checks.kernel_strides(x) for x in (a2, b2, c3))
         _gemm.matmul(a2, b2, c3, _checks.batch_offsets(a2, batch),
                      _checks.batch_offsets(b2, batch), _checks.batch_offsets(c3, batch),
                      m, n, k, sa[-2], sa[-1], sb[-2], sb[-1], sc[-2], sc[-1],

@@ -6,18 +6,27 @@ heads are views, never Python loops.  Weights use the names and layouts of
 ``torch.nn.MultiheadAttention`` so a trained PyTorch layer loads directly.
 ``_reference.multi_head_attention`` is the plain-NumPy oracle.
 """
+from __future__ import annotations
+
 import math
+import os
+from collections.abc import Mapping
+from typing import IO, Any, Literal, overload
 
 import numpy as np
 
 from . import _checks
 from .attention import attention_weights, scaled_dot_product_attention
 from .linalg import matmul
+from ._typing import ArrayLike, Causal, DTypeLike, FloatArray
+
+# Anything numpy.random.default_rng accepts as a seed.
+Seed = int | np.random.Generator | np.random.SeedSequence | None
 
 _FUNC = "MultiHeadAttention"
 
 
-def _positive_int(value, name):
+def _positive_int(value: object, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, np.integer)):
         raise TypeError(f"{_FUNC}: {name} must be an int, got {value!r}")
@@ -59,16 +68,22 @@ class KVCache:
     (0, 32, (1, 2, 32, 4))
     """
 
-    def __init__(self, batch, num_kv_heads, max_len, head_dim, dtype):
+    key: FloatArray
+    value: FloatArray
+    length: int
+
+    def __init__(self, batch: int, num_kv_heads: int, max_len: int,
+                 head_dim: int, dtype: DTypeLike) -> None:
         self.key = np.zeros((batch, num_kv_heads, max_len, head_dim), dtype)
         self.value = np.zeros_like(self.key)
         self.length = 0
 
     @property
-    def max_len(self):
-        return self.key.shape[2]
+    def max_len(self) -> int:
+        return int(self.key.shape[2])
 
-    def _append(self, k, v):
+    def _append(self, k: FloatArray,
+                v: FloatArray) -> tuple[FloatArray, FloatArray]:
         t = k.shape[2]
         if k.shape[0] != self.key.shape[0]:
             raise ValueError(f"{_FUNC}: the cache holds batch "
@@ -106,7 +121,10 @@ class ProjectedMemory:
     (3, 2, 5, 4)
     """
 
-    def __init__(self, key, value):
+    key: FloatArray
+    value: FloatArray
+
+    def __init__(self, key: FloatArray, value: FloatArray) -> None:
         self.key = key
         self.value = value
 
@@ -196,8 +214,26 @@ class MultiHeadAttention:
     ((2, 5, 5), True)
     """
 
-    def __init__(self, embed_dim, num_heads, *, num_kv_heads=None, kdim=None,
-                 vdim=None, bias=True, dtype=np.float32, rng=None):
+    embed_dim: int
+    num_heads: int
+    num_kv_heads: int
+    kdim: int
+    vdim: int
+    head_dim: int
+    bias: bool
+    dtype: np.dtype[Any]
+    in_proj_weight: FloatArray | None
+    q_proj_weight: FloatArray
+    k_proj_weight: FloatArray
+    v_proj_weight: FloatArray
+    in_proj_bias: FloatArray | None
+    out_proj_weight: FloatArray
+    out_proj_bias: FloatArray | None
+
+    def __init__(self, embed_dim: int, num_heads: int, *,
+                 num_kv_heads: int | None = None, kdim: int | None = None,
+                 vdim: int | None = None, bias: bool = True,
+                 dtype: DTypeLike = np.float32, rng: Seed = None) -> None:
         self.embed_dim = _positive_int(embed_dim, "embed_dim")
         self.num_heads = _positive_int(num_heads, "num_heads")
         self.num_kv_heads = _positive_int(
@@ -237,23 +273,31 @@ class MultiHeadAttention:
     # ------------------------------------------------------------ weights --
 
     @property
-    def _stacked(self):
+    def _stacked(self) -> bool:
         return self.kdim == self.embed_dim and self.vdim == self.embed_dim
 
-    def _xavier(self, rng, shape):
+    @property
+    def _in_proj(self) -> FloatArray:
+        """The stacked [Wq; Wk; Wv] (only when kdim == vdim == embed_dim)."""
+        if self.in_proj_weight is None:
+            raise AssertionError("cattn internal error: no stacked weight")
+        return self.in_proj_weight
+
+    def _xavier(self, rng: np.random.Generator,
+                shape: tuple[int, ...]) -> FloatArray:
         bound = math.sqrt(6.0 / (shape[0] + shape[1]))
         return rng.uniform(-bound, bound, shape).astype(self.dtype)
 
-    def _split_stacked(self):
+    def _split_stacked(self) -> None:
         E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
-        w = self.in_proj_weight
+        w = self._in_proj
         self.q_proj_weight = w[:E]
         self.k_proj_weight = w[E:E + kv]
         self.v_proj_weight = w[E + kv:]
 
-    def _shapes(self):
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
         E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
-        shapes = {}
+        shapes: dict[str, tuple[int, ...]] = {}
         if self._stacked:
             shapes["in_proj_weight"] = (E + 2 * kv, E)
         else:
@@ -266,7 +310,7 @@ class MultiHeadAttention:
             shapes["out_proj.bias"] = (E,)
         return shapes
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, FloatArray]:
         """The weights under ``torch.nn.MultiheadAttention``'s names.
 
         Returns
@@ -301,7 +345,7 @@ class MultiHeadAttention:
                   "out_proj.bias": self.out_proj_bias}
         return {name: np.array(values[name]) for name in self._shapes()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, ArrayLike]) -> None:
         """Load weights saved by :meth:`state_dict` or by PyTorch.
 
         Parameters
@@ -363,7 +407,7 @@ class MultiHeadAttention:
         self.out_proj_weight = arrays["out_proj.weight"]
         self.out_proj_bias = arrays.get("out_proj.bias")
 
-    def save(self, file):
+    def save(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
         """Save the weights to a ``.npz`` file (names as :meth:`state_dict`).
 
         Parameters
@@ -393,9 +437,10 @@ class MultiHeadAttention:
         >>> _ = buf.seek(0)
         >>> cattn.MultiHeadAttention(8, 2).load(buf)
         """
-        np.savez(file, **self.state_dict())
+        # The numpy stub types **kwds as if one could be allow_pickle.
+        np.savez(file, **self.state_dict())  # type: ignore[arg-type]
 
-    def load(self, file):
+    def load(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
         """Load weights from a ``.npz`` file written by :meth:`save`.
 
         Parameters
@@ -425,17 +470,18 @@ class MultiHeadAttention:
 
     # ------------------------------------------------------------ forward --
 
-    def _project(self, x, w, bias_slice):
+    def _project(self, x: FloatArray, w: FloatArray,
+                 bias_slice: slice) -> FloatArray:
         out = matmul(x, w.T)
         if self.in_proj_bias is not None:
             out += self.in_proj_bias[bias_slice]
         return out
 
-    def _heads(self, x, n):
+    def _heads(self, x: FloatArray, n: int) -> FloatArray:
         """(B, T, n·d) -> (B, n, T, d), a view."""
         return x.reshape(x.shape[:-1] + (n, self.head_dim)).swapaxes(-2, -3)
 
-    def _input(self, x, name, features):
+    def _input(self, x: ArrayLike, name: str, features: int) -> FloatArray:
         x = _checks.as_float_array(x, name, _FUNC)
         if x.ndim not in (2, 3):
             raise ValueError(f"{_FUNC}: {name} must be (batch, length, "
@@ -446,7 +492,8 @@ class MultiHeadAttention:
                              f"(shape {x.shape}); expected {features}")
         return x.astype(self.dtype, copy=False)
 
-    def project_memory(self, memory, value=None):
+    def project_memory(self, memory: ArrayLike,
+                       value: ArrayLike | None = None) -> ProjectedMemory:
         """Project encoder states to keys and values once, for reuse.
 
         Parameters
@@ -491,10 +538,11 @@ class MultiHeadAttention:
         k, v = self._project_kv(k_in, v_in)
         return ProjectedMemory(k, v)
 
-    def _project_kv(self, k_in, v_in):
+    def _project_kv(self, k_in: FloatArray,
+                    v_in: FloatArray) -> tuple[FloatArray, FloatArray]:
         E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
         if (k_in is v_in and self._stacked):
-            both = self._project(k_in, self.in_proj_weight[E:],
+            both = self._project(k_in, self._in_proj[E:],
                                  slice(E, None))
             k, v = both[..., :kv], both[..., kv:]
         else:
@@ -503,7 +551,7 @@ class MultiHeadAttention:
         return self._heads(k, self.num_kv_heads), self._heads(
             v, self.num_kv_heads)
 
-    def new_cache(self, batch, max_len):
+    def new_cache(self, batch: int, max_len: int) -> KVCache:
         """Storage for incremental (token-by-token) self-attention.
 
         Parameters
@@ -545,7 +593,9 @@ class MultiHeadAttention:
                        _positive_int(max_len, "max_len"), self.head_dim,
                        self.dtype)
 
-    def _mask(self, key_padding_mask, attn_mask, batch, L, S):
+    def _mask(self, key_padding_mask: ArrayLike | None,
+              attn_mask: ArrayLike | None, batch: int, L: int,
+              S: int) -> FloatArray | None:
         """One mask in cattn's meaning, shape broadcastable to (B, H, L, S)."""
         mask = None
         if attn_mask is not None:
@@ -574,9 +624,36 @@ class MultiHeadAttention:
                 mask = np.where(attend, mask, self.dtype.type(-np.inf))
         return mask
 
-    def __call__(self, query, key=None, value=None, *, key_padding_mask=None,
-                 attn_mask=None, is_causal=False, need_weights=False,
-                 average_attn_weights=True, cache=None):
+    @overload
+    def __call__(self, query: ArrayLike,
+                 key: ArrayLike | ProjectedMemory | None = ...,
+                 value: ArrayLike | None = ..., *,
+                 key_padding_mask: ArrayLike | None = ...,
+                 attn_mask: ArrayLike | None = ..., is_causal: Causal = ...,
+                 need_weights: Literal[False] = ...,
+                 average_attn_weights: bool = ...,
+                 cache: KVCache | None = ...) -> FloatArray: ...
+
+    @overload
+    def __call__(self, query: ArrayLike,
+                 key: ArrayLike | ProjectedMemory | None = ...,
+                 value: ArrayLike | None = ..., *,
+                 key_padding_mask: ArrayLike | None = ...,
+                 attn_mask: ArrayLike | None = ..., is_causal: Causal = ...,
+                 need_weights: Literal[True],
+                 average_attn_weights: bool = ...,
+                 cache: KVCache | None = ...
+                 ) -> tuple[FloatArray, FloatArray]: ...
+
+    def __call__(self, query: ArrayLike,
+                 key: ArrayLike | ProjectedMemory | None = None,
+                 value: ArrayLike | None = None, *,
+                 key_padding_mask: ArrayLike | None = None,
+                 attn_mask: ArrayLike | None = None, is_causal: Causal = False,
+                 need_weights: bool = False,
+                 average_attn_weights: bool = True,
+                 cache: KVCache | None = None
+                 ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Attend.
 
         Parameters
@@ -634,7 +711,7 @@ class MultiHeadAttention:
         elif key is None:
             # Self-attention: one fused product for Q, K and V.
             if self._stacked:
-                qkv = self._project(q_in, self.in_proj_weight, slice(None))
+                qkv = self._project(q_in, self._in_proj, slice(None))
                 q = qkv[..., :E]
                 k, v = qkv[..., E:E + kv], qkv[..., E + kv:]
                 k = self._heads(k, self.num_kv_heads)

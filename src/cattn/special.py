@@ -4,13 +4,16 @@ Validation here, then the row drivers in ``_kernels/_softmax.pyx`` over the
 C row kernels in ``_kernels/include/softmax/``; ``_reference.py`` holds the
 float64 twins the tests compare against.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from . import _checks
 from ._kernels import _softmax
+from ._typing import ArrayLike, Axis, FloatArray, Threads
 
 
-def _reduced_axes(x, axis, func):
+def _reduced_axes(x: FloatArray, axis: Axis, func: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(x.ndim))
     try:
@@ -22,7 +25,8 @@ def _reduced_axes(x, axis, func):
         raise np.exceptions.AxisError(f"{func}: {exc}") from None
 
 
-def _as_rows(x, axes):
+def _as_rows(x: FloatArray,
+             axes: tuple[int, ...]) -> tuple[FloatArray, tuple[int, ...]]:
     """A (rows, n) view (or copy) of `x` with the `axes` flattened last and
     unit column stride; also the moved shape to undo it."""
     moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
@@ -34,7 +38,7 @@ def _as_rows(x, axes):
     return two_d, moved.shape
 
 
-def _view_2d(a, rows, n):
+def _view_2d(a: FloatArray, rows: int, n: int) -> FloatArray | None:
     """`a` as a (rows, n) view with unit column stride the kernels can
     walk, or None if that needs a copy."""
     v = a.view()
@@ -49,7 +53,8 @@ def _view_2d(a, rows, n):
     return v
 
 
-def _map(op, func, x, axis, out, num_threads):
+def _map(op: int, func: str, x: ArrayLike, axis: Axis,
+         out: FloatArray | None, num_threads: Threads) -> FloatArray:
     """softmax or log_softmax: one row kernel call per slice along `axis`."""
     x = _checks.as_float_array(x, "x", func)
     nthreads = _checks.resolve_threads(num_threads, func)
@@ -64,7 +69,7 @@ def _map(op, func, x, axis, out, num_threads):
     # Write straight into the result when its layout lets the kernel; an
     # `out` overlapping `x` only in place (same memory, same strides).
     dest = None
-    if not overlap or _same_layout(out, x):
+    if out is None or not overlap or _same_layout(out, x):
         dest = _view_2d(np.moveaxis(result, axes, last), *src.shape)
     if dest is not None:
         _softmax.map_rows(op, src, dest, nthreads)
@@ -75,14 +80,15 @@ def _map(op, func, x, axis, out, num_threads):
     return result
 
 
-def _same_layout(a, b):
+def _same_layout(a: FloatArray, b: FloatArray) -> bool:
     """Same memory, same strides: element i of `a` is element i of `b`, so
     a row kernel may write its row in place."""
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.strides == b.strides)
+    return bool(a.__array_interface__["data"][0]
+                == b.__array_interface__["data"][0] and a.strides == b.strides)
 
 
-def softmax(x, axis=-1, *, out=None, num_threads=None):
+def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
+            num_threads: Threads = None) -> FloatArray:
     r"""Softmax along an axis: ``exp(x - max) / sum(exp(x - max))``.
 
     .. math:: \sigma(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}},
@@ -155,7 +161,9 @@ def softmax(x, axis=-1, *, out=None, num_threads=None):
     return _map(_softmax.SOFTMAX, "softmax", x, axis, out, num_threads)
 
 
-def log_softmax(x, axis=-1, *, out=None, num_threads=None):
+def log_softmax(x: ArrayLike, axis: Axis = -1, *,
+                out: FloatArray | None = None,
+                num_threads: Threads = None) -> FloatArray:
     r"""Logarithm of the softmax along an axis, without forming the softmax.
 
     .. math:: \log\sigma(x)_i = (x_i - s) - \log\sum_j e^{x_j - s}
@@ -212,7 +220,9 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
                 num_threads)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
+def logsumexp(x: ArrayLike, axis: Axis = -1, *, keepdims: bool = False,
+              out: FloatArray | None = None,
+              num_threads: Threads = None) -> FloatArray:
     r"""Log of the sum of exponentials along an axis, without overflow.
 
     .. math:: \mathrm{LSE}(x) = s + \log\sum_j e^{x_j - s}
