@@ -61,6 +61,14 @@ cdef extern from "attention/cattn_attention.h":
                         float *) noexcept nogil
         void (*col_exp_sum)(int64_t, int64_t, float *, int64_t,
                             const float *, float *) noexcept nogil
+        int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
+                              double *, double *, float *,
+                              float *) noexcept nogil
+        void (*scale_rows)(int64_t, int64_t, float *, int64_t,
+                           const float *) noexcept nogil
+        void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
+                            const double *, const double *, float *, int64_t,
+                            int64_t, float *) noexcept nogil
     ctypedef struct cattn_cols_f64:
         const char *name
         int64_t vl
@@ -68,6 +76,14 @@ cdef extern from "attention/cattn_attention.h":
                         double *) noexcept nogil
         void (*col_exp_sum)(int64_t, int64_t, double *, int64_t,
                             const double *, double *) noexcept nogil
+        int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
+                              double *, double *, double *,
+                              double *) noexcept nogil
+        void (*scale_rows)(int64_t, int64_t, double *, int64_t,
+                           const double *) noexcept nogil
+        void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
+                            const double *, const double *, double *, int64_t,
+                            int64_t, double *) noexcept nogil
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
@@ -119,7 +135,7 @@ cdef struct Scratch:
     void *st          # score tile Sᵀ: bk x bq (row stride bq), + MR slack:
                       # the P·V product reads whole MR panels of it
     void *acc         # O accumulator: bq x ev_pad
-    void *colbuf      # 3 x bq: column max, shift, sum
+    void *colbuf      # 4 x bq: column max, shift, sum; alpha
     double *m         # bq running max
     double *l         # bq running sum
 
@@ -214,23 +230,33 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
             row[q] = -INFINITY
 
 
-cdef inline void col_max(int64_t nk, int64_t nq_pad, const floating *st,
-                         int64_t ld, floating *mx) noexcept nogil:
+cdef inline bint online_softmax(int64_t nk, int64_t nq, int64_t nq_pad,
+                                floating *st, int64_t ld, Scratch *w,
+                                floating *alpha) noexcept nogil:
+    """Pᵀ = exp(Sᵀ - m'), with m, l updated in w (cols.tmpl.h); True if
+    acc must be rescaled by alpha."""
     if floating is float:
-        cattn_cols_f32_for(active_isa()).col_max(nk, nq_pad, st, ld, mx)
+        return cattn_cols_f32_for(active_isa()).online_softmax(
+            nk, nq, nq_pad, st, ld, w.m, w.l, <float *>w.colbuf, alpha)
     else:
-        cattn_cols_f64_for(active_isa()).col_max(nk, nq_pad, st, ld, mx)
+        return cattn_cols_f64_for(active_isa()).online_softmax(
+            nk, nq, nq_pad, st, ld, w.m, w.l, <double *>w.colbuf, alpha)
 
 
-cdef inline void col_exp_sum(int64_t nk, int64_t nq_pad, floating *st,
-                             int64_t ld, const floating *shift,
-                             floating *total) noexcept nogil:
+cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
+                            const floating *alpha) noexcept nogil:
     if floating is float:
-        cattn_cols_f32_for(active_isa()).col_exp_sum(nk, nq_pad, st, ld,
-                                                     shift, total)
+        cattn_cols_f32_for(active_isa()).scale_rows(nq, n, acc, ld, alpha)
     else:
-        cattn_cols_f64_for(active_isa()).col_exp_sum(nk, nq_pad, st, ld,
-                                                     shift, total)
+        cattn_cols_f64_for(active_isa()).scale_rows(nq, n, acc, ld, alpha)
+
+
+cdef inline bint block_fully_visible(const Problem *p, int64_t i0, int64_t nq,
+                                     int64_t k0, int64_t nk) noexcept nogil:
+    """Every query of i0..i0+nq may see every key of k0..k0+nk: the
+    visibility bounds are monotone in the key, so the corners decide."""
+    return (first_query(p, k0 + nk - 1) <= i0
+            and last_query(p, k0) >= i0 + nq - 1)
 
 
 cdef void attend_block(const Problem *p, const GemmKernel *kern,
@@ -246,11 +272,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
     cdef floating *acc = <floating *>w.acc
-    cdef floating *mx = <floating *>w.colbuf
-    cdef floating *shift = mx + bq
-    cdef floating *total = mx + 2 * bq
-    cdef floating m_new
-    cdef double alpha
+    cdef floating *alpha = <floating *>w.colbuf + 3 * bq
     cdef floating scale = <floating>p.scale
 
     for r in range(nq):
@@ -289,30 +311,13 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                                  st + r * mr * bq + jq * nr, bq, 1,
                                  imin(mr, nk - r * mr), imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
-        mask_tile(p, st, i0, nq, k0, nk, mask)
+        if p.mask_kind != MASK_NONE or not block_fully_visible(
+                p, i0, nq, k0, nk):
+            mask_tile(p, st, i0, nq, k0, nk, mask)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
-        col_max(nk, bq, st, bq, mx)
-        for r in range(bq):
-            m_new = mx[r] if r < nq and mx[r] > w.m[r] else (
-                <floating>w.m[r] if r < nq else 0)
-            # A query that has seen nothing keeps shift 0: exp(-inf) = 0,
-            # and a NaN still turns its sum into NaN.
-            shift[r] = m_new if m_new != -INFINITY else 0
-            mx[r] = m_new
-        col_exp_sum(nk, bq, st, bq, shift, total)
-        for r in range(nq):
-            m_new = mx[r]
-            if m_new == -INFINITY:
-                if total[r] != total[r]:
-                    w.l[r] = total[r]
-                continue
-            alpha = exp(w.m[r] - m_new)
-            w.l[r] = w.l[r] * alpha + total[r]
-            if alpha != 1:
-                for c in range(p.Ev):
-                    acc[r * ev_pad + c] = acc[r * ev_pad + c] * <floating>alpha
-            w.m[r] = m_new
+        if online_softmax(nk, nq, bq, st, bq, w, alpha):
+            scale_rows(nq, ev_pad, acc, ev_pad, alpha)
 
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
@@ -395,16 +400,14 @@ cdef void write_rows(const Problem *p, Scratch *w, int64_t nq,
                      floating *o, floating *lse) noexcept nogil:
     """out = acc / l and lse = m + log l for nq rows; a row that saw no key
     (l == 0) gets 0 and -inf."""
-    cdef int64_t r, c, ev_pad = p.ev_pad
-    cdef floating *acc = <floating *>w.acc
-    cdef double l
-    for r in range(nq):
-        l = w.l[r]
-        for c in range(p.Ev):
-            o[r * p.rs_o + c * p.cs_o] = (
-                acc[r * ev_pad + c] / <floating>l if l != 0 else 0)
-        if lse != NULL:
-            lse[r] = <floating>(w.m[r] + log(l)) if l != 0 else -INFINITY
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).finish_rows(
+            nq, p.Ev, <float *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
+            lse)
+    else:
+        cattn_cols_f64_for(active_isa()).finish_rows(
+            nq, p.Ev, <double *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
+            lse)
 
 
 cdef void save_partial(const Problem *p, Scratch *w, int64_t nq,
@@ -625,7 +628,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
             scratch[t].qpack = checked_alloc(max(p.E, 1) * p.bq * itemsize)
             scratch[t].st = checked_alloc((p.bk * p.bq + kern.mr) * itemsize)
             scratch[t].acc = checked_alloc(p.bq * p.ev_pad * itemsize)
-            scratch[t].colbuf = checked_alloc(3 * p.bq * itemsize)
+            scratch[t].colbuf = checked_alloc(4 * p.bq * itemsize)
             scratch[t].m = <double *>checked_alloc(p.bq * sizeof(double))
             scratch[t].l = <double *>checked_alloc(p.bq * sizeof(double))
         if not decode:

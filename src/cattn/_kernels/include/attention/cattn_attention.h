@@ -15,6 +15,12 @@ typedef struct {
     void (*col_max)(int64_t, int64_t, const float *, int64_t, float *);
     void (*col_exp_sum)(int64_t, int64_t, float *, int64_t, const float *,
                         float *);
+    int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
+                          double *, double *, float *, float *);
+    void (*scale_rows)(int64_t, int64_t, float *, int64_t, const float *);
+    void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
+                        const double *, const double *, float *, int64_t,
+                        int64_t, float *);
 } cattn_cols_f32;
 
 typedef struct {
@@ -23,13 +29,21 @@ typedef struct {
     void (*col_max)(int64_t, int64_t, const double *, int64_t, double *);
     void (*col_exp_sum)(int64_t, int64_t, double *, int64_t, const double *,
                         double *);
+    int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
+                          double *, double *, double *, double *);
+    void (*scale_rows)(int64_t, int64_t, double *, int64_t, const double *);
+    void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
+                        const double *, const double *, double *, int64_t,
+                        int64_t, double *);
 } cattn_cols_f64;
 
 #define CATTN_TEMPLATE "attention/cols.tmpl.h"
 #include "../simd/instantiate.h"
 
 #define CATTN_COLS_ENTRY(sfx, vl)                                     \
-    {#sfx, vl, cattn_col_max_##sfx, cattn_col_exp_sum_##sfx}
+    {#sfx, vl, cattn_col_max_##sfx, cattn_col_exp_sum_##sfx,          \
+     cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,               \
+     cattn_finish_rows_##sfx}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {

@@ -12,6 +12,21 @@
  *       st[j, q] = exp(st[j, q] - shift[q]); sum[q] = sum_j st[j, q].
  *       Keys are summed in four interleaved partial sums (j mod 4), then
  *       (s0 + s1) + (s2 + s3): a fixed order, independent of threads.
+ *   online_softmax(nk, nq, nq_pad, st, ld, m, l, buf, alpha):
+ *       one key block of the online softmax, for queries q < nq:
+ *         m' = max(m, col_max st)         (a NaN score never raises m)
+ *         st = exp(st - s), s = m' or 0 where m' = -inf (nothing seen yet)
+ *         alpha = exp(m - m') in float64 (exactly 1 where m' == m)
+ *         l = l*alpha + col sums of st;  m = m'
+ *       A query that has seen nothing (m' = -inf) keeps l, except that a NaN
+ *       sum replaces it so the NaN reaches the output.  buf holds 3*nq_pad
+ *       scratch values; returns 1 if some alpha != 1 (O must be rescaled).
+ *   scale_rows(nq, n, acc, ld, alpha): acc[q, :n] *= alpha[q] where != 1
+ *       (n a multiple of RW_VL).
+ *   finish_rows(nq, ev, acc, ld, m, l, o, rs_o, cs_o, lse):
+ *       o[q, :ev] = acc[q, :ev] / l[q] and lse[q] = m[q] + log(l[q]); a
+ *       query that saw no key (l == 0) gets 0 and -inf.  lse may be NULL.
+ *       IEEE division, so vector and scalar columns agree bit for bit.
  */
 static void RW_NAME(col_max)(int64_t nk, int64_t nq_pad, const RW_T *st,
                              int64_t ld, RW_T *mx)
@@ -53,5 +68,80 @@ static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
             s0 = RW_ADD(s0, e);
         }
         RW_STORE(sum + q, RW_ADD(RW_ADD(s0, s1), RW_ADD(s2, s3)));
+    }
+}
+
+static int RW_NAME(online_softmax)(int64_t nk, int64_t nq, int64_t nq_pad,
+                                   RW_T *st, int64_t ld, double *m, double *l,
+                                   RW_T *buf, RW_T *alpha)
+{
+    RW_T *mx = buf, *shift = buf + nq_pad, *total = buf + 2 * nq_pad;
+    RW_NAME(col_max)(nk, nq_pad, st, ld, mx);
+    for (int64_t q = 0; q < nq_pad; ++q) {
+        const RW_T m_new = q >= nq ? (RW_T)0
+                           : mx[q] > m[q] ? mx[q] : (RW_T)m[q];
+        shift[q] = m_new != -INFINITY ? m_new : (RW_T)0;
+        mx[q] = m_new;
+    }
+    RW_NAME(col_exp_sum)(nk, nq_pad, st, ld, shift, total);
+    int rescale = 0;
+    for (int64_t q = 0; q < nq; ++q) {
+        const RW_T m_new = mx[q];
+        alpha[q] = 1;
+        if (m_new == -INFINITY) {
+            if (total[q] != total[q])
+                l[q] = total[q];
+            continue;
+        }
+        if (m_new != m[q]) {
+            const double a = exp(m[q] - m_new);
+            alpha[q] = (RW_T)a;
+            rescale |= alpha[q] != 1;
+            l[q] = l[q] * a + total[q];
+            m[q] = m_new;
+        } else {
+            l[q] = l[q] + total[q];
+        }
+    }
+    return rescale;
+}
+
+static void RW_NAME(scale_rows)(int64_t nq, int64_t n, RW_T *acc, int64_t ld,
+                                const RW_T *alpha)
+{
+    for (int64_t q = 0; q < nq; ++q) {
+        if (alpha[q] == 1)
+            continue;
+        const RW_VEC a = RW_SET1(alpha[q]);
+        RW_T *row = acc + q * ld;
+        for (int64_t c = 0; c < n; c += RW_VL)
+            RW_STORE(row + c, RW_MUL(RW_LOAD(row + c), a));
+    }
+}
+
+static void RW_NAME(finish_rows)(int64_t nq, int64_t ev, const RW_T *acc,
+                                 int64_t ld, const double *m, const double *l,
+                                 RW_T *o, int64_t rs_o, int64_t cs_o,
+                                 RW_T *lse)
+{
+    for (int64_t q = 0; q < nq; ++q) {
+        const RW_T *a = acc + q * ld;
+        RW_T *out = o + q * rs_o;
+        const RW_T lq = (RW_T)l[q];
+        int64_t c = 0;
+        if (l[q] == 0) {
+            for (; c < ev; ++c)
+                out[c * cs_o] = 0;
+        } else {
+            if (cs_o == 1) {
+                const RW_VEC vl = RW_SET1(lq);
+                for (; c + RW_VL <= ev; c += RW_VL)
+                    RW_STORE(out + c, RW_DIV(RW_LOAD(a + c), vl));
+            }
+            for (; c < ev; ++c)
+                out[c * cs_o] = a[c] / lq;
+        }
+        if (lse)
+            lse[q] = l[q] != 0 ? (RW_T)(m[q] + log(l[q])) : (RW_T)-INFINITY;
     }
 }

@@ -11,6 +11,7 @@
 #define RW_ADD _mm256_add_ps
 #define RW_SUB _mm256_sub_ps
 #define RW_MUL _mm256_mul_ps
+#define RW_DIV _mm256_div_ps
 #define RW_MAX _mm256_max_ps
 #define RW_FMA _mm256_fmadd_ps
 #define RW_EXP cattn_vexp_f32_avx2

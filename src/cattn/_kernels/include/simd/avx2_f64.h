@@ -11,6 +11,7 @@
 #define RW_ADD _mm256_add_pd
 #define RW_SUB _mm256_sub_pd
 #define RW_MUL _mm256_mul_pd
+#define RW_DIV _mm256_div_pd
 #define RW_MAX _mm256_max_pd
 #define RW_FMA _mm256_fmadd_pd
 #define RW_EXP cattn_vexp_f64_avx2

@@ -11,6 +11,7 @@
 #define RW_ADD _mm512_add_ps
 #define RW_SUB _mm512_sub_ps
 #define RW_MUL _mm512_mul_ps
+#define RW_DIV _mm512_div_ps
 #define RW_MAX _mm512_max_ps
 #define RW_FMA _mm512_fmadd_ps
 #define RW_EXP cattn_vexp_f32_avx512

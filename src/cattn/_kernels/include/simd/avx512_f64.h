@@ -11,6 +11,7 @@
 #define RW_ADD _mm512_add_pd
 #define RW_SUB _mm512_sub_pd
 #define RW_MUL _mm512_mul_pd
+#define RW_DIV _mm512_div_pd
 #define RW_MAX _mm512_max_pd
 #define RW_FMA _mm512_fmadd_pd
 #define RW_EXP cattn_vexp_f64_avx512

@@ -7,6 +7,7 @@
 #define RW_ADD(a, b) ((a) + (b))
 #define RW_SUB(a, b) ((a) - (b))
 #define RW_MUL(a, b) ((a) * (b))
+#define RW_DIV(a, b) ((a) / (b))
 #define RW_MAX(a, b) ((b) > (a) ? (b) : (a))
 #define RW_FMA(a, b, c) ((a) * (b) + (c))
 #define RW_HSUM(v) (v)

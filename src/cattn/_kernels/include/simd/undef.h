@@ -8,6 +8,7 @@
 #undef RW_ADD
 #undef RW_SUB
 #undef RW_MUL
+#undef RW_DIV
 #undef RW_MAX
 #undef RW_EXP
 #undef RW_HSUM
