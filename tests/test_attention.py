@@ -69,6 +69,31 @@ def test_head_dims(dtype, E, Ev, isa, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_online_softmax_exp_error_in_ulp(dtype, isa):
+    """The exp of the column kernels (x <= 0 only: scores minus their
+    running max) has the same <= 2 ulp bound as the softmax's."""
+    from cattn._kernels import _attention
+    if dtype == np.float32:
+        x = np.linspace(-110, 0, 400_003).astype(dtype)
+        want = np.exp(x.astype(np.float64))
+    else:
+        x = np.linspace(-750, 0, 400_003)
+        want = np.exp(x.astype(np.longdouble))
+    got = np.empty_like(x)
+    _attention.exp_neg(x, got)
+    want_d = want.astype(dtype)
+    normal = want_d >= np.finfo(dtype).tiny
+    ulp = np.abs(got[normal] - want[normal]) / np.spacing(want_d[normal])
+    assert ulp.max() <= 2.0
+    assert np.all(got[want_d == 0] == 0)
+    special = np.array([-np.inf, np.nan, 0.0, -0.0, -1e30], dtype=dtype)
+    out = np.empty_like(special)
+    _attention.exp_neg(special, out)
+    assert out[0] == 0 and np.isnan(out[1]) and out[2] == 1 and out[3] == 1
+    assert out[4] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_accuracy_long_sequences(dtype, rng):
     # float32 within 1e-5 normwise of float64 up to S = 8192 (decode split
     # and the tiled path).

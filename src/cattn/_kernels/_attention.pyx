@@ -69,6 +69,7 @@ cdef extern from "attention/cattn_attention.h":
         void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
                             const double *, const double *, float *, int64_t,
                             int64_t, float *) noexcept nogil
+        void (*exp_neg)(int64_t, const float *, float *) noexcept nogil
     ctypedef struct cattn_cols_f64:
         const char *name
         int64_t vl
@@ -84,15 +85,15 @@ cdef extern from "attention/cattn_attention.h":
         void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
                             const double *, const double *, double *, int64_t,
                             int64_t, double *) noexcept nogil
+        void (*exp_neg)(int64_t, const double *, double *) noexcept nogil
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
 # Key block: about 256 keys (the depth of the P·V product, at most the
-# micro-kernel's KC), rounded down to whole MR panels of packed K; 128 when
-# causal or a window cuts blocks along the diagonal, where a smaller block
-# wastes less on hidden keys (measured: causal/full 0.71 vs 0.98 at L=1024).
+# micro-kernel's KC), rounded down to whole MR panels of packed K.  Causal
+# and windowed blocks are cut to the visible keys in MR panels, so they use
+# the same size (128 measured no better once the cut was exact).
 cdef int64_t BK_TARGET = 256
-cdef int64_t BK_TARGET_BANDED = 128
 # Query block: at least this many queries, rounded up to whole NR panels.
 cdef int64_t BQ_TARGET = 48
 # Split keys into chunks of CHUNK keys when there are fewer work items.
@@ -268,9 +269,10 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
-    cdef int64_t k_lo, k_hi, kb, k0, nk, pc, kc, r, c, t, jq, n_pc
+    cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
+    cdef floating *st_j
     cdef floating *acc = <floating *>w.acc
     cdef floating *alpha = <floating *>w.colbuf + 3 * bq
     cdef floating scale = <floating>p.scale
@@ -297,34 +299,45 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                cdiv(nq, nr), qpack + pc * bq)
 
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
+        # The packed block is keys k0..k0+nk; the keys computed, j0..j1, are
+        # cut to [k_lo, k_hi) in whole MR panels, so a causal diagonal or a
+        # window edge costs at most MR - 1 wasted keys per side, never a
+        # block.  (A key outside [k_lo, k_hi) that a panel drags in is
+        # hidden by mask_tile: exp(-inf) = 0 adds exactly nothing.)
         k0 = kb * p.bk
         nk = imin(p.bk, p.S - k0)
-        # Sᵀ = scale · K Qᵀ over E in KC chunks.
+        j0 = imax(k0, k_lo // mr * mr)
+        j1 = imin(k0 + nk, cdiv(k_hi, mr) * mr)
+        nj = j1 - j0
+        st_j = st + (j0 - k0) * bq
+        # Sᵀ = scale · K Qᵀ over E in KC chunks (row r of st: key k0 + r).
         for t in range(n_pc):
             pc = t * kc_max
             kc = imin(kc_max, p.E - pc)
-            for r in range(cdiv(nk, mr)):
+            for r in range((j0 - k0) // mr, cdiv(j1 - k0, mr)):
                 for jq in range(cdiv(nq, nr)):
                     call_ukernel(kern, kc,
                                  kpack + pc * p.s_pad + (k0 + r * mr) * kc, mr,
                                  qpack + pc * bq + jq * nr * kc, nr,
                                  st + r * mr * bq + jq * nr, bq, 1,
-                                 imin(mr, nk - r * mr), imin(nr, nq - jq * nr),
+                                 imin(mr, j1 - k0 - r * mr),
+                                 imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
         if p.mask_kind != MASK_NONE or not block_fully_visible(
-                p, i0, nq, k0, nk):
-            mask_tile(p, st, i0, nq, k0, nk, mask)
+                p, i0, nq, j0, nj):
+            mask_tile(p, st_j, i0, nq, j0, nj, mask)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
-        if online_softmax(nk, nq, bq, st, bq, w, alpha):
+        if online_softmax(nj, nq, bq, st_j, bq, w, alpha):
             scale_rows(nq, ev_pad, acc, ev_pad, alpha)
 
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
         for r in range(cdiv(nq, mr)):
             for jq in range(cdiv(p.Ev, nr)):
-                call_ukernel(kern, nk, st + r * mr, bq,
-                             vpack + k0 * ev_pad + jq * nr * nk, nr,
+                call_ukernel(kern, nj, st_j + r * mr, bq,
+                             vpack + k0 * ev_pad + jq * nr * nk
+                             + (j0 - k0) * nr, nr,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
                              imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
                              <floating>1, <floating>1)
@@ -598,8 +611,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
         # kernels); bk: whole MR panels of packed K.
         p.bq = cdiv(BQ_TARGET, kern.nr) * kern.nr
         p.bq = cdiv(p.bq, vl) * vl
-        p.bk = min(BK_TARGET_BANDED if causal or p.has_left or p.has_right
-                   else BK_TARGET, kern.kc)
+        p.bk = min(BK_TARGET, kern.kc)
         p.bk = max(kern.mr, p.bk // kern.mr * kern.mr)
         p.nqb = cdiv(p.L, p.bq)
         if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.S > CHUNK:
@@ -676,3 +688,17 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
             <floating *>cnp.PyArray_DATA(o), lse_ptr, &off_q[0], &off_k[0],
             &off_v[0], &off_m[0], &off_o[0], nbh, group, scratch, kvpack,
             parts, nthreads)
+
+
+def exp_neg(cnp.ndarray x, cnp.ndarray y):
+    """y = exp(x) with the active ISA's exp of the online softmax (defined
+    for x <= 0 or NaN), for contiguous 1-D x, y of one dtype; the tests
+    measure its error with this."""
+    cdef int64_t n = x.shape[0]
+    if x.dtype == np.float32:
+        cattn_cols_f32_for(active_isa()).exp_neg(
+            n, <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(y))
+    else:
+        cattn_cols_f64_for(active_isa()).exp_neg(
+            n, <const double *>cnp.PyArray_DATA(x),
+            <double *>cnp.PyArray_DATA(y))

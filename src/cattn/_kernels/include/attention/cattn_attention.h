@@ -21,6 +21,7 @@ typedef struct {
     void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
                         const double *, const double *, float *, int64_t,
                         int64_t, float *);
+    void (*exp_neg)(int64_t, const float *, float *);
 } cattn_cols_f32;
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
                         const double *, const double *, double *, int64_t,
                         int64_t, double *);
+    void (*exp_neg)(int64_t, const double *, double *);
 } cattn_cols_f64;
 
 #define CATTN_TEMPLATE "attention/cols.tmpl.h"
@@ -43,7 +45,7 @@ typedef struct {
 #define CATTN_COLS_ENTRY(sfx, vl)                                     \
     {#sfx, vl, cattn_col_max_##sfx, cattn_col_exp_sum_##sfx,          \
      cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,               \
-     cattn_finish_rows_##sfx}
+     cattn_finish_rows_##sfx, cattn_exp_neg_##sfx}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {

@@ -27,6 +27,8 @@
  *       o[q, :ev] = acc[q, :ev] / l[q] and lse[q] = m[q] + log(l[q]); a
  *       query that saw no key (l == 0) gets 0 and -inf.  lse may be NULL.
  *       IEEE division, so vector and scalar columns agree bit for bit.
+ *   exp_neg(n, x, y): y = exp(x) with the exp of these kernels (RW_EXP_NEG:
+ *       x <= 0 or NaN only), for the tests to measure its error.
  */
 static void RW_NAME(col_max)(int64_t nk, int64_t nq_pad, const RW_T *st,
                              int64_t ld, RW_T *mx)
@@ -48,10 +50,10 @@ static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
         int64_t j = 0;
         for (; j + 4 <= nk; j += 4) {
             RW_T *r = st + j * ld + q;
-            const RW_VEC e0 = RW_EXP(RW_SUB(RW_LOAD(r), vs));
-            const RW_VEC e1 = RW_EXP(RW_SUB(RW_LOAD(r + ld), vs));
-            const RW_VEC e2 = RW_EXP(RW_SUB(RW_LOAD(r + 2 * ld), vs));
-            const RW_VEC e3 = RW_EXP(RW_SUB(RW_LOAD(r + 3 * ld), vs));
+            const RW_VEC e0 = RW_EXP_NEG(RW_SUB(RW_LOAD(r), vs));
+            const RW_VEC e1 = RW_EXP_NEG(RW_SUB(RW_LOAD(r + ld), vs));
+            const RW_VEC e2 = RW_EXP_NEG(RW_SUB(RW_LOAD(r + 2 * ld), vs));
+            const RW_VEC e3 = RW_EXP_NEG(RW_SUB(RW_LOAD(r + 3 * ld), vs));
             RW_STORE(r, e0);
             RW_STORE(r + ld, e1);
             RW_STORE(r + 2 * ld, e2);
@@ -63,7 +65,7 @@ static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
         }
         for (; j < nk; ++j) {
             RW_T *r = st + j * ld + q;
-            const RW_VEC e = RW_EXP(RW_SUB(RW_LOAD(r), vs));
+            const RW_VEC e = RW_EXP_NEG(RW_SUB(RW_LOAD(r), vs));
             RW_STORE(r, e);
             s0 = RW_ADD(s0, e);
         }
@@ -143,5 +145,20 @@ static void RW_NAME(finish_rows)(int64_t nq, int64_t ev, const RW_T *acc,
         }
         if (lse)
             lse[q] = l[q] != 0 ? (RW_T)(m[q] + log(l[q])) : (RW_T)-INFINITY;
+    }
+}
+
+static void RW_NAME(exp_neg)(int64_t n, const RW_T *x, RW_T *y)
+{
+    int64_t i = 0;
+    for (; i + RW_VL <= n; i += RW_VL)
+        RW_STORE(y + i, RW_EXP_NEG(RW_LOAD(x + i)));
+    if (i < n) {
+        RW_T buf[RW_VL];
+        for (int64_t j = 0; j < RW_VL; ++j)
+            buf[j] = i + j < n ? x[i + j] : (RW_T)0;
+        RW_STORE(buf, RW_EXP_NEG(RW_LOAD(buf)));
+        for (int64_t j = 0; i + j < n; ++j)
+            y[i + j] = buf[j];
     }
 }

@@ -5,5 +5,6 @@
 #define RW_T float
 #define RW_VEC float
 #define RW_EXP expf
+#define RW_EXP_NEG expf  /* x <= 0 or NaN only */
 #define RW_LOG logf
 #include "generic_ops.h"

@@ -5,5 +5,6 @@
 #define RW_T double
 #define RW_VEC double
 #define RW_EXP exp
+#define RW_EXP_NEG exp  /* x <= 0 or NaN only */
 #define RW_LOG log
 #include "generic_ops.h"

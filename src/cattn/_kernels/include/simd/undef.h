@@ -11,6 +11,7 @@
 #undef RW_DIV
 #undef RW_MAX
 #undef RW_EXP
+#undef RW_EXP_NEG
 #undef RW_HSUM
 #undef RW_HMAX
 #undef RW_LOG

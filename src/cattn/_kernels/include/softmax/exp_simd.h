@@ -102,6 +102,41 @@ static inline __m512d cattn_vexp_f64_avx512(__m512d x)
     return _mm512_maskz_scalef_pd(~tiny, p, n);
 }
 
+/* exp(x) for x <= 0 or NaN only -- the shifted scores of the attention
+ * kernel, where x = s - max and a NaN must come through -- in fewer
+ * operations: no clamps (x <= 0 cannot overflow; x = -inf or x < lo turn
+ * into NaN in the reduction but are masked to +0 by `tiny`), and n from
+ * one FMA against 1.5*2^23 (round to nearest of the exact x*log2e) instead
+ * of a multiply and a round.  Same reduction and polynomial as above, so
+ * the same error bound; x > 0 is outside the contract (+inf gives NaN). */
+static inline __m512 cattn_vexp_neg_f32_avx512(__m512 x)
+{
+    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CATTN_EXP_LO_F32),
+                                              _CMP_LT_OQ);
+    const __m512 n = _mm512_sub_ps(
+        _mm512_fmadd_ps(x, _mm512_set1_ps((float)CATTN_LOG2E), magic), magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
+    __m512 p;
+    CATTN_EXP_POLY_F32(_mm512_fmadd_ps, _mm512_set1_ps, r, p);
+    return _mm512_maskz_scalef_ps(~tiny, p, n);
+}
+
+static inline __m512d cattn_vexp_neg_f64_avx512(__m512d x)
+{
+    const __m512d magic = _mm512_set1_pd(6755399441055744.0); /* 1.5 * 2^52 */
+    const __mmask8 tiny = _mm512_cmp_pd_mask(x, _mm512_set1_pd(CATTN_EXP_LO_F64),
+                                             _CMP_LT_OQ);
+    const __m512d n = _mm512_sub_pd(
+        _mm512_fmadd_pd(x, _mm512_set1_pd(CATTN_LOG2E), magic), magic);
+    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_HI_F64), x);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_LO_F64), r);
+    __m512d p;
+    CATTN_EXP_POLY_F64(_mm512_fmadd_pd, _mm512_set1_pd, r, p);
+    return _mm512_maskz_scalef_pd(~tiny, p, n);
+}
+
 #pragma GCC pop_options
 
 #pragma GCC push_options
