@@ -11,12 +11,12 @@ import sysconfig
 import pytest
 
 import cattn
-from cattn._kernels import _attention, _cpu, _gemm, _softmax
+from cattn._kernels import _attention, _cpu, _gemm, _layout, _softmax
 
 PKG = pathlib.Path(cattn.__file__).parent
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / \
     "typed_usage.py"
-COMPILED = (_attention, _cpu, _gemm, _softmax)
+COMPILED = (_attention, _cpu, _gemm, _layout, _softmax)
 
 
 def test_py_typed_ships():

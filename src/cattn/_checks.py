@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._kernels import _cpu
+from ._kernels import _cpu, _layout
 from ._typing import FloatArray
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -48,6 +48,9 @@ def as_float_array(x: ArrayLike, name: str, func: str) -> FloatArray:
 
 def common_dtype(arrays: Sequence[NDArray[Any]]) -> np.dtype[Any]:
     """float64 if any array is float64, else float32."""
+    first = arrays[0].dtype
+    if all(a.dtype == first for a in arrays):
+        return first
     return np.result_type(*arrays)
 
 
@@ -91,42 +94,8 @@ def check_out(out: object, shape: Sequence[int], dtype: DTypeLike, func: str,
     return any(np.may_share_memory(out, x) for x in inputs)
 
 
-def element_strides(arr: NDArray[Any]) -> tuple[int, ...] | None:
-    """Strides of `arr` in elements, or None if the kernels cannot walk it
-    in place -- a stride that is not a whole number of elements, or data not
-    aligned to its item size (a C load of a misaligned float is undefined
-    behaviour) -- and the caller copies."""
-    item = arr.itemsize
-    if not arr.flags.aligned or any(s % item for s in arr.strides):
-        return None
-    return tuple(s // item for s in arr.strides)
-
-
-def kernel_strides(arr: NDArray[Any]) -> tuple[int, ...]:
-    """element_strides of an array the kernels can walk (one that went
-    through kernel_operand, or a view of one)."""
-    strides = element_strides(arr)
-    if strides is None:
-        raise AssertionError("cattn internal error: operand not walkable")
-    return strides
-
-
-def batch_offsets(x: NDArray[Any],
-                  batch_shape: tuple[int, ...]) -> NDArray[np.int64]:
-    """Element offset of each matrix of `x` (shape (..., r, c)) broadcast to
-    `batch_shape`, flattened in C order.  A broadcast dimension has stride 0,
-    so a shared operand is read in place, never copied."""
-    full = np.broadcast_to(x, batch_shape + x.shape[-2:])
-    strides = kernel_strides(full)[:len(batch_shape)]
-    offsets = np.zeros(batch_shape, dtype=np.int64)
-    for d, (size, stride) in enumerate(zip(batch_shape, strides)):
-        index_shape = [1] * len(batch_shape)
-        index_shape[d] = size
-        offsets = offsets + (np.arange(size, dtype=np.int64)
-                             * stride).reshape(index_shape)
-    return np.ascontiguousarray(offsets.reshape(-1))
-
-
-def kernel_operand(x: FloatArray) -> FloatArray:
-    """`x` itself if the kernels can walk its strides, else a copy."""
-    return x if element_strides(x) is not None else x.copy()
+# Strides of an array in elements, or None if the kernels cannot walk it in
+# place (a stride that is not a whole number of elements, or data not
+# aligned to its item size) and the caller must copy.  Compiled: it runs
+# several times per call.
+element_strides = _layout.element_strides

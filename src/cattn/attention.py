@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _checks, _reference
-from ._kernels import _attention
+from ._kernels import _attention, _layout
 from .linalg import matmul
 from .special import softmax
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
@@ -85,7 +85,7 @@ def _operands(func: str, names: Sequence[str], inputs: Sequence[ArrayLike],
                              f"{'Ev' if n == 'value' else 'E'}), got shape "
                              f"{a.shape}")
     dtype = _checks.common_dtype(arrays)
-    arrays = [a.astype(dtype, copy=False) for a in arrays]
+    arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
     q, k = arrays[0], arrays[1]
     if k.shape[-1] != q.shape[-1]:
         raise ValueError(f"{func}: query and key must have the same last "
@@ -109,15 +109,17 @@ def _operands(func: str, names: Sequence[str], inputs: Sequence[ArrayLike],
                              f"(dimension -3): query has shape {q.shape}, key "
                              f"has shape {k.shape}")
         group = hq // hk
+    # With GQA, key/value heads count as query heads for broadcasting.
+    shapes = [q.shape[:-2]] + [
+        a.shape[:-3] + (q.shape[-3],) if group > 1 else a.shape[:-2]
+        for a in arrays[1:]]
     try:
-        # With GQA, key/value heads count as query heads for broadcasting.
-        batch = np.broadcast_shapes(q.shape[:-2], *(
-            a.shape[:-3] + (q.shape[-3],) if group > 1 else a.shape[:-2]
-            for a in arrays[1:]))
+        batch = (shapes[0] if shapes.count(shapes[0]) == len(shapes)
+                 else np.broadcast_shapes(*shapes))
     except ValueError:
-        shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
+        got = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
         raise ValueError(f"{func}: leading (batch) dimensions do not "
-                         f"broadcast: {shapes}"
+                         f"broadcast: {got}"
                          + ("" if enable_gqa else "; for grouped-query "
                             "attention pass enable_gqa=True")) from None
     return arrays, dtype, batch, group
@@ -315,30 +317,31 @@ def scaled_dot_product_attention(
         if mask is not None:
             mask = _split_heads(mask, group)
         batch = o.shape[:-2]
-    q, k, v = (_checks.kernel_operand(x) for x in (q, k, v))
-    if mask is not None:
-        mask = _checks.kernel_operand(mask)
-        if kind == _attention.MaskKind.MASK_BOOL:
-            mask = mask.view(np.uint8)
-
     if o.size or (lse is not None and lse.size):
-        sq, sk, sv, so = (_checks.kernel_strides(x) for x in (q, k, v, o))
-        sm = _checks.kernel_strides(mask) if mask is not None else (0, 0)
-        zero = np.zeros(int(np.prod(batch, dtype=np.int64)), dtype=np.int64)
+        # Walkable operands (copies only of odd layouts), their strides and
+        # batch offsets: _layout.operand, compiled.
+        q, rs_q, cs_q, off_q = _layout.operand(q, batch)
+        k, rs_k, cs_k, off_k = _layout.operand(k, batch)
+        v, rs_v, cs_v, off_v = _layout.operand(v, batch)
+        o_walk, rs_o, cs_o, off_o = _layout.operand(o, batch)
+        if o_walk is not o:  # `result` is made walkable above
+            raise AssertionError("cattn internal error: output copied")
+        if mask is not None:
+            mask, rs_m, cs_m, off_m = _layout.operand(mask, batch)
+            if kind == _attention.MaskKind.MASK_BOOL:
+                mask = mask.view(np.uint8)
+        else:
+            rs_m, cs_m = 0, 0
+            off_m = np.zeros(off_o.shape[0], dtype=np.int64)
         # A few queries (decoding): stream K and V rows instead of packing
         # tiles.  Chosen from shapes and layouts, never from the threads.
-        decode = L <= _attention.DECODE_MAX_L and all(
-            x.shape[-1] <= 1 or st[-1] == 1
-            for x, st in ((q, sq), (k, sk), (v, sv)))
+        decode = L <= _attention.DECODE_MAX_L and (E <= 1 or (
+            cs_q == 1 and cs_k == 1)) and (Ev <= 1 or cs_v == 1)
         _attention.attention(
             q, k, v, mask, o,
             lse.reshape(-1, L) if lse is not None else None,
-            _checks.batch_offsets(q, batch), _checks.batch_offsets(k, batch),
-            _checks.batch_offsets(v, batch),
-            _checks.batch_offsets(mask, batch) if mask is not None else zero,
-            _checks.batch_offsets(o, batch),
-            (sq[-2], sq[-1], sk[-2], sk[-1], sv[-2], sv[-1], so[-2], so[-1],
-             sm[-2], sm[-1]),
+            off_q, off_k, off_v, off_m, off_o,
+            (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_m, cs_m),
             (L, S, E, Ev), kind, causal is not None,
             S - L if causal == "bottom_right" else 0,
             window[0] if window else None, window[1] if window else None,

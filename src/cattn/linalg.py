@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from ._kernels import _gemm
+from ._kernels import _gemm, _layout
 from ._typing import ArrayLike, FloatArray, Threads
 
 SIGNATURE = "(n?,k),(k,m?)->(n?,m?)"
@@ -114,13 +114,15 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
     else:
         c = out
     c3 = c.reshape(batch + (m, n)) if c.ndim != len(batch) + 2 else c
-    a2, b2 = _checks.kernel_operand(a2), _checks.kernel_operand(b2)
     if c3.size:
-        sa, sb, sc = (_checks.kernel_strides(x) for x in (a2, b2, c3))
-        _gemm.matmul(a2, b2, c3, _checks.batch_offsets(a2, batch),
-                     _checks.batch_offsets(b2, batch), _checks.batch_offsets(c3, batch),
-                     m, n, k, sa[-2], sa[-1], sb[-2], sb[-1], sc[-2], sc[-1],
-                     nthreads)
+        # Walkable operands (copies only of odd layouts), strides, offsets.
+        a2, rs_a, cs_a, off_a = _layout.operand(a2, batch)
+        b2, rs_b, cs_b, off_b = _layout.operand(b2, batch)
+        c_walk, rs_c, cs_c, off_c = _layout.operand(c3, batch)
+        if c_walk is not c3:  # `c` is made walkable above
+            raise AssertionError("cattn internal error: output copied")
+        _gemm.matmul(a2, b2, c3, off_a, off_b, off_c, m, n, k, rs_a, cs_a,
+                     rs_b, cs_b, rs_c, cs_c, nthreads)
     if out is not None and c is not out:
         out[...] = c
         return out

@@ -1,0 +1,11 @@
+"""Stride arithmetic for the drivers (compiled: _layout.pyx)."""
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+def batch_offsets(x: NDArray[Any],
+                  batch_shape: tuple[int, ...]) -> NDArray[np.int64]: ...
+def element_strides(arr: NDArray[Any]) -> tuple[int, ...] | None: ...
+def operand(x: NDArray[Any], batch_shape: tuple[int, ...]
+            ) -> tuple[NDArray[Any], int, int, NDArray[np.int64]]: ...

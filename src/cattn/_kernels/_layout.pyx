@@ -1,0 +1,86 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Stride arithmetic for the drivers: where each matrix of a broadcast batch
+starts.  Called on every public call, so it is compiled: the NumPy
+composition it replaces (broadcast_to, arange, reshape per dimension) cost
+more than a small attention call itself."""
+cimport numpy as cnp
+import numpy as np
+from libc.stdint cimport int64_t
+
+cnp.import_array()
+
+cdef enum:
+    MAX_DIMS = 64   # NPY_MAXDIMS in NumPy 2
+
+
+def batch_offsets(cnp.ndarray x, tuple batch_shape):
+    """Element offset of each matrix of `x` (shape (..., r, c)) broadcast to
+    `batch_shape`, flattened in C order, as a new int64 array.
+
+    A broadcast dimension (missing or of size 1 in `x`) has stride 0, so a
+    shared operand is read in place.  The caller guarantees strides that are
+    whole elements; a batch shape `x` does not broadcast to is a ValueError.
+    """
+    cdef int nb = len(batch_shape), xb = x.ndim - 2, lead = nb - xb, d
+    cdef int64_t item = x.itemsize, total = 1, cur = 0, i, n
+    cdef int64_t size[MAX_DIMS]
+    cdef int64_t stride[MAX_DIMS]
+    cdef int64_t idx[MAX_DIMS]
+    if xb < 0 or lead < 0 or nb > MAX_DIMS:
+        raise ValueError(f"cannot broadcast shape {(<object>x).shape} to batch "
+                         f"{batch_shape}")
+    for d in range(nb):
+        size[d] = batch_shape[d]
+        total *= size[d]
+        idx[d] = 0
+        stride[d] = 0
+        if d >= lead:
+            n = x.shape[d - lead]
+            if n != 1:
+                if n != size[d]:
+                    raise ValueError(f"cannot broadcast shape {(<object>x).shape} to "
+                                     f"batch {batch_shape}")
+                stride[d] = x.strides[d - lead] // item
+    out = np.empty(total, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    for i in range(total):
+        o[i] = cur
+        d = nb - 1
+        while d >= 0:       # odometer step in C order
+            idx[d] += 1
+            cur += stride[d]
+            if idx[d] < size[d]:
+                break
+            cur -= stride[d] * size[d]
+            idx[d] = 0
+            d -= 1
+    return out
+
+
+def element_strides(cnp.ndarray arr):
+    """Strides of `arr` in elements, or None if the kernels cannot walk it in
+    place -- a stride that is not a whole number of elements, or data not
+    aligned to its item size (a C load of a misaligned float is undefined
+    behaviour) -- and the caller copies."""
+    cdef int d, nd = arr.ndim
+    cdef int64_t item = arr.itemsize
+    if not cnp.PyArray_ISALIGNED(arr):
+        return None
+    for d in range(nd):
+        if arr.strides[d] % item:
+            return None
+    return tuple([arr.strides[d] // item for d in range(nd)])
+
+
+def operand(cnp.ndarray x, tuple batch_shape):
+    """(arr, row stride, column stride, offsets) of a kernel operand with at
+    least 2 dimensions: `x` itself if the kernels can walk its strides, else
+    a C-ordered copy; the strides of its last two axes in elements; and its
+    batch_offsets for `batch_shape`.  One call per operand replaces four
+    Python-level steps on the per-call path."""
+    if element_strides(x) is None:
+        x = x.copy()
+    cdef int nd = x.ndim
+    cdef int64_t item = x.itemsize
+    return (x, x.strides[nd - 2] // item, x.strides[nd - 1] // item,
+            batch_offsets(x, batch_shape))
