@@ -89,11 +89,15 @@ cdef extern from "attention/cattn_attention.h":
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
-# Key block: about 256 keys (the depth of the P·V product, at most the
-# micro-kernel's KC), rounded down to whole MR panels of packed K.  Causal
-# and windowed blocks are cut to the visible keys in MR panels, so they use
-# the same size (128 measured no better once the cut was exact).
+# Key block: about 256 keys (the depth of the P·V product).  The tiled path
+# splits S evenly into blocks of at most BK_MAX keys, in whole MR panels of
+# packed K: a short last block (16 keys of S = 1024 in blocks of 252) costs
+# a whole step's fixed work.  Causal and windowed blocks are cut to the
+# visible keys in MR panels, so they use the same size (128 measured no
+# better once the cut was exact).  The decode path reads BK_TARGET keys at
+# a time.
 cdef int64_t BK_TARGET = 256
+cdef int64_t BK_MAX = 264
 # Query block: at least this many queries, rounded up to whole NR panels.
 cdef int64_t BQ_TARGET = 48
 # Split keys into chunks of CHUNK keys when there are fewer work items.
@@ -608,11 +612,11 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
             p.nchunks = cdiv(p.S, DECODE_CHUNK)
     else:
         # bq: whole NR panels of Qᵀ (and whole vectors of the column
-        # kernels); bk: whole MR panels of packed K.
+        # kernels); bk: S in equal blocks of whole MR panels of packed K.
         p.bq = cdiv(BQ_TARGET, kern.nr) * kern.nr
         p.bq = cdiv(p.bq, vl) * vl
-        p.bk = min(BK_TARGET, kern.kc)
-        p.bk = max(kern.mr, p.bk // kern.mr * kern.mr)
+        p.bk = cdiv(cdiv(imax(p.S, 1), cdiv(imax(p.S, 1), BK_MAX)),
+                    kern.mr) * kern.mr
         p.nqb = cdiv(p.L, p.bq)
         if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.S > CHUNK:
             p.chunk = CHUNK // p.bk * p.bk
