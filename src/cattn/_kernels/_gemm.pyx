@@ -62,15 +62,15 @@ cdef extern from "gemm/cattn_gemm.h":
 
 cdef extern from "gemm/pack.h":
     void cattn_gemm_pack_a_f32(int64_t, int64_t, const float *, int64_t,
-                               int64_t, int64_t, float *) nogil
+                               int64_t, int64_t, float *, int) nogil
     void cattn_gemm_pack_a_f64(int64_t, int64_t, const double *, int64_t,
-                               int64_t, int64_t, double *) nogil
+                               int64_t, int64_t, double *, int) nogil
     void cattn_gemm_pack_b_f32(int64_t, int64_t, const float *, int64_t,
                                int64_t, int64_t, int64_t, int64_t,
-                               float *) nogil
+                               float *, int) nogil
     void cattn_gemm_pack_b_f64(int64_t, int64_t, const double *, int64_t,
                                int64_t, int64_t, int64_t, int64_t,
-                               double *) nogil
+                               double *, int) nogil
 
 cdef extern from "gemm/cattn_gemv.h":
     ctypedef struct cattn_gemv_f32:
@@ -134,18 +134,20 @@ cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
 cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
                  int64_t cs_a, int64_t mr, floating *dst) noexcept nogil:
     if floating is float:
-        cattn_gemm_pack_a_f32(mc, kc, a, rs_a, cs_a, mr, dst)
+        cattn_gemm_pack_a_f32(mc, kc, a, rs_a, cs_a, mr, dst, active_isa())
     else:
-        cattn_gemm_pack_a_f64(mc, kc, a, rs_a, cs_a, mr, dst)
+        cattn_gemm_pack_a_f64(mc, kc, a, rs_a, cs_a, mr, dst, active_isa())
 
 
 cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                  int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
                  floating *dst) noexcept nogil:
     if floating is float:
-        cattn_gemm_pack_b_f32(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst)
+        cattn_gemm_pack_b_f32(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst,
+                              active_isa())
     else:
-        cattn_gemm_pack_b_f64(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst)
+        cattn_gemm_pack_b_f64(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst,
+                              active_isa())
 
 
 cdef void dot_rows(int64_t n, int64_t k, const floating *x,

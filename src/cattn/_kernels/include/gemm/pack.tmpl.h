@@ -12,6 +12,9 @@
  *           (panel q holds columns q*nr.., element (p, j) at q*nr*kc + p*nr + j),
  *           columns past nc zero-filled.
  * Zero padding keeps the micro-kernel free of edge cases in its inner loop.
+ * The two transposing cases -- A stored by rows (cs_a == 1), B stored by
+ * columns (rs_b == 1) -- copy PK_TB x PK_TB blocks through registers when
+ * `isa` is AVX-512 (transpose_avx512.h); the result is the same bits.
  * Unit-stride runs are copied with plain loops, not memcpy: they are short
  * (MR or NR elements) and a library call per run costs more than the copy
  * (PK_NO_MEMCPY stops GCC from turning the loops back into memcpy calls).
@@ -25,11 +28,26 @@
 /* Pack all ceil(mc/mr) panels of an mc x kc block of A (a thread's own). */
 PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
     int64_t mc, int64_t kc, const PK_T *a, int64_t rs_a, int64_t cs_a,
-    int64_t mr, PK_T *dst)
+    int64_t mr, PK_T *dst, int isa)
 {
+    (void)isa;
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
         const int64_t rows = mc - i0 < mr ? mc - i0 : mr;
         const PK_T *src = a + i0 * rs_a;
+#if CATTN_X86
+        if (cs_a == 1 && rows == mr && mr <= PK_TB
+                && isa == CATTN_ISA_AVX512) {
+            int64_t p = 0;
+            for (; p + PK_TB <= kc; p += PK_TB)
+                PK_CAT(PK_CAT(cattn_transpose_, PK_SFX), _avx512)(
+                    (int)mr, src + p, rs_a, dst + p * mr, mr);
+            for (; p < kc; ++p)
+                for (int64_t i = 0; i < mr; ++i)
+                    dst[p * mr + i] = src[i * rs_a + p];
+            dst += mr * kc;
+            continue;
+        }
+#endif
         if (rs_a == 1 && rows == mr) {
             for (int64_t p = 0; p < kc; ++p)
                 for (int64_t i = 0; i < mr; ++i)
@@ -52,8 +70,9 @@ PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
  * block and each packs a range of its panels. */
 PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
     int64_t kc, int64_t nc, const PK_T *b, int64_t rs_b, int64_t cs_b,
-    int64_t nr, int64_t q0, int64_t q1, PK_T *dst)
+    int64_t nr, int64_t q0, int64_t q1, PK_T *dst, int isa)
 {
+    (void)isa;
     for (int64_t q = q0; q < q1; ++q) {
         const int64_t j0 = q * nr;
         const int64_t cols = nc - j0 < nr ? nc - j0 : nr;
@@ -63,6 +82,18 @@ PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
             for (int64_t p = 0; p < kc; ++p)
                 for (int64_t j = 0; j < nr; ++j)
                     d[p * nr + j] = src[p * rs_b + j];
+#if CATTN_X86
+        } else if (rs_b == 1 && cols == nr && nr % PK_TB == 0
+                   && isa == CATTN_ISA_AVX512) {
+            int64_t p0 = 0;
+            for (; p0 + PK_TB <= kc; p0 += PK_TB)
+                for (int64_t j = 0; j < nr; j += PK_TB)
+                    PK_CAT(PK_CAT(cattn_transpose_, PK_SFX), _avx512)(
+                        PK_TB, src + j * cs_b + p0, cs_b, d + p0 * nr + j, nr);
+            for (int64_t p = p0; p < kc; ++p)
+                for (int64_t j = 0; j < nr; ++j)
+                    d[p * nr + j] = src[j * cs_b + p];
+#endif
         } else if (rs_b == 1 && cols == nr) {
             /* B is stored by columns (e.g. a weight used transposed): copy
              * 16 rows at a time so every column read is one contiguous run
