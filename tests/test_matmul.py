@@ -79,9 +79,13 @@ def test_layout_does_not_change_bits(rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_operand_layouts(dtype, rng):
-    a = rng.standard_normal((37, 45)).astype(dtype)
-    b = rng.standard_normal((45, 29)).astype(dtype)
+@pytest.mark.parametrize("m, k, n", [(37, 45, 29), (13, 70, 150)])
+def test_operand_layouts(dtype, m, k, n, isa, rng):
+    # (13, 70, 150): whole NR panels of a B stored by columns and whole MR
+    # panels of an A stored by rows take the block-transposing packs, with
+    # a k that is not a multiple of the block.
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
     layouts = {
         "C": lambda x: x,
         "F": np.asfortranarray,
