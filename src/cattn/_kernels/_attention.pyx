@@ -520,6 +520,11 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                     w = scratch + threadid()
                     bh = g0 + item // per_bh
                     qb = (item // p.nchunks) % p.nqb
+                    if p.causal:
+                        # Later query blocks see more keys: hand the big
+                        # items out first so the dynamic schedule ends on
+                        # small ones (the order never changes a result).
+                        qb = p.nqb - 1 - qb
                     ch = item % p.nchunks
                     nq = imin(p.bq, p.L - qb * p.bq)
                     kv = kvpack + (bh - g0) * kv_size
