@@ -16,6 +16,9 @@ CASES = {
     "window": (4, 8, 8, _L, _L, 64, {"window": (128, 0)}),
     "gqa": (4, 8, 2, _L, _L, 64, {"enable_gqa": True}),
     "decode": (1, 32, 32, 1, 4 * _L, 128, {}),
+    # Per-call overhead (validation, layouts, thread start): issue 8's
+    # "tiny call", the same size in quick mode.
+    "tiny": (1, 1, 1, 8, 8, 16, {}),
 }
 DTYPES = pick(["float32", "float64"], ["float32"])
 
