@@ -117,6 +117,9 @@ def show_config(mode: Literal["dicts"]) -> dict[str, Any]: ...
 def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     """Show how cattn was built and what it runs on this machine.
 
+    Use it in bug reports: it says which kernels ran, with how many threads,
+    and which other OpenMP/BLAS runtimes share the process.
+
     Parameters
     ----------
     mode : {"stdout", "dicts"}, optional
@@ -132,6 +135,11 @@ def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     ------
     ValueError
         If `mode` is not ``"stdout"`` or ``"dicts"``.
+
+    See Also
+    --------
+    threadpoolctl.threadpool_info : The runtimes of every library loaded.
+    numpy.show_config : NumPy's counterpart.
 
     Notes
     -----

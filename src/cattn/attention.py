@@ -360,6 +360,9 @@ def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
                    out: FloatArray | None = None) -> FloatArray:
     """Self-attention with no projections ("VVV"): query = key = value = x.
 
+    The VVV case: the input is its own query, key and value, with no
+    projections, so each row attends most to itself and to rows like it.
+
     Parameters
     ----------
     x : array_like, shape (..., L, E)

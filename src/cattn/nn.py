@@ -55,6 +55,11 @@ class KVCache:
     length : int
         Number of positions cached so far.
 
+    See Also
+    --------
+    MultiHeadAttention.new_cache : Makes one.
+    ProjectedMemory : The cross-attention counterpart (fixed keys/values).
+
     Notes
     -----
     Each call with ``cache=`` projects only its new positions, so decoding
@@ -80,6 +85,21 @@ class KVCache:
 
     @property
     def max_len(self) -> int:
+        """Number of positions the cache can hold.
+
+        Fixed when the cache is made; a call that would append past it
+        raises ValueError.
+
+        See Also
+        --------
+        MultiHeadAttention.new_cache : Sets it.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> cattn.MultiHeadAttention(8, 2).new_cache(1, max_len=16).max_len
+        16
+        """
         return int(self.key.shape[2])
 
     def _append(self, k: FloatArray,
@@ -108,6 +128,11 @@ class ProjectedMemory:
     ----------
     key, value : ndarray, shape (batch, num_kv_heads, S, head_dim)
         The projected keys and values, split into heads.
+
+    See Also
+    --------
+    MultiHeadAttention.project_memory : Makes one.
+    KVCache : The self-attention counterpart (growing keys/values).
 
     Notes
     -----
@@ -313,6 +338,9 @@ class MultiHeadAttention:
     def state_dict(self) -> dict[str, FloatArray]:
         """The weights under ``torch.nn.MultiheadAttention``'s names.
 
+        Views of the layer's own arrays are not returned: each entry is a copy, so
+        editing the dict never changes the layer.
+
         Returns
         -------
         state : dict of str to ndarray
@@ -324,6 +352,11 @@ class MultiHeadAttention:
         Raises
         ------
         None
+
+        See Also
+        --------
+        load_state_dict : The inverse.
+        save : The same arrays in a ``.npz`` file.
 
         Notes
         -----
@@ -348,6 +381,9 @@ class MultiHeadAttention:
     def load_state_dict(self, state: Mapping[str, ArrayLike]) -> None:
         """Load weights saved by :meth:`state_dict` or by PyTorch.
 
+        Shapes are checked against the layer's configuration before anything is
+        assigned, so a failed load leaves the layer unchanged.
+
         Parameters
         ----------
         state : mapping of str to array_like
@@ -366,6 +402,11 @@ class MultiHeadAttention:
             If an array has the wrong shape.
         TypeError
             If an array is not numeric.
+
+        See Also
+        --------
+        state_dict : The names and shapes expected.
+        load : From a ``.npz`` file.
 
         Notes
         -----
@@ -410,6 +451,9 @@ class MultiHeadAttention:
     def save(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
         """Save the weights to a ``.npz`` file (names as :meth:`state_dict`).
 
+        Only the weights are written, as plain arrays (no pickle), under the names
+        of :meth:`state_dict`.
+
         Parameters
         ----------
         file : str, os.PathLike or file object
@@ -423,6 +467,11 @@ class MultiHeadAttention:
         ------
         OSError
             If the file cannot be written.
+
+        See Also
+        --------
+        load : The inverse.
+        state_dict : The arrays written.
 
         Notes
         -----
@@ -443,6 +492,9 @@ class MultiHeadAttention:
     def load(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
         """Load weights from a ``.npz`` file written by :meth:`save`.
 
+        The file is opened with ``allow_pickle=False`` and every array goes through
+        :meth:`load_state_dict`'s checks.
+
         Parameters
         ----------
         file : str, os.PathLike or file object
@@ -456,6 +508,11 @@ class MultiHeadAttention:
         ------
         KeyError, ValueError
             As :meth:`load_state_dict`.
+
+        See Also
+        --------
+        save : Writes such a file.
+        load_state_dict : The checks applied.
 
         Notes
         -----
@@ -496,6 +553,9 @@ class MultiHeadAttention:
                        value: ArrayLike | None = None) -> ProjectedMemory:
         """Project encoder states to keys and values once, for reuse.
 
+        Cross-attention re-reads the same encoder states at every decoding step;
+        projecting them once moves the two projections out of the loop.
+
         Parameters
         ----------
         memory : array_like, shape (batch, S, kdim) or (S, kdim)
@@ -512,6 +572,11 @@ class MultiHeadAttention:
         ------
         TypeError, ValueError
             For bad dtypes or shapes, as :meth:`__call__`.
+
+        See Also
+        --------
+        ProjectedMemory : The result, passed as `key` to the layer.
+        new_cache : The self-attention counterpart.
 
         Notes
         -----
@@ -554,6 +619,9 @@ class MultiHeadAttention:
     def new_cache(self, batch: int, max_len: int) -> KVCache:
         """Storage for incremental (token-by-token) self-attention.
 
+        Each call with ``cache=`` projects only its new positions and appends them,
+        so generating T tokens costs O(T) projections instead of O(T^2).
+
         Parameters
         ----------
         batch : int
@@ -572,6 +640,11 @@ class MultiHeadAttention:
         ------
         TypeError, ValueError
             If `batch` or `max_len` is not an int >= 1.
+
+        See Also
+        --------
+        KVCache : The result.
+        project_memory : The cross-attention counterpart.
 
         Notes
         -----
@@ -656,6 +729,11 @@ class MultiHeadAttention:
                  ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Attend.
 
+        The projections run on :func:`cattn.matmul` (one fused product for
+        Q, K and V in self-attention) and attention on the fused kernel of
+        :func:`cattn.scaled_dot_product_attention`; the L x S weights are
+        built only with ``need_weights=True``.
+
         Parameters
         ----------
         query : array_like, shape (B, L, E) or (L, E)
@@ -696,6 +774,23 @@ class MultiHeadAttention:
             For non-float inputs or a non-bool key_padding_mask.
         ValueError
             For shapes that disagree, a full cache, or cache with key/value.
+
+        See Also
+        --------
+        scaled_dot_product_attention : The attention of each head.
+        new_cache : Incremental decoding.
+        project_memory : Cross-attention on fixed encoder states.
+
+        Examples
+        --------
+        >>> import numpy as np, cattn
+        >>> mha = cattn.MultiHeadAttention(8, 2, rng=0)
+        >>> x = np.ones((3, 5, 8), np.float32)
+        >>> mha(x, is_causal=True).shape
+        (3, 5, 8)
+        >>> out, w = mha(x, need_weights=True)
+        >>> w.shape
+        (3, 5, 5)
         """
         q_in = self._input(query, "query", self.embed_dim)
         unbatched = q_in.ndim == 2
