@@ -57,10 +57,6 @@ cdef extern from "attention/cattn_attention.h":
     ctypedef struct cattn_cols_f32:
         const char *name
         int64_t vl
-        void (*col_max)(int64_t, int64_t, const float *, int64_t,
-                        float *) noexcept nogil
-        void (*col_exp_sum)(int64_t, int64_t, float *, int64_t,
-                            const float *, float *) noexcept nogil
         int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
                               double *, double *, float *,
                               float *) noexcept nogil
@@ -73,10 +69,6 @@ cdef extern from "attention/cattn_attention.h":
     ctypedef struct cattn_cols_f64:
         const char *name
         int64_t vl
-        void (*col_max)(int64_t, int64_t, const double *, int64_t,
-                        double *) noexcept nogil
-        void (*col_exp_sum)(int64_t, int64_t, double *, int64_t,
-                            const double *, double *) noexcept nogil
         int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
                               double *, double *, double *,
                               double *) noexcept nogil

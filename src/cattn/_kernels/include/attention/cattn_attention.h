@@ -12,9 +12,6 @@
 typedef struct {
     const char *name;
     int64_t vl;  /* lanes: the padded query width must be a multiple */
-    void (*col_max)(int64_t, int64_t, const float *, int64_t, float *);
-    void (*col_exp_sum)(int64_t, int64_t, float *, int64_t, const float *,
-                        float *);
     int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
                           double *, double *, float *, float *);
     void (*scale_rows)(int64_t, int64_t, float *, int64_t, const float *);
@@ -27,9 +24,6 @@ typedef struct {
 typedef struct {
     const char *name;
     int64_t vl;
-    void (*col_max)(int64_t, int64_t, const double *, int64_t, double *);
-    void (*col_exp_sum)(int64_t, int64_t, double *, int64_t, const double *,
-                        double *);
     int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
                           double *, double *, double *, double *);
     void (*scale_rows)(int64_t, int64_t, double *, int64_t, const double *);
@@ -43,8 +37,7 @@ typedef struct {
 #include "../simd/instantiate.h"
 
 #define CATTN_COLS_ENTRY(sfx, vl)                                     \
-    {#sfx, vl, cattn_col_max_##sfx, cattn_col_exp_sum_##sfx,          \
-     cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,               \
+    {#sfx, vl, cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,    \
      cattn_finish_rows_##sfx, cattn_exp_neg_##sfx}
 
 /* Indexed by enum cattn_isa. */

@@ -70,6 +70,18 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 
+/* Steps 2 (reduction by n*ln2), 3 (polynomial) and 4-5 (scale by 2^n, +0
+ * where `tiny`), shared by the general exp and the one for x <= 0. */
+static inline __m512 cattn_vexp_finish_f32_avx512(__m512 x, __m512 n,
+                                                  __mmask16 tiny)
+{
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
+    __m512 p;
+    CATTN_EXP_POLY_F32(_mm512_fmadd_ps, _mm512_set1_ps, r, p);
+    return _mm512_maskz_scalef_ps(~tiny, p, n);
+}
+
 static inline __m512 cattn_vexp_f32_avx512(__m512 x)
 {
     const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CATTN_EXP_LO_F32),
@@ -79,11 +91,17 @@ static inline __m512 cattn_vexp_f32_avx512(__m512 x)
     const __m512 n = _mm512_roundscale_ps(
         _mm512_mul_ps(x, _mm512_set1_ps((float)CATTN_LOG2E)),
         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
-    __m512 p;
-    CATTN_EXP_POLY_F32(_mm512_fmadd_ps, _mm512_set1_ps, r, p);
-    return _mm512_maskz_scalef_ps(~tiny, p, n);
+    return cattn_vexp_finish_f32_avx512(x, n, tiny);
+}
+
+static inline __m512d cattn_vexp_finish_f64_avx512(__m512d x, __m512d n,
+                                                   __mmask8 tiny)
+{
+    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_HI_F64), x);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_LO_F64), r);
+    __m512d p;
+    CATTN_EXP_POLY_F64(_mm512_fmadd_pd, _mm512_set1_pd, r, p);
+    return _mm512_maskz_scalef_pd(~tiny, p, n);
 }
 
 static inline __m512d cattn_vexp_f64_avx512(__m512d x)
@@ -95,11 +113,7 @@ static inline __m512d cattn_vexp_f64_avx512(__m512d x)
     const __m512d n = _mm512_roundscale_pd(
         _mm512_mul_pd(x, _mm512_set1_pd(CATTN_LOG2E)),
         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_HI_F64), x);
-    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_LO_F64), r);
-    __m512d p;
-    CATTN_EXP_POLY_F64(_mm512_fmadd_pd, _mm512_set1_pd, r, p);
-    return _mm512_maskz_scalef_pd(~tiny, p, n);
+    return cattn_vexp_finish_f64_avx512(x, n, tiny);
 }
 
 /* exp(x) for x <= 0 or NaN only -- the shifted scores of the attention
@@ -116,11 +130,7 @@ static inline __m512 cattn_vexp_neg_f32_avx512(__m512 x)
                                               _CMP_LT_OQ);
     const __m512 n = _mm512_sub_ps(
         _mm512_fmadd_ps(x, _mm512_set1_ps((float)CATTN_LOG2E), magic), magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
-    __m512 p;
-    CATTN_EXP_POLY_F32(_mm512_fmadd_ps, _mm512_set1_ps, r, p);
-    return _mm512_maskz_scalef_ps(~tiny, p, n);
+    return cattn_vexp_finish_f32_avx512(x, n, tiny);
 }
 
 static inline __m512d cattn_vexp_neg_f64_avx512(__m512d x)
@@ -130,11 +140,7 @@ static inline __m512d cattn_vexp_neg_f64_avx512(__m512d x)
                                              _CMP_LT_OQ);
     const __m512d n = _mm512_sub_pd(
         _mm512_fmadd_pd(x, _mm512_set1_pd(CATTN_LOG2E), magic), magic);
-    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_HI_F64), x);
-    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(CATTN_LN2_LO_F64), r);
-    __m512d p;
-    CATTN_EXP_POLY_F64(_mm512_fmadd_pd, _mm512_set1_pd, r, p);
-    return _mm512_maskz_scalef_pd(~tiny, p, n);
+    return cattn_vexp_finish_f64_avx512(x, n, tiny);
 }
 
 #pragma GCC pop_options
