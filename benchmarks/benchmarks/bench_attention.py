@@ -3,8 +3,8 @@ import numpy as np
 
 import cattn
 
-from .common import (QUICK, THREADS, gflops, normal, pick, ratio, threads,
-                     torch_or_skip)
+from .common import (QUICK, ROUNDS, THREADS, gflops, interleaved, normal,
+                     pick, ratio, threads, torch_or_skip)
 
 # name: (B, H, Hkv, L, S, E, keyword arguments); every case is kept under
 # CATTN_BENCH_QUICK=1, at a tenth of the sequence length.
@@ -122,3 +122,68 @@ class SDPAVersusNumpy:
                          self.q, self.k, self.v, **self.kw))
 
     track_ratio_numpy.unit = "time(numpy)/time(cattn)"
+
+
+# The sequence-length sweep behind the docs' performance plot (tutorial 5):
+# float32 self-attention, B=1, H=8, E=64, L = S.
+SWEEP_LENGTHS = pick([256, 512, 1024, 2048, 4096], [128])
+SWEEP_IMPLS = ["cattn", "numpy", "torch"]
+
+
+def _sweep_contenders(L):
+    """{impl: zero-argument call} for one sequence length."""
+    import scipy.special
+    q = normal((1, 8, L, 64), "float32")
+    k = normal((1, 8, L, 64), "float32")
+    v = normal((1, 8, L, 64), "float32")
+    scale = np.float32(64 ** -0.5)
+
+    def numpy_attention():
+        s = np.matmul(q, np.swapaxes(k, -1, -2))
+        s *= scale
+        return np.matmul(scipy.special.softmax(s, axis=-1), v)
+
+    calls = {"cattn": lambda: cattn.scaled_dot_product_attention(q, k, v),
+             "numpy": numpy_attention}
+    try:
+        torch = torch_or_skip()
+    except NotImplementedError:
+        return calls
+    tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
+
+    def torch_sdpa():
+        with torch.no_grad():
+            return torch.nn.functional.scaled_dot_product_attention(tq, tk,
+                                                                    tv)
+    calls["torch"] = torch_sdpa
+    return calls
+
+
+class SeqLenSweep:
+    """GFLOP/s of float32 self-attention against L for cattn, the NumPy
+    composition (matmul, scipy softmax, matmul) and torch SDPA.
+
+    All three are timed in `setup_cache`, interleaved per length in one
+    process (A B C A B C), so each length's three figures share the same
+    machine conditions; the `track_` benchmark only reports them.
+    """
+    params = [SWEEP_LENGTHS, SWEEP_IMPLS]
+    param_names = ["L", "impl"]
+    timeout = 900
+
+    def setup_cache(self):
+        results = {}
+        for L in SWEEP_LENGTHS:
+            calls = _sweep_contenders(L)
+            times = interleaved(list(calls.values()), rounds=ROUNDS,
+                                repeat=ROUNDS)
+            for impl, seconds in zip(calls, times):
+                results[L, impl] = 4.0 * 8 * L * L * 64 / seconds / 1e9
+        return results
+
+    def track_gflops(self, results, L, impl):
+        if (L, impl) not in results:
+            raise NotImplementedError(f"{impl} is not installed")
+        return results[L, impl]
+
+    track_gflops.unit = "GFLOP/s"
