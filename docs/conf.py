@@ -4,6 +4,9 @@ at build time (matplotlib's plot directive), the design notes in Markdown.
     pip install ".[docs]"
     sphinx-build -W --keep-going -b html docs docs/_build/html
 """
+import doctest
+import os
+
 import cattn
 
 project = "cattn"
@@ -42,8 +45,36 @@ plot_html_show_source_link = False
 plot_html_show_formats = False
 plot_formats = [("png", 110)]
 plot_rcparams = {"figure.figsize": (6.4, 3.2), "figure.dpi": 110}
+# Snippets run from docs/, so a tutorial can read docs/_data.
+plot_working_directory = os.path.dirname(os.path.abspath(__file__))
 
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"cattn {version}"
 html_theme_options = {"navigation_depth": 2, "show_toc_level": 2}
+
+
+def run_docstring_examples(app):
+    """Run the Examples of every public name as doctests; with -W a failure
+    fails the build (tests/test_docs.py runs the same outside Sphinx)."""
+    from sphinx.util import logging
+    logger = logging.getLogger("cattn.doctest")
+    finder = doctest.DocTestFinder()
+    seen = set()
+    for name in (n for n in cattn.__all__ if n != "__version__"):
+        obj = getattr(cattn, name)
+        for test in finder.find(obj, name, globs={"np": __import__("numpy"),
+                                                  "cattn": cattn}):
+            if test.name in seen or not test.examples:
+                continue
+            seen.add(test.name)
+            runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+            out = []
+            result = runner.run(test, out=out.append)
+            if result.failed:
+                logger.warning("doctest of %s failed:\n%s", test.name,
+                               "".join(out))
+
+
+def setup(app):
+    app.connect("builder-inited", run_docstring_examples)

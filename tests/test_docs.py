@@ -38,3 +38,27 @@ def test_numpydoc_sections(name):
                 mdoc = inspect.getdoc(member)
                 for section in ("Returns", "Raises", "Notes", "Examples"):
                     assert f"\n{section}\n" in mdoc, f"{name}.{attr} lacks {section}"
+
+
+def test_readme_headline_table_matches_the_recorded_sweep():
+    """README's benchmark table is the asv sweep the docs plot, not numbers
+    typed in by hand (re-export and update both together)."""
+    import json
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1]
+    readme, data = root / "README.md", root / "docs/_data/seq_len_sweep.json"
+    if not (readme.exists() and data.exists()):
+        pytest.skip("needs the source checkout")
+    sweep = json.loads(data.read_text())
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1]
+            for line in readme.read_text().splitlines()
+            if line.startswith("| ")}
+    assert [int(c) for c in rows["L = S"]] == sweep["L"]
+    for label, impl in (("cattn", "cattn"), ("PyTorch 2.13", "torch"),
+                        ("NumPy", "numpy")):
+        row = next(v for k, v in rows.items() if k.startswith(label) and
+                   "/" not in k)
+        assert [float(c) for c in row] == sweep["gflops"][impl], label
+    ratio = [round(a / b, 2) for a, b in zip(sweep["gflops"]["cattn"],
+                                             sweep["gflops"]["torch"])]
+    assert [float(c) for c in rows["cattn / PyTorch"]] == ratio

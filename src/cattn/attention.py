@@ -217,11 +217,12 @@ def scaled_dot_product_attention(
     enable_gqa : bool, optional
         Grouped-query attention: dimension -3 (heads) of key and value may
         divide that of query; query head h uses key/value head
-        ``h // (Hq // Hkv)``.  No copies are made.
+        ``h // (Hq // Hkv)`` [4]_.  No copies are made.
     window : (int or None, int or None), optional
         Local attention: query i sees keys j with
         ``d - left <= j <= d + right``, where d is i, or i + S - L with
-        ``is_causal="bottom_right"``.  None leaves a side unbounded.
+        ``is_causal="bottom_right"``.  None leaves a side unbounded;
+        ``(w, 0)`` with causal attention is sliding-window attention [5]_.
         Blocks outside the window are skipped, not computed.
     return_lse : bool, optional
         Also return the log-sum-exp of each row's scaled, masked scores.
@@ -259,16 +260,30 @@ def scaled_dot_product_attention(
     -----
     Per query block the kernel walks the key blocks in order, keeping a
     running max ``m`` and sum ``l`` per row and rescaling the accumulator by
-    ``exp(m_old - m_new)`` when the max grows (Milakov & Gimelshein 2018;
-    FlashAttention).  Products run on cattn's GEMM micro-kernels in the
-    input dtype; ``m`` and ``l`` are kept in float64.  Measured error
-    against float64: about 1e-7 normwise in float32.
+    ``exp(m_old - m_new)`` when the max grows: the online softmax of [2]_,
+    tiled as in FlashAttention-2 [3]_, for the attention of [1]_.  Products
+    run on cattn's GEMM micro-kernels in the input dtype; ``m`` and ``l``
+    are kept in float64.  Measured error against float64: about 1e-7
+    normwise in float32.
 
     A row that sees no key (fully masked) is exactly 0 with lse -inf.  NaN
     in the inputs propagates to the rows it touches.  Huge scores do not
     overflow.  Work is split over (batch·head, query block) — and over key
     chunks of fixed size when there are few query rows (decoding) — never
     by the thread count, so any `num_threads` gives identical bits.
+
+    References
+    ----------
+    .. [1] A. Vaswani et al., "Attention is all you need", Advances in Neural
+           Information Processing Systems 30, 2017.
+    .. [2] M. Milakov and N. Gimelshein, "Online normalizer calculation for
+           softmax", arXiv:1805.02867, 2018.
+    .. [3] T. Dao, "FlashAttention-2: Faster attention with better
+           parallelism and work partitioning", ICLR 2024.
+    .. [4] J. Ainslie et al., "GQA: Training generalized multi-query
+           transformer models from multi-head checkpoints", EMNLP 2023.
+    .. [5] I. Beltagy, M. E. Peters and A. Cohan, "Longformer: The
+           long-document transformer", arXiv:2004.05150, 2020.
 
     Examples
     --------
@@ -400,7 +415,13 @@ def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
     Notes
     -----
     A thin call of :func:`scaled_dot_product_attention` with the same array
-    three times; nothing is copied.
+    three times; nothing is copied.  Without learned projections (as in
+    [1]_) each row scores highest against itself and its near copies.
+
+    References
+    ----------
+    .. [1] A. Vaswani et al., "Attention is all you need", Advances in Neural
+           Information Processing Systems 30, 2017.
 
     Examples
     --------

@@ -57,14 +57,23 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
 
     Notes
     -----
-    A BLIS-style blocked GEMM: B is packed in KC x NC blocks shared by the
-    threads, A in MC x KC blocks per thread, and an MR x NR register
-    micro-kernel (AVX-512, AVX2 or portable, chosen at run time) does the
-    multiply-adds with FMA.  Each element is accumulated over k in a fixed
-    order in the input dtype, so results are bitwise identical for any
-    `num_threads`, and strided, transposed, negative-stride and broadcast
-    operands are read in place.  Accuracy is that of a float32/float64 dot
-    product: relative error of order ``k * eps`` in the worst case.
+    A BLIS-style blocked GEMM [1]_ [2]_: B is packed in KC x NC blocks
+    shared by the threads, A in MC x KC blocks per thread, and an MR x NR
+    register micro-kernel (AVX-512, AVX2 or portable, chosen at run time)
+    does the multiply-adds with FMA.  Each element is accumulated over k in
+    a fixed order in the input dtype, so results are bitwise identical for
+    any `num_threads`, and strided, transposed, negative-stride and
+    broadcast operands are read in place.  Accuracy is that of a
+    float32/float64 dot product: relative error of order ``k * eps`` in
+    the worst case.
+
+    References
+    ----------
+    .. [1] K. Goto and R. A. van de Geijn, "Anatomy of high-performance
+           matrix multiplication", ACM Trans. Math. Softw. 34(3), 2008.
+    .. [2] F. G. Van Zee and R. A. van de Geijn, "BLIS: A framework for
+           rapidly instantiating BLAS functionality", ACM Trans. Math.
+           Softw. 41(3), 2015.
 
     Examples
     --------

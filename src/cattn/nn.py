@@ -157,9 +157,9 @@ class ProjectedMemory:
 class MultiHeadAttention:
     """Multi-head attention layer with learned projections.
 
-    ``out = concat_h(attention(x_q Wq_h, x_k Wk_h, x_v Wv_h)) Woᵀ + bo``:
-    self-attention (``key=None``), cross attention with K = V (``value=None``,
-    the "QVV" case) or general QKV attention, batch-first like
+    ``out = concat_h(attention(x_q Wq_h, x_k Wk_h, x_v Wv_h)) Woᵀ + bo``
+    [1]_: self-attention (``key=None``), cross attention with K = V
+    (``value=None``, the "QVV" case) or general QKV attention, batch-first like
     ``torch.nn.MultiheadAttention(batch_first=True)``.
 
     Parameters
@@ -169,7 +169,7 @@ class MultiHeadAttention:
     num_heads : int
         Number of query heads; must divide `embed_dim`.
     num_kv_heads : int, optional
-        Number of key/value heads (grouped-query attention); must divide
+        Number of key/value heads (grouped-query attention [2]_); must divide
         `num_heads`.  Default: `num_heads`.
     kdim, vdim : int, optional
         Feature sizes of the key and value inputs (default `embed_dim`).
@@ -222,6 +222,13 @@ class MultiHeadAttention:
     PyTorch's names and layouts, so
     ``mha.load_state_dict({k: v.numpy() for k, v in
     torch_mha.state_dict().items()})`` reproduces a PyTorch layer.
+
+    References
+    ----------
+    .. [1] A. Vaswani et al., "Attention is all you need", Advances in Neural
+           Information Processing Systems 30, 2017.
+    .. [2] J. Ainslie et al., "GQA: Training generalized multi-query
+           transformer models from multi-head checkpoints", EMNLP 2023.
 
     Examples
     --------

@@ -132,8 +132,7 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
     Notes
     -----
     Computed in the input dtype with the max shift, so it never overflows
-    (see Blanchard, Higham & Higham, "Accurate computation of the
-    log-sum-exp and softmax functions", IMA J. Numer. Anal., 2021).  Special
+    (the shift and its error analysis are in [1]_).  Special
     values follow ``scipy.special.softmax``: a slice containing NaN, +inf,
     or only -inf is all NaN; a -inf element next to finite ones gets 0.
 
@@ -146,6 +145,12 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
     float32).  Each slice is computed by
     one thread in a fixed order, so the result is bitwise the same for any
     `num_threads`.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham and N. J. Higham, "Accurately
+           computing the log-sum-exp and softmax functions", IMA Journal of
+           Numerical Analysis 41(4), 2311-2330, 2021.
 
     Examples
     --------
@@ -204,8 +209,15 @@ def log_softmax(x: ArrayLike, axis: Axis = -1, *,
     More accurate than ``log(softmax(x))`` where the softmax underflows
     (see the example).  Special values follow ``scipy.special.log_softmax``:
     NaN in a slice makes it all NaN; with +inf present the +inf entries are
-    NaN and the others -inf; a slice of only -inf is NaN.  Summation and
-    threading as in :func:`softmax`.
+    NaN and the others -inf; a slice of only -inf is NaN.  Computed as
+    ``x - max - log(sum(exp(x - max)))``, the form analysed in [1]_.
+    Summation and threading as in :func:`softmax`.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham and N. J. Higham, "Accurately
+           computing the log-sum-exp and softmax functions", IMA Journal of
+           Numerical Analysis 41(4), 2311-2330, 2021.
 
     Examples
     --------
@@ -266,7 +278,15 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, *, keepdims: bool = False,
     Special values follow ``scipy.special.logsumexp``: NaN in a slice gives
     NaN; otherwise +inf in a slice gives +inf, and a slice of only -inf
     gives -inf.  An empty slice gives -inf (the log of an empty sum).
-    Summation and threading as in :func:`softmax`.
+    Computed as ``max + log(sum(exp(x - max)))``, which cannot overflow and
+    is accurate to a few ulp [1]_.  Summation and threading as in
+    :func:`softmax`.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham and N. J. Higham, "Accurately
+           computing the log-sum-exp and softmax functions", IMA Journal of
+           Numerical Analysis 41(4), 2311-2330, 2021.
 
     Examples
     --------
