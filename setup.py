@@ -94,7 +94,8 @@ def extensions():
         extra_compile_args=compile_args,
         extra_link_args=omp + san_flags,
     )
-    names = ["_cpu", "_layout", "_gemm", "_softmax", "_attention"]
+    names = ["_cpu", "_layout", "_gemm", "_softmax", "_attention",
+             "_attention_grad"]
     exts = [Extension(f"cattn._kernels.{name}",
                       [os.path.join(KERNELS, f"{name}.pyx")], **common)
             for name in names]

@@ -8,6 +8,8 @@ matmul
     ``numpy.matmul`` on a BLIS-style blocked GEMM.
 scaled_dot_product_attention, self_attention, attention_weights
     Fused attention (tiled online softmax) and its weights.
+scaled_dot_product_attention_grad
+    Its backward: gradients from the saved output and lse.
 MultiHeadAttention
     The layer with projections, masks, caches and torch-compatible weights.
 show_config
@@ -19,9 +21,10 @@ from .linalg import matmul
 from .special import log_softmax, logsumexp, softmax
 from .attention import (attention_weights, scaled_dot_product_attention,
                         self_attention)
+from .attention_grad import scaled_dot_product_attention_grad
 from .nn import KVCache, MultiHeadAttention, ProjectedMemory
 
 __all__ = ["__version__", "KVCache", "MultiHeadAttention", "ProjectedMemory",
            "attention_weights", "log_softmax", "logsumexp", "matmul",
-           "scaled_dot_product_attention", "self_attention", "show_config",
-           "softmax"]
+           "scaled_dot_product_attention", "scaled_dot_product_attention_grad",
+           "self_attention", "show_config", "softmax"]

@@ -145,6 +145,63 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
         return np.matmul(weights, v), lse
 
 
+def sum_to_shape(x: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:
+    """Sum `x` over the axes along which an array of `shape` was broadcast
+    to x.shape: the gradient of a broadcast input."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + d for d, n in enumerate(shape)
+        if n == 1 and x.shape[lead + d] != 1)
+    return x.sum(axis=axes).reshape(shape) if axes else x
+
+
+def scaled_dot_product_attention_grad(
+        grad_out: ArrayLike, query: ArrayLike, key: ArrayLike,
+        value: ArrayLike, attn_mask: ArrayLike | None = None,
+        is_causal: Causal = False, scale: float | None = None,
+        enable_gqa: bool = False, window: Window = None
+) -> tuple[F64, F64, F64, F64 | None]:
+    """Gradients of sum(grad_out * attention(query, key, value)) in float64
+    from the full L x S weights (no saved lse): (grad_query, grad_key,
+    grad_value, grad_attn_mask or None for no or a bool mask), each summed
+    to its input's shape (broadcast and GQA-shared heads add up).
+
+        dV = Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP - rowsum(P ∘ dP)),
+        dQ = scale · dS K, dK = scale · dSᵀ Q, d(mask) = dS
+    """
+    q = np.asarray(query, dtype=np.float64)
+    k = np.asarray(key, dtype=np.float64)
+    v = np.asarray(value, dtype=np.float64)
+    go = np.asarray(grad_out, dtype=np.float64)
+    p, _ = attention_weights(q, k, attn_mask, is_causal, scale, enable_gqa,
+                             window)
+    group = 1
+    if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
+        group = q.shape[-3] // k.shape[-3]
+    k_rep = np.repeat(k, group, axis=-3) if group > 1 else k
+    v_rep = np.repeat(v, group, axis=-3) if group > 1 else v
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        dv = np.matmul(np.swapaxes(p, -1, -2), go)
+        dp = np.matmul(go, np.swapaxes(v_rep, -1, -2))
+        ds = p * (dp - (p * dp).sum(axis=-1, keepdims=True))
+        dq = scale * np.matmul(ds, k_rep)
+        dk = scale * np.matmul(np.swapaxes(ds, -1, -2), q)
+
+    def to_kv(g: F64, shape: tuple[int, ...]) -> F64:
+        if group > 1:   # heads h = kv·group + j share kv head kv
+            g = g.reshape(g.shape[:-3] + (g.shape[-3] // group, group)
+                          + g.shape[-2:]).sum(axis=-3)
+        return sum_to_shape(g, shape)
+
+    dmask = None
+    if attn_mask is not None and np.asarray(attn_mask).dtype != bool:
+        dmask = sum_to_shape(ds, np.shape(attn_mask))
+    return (sum_to_shape(dq, q.shape), to_kv(dk, k.shape),
+            to_kv(dv, v.shape), dmask)
+
+
 def multi_head_attention(state: Mapping[str, ArrayLike | None],
                          query: ArrayLike, key: ArrayLike, value: ArrayLike,
                          num_heads: int, num_kv_heads: int,

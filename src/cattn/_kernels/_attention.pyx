@@ -47,6 +47,9 @@ from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
                      floating, gemm_kernel_f32, gemm_kernel_f64, pack_a,
                      pack_b)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
+from ._visibility cimport (Visibility, block_fully_visible, cdiv,
+                           first_query, first_visible, imax, imin,
+                           last_query, last_visible)
 
 cnp.import_array()
 
@@ -109,13 +112,10 @@ cpdef enum MaskKind:
 
 cdef struct Problem:
     # Shapes and strides (in elements) shared by every batch·head item.
+    Visibility vis
     int64_t L, S, E, Ev
     int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_m, cs_m
     int mask_kind
-    # Visibility of key j to query i, d = i + diag: j <= d (causal),
-    # d - left <= j (has_left), j <= d + right (has_right).
-    bint causal, has_left, has_right
-    int64_t diag, left, right
     double scale
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
@@ -135,53 +135,6 @@ cdef struct Scratch:
     void *colbuf      # 4 x bq: column max, shift, sum; alpha
     double *m         # bq running max
     double *l         # bq running sum
-
-
-cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
-    return (x + y - 1) // y
-
-
-cdef inline int64_t imin(int64_t x, int64_t y) noexcept nogil:
-    return x if x < y else y
-
-
-cdef inline int64_t imax(int64_t x, int64_t y) noexcept nogil:
-    return x if x > y else y
-
-
-cdef inline int64_t first_visible(const Problem *p, int64_t i) noexcept nogil:
-    """Smallest key index query i may see (may exceed S: none)."""
-    cdef int64_t lo = 0
-    if p.has_left:
-        lo = imax(lo, i + p.diag - p.left)
-    return lo
-
-
-cdef inline int64_t last_visible(const Problem *p, int64_t i) noexcept nogil:
-    """Largest key index query i may see (may be < 0: none)."""
-    cdef int64_t hi = p.S - 1
-    if p.causal:
-        hi = imin(hi, i + p.diag)
-    if p.has_right:
-        hi = imin(hi, i + p.diag + p.right)
-    return hi
-
-
-cdef inline int64_t first_query(const Problem *p, int64_t j) noexcept nogil:
-    """Smallest query index that may see key j (last_visible(i) >= j)."""
-    cdef int64_t i = -(1 << 62)
-    if p.causal:
-        i = imax(i, j - p.diag)
-    if p.has_right:
-        i = imax(i, j - p.diag - p.right)
-    return i
-
-
-cdef inline int64_t last_query(const Problem *p, int64_t j) noexcept nogil:
-    """Largest query index that may see key j (first_visible(i) <= j)."""
-    if p.has_left:
-        return j - p.diag + p.left
-    return 1 << 62
 
 
 cdef void pack_kv(const Problem *p, const GemmKernel *kern,
@@ -219,8 +172,8 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
             for q in range(nq):
                 if not bm[q * p.rs_m]:
                     row[q] = -INFINITY
-        lo = imax(first_query(p, k0 + j) - i0, 0)
-        hi = imin(last_query(p, k0 + j) - i0, nq - 1)
+        lo = imax(first_query(&p.vis, k0 + j) - i0, 0)
+        hi = imin(last_query(&p.vis, k0 + j) - i0, nq - 1)
         for q in range(imin(lo, nq)):
             row[q] = -INFINITY
         for q in range(imax(hi + 1, 0), nq):
@@ -248,14 +201,6 @@ cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
         cattn_cols_f64_for(active_isa()).scale_rows(nq, n, acc, ld, alpha)
 
 
-cdef inline bint block_fully_visible(const Problem *p, int64_t i0, int64_t nq,
-                                     int64_t k0, int64_t nk) noexcept nogil:
-    """Every query of i0..i0+nq may see every key of k0..k0+nk: the
-    visibility bounds are monotone in the key, so the corners decide."""
-    return (first_query(p, k0 + nk - 1) <= i0
-            and last_query(p, k0) >= i0 + nq - 1)
-
-
 cdef void attend_block(const Problem *p, const GemmKernel *kern,
                        const floating *q, const floating *kpack,
                        const floating *vpack, const void *mask,
@@ -281,9 +226,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
 
     # Key blocks this query block may need: the chunk, cut to what its rows
     # can see.
-    k_lo = imax(chunk * p.chunk, first_visible(p, i0))
+    k_lo = imax(chunk * p.chunk, first_visible(&p.vis, i0))
     k_hi = imin(imin((chunk + 1) * p.chunk, p.S),
-                last_visible(p, i0 + nq - 1) + 1)
+                last_visible(&p.vis, i0 + nq - 1) + 1)
     if k_lo >= k_hi:
         return
 
@@ -320,7 +265,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                                  imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
         if p.mask_kind != MASK_NONE or not block_fully_visible(
-                p, i0, nq, j0, nj):
+                &p.vis, i0, nq, j0, nj):
             mask_tile(p, st_j, i0, nq, j0, nj, mask)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
@@ -371,8 +316,9 @@ cdef void attend_row(const Problem *p, const floating *q,
     for c in range(p.Ev):
         acc[c] = 0
     # Exactly the keys row i may see, within the chunk.
-    k_lo = imax(chunk * p.chunk, first_visible(p, i))
-    k_hi = imin(imin((chunk + 1) * p.chunk, p.S), last_visible(p, i) + 1)
+    k_lo = imax(chunk * p.chunk, first_visible(&p.vis, i))
+    k_hi = imin(imin((chunk + 1) * p.chunk, p.S),
+                last_visible(&p.vis, i) + 1)
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
@@ -512,7 +458,7 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                     w = scratch + threadid()
                     bh = g0 + item // per_bh
                     qb = (item // p.nchunks) % p.nqb
-                    if p.causal:
+                    if p.vis.causal:
                         # Later query blocks see more keys: hand the big
                         # items out first so the dynamic schedule ends on
                         # small ones (the order never changes a result).
@@ -581,12 +527,13 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
      p.rs_m, p.cs_m) = strides
     p.mask_kind = mask_kind
-    p.causal = causal
-    p.diag = diag
-    p.has_left = left is not None
-    p.has_right = right is not None
-    p.left = left if left is not None else 0
-    p.right = right if right is not None else 0
+    p.vis.L, p.vis.S = p.L, p.S
+    p.vis.causal = causal
+    p.vis.diag = diag
+    p.vis.has_left = left is not None
+    p.vis.has_right = right is not None
+    p.vis.left = left if left is not None else 0
+    p.vis.right = right if right is not None else 0
     p.scale = scale
     if nbh == 0 or p.L == 0:
         return

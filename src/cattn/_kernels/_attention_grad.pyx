@@ -1,0 +1,617 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Backward of the fused attention: dQ, dK, dV (and dS, the gradient of a
+float mask) from the forward's saved lse, recomputing the tiles, so memory
+stays O(tile) per thread plus packed copies of the inputs (never L x S).
+
+For one query head and its key/value head, S = scale·Q Kᵀ + mask:
+
+    P  = exp(S - lse)              0 where hidden; lse saved by the forward
+    D  = rowsum(dO ∘ O)            = rowsum(P ∘ dP)
+    dV = Pᵀ dO
+    dP = dO Vᵀ
+    dS = P ∘ (dP - D)              the gradient of a float mask
+    dQ = scale · dS K
+    dK = scale · dSᵀ Q
+
+Tiles are (block of BQ queries) x (block of BK keys) in S orientation,
+queries down and keys across, row stride ld: then Pᵀ and dSᵀ are A operands
+of the dV and dK products as they stand (A[i, p] = a[p*ld + i]: key i,
+query p), and only dS is packed (transposed) for the dQ product.  Q, dO, K
+and V are packed once per head, in every form the five products read.
+
+Determinism.  dK and dV of a key block are sums over (query head of the
+group, query block) in that order; dQ of a query block is a sum over key
+blocks in order.  Two schedules make exactly these sums:
+
+  fused  one work item per key/value head does all of its tiles, key block
+         by key block, adding each tile's dS K into dQ as it goes (the
+         FlashAttention-2 loop without atomics): 5 products per tile;
+  split  items (kv head, key block) make dK and dV; then items (query
+         head, query block) make dQ, recomputing P and dS: 7 products per
+         tile, but a single head still keeps every thread busy.
+
+Both run the same tile code on the same packed operands and add the
+partial products in the same order, so they give the same bits: the choice
+(fused when there are at least two kv heads per thread) changes only speed,
+and no result depends on the thread count.  Which tiles are visited is
+decided by one predicate (block_any_visible) in both.
+"""
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
+
+cimport numpy as cnp
+import numpy as np
+
+from ._cpu cimport active_isa
+from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
+                     gemm_kernel_f64, pack_a, pack_b)
+from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
+from ._visibility cimport (Visibility, block_any_visible, block_fully_visible,
+                           cdiv, first_query, first_visible, imax, imin,
+                           last_query, last_visible)
+
+cnp.import_array()
+
+cdef extern from "cattn_omp.h":
+    pass
+
+# Query block (the depth of the dK and dV products) and key block (the
+# depth of the dQ product), rounded up to whole MR and NR panels.
+cdef int64_t BQ_TARGET = 64
+cdef int64_t BK_TARGET = 128
+# Packed operands of one group of heads (split schedule) stay under this.
+cdef int64_t GROUP_BYTES = 64 << 20
+
+# Mask kinds, as in _attention.MaskKind.
+cdef enum:
+    MASK_NONE = 0
+    MASK_BOOL = 1
+    MASK_ADD = 2
+
+
+cdef struct Problem:
+    Visibility vis
+    int64_t L, S, E, Ev
+    int64_t G                 # query heads per key/value head
+    int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g
+    int64_t rs_m, cs_m
+    int mask_kind
+    double scale
+    int64_t bq, bk, nqb, nkb, ld
+    int64_t e_pad, ev_pad     # E, Ev in whole NR panels
+    # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
+    # key block (KTB, VTB, KB), one kv head with its G query heads.
+    int64_t qblk, kblk, head
+
+
+cdef struct Scratch:
+    void *pt          # P tile, bq x ld (+ MR slack: A panels read past nk)
+    void *dt          # dP, then dS, same shape
+    void *dspack      # dS as MR-query A panels, bq x bk
+    void *dk          # dK accumulator of a key block, bk x e_pad
+    void *dv          # dV accumulator, bk x ev_pad
+    void *dq          # dQ accumulator of a query block (split), bq x e_pad
+    void *packs       # one head's packed operands (fused schedule)
+
+
+# ------------------------------------------------------------- packing --
+
+cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
+                           const floating *q, const floating *o,
+                           const floating *go, int64_t qb,
+                           floating *dst) noexcept nogil:
+    """Query block qb of one query head, in the forms the products read:
+    QA (A of S = Q Kᵀ, MR panels, depth E in KC chunks), dOA (A of
+    dP = dO Vᵀ), QB (B of dK = dSᵀ Q), dOB (B of dV = Pᵀ dO), and
+    D = rowsum(dO ∘ O) accumulated in float64."""
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0), kc_max = kern.kc
+    cdef int64_t t, pc, kc, r, c
+    cdef floating *qa = dst
+    cdef floating *goa = qa + p.bq * p.E
+    cdef floating *qbp = goa + p.bq * p.Ev
+    cdef floating *gob = qbp + p.bq * p.e_pad
+    cdef floating *d = gob + p.bq * p.ev_pad
+    cdef double acc
+    for t in range(cdiv(p.E, kc_max)):
+        pc = t * kc_max
+        kc = imin(kc_max, p.E - pc)
+        pack_a(nq, kc, q + i0 * p.rs_q + pc * p.cs_q, p.rs_q, p.cs_q,
+               kern.mr, qa + pc * p.bq)
+    for t in range(cdiv(p.Ev, kc_max)):
+        pc = t * kc_max
+        kc = imin(kc_max, p.Ev - pc)
+        pack_a(nq, kc, go + i0 * p.rs_g + pc * p.cs_g, p.rs_g, p.cs_g,
+               kern.mr, goa + pc * p.bq)
+    pack_b(nq, p.E, q + i0 * p.rs_q, p.rs_q, p.cs_q, kern.nr, 0,
+           cdiv(p.E, kern.nr), qbp)
+    pack_b(nq, p.Ev, go + i0 * p.rs_g, p.rs_g, p.cs_g, kern.nr, 0,
+           cdiv(p.Ev, kern.nr), gob)
+    for r in range(nq):
+        acc = 0
+        for c in range(p.Ev):
+            acc += (<double>go[(i0 + r) * p.rs_g + c * p.cs_g]
+                    * o[(i0 + r) * p.rs_o + c * p.cs_o])
+        d[r] = <floating>acc
+
+
+cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
+                         const floating *k, const floating *v, int64_t kb,
+                         floating *dst) noexcept nogil:
+    """Key block kb of one kv head: KTB (B of S = Q Kᵀ: NR panels of keys,
+    depth E in KC chunks), VTB (B of dP = dO Vᵀ), KB (B of dQ = dS K)."""
+    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0), kc_max = kern.kc
+    cdef int64_t t, pc, kc
+    cdef floating *ktb = dst
+    cdef floating *vtb = ktb + p.E * p.ld
+    cdef floating *kbp = vtb + p.Ev * p.ld
+    for t in range(cdiv(p.E, kc_max)):
+        pc = t * kc_max
+        kc = imin(kc_max, p.E - pc)
+        pack_b(kc, nk, k + k0 * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k,
+               kern.nr, 0, cdiv(nk, kern.nr), ktb + pc * p.ld)
+    for t in range(cdiv(p.Ev, kc_max)):
+        pc = t * kc_max
+        kc = imin(kc_max, p.Ev - pc)
+        pack_b(kc, nk, v + k0 * p.rs_v + pc * p.cs_v, p.cs_v, p.rs_v,
+               kern.nr, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
+    pack_b(nk, p.E, k + k0 * p.rs_k, p.rs_k, p.cs_k, kern.nr, 0,
+           cdiv(p.E, kern.nr), kbp)
+
+
+cdef inline floating *query_pack(const Problem *p, floating *head,
+                                 int64_t g, int64_t qb) noexcept nogil:
+    return head + (g * p.nqb + qb) * p.qblk
+
+
+cdef inline floating *key_pack(const Problem *p, floating *head,
+                               int64_t kb) noexcept nogil:
+    return head + p.G * p.nqb * p.qblk + kb * p.kblk
+
+
+cdef void pack_head_item(const Problem *p, const GemmKernel *kern,
+                         const floating *q, const floating *k,
+                         const floating *v, const floating *o,
+                         const floating *go, const int64_t *off_q,
+                         const int64_t *off_k, const int64_t *off_v,
+                         const int64_t *off_o, const int64_t *off_g,
+                         int64_t kvh, int64_t item,
+                         floating *head) noexcept nogil:
+    """Pack block `item` of kv head kvh: the G·nqb query blocks first, then
+    the nkb key blocks."""
+    cdef int64_t g, qh
+    if item < p.G * p.nqb:
+        g = item // p.nqb
+        qh = kvh * p.G + g
+        pack_query_block(p, kern, q + off_q[qh], o + off_o[qh],
+                         go + off_g[qh], item % p.nqb,
+                         query_pack(p, head, g, item % p.nqb))
+    else:
+        item -= p.G * p.nqb
+        pack_key_block(p, kern, k + off_k[kvh], v + off_v[kvh], item,
+                       key_pack(p, head, item))
+
+
+# ---------------------------------------------------------------- tiles --
+
+cdef inline void exp_shifted(int64_t n, floating *x,
+                             floating shift) noexcept nogil:
+    if floating is float:
+        cattn_rows_f32_for(active_isa()).exp_sum(n, x, shift, x)
+    else:
+        cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
+
+
+cdef void mask_rows(const Problem *p, floating *pt, int64_t i0, int64_t nq,
+                    int64_t k0, int64_t nk, const void *mask) noexcept nogil:
+    """Add the float mask, or hide (-inf) what the bool mask, causal or the
+    window hide, in the tile of queries i0.. x keys k0.. (row stride ld)."""
+    cdef int64_t r, j, lo, hi
+    cdef floating *row
+    cdef const floating *fm
+    cdef const uint8_t *bm
+    for r in range(nq):
+        row = pt + r * p.ld
+        if p.mask_kind == MASK_ADD:
+            fm = <const floating *>mask + (i0 + r) * p.rs_m + k0 * p.cs_m
+            for j in range(nk):
+                row[j] = row[j] + fm[j * p.cs_m]
+        elif p.mask_kind == MASK_BOOL:
+            bm = <const uint8_t *>mask + (i0 + r) * p.rs_m + k0 * p.cs_m
+            for j in range(nk):
+                if not bm[j * p.cs_m]:
+                    row[j] = -INFINITY
+        lo = imin(imax(first_visible(&p.vis, i0 + r) - k0, 0), nk)
+        hi = imax(imin(last_visible(&p.vis, i0 + r) - k0 + 1, nk), 0)
+        for j in range(lo):
+            row[j] = -INFINITY
+        for j in range(hi, nk):
+            row[j] = -INFINITY
+
+
+cdef void tile(const Problem *p, const GemmKernel *kern,
+               const floating *qpack, const floating *kpack,
+               const floating *lse, const void *mask, int64_t i0, int64_t nq,
+               int64_t k0, int64_t nk, floating *dmask,
+               Scratch *w) noexcept nogil:
+    """P and dS of queries i0..i0+nq x keys k0..k0+nk into w.pt and w.dt;
+    lse, mask and dmask point at this query head's rows (dmask: row stride
+    S, or NULL)."""
+    cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
+    cdef int64_t t, pc, kc, r, jk, j
+    cdef const floating *qa = qpack
+    cdef const floating *goa = qa + p.bq * p.E
+    cdef const floating *d = qpack + p.bq * (p.E + p.Ev + p.e_pad + p.ev_pad)
+    cdef const floating *ktb = kpack
+    cdef const floating *vtb = ktb + p.E * ld
+    cdef floating *pt = <floating *>w.pt
+    cdef floating *dt = <floating *>w.dt
+    cdef floating *row
+    cdef floating *drow
+    cdef floating shift, di
+
+    # S = scale · Q Kᵀ and dP = dO Vᵀ, depth in KC chunks (as the forward,
+    # so S has the forward's bits and S - lse <= 0).
+    for t in range(imax(1, cdiv(p.E, kc_max))):
+        pc = t * kc_max
+        kc = imin(kc_max, p.E - pc)
+        for r in range(cdiv(nq, mr)):
+            for jk in range(cdiv(nk, nr)):
+                call_ukernel(kern, kc, qa + pc * p.bq + r * mr * kc, mr,
+                             ktb + pc * ld + jk * nr * kc, nr,
+                             pt + r * mr * ld + jk * nr, ld, 1,
+                             imin(mr, nq - r * mr), imin(nr, nk - jk * nr),
+                             <floating>p.scale, 0 if t == 0 else 1)
+    for t in range(imax(1, cdiv(p.Ev, kc_max))):
+        pc = t * kc_max
+        kc = imin(kc_max, p.Ev - pc)
+        for r in range(cdiv(nq, mr)):
+            for jk in range(cdiv(nk, nr)):
+                call_ukernel(kern, kc, goa + pc * p.bq + r * mr * kc, mr,
+                             vtb + pc * ld + jk * nr * kc, nr,
+                             dt + r * mr * ld + jk * nr, ld, 1,
+                             imin(mr, nq - r * mr), imin(nr, nk - jk * nr),
+                             <floating>1, 0 if t == 0 else 1)
+    if p.mask_kind != MASK_NONE or not block_fully_visible(&p.vis, i0, nq,
+                                                           k0, nk):
+        mask_rows(p, pt, i0, nq, k0, nk, mask)
+
+    # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
+    # forward (lse = -inf) has P = 0, so no gradient.
+    for r in range(nq):
+        row = pt + r * ld
+        drow = dt + r * ld
+        shift = lse[i0 + r]
+        if shift == -INFINITY:
+            for j in range(nk):
+                row[j] = 0
+        else:
+            exp_shifted(nk, row, shift)
+        di = d[r]
+        for j in range(nk):
+            drow[j] = row[j] * (drow[j] - di)
+        if dmask != NULL:
+            memcpy(dmask + (i0 + r) * p.S + k0, drow, nk * sizeof(floating))
+
+
+cdef void add_dkdv(const Problem *p, const GemmKernel *kern,
+                   const floating *qpack, int64_t nq, int64_t nk,
+                   Scratch *w) noexcept nogil:
+    """dV += Pᵀ dO and dK += dSᵀ Q for the tile in w (unscaled dK)."""
+    cdef int64_t mr = kern.mr, nr = kern.nr, r, je
+    cdef const floating *qbp = qpack + p.bq * (p.E + p.Ev)
+    cdef const floating *gob = qbp + p.bq * p.e_pad
+    cdef floating *dk = <floating *>w.dk
+    cdef floating *dv = <floating *>w.dv
+    for r in range(cdiv(nk, mr)):
+        for je in range(cdiv(p.Ev, nr)):
+            call_ukernel(kern, nq, <floating *>w.pt + r * mr, p.ld,
+                         gob + je * nr * nq, nr,
+                         dv + r * mr * p.ev_pad + je * nr, p.ev_pad, 1,
+                         imin(mr, nk - r * mr), imin(nr, p.Ev - je * nr),
+                         <floating>1, <floating>1)
+        for je in range(cdiv(p.E, nr)):
+            call_ukernel(kern, nq, <floating *>w.dt + r * mr, p.ld,
+                         qbp + je * nr * nq, nr,
+                         dk + r * mr * p.e_pad + je * nr, p.e_pad, 1,
+                         imin(mr, nk - r * mr), imin(nr, p.E - je * nr),
+                         <floating>1, <floating>1)
+
+
+cdef void add_dq(const Problem *p, const GemmKernel *kern,
+                 const floating *kpack, int64_t nq, int64_t nk, floating *dq,
+                 int64_t rs_dq, Scratch *w) noexcept nogil:
+    """dq += dS K for the tile in w (unscaled), dq with row stride rs_dq."""
+    cdef int64_t mr = kern.mr, nr = kern.nr, r, je
+    cdef const floating *kbp = kpack + (p.E + p.Ev) * p.ld
+    cdef floating *dspack = <floating *>w.dspack
+    pack_a(nq, nk, <floating *>w.dt, p.ld, 1, mr, dspack)
+    for r in range(cdiv(nq, mr)):
+        for je in range(cdiv(p.E, nr)):
+            call_ukernel(kern, nk, dspack + r * mr * nk, mr,
+                         kbp + je * nr * nk, nr, dq + r * mr * rs_dq + je * nr,
+                         rs_dq, 1, imin(mr, nq - r * mr),
+                         imin(nr, p.E - je * nr), <floating>1, <floating>1)
+
+
+cdef void query_blocks_of(const Problem *p, int64_t k0, int64_t nk,
+                          int64_t *qb_lo, int64_t *qb_hi) noexcept nogil:
+    """Query blocks that may see a key of k0..k0+nk: [qb_lo, qb_hi)."""
+    cdef int64_t lo = imax(first_query(&p.vis, k0), 0)
+    cdef int64_t hi = imin(last_query(&p.vis, k0 + nk - 1), p.L - 1)
+    qb_lo[0] = lo // p.bq
+    qb_hi[0] = hi // p.bq + 1 if lo <= hi else qb_lo[0]
+
+
+cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
+                         floating *head, const floating *lse,
+                         const void *mask, const int64_t *off_m,
+                         size_t mask_item, floating *dmask, int64_t kvh,
+                         int64_t kb, floating *dq, floating *dk,
+                         floating *dv, Scratch *w) noexcept nogil:
+    """dK and dV of key block kb of kv head kvh, over the group's query
+    heads and query blocks in order; with dq != NULL also adds each tile's
+    dS K into dq (the fused schedule; dq: the kv head's G x L x E rows)."""
+    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0)
+    cdef int64_t g, qb, qb_lo, qb_hi, i0, nq, qh, r, c
+    cdef const floating *kpack = key_pack(p, head, kb)
+    cdef const floating *qpack
+    cdef const void *mask_h
+    cdef floating *dmask_h
+    cdef floating *dka = <floating *>w.dk
+    cdef floating *dva = <floating *>w.dv
+    memset(w.dk, 0, p.bk * p.e_pad * sizeof(floating))
+    memset(w.dv, 0, p.bk * p.ev_pad * sizeof(floating))
+    query_blocks_of(p, k0, nk, &qb_lo, &qb_hi)
+    for g in range(p.G):
+        qh = kvh * p.G + g
+        mask_h = NULL
+        if p.mask_kind != MASK_NONE:
+            mask_h = <const char *>mask + off_m[qh] * mask_item
+        dmask_h = dmask + qh * p.L * p.S if dmask != NULL else NULL
+        for qb in range(qb_lo, qb_hi):
+            i0 = qb * p.bq
+            nq = imin(p.bq, p.L - i0)
+            if not block_any_visible(&p.vis, i0, nq, k0, nk):
+                continue
+            qpack = query_pack(p, head, g, qb)
+            tile(p, kern, qpack, kpack, lse + qh * p.L, mask_h, i0, nq, k0,
+                 nk, dmask_h, w)
+            add_dkdv(p, kern, qpack, nq, nk, w)
+            if dq != NULL:
+                add_dq(p, kern, kpack, nq, nk, dq + (g * p.L + i0) * p.E,
+                       p.E, w)
+    for r in range(nk):
+        for c in range(p.E):
+            dk[(k0 + r) * p.E + c] = dka[r * p.e_pad + c] * <floating>p.scale
+        for c in range(p.Ev):
+            dv[(k0 + r) * p.Ev + c] = dva[r * p.ev_pad + c]
+
+
+cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
+                         floating *head, const floating *lse,
+                         const void *mask, const int64_t *off_m,
+                         size_t mask_item, int64_t kvh, int64_t g,
+                         int64_t qb, floating *dq, Scratch *w) noexcept nogil:
+    """dQ of query block qb of query head g of kv head kvh (split
+    schedule), over the key blocks in order; dq: that head's L x E rows."""
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
+    cdef int64_t qh = kvh * p.G + g, kb, k_lo, k_hi, r, c
+    cdef const floating *qpack = query_pack(p, head, g, qb)
+    cdef const void *mask_h = NULL
+    cdef floating *acc = <floating *>w.dq
+    if p.mask_kind != MASK_NONE:
+        mask_h = <const char *>mask + off_m[qh] * mask_item
+    memset(w.dq, 0, p.bq * p.e_pad * sizeof(floating))
+    k_lo = imax(first_visible(&p.vis, i0), 0)
+    k_hi = imin(last_visible(&p.vis, i0 + nq - 1) + 1, p.S)
+    if k_lo < k_hi:
+        for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
+            if not block_any_visible(&p.vis, i0, nq, kb * p.bk,
+                                     imin(p.bk, p.S - kb * p.bk)):
+                continue
+            tile(p, kern, qpack, key_pack(p, head, kb), lse + qh * p.L,
+                 mask_h, i0, nq, kb * p.bk, imin(p.bk, p.S - kb * p.bk),
+                 NULL, w)
+            add_dq(p, kern, key_pack(p, head, kb), nq,
+                   imin(p.bk, p.S - kb * p.bk), acc, p.e_pad, w)
+    for r in range(nq):
+        for c in range(p.E):
+            dq[(i0 + r) * p.E + c] = acc[r * p.e_pad + c] * <floating>p.scale
+
+
+# --------------------------------------------------------------- drivers --
+
+cdef void run(const Problem *p, const floating *q, const floating *k,
+              const floating *v, const floating *o, const floating *go,
+              const floating *lse, const void *mask, const int64_t *off_q,
+              const int64_t *off_k, const int64_t *off_v,
+              const int64_t *off_o, const int64_t *off_g,
+              const int64_t *off_m, floating *dq, floating *dk, floating *dv,
+              floating *dmask, int64_t nkv, bint fused, int64_t group,
+              Scratch *scratch, floating *packs,
+              int nthreads) noexcept nogil:
+    cdef GemmKernel kern
+    if floating is float:
+        kern = gemm_kernel_f32(active_isa())
+    else:
+        kern = gemm_kernel_f64(active_isa())
+    cdef int64_t per_head = p.G * p.nqb + p.nkb
+    cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb
+    cdef Scratch *w
+    cdef floating *head
+    cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
+
+    if fused:
+        for kvh in prange(nkv, schedule='dynamic', num_threads=nthreads):
+            w = scratch + threadid()
+            head = <floating *>w.packs
+            for item in range(per_head):
+                pack_head_item(p, &kern, q, k, v, o, go, off_q, off_k, off_v,
+                               off_o, off_g, kvh, item, head)
+            for kb in range(p.nkb):
+                key_block_dkdv(p, &kern, head, lse, mask, off_m, mask_item,
+                               dmask, kvh, kb, dq + kvh * p.G * p.L * p.E,
+                               dk + kvh * p.S * p.E, dv + kvh * p.S * p.Ev, w)
+            for r in range(p.G * p.L * p.E):
+                dq[kvh * p.G * p.L * p.E + r] *= <floating>p.scale
+        return
+
+    with parallel(num_threads=nthreads):
+        for gi in range(cdiv(nkv, group)):
+            g0 = gi * group
+            ng = imin(group, nkv - g0)
+            for item in prange(ng * per_head, schedule='static'):
+                kvh = g0 + item // per_head
+                pack_head_item(p, &kern, q, k, v, o, go, off_q, off_k, off_v,
+                               off_o, off_g, kvh, item % per_head,
+                               packs + (kvh - g0) * p.head)
+            for item in prange(ng * p.nkb, schedule='dynamic'):
+                w = scratch + threadid()
+                kvh = g0 + item // p.nkb
+                kb = item % p.nkb
+                key_block_dkdv(p, &kern, packs + (kvh - g0) * p.head, lse,
+                               mask, off_m, mask_item, dmask, kvh, kb, NULL,
+                               dk + kvh * p.S * p.E, dv + kvh * p.S * p.Ev, w)
+            for item in prange(ng * p.G * p.nqb, schedule='dynamic'):
+                w = scratch + threadid()
+                kvh = g0 + item // (p.G * p.nqb)
+                g = (item // p.nqb) % p.G
+                qb = item % p.nqb
+                query_block_dq(p, &kern, packs + (kvh - g0) * p.head, lse,
+                               mask, off_m, mask_item, kvh, g, qb,
+                               dq + (kvh * p.G + g) * p.L * p.E, w)
+
+
+cdef void *checked_alloc(size_t nbytes) except NULL:
+    # calloc: padding lanes read by the micro-kernels hold zeros.
+    cdef void *ptr = calloc(nbytes if nbytes > 0 else 1, 1)
+    if ptr == NULL:
+        raise MemoryError(f"scaled_dot_product_attention_grad: cannot "
+                          f"allocate {nbytes} bytes of scratch")
+    return ptr
+
+
+def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
+                   cnp.ndarray o, cnp.ndarray go, cnp.ndarray lse, mask,
+                   cnp.ndarray dq, cnp.ndarray dk, cnp.ndarray dv, dmask,
+                   const int64_t[::1] off_q, const int64_t[::1] off_k,
+                   const int64_t[::1] off_v, const int64_t[::1] off_o,
+                   const int64_t[::1] off_g, const int64_t[::1] off_m,
+                   tuple strides, tuple sizes, int mask_kind, bint causal,
+                   int64_t diag, left, right, double scale, int num_threads):
+    """Gradients of nkv = len(off_k) key/value heads, each with G query
+    heads (sizes = (L, S, E, Ev, G)); validated by the caller.
+
+    strides = (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g,
+    rs_m, cs_m) in elements (g: grad_out); offsets in elements, per query
+    head (q, o, g, m: nkv·G of them, kv head major) or per kv head (k, v).
+    lse: C-contiguous (nkv·G, L).  Outputs, C-contiguous and zeroed:
+    dq (nkv·G, L, E), dk (nkv, S, E), dv (nkv, S, Ev), dmask None or
+    (nkv·G, L, S).  mask: None, uint8 (bool mask) or o's dtype.
+    """
+    cdef Problem p
+    cdef int64_t nkv = off_k.shape[0], itemsize = o.itemsize, group
+    cdef GemmKernel kern
+    p.L, p.S, p.E, p.Ev, p.G = sizes
+    (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
+     p.rs_g, p.cs_g, p.rs_m, p.cs_m) = strides
+    p.vis.L, p.vis.S = p.L, p.S
+    p.vis.causal = causal
+    p.vis.diag = diag
+    p.vis.has_left = left is not None
+    p.vis.has_right = right is not None
+    p.vis.left = left if left is not None else 0
+    p.vis.right = right if right is not None else 0
+    p.mask_kind = mask_kind
+    p.scale = scale
+    if nkv == 0 or p.L == 0 or p.S == 0:
+        return
+    kern = (gemm_kernel_f32(active_isa()) if o.dtype == np.float32
+            else gemm_kernel_f64(active_isa()))
+    p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
+    p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
+    p.nqb = cdiv(p.L, p.bq)
+    p.nkb = cdiv(p.S, p.bk)
+    p.ld = p.bk
+    p.e_pad = cdiv(p.E, kern.nr) * kern.nr
+    p.ev_pad = cdiv(p.Ev, kern.nr) * kern.nr
+    p.qblk = p.bq * (p.E + p.Ev + p.e_pad + p.ev_pad + 1)
+    p.kblk = (p.E + p.Ev) * p.ld + p.bk * p.e_pad
+    p.head = p.G * p.nqb * p.qblk + p.nkb * p.kblk
+
+    cdef int nthreads = <int>max(1, min(num_threads,
+                                        nkv * max(p.nkb, p.G * p.nqb)))
+    # Fused when every thread gets two kv heads or more (same bits).
+    cdef bint fused = nkv >= 2 * nthreads or nthreads == 1
+    if fused:
+        nthreads = <int>min(nthreads, nkv)
+    group = max(1, min(nkv, GROUP_BYTES // max(p.head * itemsize, 1)))
+
+    cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
+    cdef void *packs = NULL
+    cdef int t
+    cdef int64_t tile_elems = p.bq * p.ld + kern.mr
+    if scratch == NULL:
+        raise MemoryError("scaled_dot_product_attention_grad: out of memory")
+    try:
+        for t in range(nthreads):
+            scratch[t].pt = checked_alloc(tile_elems * itemsize)
+            scratch[t].dt = checked_alloc(tile_elems * itemsize)
+            scratch[t].dspack = checked_alloc(p.bq * p.bk * itemsize)
+            scratch[t].dk = checked_alloc(p.bk * p.e_pad * itemsize)
+            scratch[t].dv = checked_alloc(p.bk * p.ev_pad * itemsize)
+            scratch[t].dq = checked_alloc(p.bq * p.e_pad * itemsize)
+            if fused:
+                scratch[t].packs = checked_alloc(p.head * itemsize)
+        if not fused:
+            packs = checked_alloc(group * p.head * itemsize)
+        if o.dtype == np.float32:
+            _run[float](&p, q, k, v, o, go, lse, mask, off_q, off_k, off_v,
+                        off_o, off_g, off_m, dq, dk, dv, dmask, nkv, fused,
+                        group, scratch, <float *>packs, nthreads)
+        else:
+            _run[double](&p, q, k, v, o, go, lse, mask, off_q, off_k, off_v,
+                         off_o, off_g, off_m, dq, dk, dv, dmask, nkv, fused,
+                         group, scratch, <double *>packs, nthreads)
+    finally:
+        for t in range(nthreads):
+            free(scratch[t].pt)
+            free(scratch[t].dt)
+            free(scratch[t].dspack)
+            free(scratch[t].dk)
+            free(scratch[t].dv)
+            free(scratch[t].dq)
+            free(scratch[t].packs)
+        free(scratch)
+        free(packs)
+    return bool(fused)
+
+
+cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
+          cnp.ndarray o, cnp.ndarray go, cnp.ndarray lse, mask,
+          const int64_t[::1] off_q, const int64_t[::1] off_k,
+          const int64_t[::1] off_v, const int64_t[::1] off_o,
+          const int64_t[::1] off_g, const int64_t[::1] off_m,
+          cnp.ndarray dq, cnp.ndarray dk, cnp.ndarray dv, dmask,
+          int64_t nkv, bint fused, int64_t group, Scratch *scratch,
+          floating *packs, int nthreads):
+    cdef const void *mask_ptr = NULL
+    cdef floating *dmask_ptr = NULL
+    if mask is not None:
+        mask_ptr = cnp.PyArray_DATA(mask)
+    if dmask is not None:
+        dmask_ptr = <floating *>cnp.PyArray_DATA(dmask)
+    with nogil:
+        run(p, <const floating *>cnp.PyArray_DATA(q),
+            <const floating *>cnp.PyArray_DATA(k),
+            <const floating *>cnp.PyArray_DATA(v),
+            <const floating *>cnp.PyArray_DATA(o),
+            <const floating *>cnp.PyArray_DATA(go),
+            <const floating *>cnp.PyArray_DATA(lse), mask_ptr, &off_q[0],
+            &off_k[0], &off_v[0], &off_o[0], &off_g[0], &off_m[0],
+            <floating *>cnp.PyArray_DATA(dq), <floating *>cnp.PyArray_DATA(dk),
+            <floating *>cnp.PyArray_DATA(dv), dmask_ptr, nkv, fused, group,
+            scratch, packs, nthreads)

@@ -1,0 +1,89 @@
+# Which keys a query may see: the causal / window rules shared by the
+# forward and backward attention kernels (inline, no module of its own).
+#
+# Key j is visible to query i when, with d = i + diag,
+#     j <= d              (causal)
+#     d - left <= j       (has_left)
+#     j <= d + right      (has_right)
+# and the mask (bool or -inf) does not hide it; the mask is applied to the
+# tiles, these bounds decide which tiles are visited at all.  Every bound is
+# nondecreasing in i, which the tile tests below rely on.
+from libc.stdint cimport int64_t
+
+
+cdef struct Visibility:
+    int64_t L, S
+    bint causal, has_left, has_right
+    int64_t diag, left, right
+
+
+cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
+    return (x + y - 1) // y
+
+
+cdef inline int64_t imin(int64_t x, int64_t y) noexcept nogil:
+    return x if x < y else y
+
+
+cdef inline int64_t imax(int64_t x, int64_t y) noexcept nogil:
+    return x if x > y else y
+
+
+cdef inline int64_t first_visible(const Visibility *v,
+                                  int64_t i) noexcept nogil:
+    """Smallest key index query i may see (may exceed S: none)."""
+    cdef int64_t lo = 0
+    if v.has_left:
+        lo = imax(lo, i + v.diag - v.left)
+    return lo
+
+
+cdef inline int64_t last_visible(const Visibility *v,
+                                 int64_t i) noexcept nogil:
+    """Largest key index query i may see (may be < 0: none)."""
+    cdef int64_t hi = v.S - 1
+    if v.causal:
+        hi = imin(hi, i + v.diag)
+    if v.has_right:
+        hi = imin(hi, i + v.diag + v.right)
+    return hi
+
+
+cdef inline int64_t first_query(const Visibility *v,
+                                int64_t j) noexcept nogil:
+    """Smallest query index that may see key j (last_visible(i) >= j)."""
+    cdef int64_t i = -(1 << 62)
+    if v.causal:
+        i = imax(i, j - v.diag)
+    if v.has_right:
+        i = imax(i, j - v.diag - v.right)
+    return i
+
+
+cdef inline int64_t last_query(const Visibility *v,
+                               int64_t j) noexcept nogil:
+    """Largest query index that may see key j (first_visible(i) <= j)."""
+    if v.has_left:
+        return j - v.diag + v.left
+    return 1 << 62
+
+
+cdef inline bint block_fully_visible(const Visibility *v, int64_t i0,
+                                     int64_t nq, int64_t k0,
+                                     int64_t nk) noexcept nogil:
+    """Every query of i0..i0+nq may see every key of k0..k0+nk (by the
+    bounds, before any mask): the corners decide."""
+    return (first_query(v, k0 + nk - 1) <= i0
+            and last_query(v, k0) >= i0 + nq - 1)
+
+
+cdef inline bint block_any_visible(const Visibility *v, int64_t i0,
+                                   int64_t nq, int64_t k0,
+                                   int64_t nk) noexcept nogil:
+    """Some query of i0..i0+nq may see some key of k0..k0+nk."""
+    cdef int64_t i
+    for i in range(i0, i0 + nq):
+        if (imax(first_visible(v, i), k0)
+                <= imin(last_visible(v, i), k0 + nk - 1)):
+            return True
+    return False
