@@ -125,7 +125,7 @@ def scaled_dot_product_attention_grad(
 
     See Also
     --------
-    scaled_dot_product_attention : the forward, with ``return_lse=True``.
+    scaled_dot_product_attention : The forward, with ``return_lse=True``.
 
     Notes
     -----
