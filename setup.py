@@ -95,7 +95,7 @@ def extensions():
         extra_link_args=omp + san_flags,
     )
     names = ["_cpu", "_layout", "_gemm", "_softmax", "_attention",
-             "_attention_grad"]
+             "_attention_grad", "_topk"]
     exts = [Extension(f"cattn._kernels.{name}",
                       [os.path.join(KERNELS, f"{name}.pyx")], **common)
             for name in names]

@@ -8,6 +8,9 @@ matmul
     ``numpy.matmul`` on a BLIS-style blocked GEMM.
 scaled_dot_product_attention, self_attention, attention_weights
     Fused attention (tiled online softmax) and its weights.
+hard_attention
+    The hard form: each query takes its best key's value (top_k= on
+    scaled_dot_product_attention keeps the k best).
 scaled_dot_product_attention_grad
     Its backward: gradients from the saved output and lse.
 MultiHeadAttention
@@ -19,12 +22,13 @@ from ._version import __version__
 from ._config import show_config
 from .linalg import matmul
 from .special import log_softmax, logsumexp, softmax
-from .attention import (attention_weights, scaled_dot_product_attention,
-                        self_attention)
+from .attention import (attention_weights, hard_attention,
+                        scaled_dot_product_attention, self_attention)
 from .attention_grad import scaled_dot_product_attention_grad
 from .nn import KVCache, MultiHeadAttention, ProjectedMemory
 
 __all__ = ["__version__", "KVCache", "MultiHeadAttention", "ProjectedMemory",
-           "attention_weights", "log_softmax", "logsumexp", "matmul",
-           "scaled_dot_product_attention", "scaled_dot_product_attention_grad",
-           "self_attention", "show_config", "softmax"]
+           "attention_weights", "hard_attention", "log_softmax", "logsumexp",
+           "matmul", "scaled_dot_product_attention",
+           "scaled_dot_product_attention_grad", "self_attention",
+           "show_config", "softmax"]

@@ -90,14 +90,26 @@ def visible(L: int, S: int, is_causal: Causal | None = False,
     return ok
 
 
-def attention_weights(query: ArrayLike, key: ArrayLike,
-                      attn_mask: ArrayLike | None = None,
-                      is_causal: Causal = False, scale: float | None = None,
-                      enable_gqa: bool = False,
-                      window: Window = None) -> tuple[F64, F64]:
-    """softmax(scale·Q·Kᵀ + mask) in float64, GQA by repeating key heads;
-    returns (weights, lse).  A row that sees no key gets weights 0 and lse
-    -inf."""
+def top_k_keep(scores: NDArray[Any], k: int) -> NDArray[np.bool_]:
+    """Which keys each row keeps in top-k attention: its k best candidates
+    (keys scoring above -inf), ranked NaN first, then by larger score, then
+    by lower key index (a stable sort on those three keys)."""
+    s = np.asarray(scores)
+    nan = np.isnan(s)
+    index = np.broadcast_to(np.arange(s.shape[-1]), s.shape)
+    order = np.lexsort((index, -np.where(nan, 0, s), ~nan), axis=-1)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, index, axis=-1)
+    keep: NDArray[np.bool_] = (rank < k) & (nan | (s > -np.inf))
+    return keep
+
+
+def scores(query: ArrayLike, key: ArrayLike,
+           attn_mask: ArrayLike | None = None, is_causal: Causal = False,
+           scale: float | None = None, enable_gqa: bool = False,
+           window: Window = None, top_k: int | None = None) -> F64:
+    """scale·Q·Kᵀ + mask in float64, -inf where hidden (mask, causal,
+    window, outside the top_k), GQA by repeating key heads."""
     q = np.asarray(query, dtype=np.float64)
     k = np.asarray(key, dtype=np.float64)
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
@@ -105,20 +117,35 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     E, L, S = q.shape[-1], q.shape[-2], k.shape[-2]
     if scale is None:
         scale = 1.0 / np.sqrt(E) if E else 1.0
-    scores = scale * np.matmul(q, np.swapaxes(k, -1, -2))
+    s = scale * np.matmul(q, np.swapaxes(k, -1, -2))
     hidden = ~visible(L, S, is_causal, window)
     if attn_mask is not None:
         mask = np.asarray(attn_mask)
         if mask.dtype == bool:
             hidden = hidden | ~mask
         else:
-            scores = scores + mask.astype(np.float64)
-    scores = np.where(hidden, -np.inf, scores)
+            s = s + mask.astype(np.float64)
+    s = np.where(hidden, -np.inf, s)
+    if top_k is not None:
+        s = np.where(top_k_keep(s, top_k), s, -np.inf)
+    return s
+
+
+def attention_weights(query: ArrayLike, key: ArrayLike,
+                      attn_mask: ArrayLike | None = None,
+                      is_causal: Causal = False, scale: float | None = None,
+                      enable_gqa: bool = False, window: Window = None,
+                      top_k: int | None = None) -> tuple[F64, F64]:
+    """softmax(scale·Q·Kᵀ + mask) in float64, GQA by repeating key heads,
+    over only each row's top_k keys if given; returns (weights, lse).  A
+    row that sees no key gets weights 0 and lse -inf."""
+    s = scores(query, key, attn_mask, is_causal, scale, enable_gqa, window,
+               top_k)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        m = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
-        dead = np.isneginf(m) & ~np.isnan(scores).any(axis=-1, keepdims=True)
+        m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)
+        dead = np.isneginf(m) & ~np.isnan(s).any(axis=-1, keepdims=True)
         shift = np.where(dead, 0.0, m)
-        p = np.exp(scores - shift)
+        p = np.exp(s - shift)
         total = p.sum(axis=-1, keepdims=True)
         weights = np.where(dead, 0.0, p / np.where(dead, 1.0, total))
         lse = np.where(dead, -np.inf, shift + np.log(total))[..., 0]
@@ -131,18 +158,45 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
                                  is_causal: Causal = False,
                                  scale: float | None = None,
                                  enable_gqa: bool = False,
-                                 window: Window = None) -> tuple[F64, F64]:
+                                 window: Window = None,
+                                 top_k: int | None = None
+                                 ) -> tuple[F64, F64]:
     """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
-    GQA by repeating key/value heads; returns (out, lse).  A row that sees
-    no key gets out 0 and lse -inf."""
+    GQA by repeating key/value heads, top-k by masking all but the top_k
+    keys of each row; returns (out, lse).  A row that sees no key gets out
+    0 and lse -inf."""
     weights, lse = attention_weights(query, key, attn_mask, is_causal, scale,
-                                     enable_gqa, window)
+                                     enable_gqa, window, top_k)
     q = np.asarray(query)
     v = np.asarray(value, dtype=np.float64)
     if enable_gqa and q.ndim >= 3 and v.shape[-3] != q.shape[-3]:
         v = np.repeat(v, q.shape[-3] // v.shape[-3], axis=-3)
     with np.errstate(invalid="ignore", over="ignore"):
         return np.matmul(weights, v), lse
+
+
+def hard_attention(query: ArrayLike, key: ArrayLike, value: ArrayLike,
+                   attn_mask: ArrayLike | None = None,
+                   is_causal: Causal = False, scale: float | None = None,
+                   enable_gqa: bool = False, window: Window = None
+                   ) -> tuple[F64, NDArray[np.int64]]:
+    """(out, indices): each row's best key by top_k_keep(k=1) on the float64
+    scores, its value row, or zeros and -1 where the row sees no key."""
+    best = scores(query, key, attn_mask, is_causal, scale, enable_gqa,
+                  window, top_k=1)
+    chosen = (best > -np.inf) | np.isnan(best)
+    first = (chosen.argmax(axis=-1) if chosen.shape[-1]
+             else np.zeros(chosen.shape[:-1], np.int64))
+    idx = np.where(chosen.any(axis=-1), first, -1)
+    v = np.asarray(value, dtype=np.float64)
+    q = np.asarray(query)
+    if enable_gqa and q.ndim >= 3 and v.shape[-3] != q.shape[-3]:
+        v = np.repeat(v, q.shape[-3] // v.shape[-3], axis=-3)
+    if v.shape[-2] == 0:
+        return np.zeros(idx.shape + v.shape[-1:]), idx
+    v = np.broadcast_to(v, idx.shape[:-1] + v.shape[-2:])
+    out = np.take_along_axis(v, np.maximum(idx, 0)[..., None], axis=-2)
+    return np.where(idx[..., None] >= 0, out, 0.0), idx
 
 
 def sum_to_shape(x: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:

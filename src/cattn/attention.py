@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _checks, _reference
-from ._kernels import _attention, _layout
+from ._kernels import _attention, _layout, _topk
 from .linalg import matmul
 from .special import softmax
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
@@ -157,12 +157,49 @@ def _mask(attn_mask: ArrayLike, dtype: np.dtype[Any], shape: tuple[int, ...],
     return mask, kind
 
 
+def _top_k(top_k: object, S: int, func: str) -> int:
+    """k for top-k attention, or 0 for full attention (None, or k >= S)."""
+    if top_k is None:
+        return 0
+    if isinstance(top_k, (bool, np.bool_)) or not isinstance(
+            top_k, numbers.Integral):
+        raise TypeError(f"{func}: top_k must be None or an int >= 1, got "
+                        f"{top_k!r}")
+    k = int(top_k)
+    if k < 1:
+        raise ValueError(f"{func}: top_k must be None or an int >= 1, got "
+                         f"{k}")
+    return 0 if k >= S else k
+
+
+def _select(q: FloatArray, k: FloatArray, mask: NDArray[Any] | None,
+            off_q: NDArray[np.int64], off_k: NDArray[np.int64],
+            off_m: NDArray[np.int64], strides: tuple[int, ...],
+            sizes: tuple[int, int, int], kind: int,
+            causal: Alignment | None,
+            window: tuple[int | None, int | None] | None, scale: float,
+            topk: int, nthreads: int
+            ) -> tuple[FloatArray, NDArray[np.int64]]:
+    """Per query row of the walked operands, the score and index of the
+    worst of its top-k keys (index -1: fewer candidates; _topk.pyx)."""
+    L, S, _ = sizes
+    thr = np.empty((off_q.shape[0], L), dtype=q.dtype)
+    idx = np.empty((off_q.shape[0], L), dtype=np.int64)
+    _topk.select_top_k(q, k, mask, thr, idx, off_q, off_k, off_m, strides,
+                       sizes, kind, causal is not None,
+                       S - L if causal == "bottom_right" else 0,
+                       window[0] if window else None,
+                       window[1] if window else None, scale, topk, nthreads)
+    return thr, idx
+
+
 @overload
 def scaled_dot_product_attention(
         query: ArrayLike, key: ArrayLike, value: ArrayLike,
         attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
         scale: float | None = ..., enable_gqa: bool = ...,
-        window: Window = ..., return_lse: Literal[False] = ...,
+        window: Window = ..., top_k: int | None = ...,
+        return_lse: Literal[False] = ...,
         num_threads: Threads = ...,
         out: FloatArray | None = ...) -> FloatArray: ...
 
@@ -172,7 +209,8 @@ def scaled_dot_product_attention(
         query: ArrayLike, key: ArrayLike, value: ArrayLike,
         attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
         scale: float | None = ..., enable_gqa: bool = ...,
-        window: Window = ..., return_lse: Literal[True],
+        window: Window = ..., top_k: int | None = ...,
+        return_lse: Literal[True],
         num_threads: Threads = ...,
         out: FloatArray | None = ...) -> tuple[FloatArray, FloatArray]: ...
 
@@ -181,8 +219,9 @@ def scaled_dot_product_attention(
         query: ArrayLike, key: ArrayLike, value: ArrayLike,
         attn_mask: ArrayLike | None = None, *, is_causal: Causal = False,
         scale: float | None = None, enable_gqa: bool = False,
-        window: Window = None, return_lse: bool = False,
-        num_threads: Threads = None, out: FloatArray | None = None,
+        window: Window = None, top_k: int | None = None,
+        return_lse: bool = False, num_threads: Threads = None,
+        out: FloatArray | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -224,6 +263,13 @@ def scaled_dot_product_attention(
         ``is_causal="bottom_right"``.  None leaves a side unbounded;
         ``(w, 0)`` with causal attention is sliding-window attention [5]_.
         Blocks outside the window are skipped, not computed.
+    top_k : int, optional
+        Top-k attention: each query's softmax runs over only its k
+        highest-scoring visible keys (ties go to the lower key index; NaN
+        ranks highest), exactly and without an L x S matrix: a first pass
+        selects, the fused kernel then hides the rest.  ``top_k=1`` gives
+        :func:`hard_attention`'s output; ``top_k >= S`` (or None) is full
+        attention.
     return_lse : bool, optional
         Also return the log-sum-exp of each row's scaled, masked scores.
     num_threads : int, optional
@@ -310,6 +356,7 @@ def scaled_dot_product_attention(
     window = _window(window, func)
     L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     scale = _scale(scale, E, func)
+    topk = _top_k(top_k, S, func)
     out_shape = batch + (L, Ev)
     if attn_mask is not None:
         mask, kind = _mask(attn_mask, dtype, batch + (L, S), func)
@@ -352,6 +399,13 @@ def scaled_dot_product_attention(
         # tiles.  Chosen from shapes and layouts, never from the threads.
         decode = L <= _attention.DECODE_MAX_L and (E <= 1 or (
             cs_q == 1 and cs_k == 1)) and (Ev <= 1 or cs_v == 1)
+        thr = thr_idx = None
+        if topk:   # select first; the tiled kernel recomputes equal scores
+            decode = False
+            thr, thr_idx = _select(q, k, mask, off_q, off_k, off_m,
+                                   (rs_q, cs_q, rs_k, cs_k, rs_m, cs_m),
+                                   (L, S, E), kind, causal, window, scale,
+                                   topk, nthreads)
         _attention.attention(
             q, k, v, mask, o,
             lse.reshape(-1, L) if lse is not None else None,
@@ -360,7 +414,7 @@ def scaled_dot_product_attention(
             (L, S, E, Ev), kind, causal is not None,
             S - L if causal == "bottom_right" else 0,
             window[0] if window else None, window[1] if window else None,
-            scale, decode, nthreads)
+            scale, decode, nthreads, thr, thr_idx)
     if out is not None and result is not out:
         out[...] = result
         result = out
@@ -528,3 +582,163 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     weights[dead] = 0
     return weights
 
+
+
+@overload
+def hard_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
+        scale: float | None = ..., enable_gqa: bool = ...,
+        window: Window = ..., return_indices: Literal[False] = ...,
+        num_threads: Threads = ...,
+        out: FloatArray | None = ...) -> FloatArray: ...
+
+
+@overload
+def hard_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
+        scale: float | None = ..., enable_gqa: bool = ...,
+        window: Window = ..., return_indices: Literal[True],
+        num_threads: Threads = ..., out: FloatArray | None = ...
+) -> tuple[FloatArray, NDArray[np.int64]]: ...
+
+
+def hard_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        attn_mask: ArrayLike | None = None, *, is_causal: Causal = False,
+        scale: float | None = None, enable_gqa: bool = False,
+        window: Window = None, return_indices: bool = False,
+        num_threads: Threads = None, out: FloatArray | None = None,
+) -> FloatArray | tuple[FloatArray, NDArray[np.int64]]:
+    """Hard attention: each query takes the value of its best-matching key.
+
+    The dictionary lookup in its hard form: where
+    :func:`scaled_dot_product_attention` averages the values with softmax
+    weights, this returns, for each query row, the value row of the visible
+    key with the highest score ``scale · q·k + mask`` (an argmax instead of
+    a softmax).
+
+    Parameters
+    ----------
+    query : array_like, shape (..., L, E)
+        Queries, float32 or float64.
+    key : array_like, shape (..., S, E)
+        Keys.
+    value : array_like, shape (..., S, Ev)
+        Values; leading dimensions of the three broadcast.
+    attn_mask : array_like, optional
+        Bool (True = may attend) or float (added to the scaled scores),
+        broadcastable to (..., L, S), as in
+        :func:`scaled_dot_product_attention`.
+    is_causal : bool or {"top_left", "bottom_right"}, optional
+        As in :func:`scaled_dot_product_attention`.
+    scale : float, optional
+        Default ``1 / sqrt(E)``.  Only its sign and the float mask make it
+        matter: a positive scale does not change which key is best.
+    enable_gqa : bool, optional
+        Grouped-query attention, as in :func:`scaled_dot_product_attention`.
+    window : (int or None, int or None), optional
+        Local attention window, as in :func:`scaled_dot_product_attention`.
+    return_indices : bool, optional
+        Also return the index of the chosen key of each query row.
+    num_threads : int, optional
+        Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
+        threadpoolctl limit, or one per core).  The result does not depend
+        on it.
+    out : ndarray, optional
+        Array of shape (..., L, Ev) and the result's dtype to write to.
+
+    Returns
+    -------
+    out : ndarray, shape (..., L, Ev)
+        The chosen value rows; zeros for a query that sees no key.
+    indices : ndarray of int64, shape (..., L)
+        Only with ``return_indices=True``: the chosen key of each query
+        row, or -1 where it sees none.
+
+    Raises
+    ------
+    TypeError
+        As :func:`scaled_dot_product_attention`.
+    ValueError
+        As :func:`scaled_dot_product_attention`.
+
+    See Also
+    --------
+    scaled_dot_product_attention : The soft form; ``top_k=1`` gives the
+        same output.
+
+    Notes
+    -----
+    Ties go to the lowest key index; a NaN score ranks above every number
+    (as :func:`numpy.argmax`); a key whose score is -inf counts as hidden.
+    The scores are computed tile by tile with the same products as
+    :func:`scaled_dot_product_attention`, so ``top_k=1`` there picks the
+    same key; memory is O(L + S) per head, no L x S matrix.  Each query
+    block is one work item, so the result does not depend on
+    `num_threads`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cattn
+    >>> keys = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    >>> values = np.array([[10.0], [20.0], [30.0]])
+    >>> query = np.array([[0.9, 0.1], [0.0, 1.0], [0.6, 0.6]])
+    >>> out, idx = cattn.hard_attention(query, keys, values,
+    ...                                 return_indices=True)
+    >>> idx
+    array([0, 1, 2])
+    >>> out[:, 0]
+    array([10., 20., 30.])
+    >>> cattn.hard_attention(query, keys, values, is_causal=True)[:, 0]
+    array([10., 20., 30.])
+    """
+    func = "hard_attention"
+    (q, k, v), dtype, batch, group = _operands(
+        func, ("query", "key", "value"), (query, key, value), enable_gqa)
+    nthreads = _checks.resolve_threads(num_threads, func)
+    causal = _causal(is_causal, func)
+    bounds = _window(window, func)
+    L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    scale_f = _scale(scale, E, func)
+    mask: NDArray[Any] | None = None
+    kind: int = _attention.MaskKind.MASK_NONE
+    if attn_mask is not None:
+        mask, kind = _mask(attn_mask, dtype, batch + (L, S), func)
+    if out is not None:
+        _checks.check_out(out, batch + (L, Ev), dtype, func, [])
+    if group > 1:
+        q, k, v = _split_heads(q, group), _expand_kv(k), _expand_kv(v)
+        if mask is not None:
+            mask = _split_heads(mask, group)
+    items = batch[:-1] + (batch[-1] // group, group) if group > 1 else batch
+    idx = np.full(items + (L,), -1, dtype=np.int64)
+    if idx.size and S:
+        q, rs_q, cs_q, off_q = _layout.operand(q, items)
+        k, rs_k, cs_k, off_k = _layout.operand(k, items)
+        if mask is not None:
+            mask, rs_m, cs_m, off_m = _layout.operand(mask, items)
+            if kind == _attention.MaskKind.MASK_BOOL:
+                mask = mask.view(np.uint8)
+        else:
+            rs_m, cs_m, off_m = 0, 0, np.zeros(off_q.shape[0], np.int64)
+        _, rows = _select(q, k, mask, off_q, off_k, off_m,
+                          (rs_q, cs_q, rs_k, cs_k, rs_m, cs_m), (L, S, E),
+                          kind, causal, bounds, scale_f, 1, nthreads)
+        idx = rows.reshape(idx.shape)
+    # Gather the chosen value rows (a view of v broadcast over the items).
+    values = np.broadcast_to(v, items + (S, Ev)) if S else np.zeros(
+        items + (1, Ev), dtype)
+    chosen = np.take_along_axis(values, np.maximum(idx, 0)[..., np.newaxis],
+                                axis=-2)
+    chosen[idx < 0] = 0
+    result = chosen.reshape(batch + (L, Ev))
+    indices = idx.reshape(batch + (L,))
+    if out is not None:
+        out[...] = result
+        result = out
+    if return_indices:
+        return result, indices
+    return result

@@ -49,7 +49,7 @@ from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (Visibility, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
-                           last_query, last_visible)
+                           last_query, last_visible, ranks_above)
 
 cnp.import_array()
 
@@ -124,6 +124,10 @@ cdef struct Problem:
     # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
     # E; V as NR-column panels per key block.
     int64_t s_pad, ev_pad, kpack_size, vpack_size
+    # Top-k attention (else NULL): per (batch·head, query) row, the score
+    # and index of the worst kept key (_topk.pyx); index -1 keeps all.
+    const void *thr
+    const int64_t *thr_idx
 
 
 cdef struct Scratch:
@@ -154,10 +158,14 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
 
 
 cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
-                    int64_t k0, int64_t nk, const void *mask) noexcept nogil:
+                    int64_t k0, int64_t nk, const void *mask,
+                    const floating *thr,
+                    const int64_t *thr_idx) noexcept nogil:
     """Add the float mask, or hide (-inf) what the bool mask, causal or the
-    window hide, in the transposed tile of keys k0.. x queries i0.."""
-    cdef int64_t j, q, lo, hi
+    window hide, in the transposed tile of keys k0.. x queries i0..; with
+    top-k (thr_idx not NULL, this head's rows) also every key outside the
+    query's top k."""
+    cdef int64_t j, q, lo, hi, ti
     cdef floating *row
     cdef const floating *fm
     cdef const uint8_t *bm
@@ -178,6 +186,14 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
             row[q] = -INFINITY
         for q in range(imax(hi + 1, 0), nq):
             row[q] = -INFINITY
+        if thr_idx != NULL:
+            for q in range(nq):
+                ti = thr_idx[i0 + q]
+                if ti < 0 or row[q] > thr[i0 + q]:
+                    continue                # kept (or the row keeps all)
+                if row[q] < thr[i0 + q] or (k0 + j != ti and not ranks_above(
+                        row[q], k0 + j, thr[i0 + q], ti)):
+                    row[q] = -INFINITY
 
 
 cdef inline bint online_softmax(int64_t nk, int64_t nq, int64_t nq_pad,
@@ -204,6 +220,7 @@ cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
 cdef void attend_block(const Problem *p, const GemmKernel *kern,
                        const floating *q, const floating *kpack,
                        const floating *vpack, const void *mask,
+                       const floating *thr, const int64_t *thr_idx,
                        int64_t qb, int64_t chunk, Scratch *w) noexcept nogil:
     """Online-softmax attention of query block qb over key chunk `chunk`;
     leaves (m, l, acc) for its rows in w."""
@@ -264,9 +281,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                                  imin(mr, j1 - k0 - r * mr),
                                  imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
-        if p.mask_kind != MASK_NONE or not block_fully_visible(
-                &p.vis, i0, nq, j0, nj):
-            mask_tile(p, st_j, i0, nq, j0, nj, mask)
+        if (p.mask_kind != MASK_NONE or thr_idx != NULL
+                or not block_fully_visible(&p.vis, i0, nq, j0, nj)):
+            mask_tile(p, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         if online_softmax(nj, nq, bq, st_j, bq, w, alpha):
@@ -470,7 +487,11 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                     if p.mask_kind != MASK_NONE:
                         mask_bh = <const char *>mask + off_m[bh] * mask_item
                     attend_block(p, &kern, q + off_q[bh], kv, kv + p.kpack_size,
-                                 mask_bh, qb, ch, w)
+                                 mask_bh,
+                                 <const floating *>p.thr + bh * p.L
+                                 if p.thr_idx != NULL else NULL,
+                                 p.thr_idx + bh * p.L
+                                 if p.thr_idx != NULL else NULL, qb, ch, w)
                     if p.nchunks == 1:
                         write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
                                    lse + bh * p.L + qb * p.bq
@@ -507,11 +528,14 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
               const int64_t[::1] off_m, const int64_t[::1] off_o,
               tuple strides, tuple sizes, int mask_kind, bint causal,
               int64_t diag, left, right, double scale, bint decode,
-              int num_threads):
+              int num_threads, thr=None, thr_idx=None):
     """Run the fused kernel over nbh = len(off_o) batch·head items.
 
     decode selects the row path (L <= DECODE_MAX_L and unit inner strides
-    of q, k and v, decided by the caller from the shapes alone).
+    of q, k and v, decided by the caller from the shapes alone).  thr and
+    thr_idx (top-k attention, from _topk.select_top_k on the same inputs;
+    C-contiguous (nbh, L)) keep only each row's top-k keys; not with
+    decode, whose scores are not the GEMM's bits.
 
     sizes = (L, S, E, Ev); strides = (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v,
     rs_o, cs_o, rs_m, cs_m) in elements; offsets in elements of each array;
@@ -535,6 +559,13 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     p.vis.left = left if left is not None else 0
     p.vis.right = right if right is not None else 0
     p.scale = scale
+    p.thr = NULL
+    p.thr_idx = NULL
+    if thr_idx is not None:
+        if decode:
+            raise ValueError("top-k attention needs the tiled path")
+        p.thr = cnp.PyArray_DATA(thr)
+        p.thr_idx = <const int64_t *>cnp.PyArray_DATA(thr_idx)
     if nbh == 0 or p.L == 0:
         return
     if o.dtype == np.float32:

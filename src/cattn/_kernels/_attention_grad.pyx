@@ -49,9 +49,10 @@ from ._cpu cimport active_isa
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
                      gemm_kernel_f64, pack_a, pack_b)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
-from ._visibility cimport (Visibility, block_any_visible, block_fully_visible,
-                           cdiv, first_query, first_visible, imax, imin,
-                           last_query, last_visible)
+from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
+                           block_any_visible, block_fully_visible, cdiv,
+                           first_query, first_visible, imax, imin, last_query,
+                           last_visible, mask_rows)
 
 cnp.import_array()
 
@@ -64,13 +65,6 @@ cdef int64_t BQ_TARGET = 64
 cdef int64_t BK_TARGET = 128
 # Packed operands of one group of heads (split schedule) stay under this.
 cdef int64_t GROUP_BYTES = 64 << 20
-
-# Mask kinds, as in _attention.MaskKind.
-cdef enum:
-    MASK_NONE = 0
-    MASK_BOOL = 1
-    MASK_ADD = 2
-
 
 cdef struct Problem:
     Visibility vis
@@ -204,33 +198,6 @@ cdef inline void exp_shifted(int64_t n, floating *x,
         cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
-cdef void mask_rows(const Problem *p, floating *pt, int64_t i0, int64_t nq,
-                    int64_t k0, int64_t nk, const void *mask) noexcept nogil:
-    """Add the float mask, or hide (-inf) what the bool mask, causal or the
-    window hide, in the tile of queries i0.. x keys k0.. (row stride ld)."""
-    cdef int64_t r, j, lo, hi
-    cdef floating *row
-    cdef const floating *fm
-    cdef const uint8_t *bm
-    for r in range(nq):
-        row = pt + r * p.ld
-        if p.mask_kind == MASK_ADD:
-            fm = <const floating *>mask + (i0 + r) * p.rs_m + k0 * p.cs_m
-            for j in range(nk):
-                row[j] = row[j] + fm[j * p.cs_m]
-        elif p.mask_kind == MASK_BOOL:
-            bm = <const uint8_t *>mask + (i0 + r) * p.rs_m + k0 * p.cs_m
-            for j in range(nk):
-                if not bm[j * p.cs_m]:
-                    row[j] = -INFINITY
-        lo = imin(imax(first_visible(&p.vis, i0 + r) - k0, 0), nk)
-        hi = imax(imin(last_visible(&p.vis, i0 + r) - k0 + 1, nk), 0)
-        for j in range(lo):
-            row[j] = -INFINITY
-        for j in range(hi, nk):
-            row[j] = -INFINITY
-
-
 cdef void tile(const Problem *p, const GemmKernel *kern,
                const floating *qpack, const floating *kpack,
                const floating *lse, const void *mask, int64_t i0, int64_t nq,
@@ -276,7 +243,8 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
                              <floating>1, 0 if t == 0 else 1)
     if p.mask_kind != MASK_NONE or not block_fully_visible(&p.vis, i0, nq,
                                                            k0, nk):
-        mask_rows(p, pt, i0, nq, k0, nk, mask)
+        mask_rows(&p.vis, p.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
+                  k0, nk)
 
     # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
     # forward (lse = -inf) has P = 0, so no gradient.

@@ -1,5 +1,5 @@
-# Which keys a query may see: the causal / window rules shared by the
-# forward and backward attention kernels (inline, no module of its own).
+# Which keys a query may see: the causal / window rules and the mask, shared
+# by the attention kernels (forward, backward, top-k; inline, no module).
 #
 # Key j is visible to query i when, with d = i + diag,
 #     j <= d              (causal)
@@ -8,7 +8,10 @@
 # and the mask (bool or -inf) does not hide it; the mask is applied to the
 # tiles, these bounds decide which tiles are visited at all.  Every bound is
 # nondecreasing in i, which the tile tests below rely on.
-from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t, uint8_t
+
+from ._gemm cimport floating
 
 
 cdef struct Visibility:
@@ -87,3 +90,53 @@ cdef inline bint block_any_visible(const Visibility *v, int64_t i0,
                 <= imin(last_visible(v, i), k0 + nk - 1)):
             return True
     return False
+
+
+# Mask kinds (as _attention.MaskKind).
+cdef enum:
+    MASK_NONE = 0
+    MASK_BOOL = 1
+    MASK_ADD = 2
+
+
+cdef inline void mask_rows(const Visibility *v, int mask_kind,
+                           const void *mask, int64_t rs_m, int64_t cs_m,
+                           floating *tile, int64_t ld, int64_t i0,
+                           int64_t nq, int64_t k0,
+                           int64_t nk) noexcept nogil:
+    """In a tile of queries i0..i0+nq (rows, stride ld) x keys k0..k0+nk:
+    add the float mask, or hide (-inf) what the bool mask, causal or the
+    window hide.  `mask` points at this head's (L, S) mask."""
+    cdef int64_t r, j, lo, hi
+    cdef floating *row
+    cdef const floating *fm
+    cdef const uint8_t *bm
+    for r in range(nq):
+        row = tile + r * ld
+        if mask_kind == MASK_ADD:
+            fm = <const floating *>mask + (i0 + r) * rs_m + k0 * cs_m
+            for j in range(nk):
+                row[j] = row[j] + fm[j * cs_m]
+        elif mask_kind == MASK_BOOL:
+            bm = <const uint8_t *>mask + (i0 + r) * rs_m + k0 * cs_m
+            for j in range(nk):
+                if not bm[j * cs_m]:
+                    row[j] = -INFINITY
+        lo = imin(imax(first_visible(v, i0 + r) - k0, 0), nk)
+        hi = imax(imin(last_visible(v, i0 + r) - k0 + 1, nk), 0)
+        for j in range(lo):
+            row[j] = -INFINITY
+        for j in range(hi, nk):
+            row[j] = -INFINITY
+
+
+cdef inline bint ranks_above(floating a, int64_t ja, floating b,
+                             int64_t jb) noexcept nogil:
+    """Score a of key ja ranks above score b of key jb in top-k selection:
+    NaN above everything (as numpy.argmax), then larger scores, then, for
+    equal scores, the lower key index."""
+    if a != a:
+        return b == b or ja < jb
+    if b != b:
+        return False
+    return a > b or (a == b and ja < jb)
