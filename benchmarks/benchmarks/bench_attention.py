@@ -187,3 +187,65 @@ class SeqLenSweep:
         return results[L, impl]
 
     track_gflops.unit = "GFLOP/s"
+
+
+class SDPAGrad:
+    """The backward: scaled_dot_product_attention_grad, float32, and
+    time(torch autograd backward) / time(cattn) measured interleaved."""
+    params = [["self", "causal", "gqa"]]
+    param_names = ["case"]
+
+    def setup(self, case):
+        self.q, self.k, self.v, self.kw = inputs(case, "float32")
+        self.out, self.lse = cattn.scaled_dot_product_attention(
+            self.q, self.k, self.v, return_lse=True, **self.kw)
+        self.g = normal(self.out.shape, "float32")
+
+    def run(self):
+        return cattn.scaled_dot_product_attention_grad(
+            self.g, self.q, self.k, self.v, self.out, self.lse, **self.kw)
+
+    def time_grad(self, case):
+        self.run()
+
+    def peakmem_grad(self, case):
+        self.run()
+
+    def track_ratio_torch(self, case):
+        torch = torch_or_skip()
+        tq, tk, tv = (torch.from_numpy(x).requires_grad_()
+                      for x in (self.q, self.k, self.v))
+        out = torch.nn.functional.scaled_dot_product_attention(
+            tq, tk, tv, **self.kw)
+        g = torch.from_numpy(self.g)
+
+        def torch_backward():
+            tq.grad = tk.grad = tv.grad = None
+            out.backward(g, retain_graph=True)
+        return ratio(torch_backward, self.run)
+
+    track_ratio_torch.unit = "time(torch)/time(cattn)"
+
+
+class TopK:
+    """hard_attention and top-k attention against full attention."""
+    params = [["hard", "top_k=32"]]
+    param_names = ["kind"]
+
+    def setup(self, kind):
+        self.q, self.k, self.v, _ = inputs("self", "float32")
+
+    def run(self, kind):
+        if kind == "hard":
+            return cattn.hard_attention(self.q, self.k, self.v)
+        return cattn.scaled_dot_product_attention(self.q, self.k, self.v,
+                                                  top_k=32)
+
+    def time_select(self, kind):
+        self.run(kind)
+
+    def track_ratio_full(self, kind):
+        return ratio(lambda: cattn.scaled_dot_product_attention(
+            self.q, self.k, self.v), lambda: self.run(kind))
+
+    track_ratio_full.unit = "time(full attention)/time(cattn)"
