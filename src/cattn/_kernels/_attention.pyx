@@ -49,7 +49,8 @@ from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (Visibility, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
-                           last_query, last_visible, ranks_above)
+                           last_query, last_visible, ranks_above,
+                           set_visibility)
 
 cnp.import_array()
 
@@ -551,13 +552,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
      p.rs_m, p.cs_m) = strides
     p.mask_kind = mask_kind
-    p.vis.L, p.vis.S = p.L, p.S
-    p.vis.causal = causal
-    p.vis.diag = diag
-    p.vis.has_left = left is not None
-    p.vis.has_right = right is not None
-    p.vis.left = left if left is not None else 0
-    p.vis.right = right if right is not None else 0
+    set_visibility(&p.vis, p.L, p.S, causal, diag, left, right)
     p.scale = scale
     p.thr = NULL
     p.thr_idx = NULL

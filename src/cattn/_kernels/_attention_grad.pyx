@@ -52,7 +52,7 @@ from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin, last_query,
-                           last_visible, mask_rows)
+                           last_visible, mask_rows, set_visibility)
 
 cnp.import_array()
 
@@ -486,13 +486,7 @@ def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
     p.L, p.S, p.E, p.Ev, p.G = sizes
     (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
      p.rs_g, p.cs_g, p.rs_m, p.cs_m) = strides
-    p.vis.L, p.vis.S = p.L, p.S
-    p.vis.causal = causal
-    p.vis.diag = diag
-    p.vis.has_left = left is not None
-    p.vis.has_right = right is not None
-    p.vis.left = left if left is not None else 0
-    p.vis.right = right if right is not None else 0
+    set_visibility(&p.vis, p.L, p.S, causal, diag, left, right)
     p.mask_kind = mask_kind
     p.scale = scale
     if nkv == 0 or p.L == 0 or p.S == 0:

@@ -34,7 +34,7 @@ from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_visible, imax, imin, last_visible, mask_rows,
-                           ranks_above)
+                           ranks_above, set_visibility)
 
 cnp.import_array()
 
@@ -239,13 +239,7 @@ def select_top_k(cnp.ndarray q, cnp.ndarray k, mask, cnp.ndarray thr,
     cdef GemmKernel kern
     p.L, p.S, p.E = sizes
     p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_m, p.cs_m = strides
-    p.vis.L, p.vis.S = p.L, p.S
-    p.vis.causal = causal
-    p.vis.diag = diag
-    p.vis.has_left = left is not None
-    p.vis.has_right = right is not None
-    p.vis.left = left if left is not None else 0
-    p.vis.right = right if right is not None else 0
+    set_visibility(&p.vis, p.L, p.S, causal, diag, left, right)
     p.mask_kind = mask_kind
     p.scale = scale
     p.topk = topk

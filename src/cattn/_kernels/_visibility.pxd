@@ -20,6 +20,19 @@ cdef struct Visibility:
     int64_t diag, left, right
 
 
+cdef inline void set_visibility(Visibility *v, int64_t L, int64_t S,
+                               bint causal, int64_t diag, left,
+                               right) except *:
+    """Fill v from the drivers' arguments (left/right: None = unbounded)."""
+    v.L, v.S = L, S
+    v.causal = causal
+    v.diag = diag
+    v.has_left = left is not None
+    v.has_right = right is not None
+    v.left = left if left is not None else 0
+    v.right = right if right is not None else 0
+
+
 cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
     return (x + y - 1) // y
 
