@@ -23,7 +23,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_data"]
 
 autosummary_generate = True
 numpydoc_show_class_members = False

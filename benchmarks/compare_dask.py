@@ -1,0 +1,99 @@
+"""What cattn.dask costs over calling cattn directly, on this machine.
+
+    python benchmarks/compare_dask.py           (needs pip install ".[dask]")
+    python benchmarks/compare_dask.py --write-docs   # also docs/_data/...
+
+For a few float32 self-attention sizes: the direct call (all cores in one
+kernel call) against cattn.dask with the local threaded scheduler and with
+a dask.distributed LocalCluster on loopback (2 worker processes x 1
+thread, each task one OpenMP thread), with the query chunked along the
+batch and the keys into chunks of `key_chunk`.  The Dask side includes
+building the graph and gathering the result; the inputs are NumPy arrays
+wrapped with da.from_array (the cluster case ships them to the workers
+once per run).  Ratios are time(Dask) / time(direct): the overhead.
+"""
+import datetime
+import os
+import sys
+import time
+
+import numpy as np
+
+import cattn
+
+# (B, H, L=S, E, query batch chunk, key chunk)
+SIZES = [(8, 8, 256, 64, 2, 256), (4, 8, 1024, 64, 1, 512),
+         (1, 8, 4096, 64, 1, 1024)]
+
+
+def best(fn, repeat=3):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main():
+    import dask.array as da
+    import distributed
+
+    import cattn.dask as cd
+    print(f"cattn {cattn.__version__}, dask {__import__('dask').__version__}"
+          f", distributed {distributed.__version__}")
+    print(f"{'case':<40} {'direct':>9} {'threads':>9} {'cluster':>9} "
+          f"{'ratio thr':>10} {'ratio clu':>10}")
+    rows = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                  processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        for B, H, L, E, bc, kc in SIZES:
+            x = np.random.default_rng(0).standard_normal(
+                (B, H, L, E), dtype=np.float32)
+            q = da.from_array(x, chunks=(bc, H, L, E))
+            kv = da.from_array(x, chunks=(bc, H, kc, E))
+
+            def lazy():
+                return cd.scaled_dot_product_attention(q, kv, kv)
+
+            t_direct = best(lambda: cattn.scaled_dot_product_attention(
+                x, x, x))
+            t_threads = best(lambda: lazy().compute(scheduler="threads"))
+            t_cluster = best(lambda: client.compute(lazy()).result())
+            case = (f"B{B} H{H} L=S={L} E{E}, chunks b{bc} k{kc} "
+                    f"({B // bc * (L // kc)} pair tasks)")
+            print(f"{case:<40} {t_direct * 1e3:>7.1f}ms "
+                  f"{t_threads * 1e3:>7.1f}ms {t_cluster * 1e3:>7.1f}ms "
+                  f"{t_threads / t_direct:>10.2f} "
+                  f"{t_cluster / t_direct:>10.2f}", flush=True)
+            rows.append((f"B{B} H{H} L=S={L} E{E}", f"{bc} x {kc}",
+                         f"{t_direct * 1e3:.1f}", f"{t_threads * 1e3:.1f}",
+                         f"{t_cluster * 1e3:.1f}",
+                         f"{t_threads / t_direct:.2f}",
+                         f"{t_cluster / t_direct:.2f}"))
+    if "--write-docs" in sys.argv:
+        write_docs(rows)
+
+
+def write_docs(rows):
+    """docs/_data/dask_overhead.rst: the table the Dask page includes."""
+    head = ("size", "chunks (batch x keys)", "direct ms", "threads ms",
+            "cluster ms", "threads / direct", "cluster / direct")
+    lines = [f".. list-table:: measured {datetime.date.today()}, "
+             f"{os.cpu_count()} cores",
+             "   :header-rows: 1", ""]
+    for row in (head,) + tuple(rows):
+        lines.append("   * - " + row[0])
+        lines += [f"     - {cell}" for cell in row[1:]]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "docs", "_data", "dask_overhead.rst")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote", os.path.normpath(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,509 @@
+"""Attention on Dask arrays: each chunk runs cattn's OpenMP kernels on a
+worker, and key chunks are merged exactly with the log-sum-exp rule.
+
+    pip install "cattn[dask]"
+
+The graph, for queries chunked along the batch, head and query dimensions
+and keys/values chunked along the key dimension: one task per (query chunk,
+key chunk) computes ``(out, lse)`` of that pair with
+:func:`cattn.scaled_dot_product_attention` (``return_lse=True``), and the
+key chunks of a query chunk are merged pairwise, in key order, by
+
+    lse = logaddexp(lse_a, lse_b)
+    out = exp(lse_a - lse) · out_a + exp(lse_b - lse) · out_b
+
+which is exact: softmax over all keys equals this merge of softmaxes over
+key chunks, up to rounding.  Causal masks and windows are applied with the
+global positions of each chunk, and pairs no query of the chunk can see
+cost no kernel call.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import dask.array as da
+except ImportError as err:  # pragma: no cover - the optional extra
+    raise ImportError("cattn.dask needs Dask: pip install \"cattn[dask]\" "
+                      "(or pip install \"dask[array]\")") from err
+
+from . import _checks
+from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
+from .attention import _causal, _scale, _window
+from .attention import scaled_dot_product_attention as _sdpa
+from .linalg import matmul
+from .nn import MultiHeadAttention
+
+__all__ = ["scaled_dot_product_attention", "self_attention",
+           "multi_head_attention"]
+
+_FUNC = "cattn.dask.scaled_dot_product_attention"
+_LETTERS = "abcdefghijk"
+
+
+def _task_threads(num_threads: int | None) -> int | None:
+    """OpenMP threads of one task: `num_threads` if given; in a
+    dask.distributed worker the OpenMP default (its nanny sets
+    OMP_NUM_THREADS, 1 unless configured); in the local threaded
+    scheduler, whose pool already has a thread per core, 1."""
+    if num_threads is not None:
+        return num_threads
+    try:
+        from distributed import get_worker
+        get_worker()
+        return None
+    except (ImportError, ValueError):
+        pass
+    return 1 if threading.current_thread() is not threading.main_thread() \
+        else None
+
+
+def _visible(qpos: FloatArray, kpos: FloatArray, L: int, S: int,
+             causal: str | None,
+             window: tuple[int | None, int | None] | None) -> Any:
+    """(Lc, Sc) bool: may query qpos[i] see key kpos[j] (global positions),
+    or None when every pair may."""
+    if causal is None and window is None:
+        return None
+    i = qpos[:, np.newaxis]
+    j = kpos[np.newaxis, :]
+    d = i + (S - L if causal == "bottom_right" else 0)
+    ok = np.ones((qpos.size, kpos.size), dtype=bool)
+    if causal is not None:
+        ok &= j <= d
+    if window is not None:
+        if window[0] is not None:
+            ok &= j >= d - window[0]
+        if window[1] is not None:
+            ok &= j <= d + window[1]
+    return ok
+
+
+def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *mask: Any,
+          L: int, S: int, causal: str | None,
+          window: tuple[int | None, int | None] | None, scale: float,
+          num_threads: int | None) -> Any:
+    """One task: [out | lse] of a query chunk against a key chunk, the lse
+    in an extra last column."""
+    shape = q.shape[:-1] + (v.shape[-1] + 1,)
+    vis = _visible(qpos, kpos, L, S, causal, window)
+    m = mask[0] if mask else None
+    if vis is not None:
+        if not vis.any():                       # nothing visible: skip
+            res = np.zeros(shape, dtype=q.dtype)
+            res[..., -1] = -np.inf
+            return res
+        if not vis.all():
+            if m is None:
+                m = vis
+            elif m.dtype == np.bool_:
+                m = m & vis
+            else:
+                m = np.where(vis, m, m.dtype.type(-np.inf))
+    out, lse = _sdpa(q, k, v, m, scale=scale, return_lse=True,
+                     num_threads=_task_threads(num_threads))
+    res = np.empty(shape, dtype=out.dtype)
+    res[..., :-1] = out
+    res[..., -1] = lse
+    return res
+
+
+def _merge(a: Any, b: Any) -> Any:
+    """Two [out | lse] partials over disjoint key sets -> the partial over
+    both: the log-sum-exp rule, exact up to rounding.  A side that saw no
+    key (lse = -inf) weighs 0; NaN propagates."""
+    la, lb = a[..., -1:], b[..., -1:]
+    m = np.maximum(la, lb)
+    shift = np.where(np.isneginf(m), 0, m)
+    wa, wb = np.exp(la - shift), np.exp(lb - shift)
+    total = wa + wb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(total == 0, 0, 1 / total)    # (..., L, 1): cheap
+        lse = np.where(total == 0, -np.inf, shift + np.log(total))
+    # Two passes over the outputs; a NaN weight (NaN lse) stays NaN.
+    res = np.empty_like(a)
+    np.multiply(a[..., :-1], wa * inv, out=res[..., :-1])
+    res[..., :-1] += b[..., :-1] * (wb * inv)
+    res[..., -1:] = lse
+    return res
+
+
+def _as_dask(x: ArrayLike | da.Array, name: str) -> da.Array:
+    arr = x if isinstance(x, da.Array) else da.asarray(np.asarray(x))
+    if arr.dtype not in _checks.SUPPORTED_DTYPES and not (
+            name == "attn_mask" and arr.dtype == np.bool_):
+        want = "bool or float32/float64" if name == "attn_mask" else \
+            "float32 or float64"
+        raise TypeError(f"{_FUNC}: {name} has dtype {arr.dtype}; expected "
+                        f"{want}")
+    return arr
+
+
+def _fit(x: da.Array, shape: tuple[int, ...],
+         chunks: Sequence[tuple[int, ...]]) -> da.Array:
+    """`x` broadcast to `shape` with `chunks` (lazy)."""
+    return da.broadcast_to(x, shape).rechunk(tuple(chunks))
+
+
+def scaled_dot_product_attention(
+        query: ArrayLike | da.Array, key: ArrayLike | da.Array,
+        value: ArrayLike | da.Array,
+        attn_mask: ArrayLike | da.Array | None = None, *,
+        is_causal: Causal = False, scale: float | None = None,
+        enable_gqa: bool = False, window: Window = None,
+        return_lse: bool = False, num_threads: Threads = None) -> Any:
+    """:func:`cattn.scaled_dot_product_attention` on Dask arrays, lazily.
+
+    Builds a Dask graph: one task per pair of query chunk and key chunk,
+    each running cattn's kernel on a worker, then an exact log-sum-exp
+    merge of the key chunks; compute it with any Dask scheduler.
+
+    Parameters
+    ----------
+    query : dask.array.Array or array_like, shape (..., L, E)
+        Chunk it along the batch and head dimensions and along L as you
+        like; E is kept in one chunk.
+    key, value : dask.array.Array or array_like
+        Shapes (..., S, E) and (..., S, Ev).  Chunks along S are key
+        chunks: each is attended separately and merged exactly, so a key
+        sequence larger than one worker's memory works.  Batch chunks
+        follow the query's.
+    attn_mask : dask.array.Array or array_like, optional
+        As in :func:`cattn.scaled_dot_product_attention` (bool True = may
+        attend, float added), broadcastable to (..., L, S); rechunked to
+        the query and key chunks.
+    is_causal, scale, enable_gqa, window : optional
+        As in :func:`cattn.scaled_dot_product_attention`; causal masks and
+        windows use global positions, so they hold across chunks.
+    return_lse : bool, optional
+        Also return the log-sum-exp of each row, shape (..., L).
+    num_threads : int, optional
+        OpenMP threads per task.  Default: 1 under the local threaded
+        scheduler (its pool has a thread per core already); in a
+        dask.distributed worker, OpenMP's default there, which the nanny
+        sets to 1 per process unless its ``pre-spawn-environ`` says more.
+
+    Returns
+    -------
+    out : dask.array.Array, shape (..., L, Ev)
+        Chunked like `query` along the batch dimensions and L.
+    lse : dask.array.Array, shape (..., L)
+        Only with ``return_lse=True``.
+
+    Raises
+    ------
+    TypeError
+        For non-float inputs (a bool mask is allowed).
+    ValueError
+        For shapes that disagree or invalid arguments, as the NumPy
+        function.
+
+    See Also
+    --------
+    cattn.scaled_dot_product_attention : The kernel each task runs.
+
+    Notes
+    -----
+    One task per (query chunk, key chunk) pair, then a pairwise merge of
+    the key chunks of each query chunk, in key order, with the log-sum-exp
+    rule (exact up to rounding).  Memory per task: its chunks of Q, K, V
+    and the output; a mask (..., L, S) is read chunk by chunk.  Pairs that
+    a causal mask or window hides entirely run no kernel.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import cattn, cattn.dask
+    >>> x = np.random.default_rng(0).standard_normal((4, 2, 64, 8))
+    >>> q = da.from_array(x, chunks=(2, 2, 32, 8))      # batch, L chunks
+    >>> kv = da.from_array(x, chunks=(2, 2, 16, 8))     # 4 key chunks
+    >>> out = cattn.dask.scaled_dot_product_attention(q, kv, kv,
+    ...                                               is_causal=True)
+    >>> out.chunks[-2]
+    (32, 32)
+    >>> want = cattn.scaled_dot_product_attention(x, x, x, is_causal=True)
+    >>> bool(np.allclose(out.compute(scheduler="threads"), want))
+    True
+    """
+    q = _as_dask(query, "query")
+    k = _as_dask(key, "key")
+    v = _as_dask(value, "value")
+    for n, a in (("query", q), ("key", k), ("value", v)):
+        if a.ndim < 2:
+            raise ValueError(f"{_FUNC}: {n} must have at least 2 dimensions,"
+                             f" got shape {a.shape}")
+    dtype = np.result_type(q.dtype, k.dtype, v.dtype)
+    q, k, v = (a.astype(dtype) for a in (q, k, v))
+    causal = _causal(is_causal, _FUNC)
+    bounds = _window(window, _FUNC)
+    if num_threads is not None:
+        _checks.resolve_threads(num_threads, _FUNC)
+    L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    if k.shape[-1] != E or v.shape[-2] != S:
+        raise ValueError(f"{_FUNC}: shapes disagree: query {q.shape}, key "
+                         f"{k.shape}, value {v.shape} (need (..., L, E), "
+                         f"(..., S, E), (..., S, Ev))")
+    scale_f = _scale(scale, E, _FUNC)
+    group = 1
+    if enable_gqa and q.ndim >= 3 and k.ndim >= 3 and k.shape[-3] != \
+            q.shape[-3]:
+        if k.shape[-3] == 0 or q.shape[-3] % k.shape[-3]:
+            raise ValueError(f"{_FUNC}: with enable_gqa the query heads must "
+                             f"be a multiple of the key/value heads: query "
+                             f"{q.shape}, key {k.shape}")
+        group = q.shape[-3] // k.shape[-3]
+        # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
+        q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])
+        k, v = k[..., np.newaxis, :, :], v[..., np.newaxis, :, :]
+    try:
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2],
+                                    v.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{_FUNC}: batch dimensions do not broadcast: "
+                         f"query {q.shape}, key {k.shape}, value "
+                         f"{v.shape}") from None
+    q = q if q.shape[:-2] == batch else da.broadcast_to(q, batch + (L, E))
+    q = q.rechunk(q.chunks[:-1] + ((E,),))
+    bchunks = q.chunks[:-2]
+    s_chunks = k.chunks[-2] if k.chunks[-2] else (0,)
+    k = _fit(k, batch + (S, E), bchunks + (s_chunks, (E,)))
+    v = _fit(v, batch + (S, Ev), bchunks + (s_chunks, (Ev,)))
+    mask = None
+    if attn_mask is not None:
+        mask = _as_dask(attn_mask, "attn_mask")
+        if mask.dtype != np.bool_:
+            mask = mask.astype(dtype)
+        if group > 1 and mask.ndim >= 3:        # heads as (kv head, group)
+            mask = (mask[..., np.newaxis, :, :] if mask.shape[-3] == 1
+                    else mask.reshape(mask.shape[:-3]
+                                      + (mask.shape[-3] // group, group)
+                                      + mask.shape[-2:]))
+        try:
+            mask = _fit(mask, batch + (L, S),
+                        bchunks + (q.chunks[-2], s_chunks))
+        except ValueError:
+            raise ValueError(f"{_FUNC}: attn_mask of shape "
+                             f"{np.shape(attn_mask)} does not broadcast to "
+                             f"(..., L, S)") from None
+
+    if S == 0 or L == 0:
+        out = da.zeros(batch + (L, Ev), dtype=dtype,
+                       chunks=bchunks + (q.chunks[-2], (Ev,)))
+        lse = da.full(batch + (L,), -np.inf, dtype=dtype,
+                      chunks=bchunks + (q.chunks[-2],))
+    else:
+        b = _LETTERS[:len(batch)]
+        qpos = da.arange(L, chunks=(q.chunks[-2],))
+        kw = dict(L=L, S=S, causal=causal, window=bounds, scale=scale_f,
+                  num_threads=num_threads)
+        parts = []
+        j0 = 0
+        for c, n in enumerate(s_chunks):
+            sel = (slice(None),) * len(batch) + (slice(c, c + 1),)
+            kpos = da.arange(j0, j0 + n, chunks=(n,))
+            args: list[Any] = [qpos, "l", kpos, "s", q, b + "le",
+                               k.blocks[sel], b + "se", v.blocks[sel],
+                               b + "sf"]
+            if mask is not None:
+                args += [mask.blocks[sel[:-1] + (slice(None), sel[-1])],
+                         b + "ls"]
+            parts.append(da.blockwise(
+                _pair, b + "lz", *args, new_axes={"z": Ev + 1},
+                concatenate=True, dtype=dtype, **kw))
+            j0 += n
+        while len(parts) > 1:                   # pairwise, in key order
+            parts = [da.map_blocks(_merge, parts[i], parts[i + 1],
+                                   dtype=dtype)
+                     if i + 1 < len(parts) else parts[i]
+                     for i in range(0, len(parts), 2)]
+        out, lse = parts[0][..., :Ev], parts[0][..., Ev]
+    if group > 1:
+        out = out.reshape(out.shape[:-4] + (-1,) + out.shape[-2:])
+        lse = lse.reshape(lse.shape[:-3] + (-1,) + lse.shape[-1:])
+    return (out, lse) if return_lse else out
+
+
+def self_attention(x: ArrayLike | da.Array,
+                   attn_mask: ArrayLike | da.Array | None = None, *,
+                   is_causal: Causal = False, scale: float | None = None,
+                   window: Window = None, num_threads: Threads = None) -> Any:
+    """Self-attention ("VVV", query = key = value = `x`) on a Dask array.
+
+    The chunks of `x` along L serve as the query chunks and, unchanged, as
+    the key chunks, so every chunk meets every other one it may see.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like, shape (..., L, E)
+        The sequences, chunked as you like along the batch dimensions
+        and L.
+    attn_mask : dask.array.Array or array_like, optional
+        As in :func:`scaled_dot_product_attention`.
+    is_causal, scale, window, num_threads : optional
+        As in :func:`scaled_dot_product_attention`.
+
+    Returns
+    -------
+    out : dask.array.Array, shape (..., L, E)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`scaled_dot_product_attention`.
+
+    See Also
+    --------
+    scaled_dot_product_attention : The general case.
+
+    Notes
+    -----
+    Query chunk i against key chunk j for every pair (i, j) the mask and
+    window allow; with ``is_causal=True`` about half the pairs are skipped.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import cattn, cattn.dask
+    >>> x = np.random.default_rng(0).standard_normal((100, 16))
+    >>> out = cattn.dask.self_attention(da.from_array(x, chunks=(25, 16)))
+    >>> bool(np.allclose(out.compute(scheduler="threads"),
+    ...                  cattn.self_attention(x)))
+    True
+    """
+    return scaled_dot_product_attention(x, x, x, attn_mask,
+                                        is_causal=is_causal, scale=scale,
+                                        window=window,
+                                        num_threads=num_threads)
+
+
+def _linear(x: da.Array, w: FloatArray, b: FloatArray | None) -> da.Array:
+    """x Wᵀ + b per token, chunk by chunk (the weights travel with the
+    graph once)."""
+    def project(block: Any, w: Any, b: Any) -> Any:
+        out = matmul(block, w.T, num_threads=_task_threads(None))
+        if b is not None:
+            out += b
+        return out
+    x = x.rechunk(x.chunks[:-1] + ((x.shape[-1],),))
+    return da.map_blocks(project, x, w, b, dtype=w.dtype,
+                         chunks=x.chunks[:-1] + ((w.shape[0],),))
+
+
+def multi_head_attention(mha: MultiHeadAttention,
+                         query: ArrayLike | da.Array,
+                         key: ArrayLike | da.Array | None = None,
+                         value: ArrayLike | da.Array | None = None, *,
+                         key_padding_mask: ArrayLike | da.Array | None = None,
+                         attn_mask: ArrayLike | da.Array | None = None,
+                         is_causal: Causal = False,
+                         num_threads: Threads = None) -> Any:
+    """Apply a :class:`cattn.MultiHeadAttention` to Dask arrays, lazily.
+
+    The layer's forward pass as a Dask graph: projections per chunk of
+    tokens, attention by :func:`scaled_dot_product_attention` over the
+    heads, the output projection per chunk again.
+
+    Parameters
+    ----------
+    mha : cattn.MultiHeadAttention
+        The layer (its weights are copied into the graph).
+    query : dask.array.Array or array_like, shape (B, L, E)
+        Batch first; chunk along B and L.
+    key, value : dask.array.Array or array_like, optional
+        (B, S, kdim) and (B, S, vdim); None as in the layer's call
+        (self-attention, value = key).  Chunks along S become key chunks.
+    key_padding_mask : dask.array.Array or array_like of bool, optional
+        (B, S), True = padding, ignored (the layer's meaning).
+    attn_mask : dask.array.Array or array_like, optional
+        As in the layer's call (bool True = may attend, or float added).
+    is_causal : bool or {"top_left", "bottom_right"}, optional
+        As in the layer's call.
+    num_threads : int, optional
+        OpenMP threads per task, as in :func:`scaled_dot_product_attention`.
+
+    Returns
+    -------
+    out : dask.array.Array, shape (B, L, E)
+        Equal to ``mha(query, key, value, ...)`` up to rounding.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the layer's call.
+
+    See Also
+    --------
+    scaled_dot_product_attention : The attention step.
+    cattn.MultiHeadAttention : The layer.
+
+    Notes
+    -----
+    The projections are per token, so they run chunk by chunk where the
+    inputs live; attention then runs as :func:`scaled_dot_product_attention`
+    (key chunks merged exactly) and the output projection per token again.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import cattn, cattn.dask
+    >>> mha = cattn.MultiHeadAttention(16, 4, dtype=np.float64, rng=0)
+    >>> x = np.random.default_rng(1).standard_normal((6, 40, 16))
+    >>> dx = da.from_array(x, chunks=(3, 20, 16))
+    >>> out = cattn.dask.multi_head_attention(mha, dx, is_causal=True)
+    >>> bool(np.allclose(out.compute(scheduler="threads"),
+    ...                  mha(x, is_causal=True)))
+    True
+    """
+    E, H, d = mha.embed_dim, mha.num_heads, mha.head_dim
+    kv = mha.num_kv_heads * d
+    q_in = _as_dask(query, "query")
+    if q_in.ndim != 3 or q_in.shape[-1] != E:
+        raise ValueError(f"{_FUNC}: query must be (B, L, {E}), got "
+                         f"{q_in.shape}")
+    if key is None:
+        k_in = v_in = q_in
+    else:
+        k_in = _as_dask(key, "key")
+        v_in = k_in if value is None else _as_dask(value, "value")
+    bias = mha.in_proj_bias
+    q = _linear(q_in.astype(mha.dtype), mha.q_proj_weight,
+                None if bias is None else bias[:E])
+    k = _linear(k_in.astype(mha.dtype), mha.k_proj_weight,
+                None if bias is None else bias[E:E + kv])
+    v = _linear(v_in.astype(mha.dtype), mha.v_proj_weight,
+                None if bias is None else bias[E + kv:])
+    B, L, S = q.shape[0], q.shape[1], k.shape[1]
+
+    def heads(x: da.Array, n: int) -> da.Array:
+        return x.reshape(x.shape[:2] + (n, d)).transpose(0, 2, 1, 3)
+
+    mask: Any = None
+    if attn_mask is not None:
+        mask = _as_dask(attn_mask, "attn_mask")
+        if mask.dtype != np.bool_:
+            mask = mask.astype(mha.dtype)
+        if mask.ndim == 3:                      # (B, L, S): every head
+            mask = mask[:, np.newaxis]
+    if key_padding_mask is not None:
+        kpm = da.asarray(key_padding_mask)
+        if kpm.dtype != np.bool_ or kpm.shape != (B, S):
+            raise ValueError(f"{_FUNC}: key_padding_mask must be bool of "
+                             f"shape (B, S) = {(B, S)}, got {kpm.dtype} "
+                             f"{kpm.shape}")
+        attend = ~kpm[:, np.newaxis, np.newaxis, :]
+        if mask is None:
+            mask = attend
+        elif mask.dtype == np.bool_:
+            mask = mask & attend
+        else:
+            mask = da.where(attend, mask, mha.dtype.type(-np.inf))
+    o = scaled_dot_product_attention(
+        heads(q, H), heads(k, mha.num_kv_heads), heads(v, mha.num_kv_heads),
+        mask, is_causal=is_causal, enable_gqa=mha.num_kv_heads != H,
+        num_threads=num_threads)
+    o = o.transpose(0, 2, 1, 3).reshape(B, L, E)
+    return _linear(o, mha.out_proj_weight, mha.out_proj_bias)
