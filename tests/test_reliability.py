@@ -32,7 +32,21 @@ CALLS = {
     "self_attention": lambda: cattn.self_attention(X[:40, :32]),
     "attention_weights": lambda: cattn.attention_weights(Q, Q),
     "mha": lambda: MHA(Q[0, :, :, :16]),
+    "hard_attention": lambda: cattn.hard_attention(
+        Q, KV, KV, enable_gqa=True, return_indices=True)[1],
+    "top_k": lambda: cattn.scaled_dot_product_attention(
+        Q, KV, KV, enable_gqa=True, top_k=5),
+    "sdpa_grad": lambda: np.concatenate([g.ravel() for g in _grad()]),
+    "mha_backward": lambda: MHA.backward(Q[0, :, :, :16],
+                                         Q[0, :, :, :16])[0][0],
 }
+
+
+def _grad():
+    out, lse = cattn.scaled_dot_product_attention(
+        Q, KV, KV, is_causal=True, enable_gqa=True, return_lse=True)
+    return cattn.scaled_dot_product_attention_grad(
+        out, Q, KV, KV, out, lse, is_causal=True, enable_gqa=True)
 
 
 def test_eight_python_threads_get_the_serial_results():
@@ -119,6 +133,14 @@ BAD_INPUTS = [
     (lambda: cattn.MultiHeadAttention(8, 2)(np.zeros((1, 2, 7), np.float32)), ValueError, "query has 7 features"),
     (lambda: cattn.MultiHeadAttention(8, 2).load_state_dict({}), KeyError, "missing keys"),
     (lambda: cattn.MultiHeadAttention(8, 2).new_cache(0, 4), ValueError, "batch must be >= 1"),
+    (lambda: cattn.scaled_dot_product_attention(q4, q4, q4, top_k=0), ValueError, "top_k must be None or an int >= 1"),
+    (lambda: cattn.scaled_dot_product_attention(q4, q4, q4, top_k=1.5), TypeError, "top_k must be None or an int"),
+    (lambda: cattn.hard_attention(q4, q4, q4.astype(np.int8)), TypeError, "value has dtype int8"),
+    (lambda: cattn.hard_attention(q4, q4, q4[..., :2, :]), ValueError, "same number of keys S"),
+    (lambda: cattn.scaled_dot_product_attention_grad(q4, q4, q4, q4, q4[..., :2, :], q4[..., 0]), ValueError, "out must have shape"),
+    (lambda: cattn.scaled_dot_product_attention_grad(q4, q4, q4, q4, q4, q4), ValueError, "lse must have shape"),
+    (lambda: cattn.scaled_dot_product_attention_grad(q4, q4, q4, q4, q4, q4[..., 0], need_mask_grad=True), ValueError, "needs a float attn_mask"),
+    (lambda: cattn.MultiHeadAttention(8, 2).backward(np.zeros((1, 2, 8), np.float32), np.zeros((1, 3, 8), np.float32)), ValueError, "grad_out has shape"),
     (lambda: cattn.show_config(mode="yaml"), ValueError, "mode"),
 ]
 
