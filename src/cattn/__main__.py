@@ -71,6 +71,23 @@ def self_check(rng: np.random.Generator) -> list[tuple[str, float, float]]:
             got = cattn.scaled_dot_product_attention(qq, kv, kv, **kw)
             err = np.linalg.norm(got - want) / np.linalg.norm(want)
             results.append((f"{label} {np.dtype(dtype).name}", err, tol))
+        # the backward, and top-k (exact selection: same keys as the twin)
+        out, lse = cattn.scaled_dot_product_attention(q, kv, kv,
+                                                      is_causal=True,
+                                                      return_lse=True)
+        g = rng.standard_normal(out.shape).astype(dtype)
+        grads = cattn.scaled_dot_product_attention_grad(g, q, kv, kv, out,
+                                                        lse, is_causal=True)
+        want_g = _reference.scaled_dot_product_attention_grad(
+            g, q, kv, kv, is_causal=True)
+        err = max(np.linalg.norm(a - b) / np.linalg.norm(b)
+                  for a, b in zip(grads, want_g[:3]))
+        results.append((f"sdpa grad {np.dtype(dtype).name}", err, 2 * tol))
+        want = _reference.scaled_dot_product_attention(q, kv, kv,
+                                                       top_k=8)[0]
+        got = cattn.scaled_dot_product_attention(q, kv, kv, top_k=8)
+        err = np.linalg.norm(got - want) / np.linalg.norm(want)
+        results.append((f"sdpa top_k=8 {np.dtype(dtype).name}", err, tol))
         a = rng.standard_normal((300, 257)).astype(dtype)
         b = rng.standard_normal((257, 301)).astype(dtype)
         want = _reference.matmul(a, b)
