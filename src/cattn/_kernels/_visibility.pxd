@@ -148,8 +148,12 @@ cdef inline bint ranks_above(floating a, int64_t ja, floating b,
     """Score a of key ja ranks above score b of key jb in top-k selection:
     NaN above everything (as numpy.argmax), then larger scores, then, for
     equal scores, the lower key index."""
-    if a != a:
-        return b == b or ja < jb
-    if b != b:
+    if a > b:                   # the common cases first: no NaN
+        return True
+    if a < b:
         return False
-    return a > b or (a == b and ja < jb)
+    if a == b:
+        return ja < jb
+    if a != a:                  # a is NaN
+        return b == b or ja < jb
+    return False                # b is NaN, a is not
