@@ -196,10 +196,10 @@ def test_finite_differences(rng):
             assert abs(fd - g[idx]) <= 1e-7 * max(1, abs(fd)), (which, idx)
 
 
-@pytest.mark.parametrize("heads", [1, 2, 16])
+@pytest.mark.parametrize("heads", [1, 2, 8, 16])
 def test_threads_bitwise_equal(heads, rng):
-    # 1 head: one thread runs the fused loop, more run the split one; 16
-    # heads: fused either way.  Same bits in every case.
+    # 1, 2 heads: the grouped schedule for any thread count; 8 heads: fused
+    # with 1-3 threads, split with 8 (same bits); 16 heads: fused.
     q, k, v = inputs(rng, (heads, 300, 32), (heads, 500, 32),
                      (heads, 500, 32), np.float32)
     mask = rng.standard_normal((300, 500)).astype(np.float32)

@@ -19,22 +19,28 @@ of the dV and dK products as they stand (A[i, p] = a[p*ld + i]: key i,
 query p), and only dS is packed (transposed) for the dQ product.  Q, dO, K
 and V are packed once per head, in every form the five products read.
 
-Determinism.  dK and dV of a key block are sums over (query head of the
-group, query block) in that order; dQ of a query block is a sum over key
-blocks in order.  Two schedules make exactly these sums:
+Determinism.  No atomics: every gradient element is a sum in a fixed
+order, made by one of three schedules.  dK and dV of a key block are always
+sums over (query head of the group, query block) in that order.
 
-  fused  one work item per key/value head does all of its tiles, key block
-         by key block, adding each tile's dS K into dQ as it goes (the
-         FlashAttention-2 loop without atomics): 5 products per tile;
-  split  items (kv head, key block) make dK and dV; then items (query
-         head, query block) make dQ, recomputing P and dS: 7 products per
-         tile, but a single head still keeps every thread busy.
+  fused    one work item per key/value head does all of its tiles, key
+           block by key block, adding each tile's dS K into dQ as it goes
+           (the FlashAttention-2 loop without atomics): 5 products per tile;
+  split    items (kv head, key block) make dK and dV; then items (query
+           head, query block) make dQ, recomputing P and dS: 7 products per
+           tile, but parallel when there are few heads per thread;
+  grouped  items (kv head, range of key blocks), KEY_GROUPS ranges per
+           head, each adding its tiles' dS K into its own partial dQ; the
+           partials are then summed in range order: 5 products per tile
+           and parallel inside a single head, for KEY_GROUPS partial dQ
+           arrays of memory.
 
-Both run the same tile code on the same packed operands and add the
-partial products in the same order, so they give the same bits: the choice
-(fused when there are at least two kv heads per thread) changes only speed,
-and no result depends on the thread count.  Which tiles are visited is
-decided by one predicate (block_any_visible) in both.
+fused and split add dQ over key blocks in the same order and run the same
+tile code, so they give the same bits, and the choice between them (fused
+when there are at least two kv heads per thread) only changes speed.
+grouped sums dQ in another order, so it is chosen from the shapes alone
+(fewer than FEW_HEADS kv heads), never from the thread count.  Which tiles
+are visited is decided by one predicate (block_any_visible) everywhere.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY
@@ -65,6 +71,16 @@ cdef int64_t BQ_TARGET = 64
 cdef int64_t BK_TARGET = 128
 # Packed operands of one group of heads (split schedule) stay under this.
 cdef int64_t GROUP_BYTES = 64 << 20
+# Fewer kv heads than this: the grouped schedule, KEY_GROUPS key ranges.
+cdef int64_t FEW_HEADS = 8
+cdef int64_t KEY_GROUPS = 8
+
+# Schedules (see the module docstring).
+cdef enum Schedule:
+    FUSED = 0
+    SPLIT = 1
+    GROUPED = 2
+
 
 cdef struct Problem:
     Visibility vis
@@ -398,8 +414,8 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
               const int64_t *off_k, const int64_t *off_v,
               const int64_t *off_o, const int64_t *off_g,
               const int64_t *off_m, floating *dq, floating *dk, floating *dv,
-              floating *dmask, int64_t nkv, bint fused, int64_t group,
-              Scratch *scratch, floating *packs,
+              floating *dmask, int64_t nkv, int schedule, int64_t group,
+              Scratch *scratch, floating *packs, floating *parts,
               int nthreads) noexcept nogil:
     cdef GemmKernel kern
     if floating is float:
@@ -407,12 +423,15 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
     else:
         kern = gemm_kernel_f64(active_isa())
     cdef int64_t per_head = p.G * p.nqb + p.nkb
-    cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb
+    cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb, grp, c, i0, nq
+    cdef int64_t ngrp = imin(KEY_GROUPS, p.nkb), head_dq = p.G * p.L * p.E
     cdef Scratch *w
     cdef floating *head
+    cdef floating *part
+    cdef floating acc
     cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
 
-    if fused:
+    if schedule == FUSED:
         for kvh in prange(nkv, schedule='dynamic', num_threads=nthreads):
             w = scratch + threadid()
             head = <floating *>w.packs
@@ -436,6 +455,34 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                 pack_head_item(p, &kern, q, k, v, o, go, off_q, off_k, off_v,
                                off_o, off_g, kvh, item % per_head,
                                packs + (kvh - g0) * p.head)
+            if schedule == GROUPED:
+                # Item (kv head, key range): dK, dV of its key blocks and
+                # its own partial dQ, summed below in key-range order.
+                for item in prange(ng * ngrp, schedule='dynamic'):
+                    w = scratch + threadid()
+                    kvh = g0 + item // ngrp
+                    grp = item % ngrp
+                    part = parts + ((kvh - g0) * ngrp + grp) * head_dq
+                    memset(part, 0, head_dq * sizeof(floating))
+                    for kb in range(grp * p.nkb // ngrp,
+                                    (grp + 1) * p.nkb // ngrp):
+                        key_block_dkdv(p, &kern, packs + (kvh - g0) * p.head,
+                                       lse, mask, off_m, mask_item, dmask,
+                                       kvh, kb, part, dk + kvh * p.S * p.E,
+                                       dv + kvh * p.S * p.Ev, w)
+                for item in prange(ng * p.G * p.nqb, schedule='static'):
+                    kvh = g0 + item // (p.G * p.nqb)
+                    g = (item // p.nqb) % p.G
+                    i0 = (item % p.nqb) * p.bq
+                    nq = imin(p.bq, p.L - i0)
+                    for r in range((g * p.L + i0) * p.E,
+                                   (g * p.L + i0 + nq) * p.E):
+                        acc = 0
+                        for grp in range(ngrp):
+                            acc = acc + parts[((kvh - g0) * ngrp + grp)
+                                              * head_dq + r]
+                        dq[kvh * head_dq + r] = acc * <floating>p.scale
+                continue
             for item in prange(ng * p.nkb, schedule='dynamic'):
                 w = scratch + threadid()
                 kvh = g0 + item // p.nkb
@@ -506,14 +553,24 @@ def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
 
     cdef int nthreads = <int>max(1, min(num_threads,
                                         nkv * max(p.nkb, p.G * p.nqb)))
-    # Fused when every thread gets two kv heads or more (same bits).
-    cdef bint fused = nkv >= 2 * nthreads or nthreads == 1
-    if fused:
+    # Few kv heads: grouped (its own bits, chosen from the shapes alone).
+    # Else fused when every thread gets two kv heads or more, split when
+    # not: the same bits.
+    cdef int schedule = SPLIT
+    cdef int64_t part_elems = 0
+    if nkv < FEW_HEADS:
+        schedule = GROUPED
+        part_elems = imin(KEY_GROUPS, p.nkb) * p.G * p.L * p.E
+    elif nkv >= 2 * nthreads or nthreads == 1:
+        schedule = FUSED
         nthreads = <int>min(nthreads, nkv)
-    group = max(1, min(nkv, GROUP_BYTES // max(p.head * itemsize, 1)))
+    cdef bint fused = schedule == FUSED
+    group = max(1, min(nkv, GROUP_BYTES
+                       // max((p.head + part_elems) * itemsize, 1)))
 
     cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
     cdef void *packs = NULL
+    cdef void *parts = NULL
     cdef int t
     cdef int64_t tile_elems = p.bq * p.ld + kern.mr
     if scratch == NULL:
@@ -530,14 +587,18 @@ def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
                 scratch[t].packs = checked_alloc(p.head * itemsize)
         if not fused:
             packs = checked_alloc(group * p.head * itemsize)
+        if schedule == GROUPED:
+            parts = checked_alloc(group * part_elems * itemsize)
         if o.dtype == np.float32:
             _run[float](&p, q, k, v, o, go, lse, mask, off_q, off_k, off_v,
-                        off_o, off_g, off_m, dq, dk, dv, dmask, nkv, fused,
-                        group, scratch, <float *>packs, nthreads)
+                        off_o, off_g, off_m, dq, dk, dv, dmask, nkv, schedule,
+                        group, scratch, <float *>packs, <float *>parts,
+                        nthreads)
         else:
             _run[double](&p, q, k, v, o, go, lse, mask, off_q, off_k, off_v,
-                         off_o, off_g, off_m, dq, dk, dv, dmask, nkv, fused,
-                         group, scratch, <double *>packs, nthreads)
+                         off_o, off_g, off_m, dq, dk, dv, dmask, nkv,
+                         schedule, group, scratch, <double *>packs,
+                         <double *>parts, nthreads)
     finally:
         for t in range(nthreads):
             free(scratch[t].pt)
@@ -549,7 +610,8 @@ def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
             free(scratch[t].packs)
         free(scratch)
         free(packs)
-    return bool(fused)
+        free(parts)
+    return schedule
 
 
 cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
@@ -558,8 +620,8 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
           const int64_t[::1] off_v, const int64_t[::1] off_o,
           const int64_t[::1] off_g, const int64_t[::1] off_m,
           cnp.ndarray dq, cnp.ndarray dk, cnp.ndarray dv, dmask,
-          int64_t nkv, bint fused, int64_t group, Scratch *scratch,
-          floating *packs, int nthreads):
+          int64_t nkv, int schedule, int64_t group, Scratch *scratch,
+          floating *packs, floating *parts, int nthreads):
     cdef const void *mask_ptr = NULL
     cdef floating *dmask_ptr = NULL
     if mask is not None:
@@ -575,5 +637,5 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
             <const floating *>cnp.PyArray_DATA(lse), mask_ptr, &off_q[0],
             &off_k[0], &off_v[0], &off_o[0], &off_g[0], &off_m[0],
             <floating *>cnp.PyArray_DATA(dq), <floating *>cnp.PyArray_DATA(dk),
-            <floating *>cnp.PyArray_DATA(dv), dmask_ptr, nkv, fused, group,
-            scratch, packs, nthreads)
+            <floating *>cnp.PyArray_DATA(dv), dmask_ptr, nkv, schedule,
+            group, scratch, packs, parts, nthreads)
