@@ -36,7 +36,7 @@ from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
 from .attention import _causal, _scale, _window
 from .attention import scaled_dot_product_attention as _sdpa
 from .linalg import matmul
-from .nn import MultiHeadAttention
+from .nn import MultiHeadAttention, _with_padding
 
 __all__ = ["scaled_dot_product_attention", "self_attention",
            "multi_head_attention"]
@@ -494,13 +494,8 @@ def multi_head_attention(mha: MultiHeadAttention,
             raise ValueError(f"{_FUNC}: key_padding_mask must be bool of "
                              f"shape (B, S) = {(B, S)}, got {kpm.dtype} "
                              f"{kpm.shape}")
-        attend = ~kpm[:, np.newaxis, np.newaxis, :]
-        if mask is None:
-            mask = attend
-        elif mask.dtype == np.bool_:
-            mask = mask & attend
-        else:
-            mask = da.where(attend, mask, mha.dtype.type(-np.inf))
+        mask = _with_padding(mask, ~kpm[:, np.newaxis, np.newaxis, :],
+                             mha.dtype)
     o = scaled_dot_product_attention(
         heads(q, H), heads(k, mha.num_kv_heads), heads(v, mha.num_kv_heads),
         mask, is_causal=is_causal, enable_gqa=mha.num_kv_heads != H,

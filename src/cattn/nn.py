@@ -36,6 +36,18 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _with_padding(mask: Any, attend: Any,
+                  dtype: np.dtype[Any]) -> Any:
+    """`mask` (None, bool "may attend" or float added) restricted to the
+    keys `attend` allows: ANDed, or -inf where a float mask is hidden.
+    NumPy or Dask arrays alike (np.where dispatches)."""
+    if mask is None:
+        return attend
+    if mask.dtype == np.bool_:
+        return mask & attend
+    return np.where(attend, mask, dtype.type(-np.inf))
+
+
 class KVCache:
     """Projected keys and values of past positions, for incremental decoding.
 
@@ -557,6 +569,22 @@ class MultiHeadAttention:
                              f"(shape {x.shape}); expected {features}")
         return x.astype(self.dtype, copy=False)
 
+    def _key_value(self, key: ArrayLike, value: ArrayLike | None,
+                   unbatched: bool) -> tuple[FloatArray, FloatArray]:
+        """The key and value inputs (value None: the key), batched like an
+        unbatched query, with matching batch and length."""
+        k_in = self._input(key, "key", self.kdim)
+        v_in = k_in if value is None else self._input(value, "value",
+                                                      self.vdim)
+        if unbatched:
+            k_in = k_in[np.newaxis] if k_in.ndim == 2 else k_in
+            v_in = v_in[np.newaxis] if v_in.ndim == 2 else v_in
+        if k_in.shape[:-1] != v_in.shape[:-1]:
+            raise ValueError(f"{_FUNC}: key and value must have the same "
+                             f"batch and length: key {k_in.shape}, value "
+                             f"{v_in.shape}")
+        return k_in, v_in
+
     def project_memory(self, memory: ArrayLike,
                        value: ArrayLike | None = None) -> ProjectedMemory:
         """Project encoder states to keys and values once, for reuse.
@@ -696,13 +724,8 @@ class MultiHeadAttention:
                 raise ValueError(f"{_FUNC}: key_padding_mask has shape "
                                  f"{kpm.shape}; expected (batch, S) = "
                                  f"{(batch, S)}")
-            attend = ~kpm[:, np.newaxis, np.newaxis, :]
-            if mask is None:
-                mask = attend
-            elif mask.dtype == np.bool_:
-                mask = mask & attend
-            else:
-                mask = np.where(attend, mask, self.dtype.type(-np.inf))
+            mask = _with_padding(mask, ~kpm[:, np.newaxis, np.newaxis, :],
+                                 self.dtype)
         return mask
 
     @overload
@@ -823,16 +846,7 @@ class MultiHeadAttention:
                 raise ValueError(f"{_FUNC}: self-attention needs kdim == "
                                  f"vdim == embed_dim")
         else:
-            k_in = self._input(key, "key", self.kdim)
-            v_in = k_in if value is None else self._input(value, "value",
-                                                          self.vdim)
-            if unbatched:
-                k_in = k_in[np.newaxis] if k_in.ndim == 2 else k_in
-                v_in = v_in[np.newaxis] if v_in.ndim == 2 else v_in
-            if k_in.shape[:-1] != v_in.shape[:-1]:
-                raise ValueError(f"{_FUNC}: key and value must have the same "
-                                 f"batch and length: key {k_in.shape}, value "
-                                 f"{v_in.shape}")
+            k_in, v_in = self._key_value(key, value, unbatched)
             k, v = self._project_kv(k_in, v_in)
         if key is not None or not self._stacked:
             q = self._project(q_in, self.q_proj_weight, slice(0, E))
@@ -966,16 +980,7 @@ class MultiHeadAttention:
                                  f"vdim == embed_dim")
             k_in = v_in = q_in
         else:
-            k_in = self._input(key, "key", self.kdim)
-            v_in = k_in if value is None else self._input(value, "value",
-                                                          self.vdim)
-            if unbatched:
-                k_in = k_in[np.newaxis] if k_in.ndim == 2 else k_in
-                v_in = v_in[np.newaxis] if v_in.ndim == 2 else v_in
-            if k_in.shape[:-1] != v_in.shape[:-1]:
-                raise ValueError(f"{_FUNC}: key and value must have the same "
-                                 f"batch and length: key {k_in.shape}, value "
-                                 f"{v_in.shape}")
+            k_in, v_in = self._key_value(key, value, unbatched)
         # The forward again, keeping o and lse.
         q = self._heads(self._project(q_in, self.q_proj_weight, slice(0, E)),
                         H)
