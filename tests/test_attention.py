@@ -253,6 +253,9 @@ def test_huge_logits_do_not_overflow(rng):
     ((1, 2, 1, 64), (1, 2, 5000, 64), {}),                    # split keys
     ((1, 1, 3, 16), (1, 1, 4000, 16), {"is_causal": "bottom_right"}),
     ((3, 50, 16), (3, 50, 16), {"is_causal": True, "window": (7, 0)}),
+    # Per-head schedule for 1-3 threads, grouped for 8 (run's docstring).
+    ((4, 8, 130, 16), (4, 8, 200, 16), {"is_causal": True}),
+    ((2, 4, 40, 16), (2, 4, 2100, 16), {}),      # per-head with key chunks
 ])
 def test_threads_bitwise_equal(case, rng):
     sq, sk, kw = case
