@@ -7,21 +7,32 @@ import numpy as np
 import pytest
 
 import cattn
-from cattn import _config, attention, linalg, nn, special
+from cattn import _config, attention, attention_grad, linalg, nn, special
 
 PUBLIC = [n for n in cattn.__all__ if n != "__version__"]
 
 
-@pytest.mark.parametrize("module", [special, linalg, attention, nn, _config])
-def test_doctests(module):
+def run_doctests(module, public):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     with np.printoptions(legacy=False):
         for test in finder.find(module, globs={"np": np}):
-            if set(test.name.split(".")) & set(PUBLIC):
+            if set(test.name.split(".")) & set(public):
                 runner.run(test)
     assert runner.failures == 0
     assert runner.tries > 0
+
+
+@pytest.mark.parametrize("module", [special, linalg, attention,
+                                    attention_grad, nn, _config])
+def test_doctests(module):
+    run_doctests(module, PUBLIC)
+
+
+def test_dask_doctests():
+    pytest.importorskip("dask.array")
+    from cattn import dask as cattn_dask
+    run_doctests(cattn_dask, cattn_dask.__all__)
 
 
 @pytest.mark.parametrize("name", PUBLIC)
