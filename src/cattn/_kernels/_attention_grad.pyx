@@ -53,7 +53,7 @@ import numpy as np
 
 from ._cpu cimport active_isa
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
-                     gemm_kernel_f64, pack_a, pack_b)
+                     gemm_kernel_f64, pack_a, pack_b, tile_product)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
@@ -214,27 +214,6 @@ cdef inline void exp_shifted(int64_t n, floating *x,
         cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
-cdef void tile_product(const Problem *p, const GemmKernel *kern,
-                       int64_t depth, const floating *a, const floating *b,
-                       int64_t nq, int64_t nk, floating alpha,
-                       floating *c) noexcept nogil:
-    """c (nq x nk, row stride ld) = alpha · A B over `depth` in KC chunks:
-    A a query block's MR panels (chunk t at a + t·KC·bq), B a key block's
-    NR panels (chunk t at b + t·KC·ld)."""
-    cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
-    cdef int64_t t, pc, kc, r, jk
-    for t in range(imax(1, cdiv(depth, kc_max))):
-        pc = t * kc_max
-        kc = imin(kc_max, depth - pc)
-        for r in range(cdiv(nq, mr)):
-            for jk in range(cdiv(nk, nr)):
-                call_ukernel(kern, kc, a + pc * p.bq + r * mr * kc, mr,
-                             b + pc * ld + jk * nr * kc, nr,
-                             c + r * mr * ld + jk * nr, ld, 1,
-                             imin(mr, nq - r * mr), imin(nr, nk - jk * nr),
-                             alpha, 0 if t == 0 else 1)
-
-
 cdef void tile(const Problem *p, const GemmKernel *kern,
                const floating *qpack, const floating *kpack,
                const floating *lse, const void *mask, int64_t i0, int64_t nq,
@@ -257,8 +236,9 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
 
     # S = scale · Q Kᵀ and dP = dO Vᵀ, depth in KC chunks (as the forward,
     # so S has the forward's bits and S - lse <= 0).
-    tile_product(p, kern, p.E, qa, ktb, nq, nk, <floating>p.scale, pt)
-    tile_product(p, kern, p.Ev, goa, vtb, nq, nk, <floating>1, dt)
+    tile_product(kern, p.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.scale, pt,
+                 ld)
+    tile_product(kern, p.Ev, goa, p.bq, vtb, ld, nq, nk, <floating>1, dt, ld)
     if p.mask_kind != MASK_NONE or not block_fully_visible(&p.vis, i0, nq,
                                                            k0, nk):
         mask_rows(&p.vis, p.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,

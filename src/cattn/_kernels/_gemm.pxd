@@ -19,6 +19,13 @@ cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
                        floating *c, int64_t rs_c, int64_t cs_c, int64_t m,
                        int64_t n, floating alpha, floating beta) noexcept nogil
 
+# C = alpha · A B for one attention tile, A and B already packed by KC
+# chunks of the depth (see _gemm.pyx).
+cdef void tile_product(const GemmKernel *kern, int64_t depth,
+                       const floating *a, int64_t a_rows, const floating *b,
+                       int64_t b_cols, int64_t m, int64_t n, floating alpha,
+                       floating *c, int64_t ldc) noexcept nogil
+
 cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
                  int64_t cs_a, int64_t mr, floating *dst) noexcept nogil
 

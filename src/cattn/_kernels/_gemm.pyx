@@ -150,6 +150,33 @@ cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                               active_isa())
 
 
+cdef void tile_product(const GemmKernel *kern, int64_t depth,
+                       const floating *a, int64_t a_rows, const floating *b,
+                       int64_t b_cols, int64_t m, int64_t n, floating alpha,
+                       floating *c, int64_t ldc) noexcept nogil:
+    """c[0:m, 0:n] (row stride ldc) = alpha · A B over `depth` in KC chunks,
+    beta = 0 on the first chunk and 1 after (a depth of 0 writes zeros).
+
+    A is packed as MR panels per chunk (chunk starting at depth pc at
+    a + pc·a_rows), B as NR panels per chunk (at b + pc·b_cols): the layout
+    the attention kernels pack their query and key blocks in.  Every
+    element is summed over the chunks in order, as the forward's tiles
+    are, so the backward and the top-k selection see the forward's scores
+    bit for bit."""
+    cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
+    cdef int64_t t, pc, kc, r, jk
+    for t in range(cdiv(depth, kc_max) if depth > 0 else 1):
+        pc = t * kc_max
+        kc = imin(kc_max, depth - pc)
+        for r in range(cdiv(m, mr)):
+            for jk in range(cdiv(n, nr)):
+                call_ukernel(kern, kc, a + pc * a_rows + r * mr * kc, mr,
+                             b + pc * b_cols + jk * nr * kc, nr,
+                             c + r * mr * ldc + jk * nr, ldc, 1,
+                             imin(mr, m - r * mr), imin(nr, n - jk * nr),
+                             alpha, 0 if t == 0 else 1)
+
+
 cdef void dot_rows(int64_t n, int64_t k, const floating *x,
                    const floating *rows, int64_t rs, floating scale,
                    floating *out) noexcept nogil:

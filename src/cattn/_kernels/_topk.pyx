@@ -29,8 +29,8 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
-from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
-                     gemm_kernel_f64, pack_a, pack_b)
+from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
+                     pack_a, pack_b, tile_product)
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_visible, imax, imin, last_visible, mask_rows,
@@ -58,7 +58,7 @@ cdef struct Problem:
 
 cdef struct Scratch:
     void *qa          # Q block as A panels, bq x E
-    void *ktb         # K block as B panels, E x bk
+    void *ktb         # K block as B panels, E x ld (by KC chunks)
     void *st          # score tile, bq x ld
     void *heap_v      # bq x topk scores
     int64_t *heap_j   # bq x topk key indices
@@ -118,7 +118,7 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     (this head's rows)."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
-    cdef int64_t t, pc, kc, r, jk, j, jj, jn, kb, k0, nk, k_lo, k_hi
+    cdef int64_t t, pc, kc, r, j, jj, jn, kb, k0, nk, k_lo, k_hi
     cdef bint reach
     cdef floating root
     cdef floating *qa = <floating *>w.qa
@@ -142,18 +142,13 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
         nk = imin(p.bk, p.S - k0)
         if not block_any_visible(&p.vis, i0, nq, k0, nk):
             continue
-        for t in range(imax(1, cdiv(p.E, kc_max))):
+        for t in range(cdiv(p.E, kc_max)):
             pc = t * kc_max
             kc = imin(kc_max, p.E - pc)
             pack_b(kc, nk, k + k0 * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k, nr,
-                   0, cdiv(nk, nr), ktb)
-            for r in range(cdiv(nq, mr)):
-                for jk in range(cdiv(nk, nr)):
-                    call_ukernel(kern, kc, qa + pc * p.bq + r * mr * kc, mr,
-                                 ktb + jk * nr * kc, nr,
-                                 st + r * mr * ld + jk * nr, ld, 1,
-                                 imin(mr, nq - r * mr), imin(nr, nk - jk * nr),
-                                 <floating>p.scale, 0 if t == 0 else 1)
+                   0, cdiv(nk, nr), ktb + pc * ld)
+        tile_product(kern, p.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.scale,
+                     st, ld)
         if p.mask_kind != MASK_NONE or not block_fully_visible(&p.vis, i0, nq,
                                                                k0, nk):
             mask_rows(&p.vis, p.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
@@ -259,8 +254,7 @@ def select_top_k(cnp.ndarray q, cnp.ndarray k, mask, cnp.ndarray thr,
     try:
         for t in range(nthreads):
             scratch[t].qa = checked_alloc(p.bq * max(p.E, 1) * itemsize)
-            scratch[t].ktb = checked_alloc(min(p.E, kern.kc) * p.bk
-                                           * itemsize + itemsize)
+            scratch[t].ktb = checked_alloc(max(p.E, 1) * p.ld * itemsize)
             scratch[t].st = checked_alloc(p.bq * p.ld * itemsize)
             scratch[t].heap_v = checked_alloc(p.bq * topk * itemsize)
             scratch[t].heap_j = <int64_t *>checked_alloc(
