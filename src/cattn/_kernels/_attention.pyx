@@ -62,6 +62,12 @@ cnp.import_array()
 cdef extern from "cattn_omp.h":
     pass
 
+cdef extern from "topk/cattn_topk.h":
+    int cattn_hide_below_f32(int isa, int64_t n, float *x,
+                             const float *t) nogil
+    int cattn_hide_below_f64(int isa, int64_t n, double *x,
+                             const double *t) nogil
+
 cdef extern from "attention/cattn_attention.h":
     ctypedef struct cattn_cols_f32:
         const char *name
@@ -167,6 +173,14 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
            cdiv(p.Ev, kern.nr), vpack + k0 * p.ev_pad)
 
 
+cdef inline bint hide_below(int isa, int64_t n, floating *x,
+                            const floating *t) noexcept nogil:
+    if floating is float:
+        return cattn_hide_below_f32(isa, n, x, t)
+    else:
+        return cattn_hide_below_f64(isa, n, x, t)
+
+
 cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
                     int64_t k0, int64_t nk, const void *mask,
                     const floating *thr,
@@ -176,6 +190,7 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
     top-k (thr_idx not NULL, this head's rows) also every key outside the
     query's top k."""
     cdef int64_t j, q, lo, hi, ti
+    cdef int isa = active_isa()
     cdef floating *row
     cdef const floating *fm
     cdef const uint8_t *bm
@@ -196,7 +211,10 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
             row[q] = -INFINITY
         for q in range(imax(hi + 1, 0), nq):
             row[q] = -INFINITY
-        if thr_idx != NULL:
+        # Top-k: hide what ranks below the query's worst kept key; the
+        # vector pass settles every lane but ties and NaN (rare), which
+        # take the exact rule.
+        if thr_idx != NULL and hide_below(isa, nq, row, thr + i0):
             for q in range(nq):
                 ti = thr_idx[i0 + q]
                 if ti < 0 or row[q] > thr[i0 + q]:

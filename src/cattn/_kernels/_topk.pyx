@@ -9,7 +9,9 @@ forward kernel, so every score has the forward's bits -- and keeps, per
 query row, the k best keys seen so far in a heap whose root is the worst
 of them.  Ranking (ranks_above): NaN first, then larger scores, then the
 lower key index, so ties are broken by index and the selection is exact.
-Keys that are hidden or score -inf are never candidates.
+Keys that are hidden or score -inf are never candidates.  The heap holds
+integer rank keys (rank_key) with the same order, and once it is full a
+vector scan (topk/cattn_topk.h) skips the scores below its root.
 
 Result per row: the root of the heap (score t, key index j) when the row
 has at least k candidates, else index -1.  The second pass keeps key j'
@@ -21,8 +23,8 @@ Work items (batch·head, query block) are independent and each is computed
 by one thread in a fixed order, so no result depends on the thread count.
 """
 from cython.parallel cimport prange, threadid
-from libc.math cimport INFINITY
-from libc.stdint cimport int64_t
+from libc.math cimport INFINITY, NAN
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
@@ -34,17 +36,21 @@ from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_visible, imax, imin, last_visible, mask_rows,
-                           ranks_above, set_visibility)
+                           set_visibility)
 
 cnp.import_array()
 
 cdef extern from "cattn_omp.h":
     pass
 
+cdef extern from "topk/cattn_topk.h":
+    int64_t cattn_first_reaching_f32(int isa, int64_t n, const float *x,
+                                     float t) nogil
+    int64_t cattn_first_reaching_f64(int isa, int64_t n, const double *x,
+                                     double t) nogil
+
 cdef int64_t BQ_TARGET = 96
 cdef int64_t BK_TARGET = 256
-# Keys tested against a full heap's root at a time.
-cdef int64_t SCAN = 16
 
 
 cdef struct Problem:
@@ -60,54 +66,137 @@ cdef struct Scratch:
     void *qa          # Q block as A panels, bq x E
     void *ktb         # K block as B panels, E x ld (by KC chunks)
     void *st          # score tile, bq x ld
-    void *heap_v      # bq x topk scores
+    uint64_t *heap_k  # bq x topk rank keys of the kept scores (rank_key)
     int64_t *heap_j   # bq x topk key indices
     int64_t *size     # bq heap sizes
 
 
-cdef inline void sift_down(floating *hv, int64_t *hj, int64_t n,
-                           int64_t pos) noexcept nogil:
-    """Restore the heap (every parent ranks below its children, the root is
-    the worst kept key) below `pos`."""
-    cdef int64_t child
-    cdef floating v = hv[pos]
-    cdef int64_t j = hj[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= n:
+# Sign bits, and the rank key of NaN (above every other score).
+cdef uint32_t SIGN32 = (<uint32_t>1) << 31
+cdef uint64_t SIGN64 = (<uint64_t>1) << 63
+cdef uint64_t NAN_KEY = ~(<uint64_t>0)
+
+
+cdef inline uint64_t rank_key(floating s) noexcept nogil:
+    """An unsigned integer ordered as ranks_above orders scores: NaN above
+    everything, then larger scores, -0 equal to +0.  The sign-magnitude
+    bits become an unsigned order (negatives flipped, positives offset),
+    so a heap step is one integer compare instead of a NaN-aware float
+    compare, and GCC can make it branch-free."""
+    cdef uint32_t u32
+    cdef uint64_t u64
+    if s != s:
+        return NAN_KEY
+    if s == 0:
+        s = 0
+    if floating is float:
+        u32 = (<uint32_t *>&s)[0]
+        return <uint64_t>(~u32 if u32 & SIGN32 else u32 | SIGN32)
+    else:
+        u64 = (<uint64_t *>&s)[0]
+        return ~u64 if u64 & SIGN64 else u64 | SIGN64
+
+
+cdef inline void store_score(uint64_t key, floating *out) noexcept nogil:
+    """out[0] = the score whose rank_key is key (NaN for NaN; +0 for ±0)."""
+    cdef uint32_t u32
+    cdef uint64_t u64
+    if key == NAN_KEY:
+        out[0] = NAN
+    elif floating is float:
+        u32 = <uint32_t>key
+        u32 = u32 & ~SIGN32 if u32 & SIGN32 else ~u32
+        out[0] = (<float *>&u32)[0]
+    else:
+        u64 = key & ~SIGN64 if key & SIGN64 else ~key
+        out[0] = (<double *>&u64)[0]
+
+
+cdef inline bint ranks_below(uint64_t ka, int64_t ja, uint64_t kb,
+                             int64_t jb) noexcept nogil:
+    """(ka, ja) ranks below (kb, jb): a lower key, or the same key and a
+    higher index (so ties go to the lower index)."""
+    return (ka < kb) | ((ka == kb) & (ja > jb))
+
+
+cdef inline void push(uint64_t *hk, int64_t *hj, int64_t n, uint64_t key,
+                      int64_t j) noexcept nogil:
+    """Add (key, j) to a heap of n < k entries (every parent ranks below its
+    children: the root is the worst kept key)."""
+    cdef int64_t pos = n, parent
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if not ranks_below(key, j, hk[parent], hj[parent]):
             break
-        if child + 1 < n and ranks_above(hv[child], hj[child],
-                                         hv[child + 1], hj[child + 1]):
-            child += 1                      # the worse of the two children
-        if not ranks_above(v, j, hv[child], hj[child]):
-            break
-        hv[pos] = hv[child]
-        hj[pos] = hj[child]
-        pos = child
-    hv[pos] = v
+        hk[pos] = hk[parent]
+        hj[pos] = hj[parent]
+        pos = parent
+    hk[pos] = key
     hj[pos] = j
 
 
-cdef inline void offer(floating *hv, int64_t *hj, int64_t *size,
-                       int64_t k, floating s, int64_t j) noexcept nogil:
-    """Offer key j with score s to a row's heap of at most k keys."""
-    cdef int64_t pos, parent
-    if size[0] < k:
-        pos = size[0]
-        size[0] += 1
-        while pos > 0:                      # sift up past better parents
-            parent = (pos - 1) // 2
-            if not ranks_above(hv[parent], hj[parent], s, j):
-                break
-            hv[pos] = hv[parent]
-            hj[pos] = hj[parent]
-            pos = parent
-        hv[pos] = s
-        hj[pos] = j
-    elif ranks_above(s, j, hv[0], hj[0]):
-        hv[0] = s
-        hj[0] = j
-        sift_down(hv, hj, k, 0)
+cdef inline void replace_root(uint64_t *hk, int64_t *hj, int64_t n,
+                              uint64_t key, int64_t j) noexcept nogil:
+    """Put (key, j), which ranks above the root, in the root's place and
+    sift it down past worse children (the worse child picked by
+    arithmetic, not a branch: it is a coin toss on random scores)."""
+    cdef int64_t pos = 0, c
+    while True:
+        c = 2 * pos + 1
+        if c >= n:
+            break
+        if c + 1 < n:
+            c += ranks_below(hk[c + 1], hj[c + 1], hk[c], hj[c])
+        if not ranks_below(hk[c], hj[c], key, j):
+            break
+        hk[pos] = hk[c]
+        hj[pos] = hj[c]
+        pos = c
+    hk[pos] = key
+    hj[pos] = j
+
+
+cdef inline int64_t first_reaching(int isa, int64_t n, const floating *x,
+                                   floating t) noexcept nogil:
+    if floating is float:
+        return cattn_first_reaching_f32(isa, n, x, t)
+    else:
+        return cattn_first_reaching_f64(isa, n, x, t)
+
+
+cdef inline void offer_row(const floating *row, int64_t nk, int64_t k0,
+                           int64_t topk, uint64_t *hk, int64_t *hj,
+                           int64_t *size, int isa) noexcept nogil:
+    """Offer keys k0..k0+nk of one row (scores `row`) to its heap of
+    *size <= topk keys.  Keys scoring -inf (hidden) are never candidates."""
+    cdef int64_t j = 0, n = size[0]
+    cdef floating root = 0, s
+    cdef uint64_t key
+    if n == topk:
+        store_score(hk[0], &root)
+    while j < nk:
+        if n < topk:
+            s = row[j]
+            if s != -INFINITY:
+                push(hk, hj, n, rank_key(s), k0 + j)
+                n += 1
+                if n == topk:
+                    store_score(hk[0], &root)
+            j += 1
+            continue
+        # A full heap: jump to the next score not below the worst kept one
+        # (most are below it), then rank it exactly.
+        j += first_reaching(isa, nk - j, row + j, root)
+        if j >= nk:
+            break
+        s = row[j]
+        if s != -INFINITY:
+            key = rank_key(s)
+            if ranks_below(hk[0], hj[0], key, k0 + j):
+                replace_root(hk, hj, topk, key, k0 + j)
+                store_score(hk[0], &root)
+        j += 1
+    size[0] = n
 
 
 cdef void select_block(const Problem *p, const GemmKernel *kern,
@@ -118,16 +207,11 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     (this head's rows)."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
-    cdef int64_t t, pc, kc, r, j, jj, jn, kb, k0, nk, k_lo, k_hi
-    cdef bint reach
-    cdef floating root
+    cdef int64_t t, pc, kc, r, kb, k0, nk, k_lo, k_hi
+    cdef int isa = active_isa()
     cdef floating *qa = <floating *>w.qa
     cdef floating *ktb = <floating *>w.ktb
     cdef floating *st = <floating *>w.st
-    cdef floating *hv
-    cdef floating *row
-    cdef int64_t *hj
-    cdef floating s
     for r in range(nq):
         w.size[r] = 0
     for t in range(cdiv(p.E, kc_max)):
@@ -154,31 +238,11 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
             mask_rows(&p.vis, p.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
                       nq, k0, nk)
         for r in range(nq):
-            row = st + r * ld
-            hv = <floating *>w.heap_v + r * p.topk
-            hj = w.heap_j + r * p.topk
-            j = 0
-            while j < nk:
-                jn = imin(j + SCAN, nk)
-                if w.size[r] == p.topk:
-                    # Once the heap is full most keys rank below its root:
-                    # skip SCAN of them at a time when none reaches it
-                    # (`not s < root` also catches NaN).
-                    root = hv[0]
-                    reach = False
-                    for jj in range(j, jn):
-                        reach = reach | (not row[jj] < root)
-                    if not reach:
-                        j = jn
-                        continue
-                for jj in range(j, jn):
-                    s = row[jj]
-                    if s != -INFINITY:
-                        offer(hv, hj, &w.size[r], p.topk, s, k0 + jj)
-                j = jn
+            offer_row(st + r * ld, nk, k0, p.topk, w.heap_k + r * p.topk,
+                      w.heap_j + r * p.topk, &w.size[r], isa)
     for r in range(nq):
         if w.size[r] == p.topk:
-            thr[i0 + r] = (<floating *>w.heap_v)[r * p.topk]
+            store_score(w.heap_k[r * p.topk], thr + i0 + r)
             idx[i0 + r] = w.heap_j[r * p.topk]
         else:
             thr[i0 + r] = -INFINITY
@@ -256,7 +320,8 @@ def select_top_k(cnp.ndarray q, cnp.ndarray k, mask, cnp.ndarray thr,
             scratch[t].qa = checked_alloc(p.bq * max(p.E, 1) * itemsize)
             scratch[t].ktb = checked_alloc(max(p.E, 1) * p.ld * itemsize)
             scratch[t].st = checked_alloc(p.bq * p.ld * itemsize)
-            scratch[t].heap_v = checked_alloc(p.bq * topk * itemsize)
+            scratch[t].heap_k = <uint64_t *>checked_alloc(
+                p.bq * topk * sizeof(uint64_t))
             scratch[t].heap_j = <int64_t *>checked_alloc(
                 p.bq * topk * sizeof(int64_t))
             scratch[t].size = <int64_t *>checked_alloc(
@@ -274,7 +339,7 @@ def select_top_k(cnp.ndarray q, cnp.ndarray k, mask, cnp.ndarray thr,
             free(scratch[t].qa)
             free(scratch[t].ktb)
             free(scratch[t].st)
-            free(scratch[t].heap_v)
+            free(scratch[t].heap_k)
             free(scratch[t].heap_j)
             free(scratch[t].size)
         free(scratch)
