@@ -69,6 +69,22 @@ def test_top_k_random_scores(isa, rng):
     check_top_k(q[:, :, :2], k, v, 7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_signed_zero_scores_tie(dtype, isa, rng):
+    # Zero queries and scale -1 make every product -0; a float mask of +0
+    # or -0 then leaves scores of +0 (-0 + +0) and -0 (-0 + -0), which rank
+    # equal, so the lowest key indices win.
+    q = np.zeros((2, 5, 4), dtype)
+    k = rng.standard_normal((2, 40, 4)).astype(dtype)
+    v = rng.standard_normal((2, 40, 3)).astype(dtype)
+    mask = np.where(rng.random((5, 40)) < 0.5, 0.0, -0.0).astype(dtype)
+    assert np.signbit(mask).any() and not np.signbit(mask).all()
+    for top_k in (3, 7):
+        check_top_k(q, k, v, top_k, mask, scale=-1.0)
+    _, idx = hard(q, k, v, mask, scale=-1.0, return_indices=True)
+    np.testing.assert_array_equal(idx, 0)
+
+
 def test_top_k_limits(rng):
     q, k, v = (rng.standard_normal(s) for s in ((3, 20, 8), (3, 30, 8),
                                                 (3, 30, 5)))
