@@ -29,7 +29,7 @@ def check(q, k, v, mask=None, dtype=None, **kw):
     assert lse.shape == ref_lse.shape and lse.dtype == dtype
     np.testing.assert_array_equal(np.isnan(out), np.isnan(ref_out))
     fin = np.isfinite(ref_out)
-    diff = np.linalg.norm((out - ref_out)[fin])
+    diff = np.linalg.norm(out[fin] - ref_out[fin])
     scale = max(np.linalg.norm(ref_out[fin]), 1e-300)
     assert diff <= NORM_TOL[dtype] * scale, diff / scale
     np.testing.assert_array_equal(np.isneginf(lse), np.isneginf(ref_lse))
@@ -238,6 +238,42 @@ def test_nan_propagates_to_the_rows_it_touches(isa, rng):
     v2 = v.copy()
     v2[3, 0] = np.nan
     check(q, k, v2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("case", ["causal", "bool", "window", "float",
+                                  "top_k", "decode", "key_chunks"])
+def test_hidden_nonfinite_values_never_reach(dtype, bad, case, isa, rng):
+    """A value a row gives weight 0 (its key hidden) never reaches that
+    row, whichever blocks or chunks the kernel visits; rows that see it
+    get its inf or NaN, as the reference."""
+    L, S, j, kw = {"causal": (700, 700, 600, {"is_causal": True}),
+                   "bool": (100, 600, 450, {}),
+                   "window": (600, 600, 300, {"window": (50, 0)}),
+                   "float": (100, 600, 450, {}),
+                   "top_k": (100, 600, 450, {"top_k": 5}),
+                   "decode": (2, 3000, 2500, {}),
+                   "key_chunks": (40, 2100, 1500, {})}[case]
+    q, k, v = qkv(rng, (2, L, 16), (2, S, 16), (2, S, 8), dtype)
+    v[:, j, 3] = bad
+    sees = np.ones((L, S), bool)
+    mask = None
+    if case in ("bool", "decode", "key_chunks"):
+        sees[::2, j] = False
+        mask = sees
+    elif case == "float":
+        sees[::2, j] = False
+        mask = np.where(sees, 0.0, -np.inf).astype(dtype)
+    elif case == "top_k":
+        k[:, j] = -10 * q.mean(axis=1)          # key j scores low: not kept
+    out, _ = check(q, k, v, mask, **kw)
+    ref, _ = _reference.scaled_dot_product_attention(q, k, v, mask, **kw)
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
+    sees_bad = ~np.isfinite(ref[:, :, 3])
+    assert sees_bad.any() or case == "top_k"
+    assert not sees_bad.all()
+    assert np.isfinite(out[~sees_bad]).all()
 
 
 def test_huge_logits_do_not_overflow(rng):

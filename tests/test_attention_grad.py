@@ -40,7 +40,7 @@ def check(q, k, v, mask=None, rng=None, **kw):
         diff = np.linalg.norm(np.nan_to_num(g - w))
         # Floor: where the gradient cancels to ~0 (one key: dS = 0 exactly
         # only in exact arithmetic), measure against the size of the terms.
-        big = max(np.abs(np.nan_to_num(a)).max(initial=0) for a in (q, k, v))
+        big = max(np.abs(a[np.isfinite(a)]).max(initial=0) for a in (q, k, v))
         scale = max(np.linalg.norm(np.nan_to_num(w)),
                     np.linalg.norm(go) * big, 1e-30)
         assert diff <= NORM_TOL[dtype] * scale, (name, diff / scale)
@@ -153,6 +153,21 @@ def test_huge_logits_and_nan(rng):
     go, out, lse, (dq, dk, dv) = forward_backward(q, k, v, rng=rng)
     assert np.isnan(dq[0, 3]).all()
     assert np.isfinite(np.delete(dq[0], 3, axis=0)).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_hidden_nonfinite_values_carry_no_gradient(bad, is_causal, rng):
+    # Key 250's value is inf/NaN and hidden from every query: the forward
+    # ignores it, so every gradient stays finite (dS = 0 where P = 0, even
+    # though dP = dO Vᵀ is not finite there) -- and equals the reference's.
+    q, k, v = inputs(rng, (2, 300, 8), (2, 300, 8), (2, 300, 8), np.float64)
+    v[:, 250, 2] = bad
+    mask = np.ones((300, 300), bool)
+    mask[:, 250] = False
+    got = check(q, k, v, mask, rng=rng, is_causal=is_causal)
+    assert all(np.isfinite(g).all() for g in got)
+    assert (got[2][:, 250] == 0).all()
 
 
 @pytest.mark.parametrize("shape_q, shape_k", [

@@ -21,7 +21,9 @@ def chunked(x, chunks):
 def close(got, want):
     tol = TOL[want.dtype.type]
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-    ok = ~np.isnan(want)
+    inf = np.isinf(want)
+    np.testing.assert_array_equal(got[inf], want[inf])
+    ok = np.isfinite(want)
     scale = max(np.abs(want[ok]).max(initial=0), 1.0)
     assert np.abs(got[ok] - want[ok]).max(initial=0) <= tol * scale
 
@@ -189,3 +191,20 @@ def test_nan_and_fully_masked_rows_across_key_chunks(rng):
     assert np.isnan(got[0, 3]).all() and (got[:, 7] == 0).all()
     assert np.isneginf(got_lse[:, 7]).all()
     np.testing.assert_array_equal(np.isnan(got_lse), np.isnan(want_lse))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_hidden_nonfinite_values_across_key_chunks(bad, rng):
+    # Key 50's value is inf/NaN; causal rows before 50 cannot see it and
+    # stay finite, also where their key chunks are merged with its chunk
+    # at weight 0 -- as in one kernel call.
+    q = rng.standard_normal((2, 60, 8))
+    k = rng.standard_normal((2, 60, 8))
+    v = rng.standard_normal((2, 60, 8))
+    v[:, 50, 1] = bad
+    want = cattn.scaled_dot_product_attention(q, k, v, is_causal=True)
+    got = cd.scaled_dot_product_attention(
+        chunked(q, (1, 20, 8)), chunked(k, (1, 15, 8)), chunked(v, (1, 15, 8)),
+        is_causal=True).compute(scheduler="threads")
+    close(got, want)
+    assert np.isfinite(got[:, :50]).all() and not np.isfinite(got[:, 50:]).all()

@@ -164,15 +164,24 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
     """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
     GQA by repeating key/value heads, top-k by masking all but the top_k
     keys of each row; returns (out, lse).  A row that sees no key gets out
-    0 and lse -inf."""
+    0 and lse -inf.  A value reaches only the rows that give its key a
+    nonzero weight: an inf or NaN value of a hidden key (weight exactly 0)
+    changes nothing, where a plain product would give 0·inf = NaN."""
     weights, lse = attention_weights(query, key, attn_mask, is_causal, scale,
                                      enable_gqa, window, top_k)
     q = np.asarray(query)
     v = np.asarray(value, dtype=np.float64)
     if enable_gqa and q.ndim >= 3 and v.shape[-3] != q.shape[-3]:
         v = np.repeat(v, q.shape[-3] // v.shape[-3], axis=-3)
+    finite = np.isfinite(v)
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.matmul(weights, v), lse
+        out = np.matmul(weights, np.where(finite, v, 0.0))
+        if not finite.all():
+            # (..., L, S, 1) x (..., 1, S, Ev): only the nonzero weights.
+            w = weights[..., :, :, None]
+            terms = w * np.where(finite, 0.0, v)[..., None, :, :]
+            out = out + np.where(w != 0, terms, 0.0).sum(axis=-2)
+    return out, lse
 
 
 def hard_attention(query: ArrayLike, key: ArrayLike, value: ArrayLike,
@@ -239,7 +248,11 @@ def scaled_dot_product_attention_grad(
     with np.errstate(invalid="ignore", over="ignore"):
         dv = np.matmul(np.swapaxes(p, -1, -2), go)
         dp = np.matmul(go, np.swapaxes(v_rep, -1, -2))
-        ds = p * (dp - (p * dp).sum(axis=-1, keepdims=True))
+        # Pairs of weight 0 (hidden keys) carry no gradient, even where
+        # dP = dO Vᵀ is inf or NaN (as the forward ignores their values).
+        pdp = np.where(p != 0, p * dp, 0.0)
+        ds = np.where(p != 0, p * (dp - pdp.sum(axis=-1, keepdims=True)),
+                      0.0)
         dq = scale * np.matmul(ds, k_rep)
         dk = scale * np.matmul(np.swapaxes(ds, -1, -2), q)
 

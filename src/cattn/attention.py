@@ -313,8 +313,9 @@ def scaled_dot_product_attention(
     normwise in float32.
 
     A row that sees no key (fully masked) is exactly 0 with lse -inf.  NaN
-    in the inputs propagates to the rows it touches.  Huge scores do not
-    overflow.  Work is split over (batch·head, query block) — and over key
+    in the inputs propagates to the rows it touches; a value whose key a row
+    cannot see (weight exactly 0) never reaches it, even inf or NaN.  Huge
+    scores do not overflow.  Work is split over (batch·head, query block) — and over key
     chunks of fixed size when there are few query rows (decoding) — never
     by the thread count, so any `num_threads` gives identical bits.
 

@@ -125,9 +125,16 @@ def _merge(a: Any, b: Any) -> Any:
         inv = np.where(total == 0, 0, 1 / total)    # (..., L, 1): cheap
         lse = np.where(total == 0, -np.inf, shift + np.log(total))
     # Two passes over the outputs; a NaN weight (NaN lse) stays NaN.
+    ca, cb = wa * inv, wb * inv
     res = np.empty_like(a)
-    np.multiply(a[..., :-1], wa * inv, out=res[..., :-1])
-    res[..., :-1] += b[..., :-1] * (wb * inv)
+    np.multiply(a[..., :-1], ca, out=res[..., :-1])
+    res[..., :-1] += b[..., :-1] * cb
+    if not np.isfinite(res[..., :-1]).all():
+        # A side of weight 0 adds nothing, even inf or NaN values (the
+        # kernel's rule); same operations, so finite entries keep their bits.
+        with np.errstate(invalid="ignore"):
+            res[..., :-1] = (np.where(ca != 0, a[..., :-1] * ca, 0)
+                             + np.where(cb != 0, b[..., :-1] * cb, 0))
     res[..., -1:] = lse
     return res
 

@@ -153,15 +153,18 @@ cdef struct Scratch:
                       # the P·V product reads whole MR panels of it
     void *acc         # O accumulator: bq x ev_pad
     void *colbuf      # 4 x bq: column max, shift, sum; alpha
+    void *prev        # decode: the accumulator before a key block, ev_pad
     double *m         # bq running max
     double *l         # bq running sum
 
 
 cdef void pack_kv(const Problem *p, const GemmKernel *kern,
                   const floating *k, const floating *v, int64_t kb,
-                  floating *kpack, floating *vpack) noexcept nogil:
+                  floating *kpack, floating *vpack,
+                  uint8_t *vflag) noexcept nogil:
     """Pack key block kb (keys kb·bk..) of K (as the A operand of Sᵀ = K Qᵀ)
-    and V (as the B operand of O = P V)."""
+    and V (as the B operand of O = P V); vflag[kb]: the block's values had
+    infs or NaNs (zeroed in the pack)."""
     cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0)
     cdef int64_t t, pc, kc
     for t in range(imax(1, cdiv(p.E, kern.kc))):
@@ -171,6 +174,56 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
                kern.mr, kpack + pc * p.s_pad + k0 * kc)
     pack_b(nk, p.Ev, v + k0 * p.rs_v, p.rs_v, p.cs_v, kern.nr, 0,
            cdiv(p.Ev, kern.nr), vpack + k0 * p.ev_pad)
+    # Values that are inf or NaN: the P·V product would multiply them by the
+    # exact zeros of hidden keys (0·inf = NaN) and so reach rows that cannot
+    # see them, depending on which blocks a row visits.  The packed copy
+    # gets 0 in their place, and the block is flagged: attend_block adds
+    # them back only where the weight is not 0 (nonfinite_values).
+    vflag[kb] = sanitize(nk * p.ev_pad, vpack + k0 * p.ev_pad)
+
+
+cdef inline bint nonfinite(floating x) noexcept nogil:
+    return x - x != 0                   # inf - inf and NaN - NaN are NaN
+
+
+cdef bint sanitize_check(int64_t n, const floating *x) noexcept nogil:
+    """True if x[0:n] holds an inf or a NaN."""
+    cdef int64_t i
+    cdef bint bad = False
+    for i in range(n):
+        bad = bad | nonfinite(x[i])
+    return bad
+
+
+cdef bint sanitize(int64_t n, floating *x) noexcept nogil:
+    """Replace the infs and NaNs of x[0:n] by 0; True if there were any."""
+    cdef int64_t i
+    cdef bint bad = sanitize_check(n, x)
+    if bad:
+        for i in range(n):
+            if nonfinite(x[i]):
+                x[i] = 0
+    return bad
+
+
+cdef void nonfinite_values(const Problem *p, const floating *v,
+                           const floating *pt, int64_t j0, int64_t j1,
+                           int64_t nq, floating *acc) noexcept nogil:
+    """acc[q, c] += P[q, j]·V[j, c] for the inf/NaN values V[j, c] of keys
+    j0..j1 (left out of the packed V) and the queries whose weight P[q, j]
+    (the Pᵀ tile pt, row stride bq, row 0 = key j0) is not 0: a value
+    reaches exactly the rows that give it weight."""
+    cdef int64_t j, c, r
+    cdef floating x, wgt
+    for j in range(j0, j1):
+        for c in range(p.Ev):
+            x = v[j * p.rs_v + c * p.cs_v]
+            if not nonfinite(x):
+                continue
+            for r in range(nq):
+                wgt = pt[(j - j0) * p.bq + r]
+                if wgt != 0:
+                    acc[r * p.ev_pad + c] = acc[r * p.ev_pad + c] + wgt * x
 
 
 cdef inline bint hide_below(int isa, int64_t n, floating *x,
@@ -247,7 +300,8 @@ cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
 
 cdef void attend_block(const Problem *p, const GemmKernel *kern,
                        const floating *q, const floating *kpack,
-                       const floating *vpack, const void *mask,
+                       const floating *vpack, const uint8_t *vflag,
+                       const floating *v, const void *mask,
                        const floating *thr, const int64_t *thr_idx,
                        int64_t qb, int64_t chunk, Scratch *w) noexcept nogil:
     """Online-softmax attention of query block qb over key chunk `chunk`;
@@ -327,6 +381,8 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
                              imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
                              <floating>1, <floating>1)
+        if vflag[kb]:
+            nonfinite_values(p, v, st_j, j0, j1, nq, acc)
 
 
 cdef inline floating row_max(int64_t n, const floating *x) noexcept nogil:
@@ -349,9 +405,10 @@ cdef void attend_row(const Problem *p, const floating *q,
                      int64_t i, int64_t chunk, Scratch *w) noexcept nogil:
     """Decode path: query row i over key chunk `chunk`, streaming K and V
     rows (unit inner stride); leaves (m, l, acc) of the row in w."""
-    cdef int64_t k_lo, k_hi, kb, nk, j, c
+    cdef int64_t k_lo, k_hi, kb, nk, j, j1, c
     cdef floating *s = <floating *>w.st
     cdef floating *acc = <floating *>w.acc
+    cdef floating *prev = <floating *>w.prev
     cdef floating mx, m_new
     cdef double alpha
     cdef const floating *fm
@@ -391,7 +448,24 @@ cdef void attend_row(const Problem *p, const floating *q,
             if alpha != 1:
                 for c in range(p.Ev):
                     acc[c] = acc[c] * <floating>alpha
+            for c in range(p.Ev):
+                prev[c] = acc[c]
             axpy_rows(nk, p.Ev, s, v + kb * p.rs_v, p.rs_v, acc)
+            if sanitize_check(p.Ev, acc):
+                # An inf or NaN value arrived: redo the block without the
+                # keys of weight 0 (hidden ones), whose values must not
+                # reach the row (the same rule as nonfinite_values).
+                for c in range(p.Ev):
+                    acc[c] = prev[c]
+                j = 0
+                while j < nk:
+                    j1 = j
+                    while j1 < nk and s[j1] != 0:
+                        j1 += 1
+                    if j1 > j:
+                        axpy_rows(j1 - j, p.Ev, s + j,
+                                  v + (kb + j) * p.rs_v, p.rs_v, acc)
+                    j = j1 + 1
             w.m[0] = m_new
         kb += nk
 
@@ -445,6 +519,8 @@ cdef void merge_partials(const Problem *p, const floating *part,
             if pr[1] == 0:
                 continue
             a = exp(pr[0] - big) if big != -INFINITY else 1
+            if a == 0:
+                continue                # weight 0: its values never reach
             w.l[r] = w.l[r] + pr[1] * a
             for c in range(p.Ev):
                 acc[r * ev_pad + c] = (acc[r * ev_pad + c]
@@ -452,19 +528,23 @@ cdef void merge_partials(const Problem *p, const floating *part,
 
 
 cdef void attend_item(const Problem *p, const GemmKernel *kern,
-                      const floating *q, const floating *kv, const void *mask,
-                      floating *o, floating *lse, const int64_t *off_q,
+                      const floating *q, const floating *v,
+                      const floating *kv, const uint8_t *vflag,
+                      const void *mask, floating *o, floating *lse,
+                      const int64_t *off_q, const int64_t *off_v,
                       const int64_t *off_m, const int64_t *off_o,
                       int64_t bh, int64_t qb, int64_t ch, Scratch *w,
                       floating *parts) noexcept nogil:
     """Work item (bh, qb, ch) of the tiled path against the packed K/V of
-    head bh (`kv`): its rows of out and lse, or its partial."""
+    head bh (`kv`, with its vflag): its rows of out and lse, or its
+    partial."""
     cdef int64_t nq = imin(p.bq, p.L - qb * p.bq), row_len = p.Ev + 2
     cdef const void *mask_bh = NULL
     cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
     if p.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_block(p, kern, q + off_q[bh], kv, kv + p.kpack_size, mask_bh,
+    attend_block(p, kern, q + off_q[bh], kv, kv + p.kpack_size, vflag,
+                 v + off_v[bh], mask_bh,
                  <const floating *>p.thr + bh * p.L
                  if p.thr_idx != NULL else NULL,
                  p.thr_idx + bh * p.L if p.thr_idx != NULL else NULL,
@@ -482,13 +562,14 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
               floating *lse, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_v, const int64_t *off_m,
               const int64_t *off_o, int64_t nbh, int64_t group,
-              Scratch *scratch, floating *kvpack, floating *parts,
-              int nthreads) noexcept nogil:
+              Scratch *scratch, floating *kvpack, uint8_t *vflags,
+              floating *parts, int nthreads) noexcept nogil:
     """group > 0: the grouped schedule (the team packs `group` heads, then
     shares their items); group == 0: the per-head schedule (each thread
     packs a whole head into its own slot of kvpack and computes all its
     items: no barriers, K/V hot in the core's own cache).  Both compute
-    every item the same way, so the choice never changes a bit."""
+    every item the same way, so the choice never changes a bit.  vflags
+    holds nkb flags per kvpack slot (pack_kv)."""
     cdef GemmKernel kern
     if floating is float:
         kern = gemm_kernel_f32(active_isa())
@@ -500,6 +581,7 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
     cdef Scratch *w
     cdef const void *mask_bh
     cdef floating *kv
+    cdef uint8_t *fl
     cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
 
     if p.decode:
@@ -524,13 +606,14 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
         for bh in prange(nbh, schedule='dynamic', num_threads=nthreads):
             w = scratch + threadid()
             kv = kvpack + threadid() * kv_size
+            fl = vflags + threadid() * nkb
             for kb in range(nkb):
                 pack_kv(p, &kern, k + off_k[bh], v + off_v[bh], kb, kv,
-                        kv + p.kpack_size)
+                        kv + p.kpack_size, fl)
             for j in range(per_bh):
-                attend_item(p, &kern, q, kv, mask, o, lse, off_q, off_m,
-                            off_o, bh, j // p.nchunks, j % p.nchunks, w,
-                            parts)
+                attend_item(p, &kern, q, v, kv, fl, mask, o, lse, off_q,
+                            off_v, off_m, off_o, bh, j // p.nchunks,
+                            j % p.nchunks, w, parts)
     else:
         with parallel(num_threads=nthreads):
             for gi in range(cdiv(nbh, group)):
@@ -538,9 +621,10 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                 ng = imin(group, nbh - g0)
                 for item in prange(ng * nkb, schedule='static'):
                     bh = g0 + item // nkb
-                    kv = kvpack + (bh - g0) * kv_size
                     pack_kv(p, &kern, k + off_k[bh], v + off_v[bh],
-                            item % nkb, kv, kv + p.kpack_size)
+                            item % nkb, kvpack + (bh - g0) * kv_size,
+                            kvpack + (bh - g0) * kv_size + p.kpack_size,
+                            vflags + (bh - g0) * nkb)
                 for item in prange(ng * per_bh, schedule='dynamic'):
                     w = scratch + threadid()
                     bh = g0 + item // per_bh
@@ -550,8 +634,9 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                         # items out first so the dynamic schedule ends on
                         # small ones (the order never changes a result).
                         qb = p.nqb - 1 - qb
-                    attend_item(p, &kern, q, kvpack + (bh - g0) * kv_size,
-                                mask, o, lse, off_q, off_m, off_o, bh, qb,
+                    attend_item(p, &kern, q, v, kvpack + (bh - g0) * kv_size,
+                                vflags + (bh - g0) * nkb, mask, o, lse,
+                                off_q, off_v, off_m, off_o, bh, qb,
                                 item % p.nchunks, w, parts)
 
     if p.nchunks == 1:
@@ -660,6 +745,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
 
     cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
     cdef void *kvpack = NULL
+    cdef uint8_t *vflags = NULL
     cdef void *parts = NULL
     cdef int t
     if scratch == NULL:
@@ -670,32 +756,37 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
             scratch[t].st = checked_alloc((p.bk * p.bq + kern.mr) * itemsize)
             scratch[t].acc = checked_alloc(p.bq * p.ev_pad * itemsize)
             scratch[t].colbuf = checked_alloc(4 * p.bq * itemsize)
+            scratch[t].prev = checked_alloc(p.ev_pad * itemsize)
             scratch[t].m = <double *>checked_alloc(p.bq * sizeof(double))
             scratch[t].l = <double *>checked_alloc(p.bq * sizeof(double))
         if not decode:
             kvpack = checked_alloc((group if group > 0 else nthreads)
                                    * kv_bytes)
+            vflags = <uint8_t *>checked_alloc(
+                (group if group > 0 else nthreads) * cdiv(p.S, p.bk))
         if p.nchunks > 1:
             parts = checked_alloc(nbh * per_bh * p.bq * (p.Ev + 2)
                                   * itemsize)
         if o.dtype == np.float32:
             _run[float](&p, q, k, v, mask, o, lse, off_q, off_k, off_v,
                         off_m, off_o, nbh, group, scratch, <float *>kvpack,
-                        <float *>parts, nthreads)
+                        vflags, <float *>parts, nthreads)
         else:
             _run[double](&p, q, k, v, mask, o, lse, off_q, off_k, off_v,
                          off_m, off_o, nbh, group, scratch, <double *>kvpack,
-                         <double *>parts, nthreads)
+                         vflags, <double *>parts, nthreads)
     finally:
         for t in range(nthreads):
             free(scratch[t].qpack)
             free(scratch[t].st)
             free(scratch[t].acc)
             free(scratch[t].colbuf)
+            free(scratch[t].prev)
             free(scratch[t].m)
             free(scratch[t].l)
         free(scratch)
         free(kvpack)
+        free(vflags)
         free(parts)
 
 
@@ -704,7 +795,7 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
           const int64_t[::1] off_k, const int64_t[::1] off_v,
           const int64_t[::1] off_m, const int64_t[::1] off_o, int64_t nbh,
           int64_t group, Scratch *scratch, floating *kvpack,
-          floating *parts, int nthreads):
+          uint8_t *vflags, floating *parts, int nthreads):
     cdef const void *mask_ptr = NULL
     cdef floating *lse_ptr = NULL
     if mask is not None:
@@ -717,7 +808,7 @@ cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
             <const floating *>cnp.PyArray_DATA(v), mask_ptr,
             <floating *>cnp.PyArray_DATA(o), lse_ptr, &off_q[0], &off_k[0],
             &off_v[0], &off_m[0], &off_o[0], nbh, group, scratch, kvpack,
-            parts, nthreads)
+            vflags, parts, nthreads)
 
 
 def exp_neg(cnp.ndarray x, cnp.ndarray y):

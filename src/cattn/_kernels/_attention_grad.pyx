@@ -256,8 +256,10 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
         else:
             exp_shifted(nk, row, shift)
         di = d[r]
+        # dS = P ∘ (dP - D), and exactly 0 where P is: a hidden key's
+        # value (inf or NaN in dP) never reaches a row that cannot see it.
         for j in range(nk):
-            drow[j] = row[j] * (drow[j] - di)
+            drow[j] = row[j] * (drow[j] - di) if row[j] != 0 else 0
         if dmask != NULL:
             memcpy(dmask + (i0 + r) * p.S + k0, drow, nk * sizeof(floating))
 
