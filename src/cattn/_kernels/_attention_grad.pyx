@@ -233,6 +233,7 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
     cdef floating *row
     cdef floating *drow
     cdef floating shift, di
+    cdef bint bad
 
     # S = scale · Q Kᵀ and dP = dO Vᵀ, depth in KC chunks (as the forward,
     # so S has the forward's bits and S - lse <= 0).
@@ -256,10 +257,17 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
         else:
             exp_shifted(nk, row, shift)
         di = d[r]
-        # dS = P ∘ (dP - D), and exactly 0 where P is: a hidden key's
-        # value (inf or NaN in dP) never reaches a row that cannot see it.
+        bad = False
         for j in range(nk):
-            drow[j] = row[j] * (drow[j] - di) if row[j] != 0 else 0
+            drow[j] = row[j] * (drow[j] - di)
+            bad = bad | (drow[j] != drow[j])
+        if bad:
+            # dS is exactly 0 where P is: a hidden key's value (inf or NaN
+            # in dP, so 0·inf = NaN above) never reaches a row that cannot
+            # see it.  Recomputed only for rows that came out NaN.
+            for j in range(nk):
+                if row[j] == 0:
+                    drow[j] = 0
         if dmask != NULL:
             memcpy(dmask + (i0 + r) * p.S + k0, drow, nk * sizeof(floating))
 
