@@ -186,7 +186,7 @@ cdef inline bint nonfinite(floating x) noexcept nogil:
     return x - x != 0                   # inf - inf and NaN - NaN are NaN
 
 
-cdef bint sanitize_check(int64_t n, const floating *x) noexcept nogil:
+cdef bint any_nonfinite(int64_t n, const floating *x) noexcept nogil:
     """True if x[0:n] holds an inf or a NaN."""
     cdef int64_t i
     cdef bint bad = False
@@ -198,7 +198,7 @@ cdef bint sanitize_check(int64_t n, const floating *x) noexcept nogil:
 cdef bint sanitize(int64_t n, floating *x) noexcept nogil:
     """Replace the infs and NaNs of x[0:n] by 0; True if there were any."""
     cdef int64_t i
-    cdef bint bad = sanitize_check(n, x)
+    cdef bint bad = any_nonfinite(n, x)
     if bad:
         for i in range(n):
             if nonfinite(x[i]):
@@ -451,7 +451,7 @@ cdef void attend_row(const Problem *p, const floating *q,
             for c in range(p.Ev):
                 prev[c] = acc[c]
             axpy_rows(nk, p.Ev, s, v + kb * p.rs_v, p.rs_v, acc)
-            if sanitize_check(p.Ev, acc):
+            if any_nonfinite(p.Ev, acc):
                 # An inf or NaN value arrived: redo the block without the
                 # keys of weight 0 (hidden ones), whose values must not
                 # reach the row (the same rule as nonfinite_values).
@@ -577,7 +577,7 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
         kern = gemm_kernel_f64(active_isa())
     cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.S, p.bk)
     cdef int64_t row_len = p.Ev + 2, kv_size = p.kpack_size + p.vpack_size
-    cdef int64_t gi, g0, ng, item, bh, qb, ch, kb, j
+    cdef int64_t gi, g0, ng, item, bh, qb, ch, kb, j, nq
     cdef Scratch *w
     cdef const void *mask_bh
     cdef floating *kv
@@ -684,7 +684,7 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     cdef Problem p
     cdef int64_t nbh = off_o.shape[0]
     cdef GemmKernel kern
-    cdef int64_t itemsize = o.itemsize, vl, group
+    cdef int64_t itemsize = o.itemsize, vl, group, slots
     p.L, p.S, p.E, p.Ev = sizes
     (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
      p.rs_m, p.cs_m) = strides
@@ -760,10 +760,11 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
             scratch[t].m = <double *>checked_alloc(p.bq * sizeof(double))
             scratch[t].l = <double *>checked_alloc(p.bq * sizeof(double))
         if not decode:
-            kvpack = checked_alloc((group if group > 0 else nthreads)
-                                   * kv_bytes)
-            vflags = <uint8_t *>checked_alloc(
-                (group if group > 0 else nthreads) * cdiv(p.S, p.bk))
+            # One slot of packed K/V (and its flags) per head of a group,
+            # or per thread in the per-head schedule.
+            slots = group if group > 0 else nthreads
+            kvpack = checked_alloc(slots * kv_bytes)
+            vflags = <uint8_t *>checked_alloc(slots * cdiv(p.S, p.bk))
         if p.nchunks > 1:
             parts = checked_alloc(nbh * per_bh * p.bq * (p.Ev + 2)
                                   * itemsize)
