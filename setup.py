@@ -94,7 +94,7 @@ def extensions():
         extra_compile_args=compile_args,
         extra_link_args=omp + san_flags,
     )
-    names = ["_cpu", "_layout", "_gemm", "_softmax", "_attention",
+    names = ["_cpu", "_layout", "_frame", "_gemm", "_softmax", "_attention",
              "_attention_grad", "_topk"]
     exts = [Extension(f"cattn._kernels.{name}",
                       [os.path.join(KERNELS, f"{name}.pyx")], **common)

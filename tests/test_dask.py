@@ -131,12 +131,44 @@ def test_empty_and_errors(rng):
     assert (out.compute() == 0).all() and np.isneginf(lse.compute()).all()
     with pytest.raises(TypeError, match="query has dtype int64"):
         cd.scaled_dot_product_attention(np.zeros((2, 2), np.int64), q[0], q[0])
-    with pytest.raises(ValueError, match="shapes disagree"):
+    with pytest.raises(ValueError, match="same last dimension E"):
         cd.scaled_dot_product_attention(q, q[..., :3], q)
     with pytest.raises(ValueError, match="is_causal"):
         cd.scaled_dot_product_attention(q, q, q, is_causal="no")
     with pytest.raises(ValueError, match="does not broadcast"):
         cd.scaled_dot_product_attention(q, q, q, np.ones((3, 5), bool))
+
+
+def test_errors_match_the_eager_calls_and_name_the_callee(rng):
+    """The Dask functions validate with the frame's rules: the same
+    exception type and message as the NumPy call, naming the function the
+    user called."""
+    q = rng.standard_normal((2, 5, 4))
+    bad = [((q, q[..., :3], q), {}, "same last dimension E"),
+           ((q, q, q[:, :4]), {}, "same number of keys S"),
+           ((q, q, q), {"window": (-1, 0)}, "window left bound"),
+           ((q, q, q), {"scale": float("inf")}, "scale must be finite"),
+           ((q, q, q, np.zeros((5, 5), np.int32)), {}, "attn_mask has dtype")]
+    for args, kw, match in bad:
+        with pytest.raises(Exception, match=match) as eager:
+            cattn.scaled_dot_product_attention(*args, **kw)
+        with pytest.raises(type(eager.value)) as lazy:
+            cd.scaled_dot_product_attention(*args, **kw)
+        func, message = str(lazy.value).split(": ", 1)
+        assert func == "cattn.dask.scaled_dot_product_attention"
+        assert message == str(eager.value).split(": ", 1)[1]
+    with pytest.raises(ValueError, match="^cattn.dask.self_attention: "):
+        cd.self_attention(q, is_causal="no")
+    mha = cattn.MultiHeadAttention(4, 2, dtype=np.float64, rng=0)
+    x = rng.standard_normal((2, 5, 4))
+    for pad, exc in ((np.zeros((2, 5), np.int8), TypeError),
+                     (np.zeros((2, 4), bool), ValueError)):
+        with pytest.raises(exc) as eager:
+            mha(x, key_padding_mask=pad)
+        with pytest.raises(exc, match="^cattn.dask.multi_head_attention: "
+                           "key_padding_mask"):
+            cd.multi_head_attention(mha, x, key_padding_mask=pad)
+        assert "MultiHeadAttention: key_padding_mask" in str(eager.value)
 
 
 def test_task_threads_policy():

@@ -11,12 +11,14 @@ import sysconfig
 import pytest
 
 import cattn
-from cattn._kernels import _attention, _cpu, _gemm, _layout, _softmax
+from cattn._kernels import (_attention, _attention_grad, _cpu, _frame, _gemm,
+                            _layout, _softmax, _topk)
 
 PKG = pathlib.Path(cattn.__file__).parent
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / \
     "typed_usage.py"
-COMPILED = (_attention, _cpu, _gemm, _layout, _softmax)
+COMPILED = (_attention, _attention_grad, _cpu, _frame, _gemm, _layout,
+            _softmax, _topk)
 
 
 def test_py_typed_ships():

@@ -1,196 +1,23 @@
 """Scaled-dot-product attention: self (VVV), cross (QVV) and general (QKV).
 
-Validation and broadcasting here; the fused tiled online-softmax kernel in
-``_kernels/_attention.pyx`` (on the GEMM micro-kernels and the softmax row
-kernels); ``_reference.scaled_dot_product_attention`` is the float64 oracle.
+The public entry points.  Their arguments are validated once into a
+``_frame.Call`` (the validation layer, ``_frame.py``), which the fused
+tiled online-softmax kernel (``_kernels/_attention.pyx``, on the GEMM
+micro-kernels and the softmax column kernels) and the top-k selection
+(``_kernels/_topk.pyx``) take as it is; ``_reference`` holds the float64
+oracle the tests compare against.
 """
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _checks, _reference
-from ._kernels import _attention, _layout, _topk
+from . import _checks, _frame
 from .linalg import matmul
 from .special import softmax
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
-
-Alignment = Literal["top_left", "bottom_right"]
-_CAUSAL: dict[object, Alignment | None] = {
-    False: None, True: "top_left", "top_left": "top_left",
-    "bottom_right": "bottom_right"}
-
-
-def _causal(is_causal: object, func: str) -> Alignment | None:
-    try:
-        return _CAUSAL[is_causal]
-    except (KeyError, TypeError):
-        raise ValueError(f"{func}: is_causal must be False, True, 'top_left' "
-                         f"or 'bottom_right', got {is_causal!r}") from None
-
-
-def _window(window: object,
-            func: str) -> tuple[int | None, int | None] | None:
-    if window is None:
-        return None
-    try:
-        pair: Any = window
-        left, right = pair
-    except (TypeError, ValueError):
-        raise ValueError(f"{func}: window must be None or a pair (left, "
-                         f"right), got {window!r}") from None
-    bounds: list[int | None] = []
-    for name, b in (("left", left), ("right", right)):
-        if b is not None:
-            if isinstance(b, (bool, np.bool_)) or not isinstance(
-                    b, numbers.Integral):
-                raise ValueError(f"{func}: window {name} bound must be None "
-                                 f"or an int >= 0, got {b!r}")
-            b = int(b)
-            if b < 0:
-                raise ValueError(f"{func}: window {name} bound must be None "
-                                 f"or an int >= 0, got {b}")
-        bounds.append(b)
-    return bounds[0], bounds[1]
-
-
-def _scale(scale: object, E: int, func: str) -> float:
-    if scale is None:
-        return 1.0 / math.sqrt(E) if E > 0 else 1.0
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(
-            scale, numbers.Real):
-        raise TypeError(f"{func}: scale must be a real number, got "
-                        f"{scale!r}")
-    scale = float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"{func}: scale must be finite, got {scale}")
-    return scale
-
-
-def _operands(func: str, names: Sequence[str], inputs: Sequence[ArrayLike],
-              enable_gqa: bool
-              ) -> tuple[list[FloatArray], np.dtype[Any], tuple[int, ...], int]:
-    """Validate query/key(/value); return them in one dtype, reshaped for
-    grouped-query attention if asked, with the batch shape and sizes."""
-    arrays = [_checks.as_float_array(a, n, func) for n, a in zip(names, inputs)]
-    for n, a in zip(names, arrays):
-        if a.ndim < 2:
-            raise ValueError(f"{func}: {n} must have at least 2 dimensions "
-                             f"(..., {'L' if n == 'query' else 'S'}, "
-                             f"{'Ev' if n == 'value' else 'E'}), got shape "
-                             f"{a.shape}")
-    dtype = _checks.common_dtype(arrays)
-    arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
-    q, k = arrays[0], arrays[1]
-    if k.shape[-1] != q.shape[-1]:
-        raise ValueError(f"{func}: query and key must have the same last "
-                         f"dimension E: query has shape {q.shape}, key has "
-                         f"shape {k.shape}")
-    if len(arrays) == 3 and arrays[2].shape[-2] != k.shape[-2]:
-        raise ValueError(f"{func}: key and value must have the same number "
-                         f"of keys S (dimension -2): key has shape {k.shape}, "
-                         f"value has shape {arrays[2].shape}")
-    group = 1
-    if enable_gqa and q.ndim >= 3 and k.ndim >= 3:
-        hq, hk = q.shape[-3], k.shape[-3]
-        if len(arrays) == 3 and arrays[2].shape[-3] != hk:
-            raise ValueError(f"{func}: with enable_gqa key and value must "
-                             f"have the same number of heads (dimension -3): "
-                             f"key has shape {k.shape}, value has shape "
-                             f"{arrays[2].shape}")
-        if hk == 0 or hq % hk:
-            raise ValueError(f"{func}: with enable_gqa the query heads must "
-                             f"be a multiple of the key/value heads "
-                             f"(dimension -3): query has shape {q.shape}, key "
-                             f"has shape {k.shape}")
-        group = hq // hk
-    # With GQA, key/value heads count as query heads for broadcasting.
-    shapes = [q.shape[:-2]] + [
-        a.shape[:-3] + (q.shape[-3],) if group > 1 else a.shape[:-2]
-        for a in arrays[1:]]
-    try:
-        batch = (shapes[0] if shapes.count(shapes[0]) == len(shapes)
-                 else np.broadcast_shapes(*shapes))
-    except ValueError:
-        got = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
-        raise ValueError(f"{func}: leading (batch) dimensions do not "
-                         f"broadcast: {got}"
-                         + ("" if enable_gqa else "; for grouped-query "
-                            "attention pass enable_gqa=True")) from None
-    return arrays, dtype, batch, group
-
-
-def _split_heads(x: FloatArray, group: int) -> FloatArray:
-    """View (..., H, r, c) as (..., H // group, group, r, c) (query side)."""
-    return x.reshape(x.shape[:-3] + (x.shape[-3] // group, group)
-                     + x.shape[-2:])
-
-
-def _expand_kv(x: FloatArray) -> FloatArray:
-    """View (..., Hkv, r, c) as (..., Hkv, 1, r, c): broadcast over a group."""
-    return x[..., np.newaxis, :, :]
-
-
-def _mask(attn_mask: ArrayLike, dtype: np.dtype[Any], shape: tuple[int, ...],
-          func: str) -> tuple[NDArray[Any], int]:
-    """The mask as an array the kernel reads, and its kind."""
-    mask = np.asarray(attn_mask)
-    if mask.dtype == np.bool_:
-        kind = _attention.MaskKind.MASK_BOOL
-    elif mask.dtype in _checks.SUPPORTED_DTYPES:
-        kind = _attention.MaskKind.MASK_ADD
-        mask = mask.astype(dtype, copy=False)
-    else:
-        raise TypeError(f"{func}: attn_mask has dtype {mask.dtype}; expected "
-                        "bool (True = may attend) or float32/float64 (added "
-                        "to the scores)")
-    try:
-        mask = np.broadcast_to(mask, shape)
-    except ValueError:
-        raise ValueError(f"{func}: attn_mask of shape {mask.shape} does not "
-                         f"broadcast to (..., L, S) = {shape}") from None
-    return mask, kind
-
-
-def _top_k(top_k: object, S: int, func: str) -> int:
-    """k for top-k attention, or 0 for full attention (None, or k >= S)."""
-    if top_k is None:
-        return 0
-    if isinstance(top_k, (bool, np.bool_)) or not isinstance(
-            top_k, numbers.Integral):
-        raise TypeError(f"{func}: top_k must be None or an int >= 1, got "
-                        f"{top_k!r}")
-    k = int(top_k)
-    if k < 1:
-        raise ValueError(f"{func}: top_k must be None or an int >= 1, got "
-                         f"{k}")
-    return 0 if k >= S else k
-
-
-def _select(q: FloatArray, k: FloatArray, mask: NDArray[Any] | None,
-            off_q: NDArray[np.int64], off_k: NDArray[np.int64],
-            off_m: NDArray[np.int64], strides: tuple[int, ...],
-            sizes: tuple[int, int, int], kind: int,
-            causal: Alignment | None,
-            window: tuple[int | None, int | None] | None, scale: float,
-            topk: int, nthreads: int
-            ) -> tuple[FloatArray, NDArray[np.int64]]:
-    """Per query row of the walked operands, the score and index of the
-    worst of its top-k keys (index -1: fewer candidates; _topk.pyx)."""
-    L, S, _ = sizes
-    thr = np.empty((off_q.shape[0], L), dtype=q.dtype)
-    idx = np.empty((off_q.shape[0], L), dtype=np.int64)
-    _topk.select_top_k(q, k, mask, thr, idx, off_q, off_k, off_m, strides,
-                       sizes, kind, causal is not None,
-                       S - L if causal == "bottom_right" else 0,
-                       window[0] if window else None,
-                       window[1] if window else None, scale, topk, nthreads)
-    return thr, idx
 
 
 @overload
@@ -349,73 +176,21 @@ def scaled_dot_product_attention(
     >>> cattn.scaled_dot_product_attention(q, k1, k1, enable_gqa=True).shape
     (2, 4, 16, 8)
     """
-    func = "scaled_dot_product_attention"
-    (q, k, v), dtype, batch, group = _operands(
-        func, ("query", "key", "value"), (query, key, value), enable_gqa)
-    nthreads = _checks.resolve_threads(num_threads, func)
-    causal = _causal(is_causal, func)
-    window = _window(window, func)
-    L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    scale = _scale(scale, E, func)
-    topk = _top_k(top_k, S, func)
-    out_shape = batch + (L, Ev)
-    if attn_mask is not None:
-        mask, kind = _mask(attn_mask, dtype, batch + (L, S), func)
-    else:
-        mask, kind = None, _attention.MaskKind.MASK_NONE
-
+    (q, k, v), mask, call = _frame.describe(
+        "scaled_dot_product_attention", query, key, value, attn_mask,
+        is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+        window=window, top_k=top_k, num_threads=num_threads)
+    out_shape = call.batch + (call.L, call.Ev)
     overlap = out is not None and _checks.check_out(
-        out, out_shape, dtype, func, [x for x in (q, k, v, mask)
-                                      if x is not None])
+        out, out_shape, call.dtype, call.func,
+        [x for x in (q, k, v, mask) if x is not None])
     if out is None or overlap or _checks.element_strides(out) is None:
-        result = np.empty(out_shape, dtype=dtype)
+        result = np.empty(out_shape, dtype=call.dtype)
     else:
         result = out
-    lse = np.empty(batch + (L,), dtype=dtype) if return_lse else None
-
-    o = result
-    if group > 1:
-        q, o = _split_heads(q, group), _split_heads(o, group)
-        k, v = _expand_kv(k), _expand_kv(v)
-        if mask is not None:
-            mask = _split_heads(mask, group)
-        batch = o.shape[:-2]
-    if o.size or (lse is not None and lse.size):
-        # Walkable operands (copies only of odd layouts), their strides and
-        # batch offsets: _layout.operand, compiled.
-        q, rs_q, cs_q, off_q = _layout.operand(q, batch)
-        k, rs_k, cs_k, off_k = _layout.operand(k, batch)
-        v, rs_v, cs_v, off_v = _layout.operand(v, batch)
-        o_walk, rs_o, cs_o, off_o = _layout.operand(o, batch)
-        if o_walk is not o:  # `result` is made walkable above
-            raise AssertionError("cattn internal error: output copied")
-        if mask is not None:
-            mask, rs_m, cs_m, off_m = _layout.operand(mask, batch)
-            if kind == _attention.MaskKind.MASK_BOOL:
-                mask = mask.view(np.uint8)
-        else:
-            rs_m, cs_m = 0, 0
-            off_m = np.zeros(off_o.shape[0], dtype=np.int64)
-        # A few queries (decoding): stream K and V rows instead of packing
-        # tiles.  Chosen from shapes and layouts, never from the threads.
-        decode = L <= _attention.DECODE_MAX_L and (E <= 1 or (
-            cs_q == 1 and cs_k == 1)) and (Ev <= 1 or cs_v == 1)
-        thr = thr_idx = None
-        if topk:   # select first; the tiled kernel recomputes equal scores
-            decode = False
-            thr, thr_idx = _select(q, k, mask, off_q, off_k, off_m,
-                                   (rs_q, cs_q, rs_k, cs_k, rs_m, cs_m),
-                                   (L, S, E), kind, causal, window, scale,
-                                   topk, nthreads)
-        _attention.attention(
-            q, k, v, mask, o,
-            lse.reshape(-1, L) if lse is not None else None,
-            off_q, off_k, off_v, off_m, off_o,
-            (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_m, cs_m),
-            (L, S, E, Ev), kind, causal is not None,
-            S - L if causal == "bottom_right" else 0,
-            window[0] if window else None, window[1] if window else None,
-            scale, decode, nthreads, thr, thr_idx)
+    lse = (np.empty(call.batch + (call.L,), dtype=call.dtype)
+           if return_lse else None)
+    _frame.forward(call, q, k, v, mask, result, lse)
     if out is not None and result is not out:
         out[...] = result
         result = out
@@ -556,33 +331,27 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
            [0.5   , 0.5   , 0.    ],
            [0.3333, 0.3333, 0.3333]])
     """
-    func = "attention_weights"
-    (q, k), dtype, batch, group = _operands(func, ("query", "key"),
-                                            (query, key), enable_gqa)
-    nthreads = _checks.resolve_threads(num_threads, func)
-    causal = _causal(is_causal, func)
-    window = _window(window, func)
-    L, E, S = q.shape[-2], q.shape[-1], k.shape[-2]
-    scale = _scale(scale, E, func)
-    if group > 1:
-        q, k = _split_heads(q, group), _expand_kv(k)
-    scores = matmul(q, np.swapaxes(k, -1, -2), num_threads=nthreads)
-    scores = scores.reshape(batch + (L, S))
-    scores *= dtype.type(scale)
-    if attn_mask is not None:
-        mask, kind = _mask(attn_mask, dtype, batch + (L, S), func)
-        if kind == _attention.MaskKind.MASK_BOOL:
+    (q, k), mask, call = _frame.describe(
+        "attention_weights", query, key, None, attn_mask,
+        is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+        window=window, num_threads=num_threads)
+    if call.group > 1:
+        q, k = _frame.split_heads(q, call.group), _frame.expand_kv(k)
+    scores = matmul(q, np.swapaxes(k, -1, -2), num_threads=call.threads)
+    scores = scores.reshape(call.batch + (call.L, call.S))
+    scores *= call.dtype.type(call.scale)
+    if mask is not None:
+        if call.mask_kind == _frame.MASK_BOOL:
             scores[~mask] = -np.inf
         else:
             scores += mask
-    hidden = ~_reference.visible(L, S, causal, window)
-    if hidden.any():
-        scores[..., hidden] = -np.inf
+    visible = _frame.visible(call)
+    if visible is not None:
+        scores[..., ~visible] = -np.inf
     dead = np.all(scores == -np.inf, axis=-1)
-    weights = softmax(scores, axis=-1, out=scores, num_threads=nthreads)
+    weights = softmax(scores, axis=-1, out=scores, num_threads=call.threads)
     weights[dead] = 0
     return weights
-
 
 
 @overload
@@ -696,47 +465,26 @@ def hard_attention(
     >>> cattn.hard_attention(query, keys, values, is_causal=True)[:, 0]
     array([10., 20., 30.])
     """
-    func = "hard_attention"
-    (q, k, v), dtype, batch, group = _operands(
-        func, ("query", "key", "value"), (query, key, value), enable_gqa)
-    nthreads = _checks.resolve_threads(num_threads, func)
-    causal = _causal(is_causal, func)
-    bounds = _window(window, func)
-    L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    scale_f = _scale(scale, E, func)
-    mask: NDArray[Any] | None = None
-    kind: int = _attention.MaskKind.MASK_NONE
-    if attn_mask is not None:
-        mask, kind = _mask(attn_mask, dtype, batch + (L, S), func)
+    (q, k, v), mask, call = _frame.describe(
+        "hard_attention", query, key, value, attn_mask,
+        is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
+        window=window, top_k=1, num_threads=num_threads)
+    call = call._replace(top_k=1)          # S = 1 counts as full attention
+    L, S, Ev, dtype = call.L, call.S, call.Ev, call.dtype
     if out is not None:
-        _checks.check_out(out, batch + (L, Ev), dtype, func, [])
-    if group > 1:
-        q, k, v = _split_heads(q, group), _expand_kv(k), _expand_kv(v)
-        if mask is not None:
-            mask = _split_heads(mask, group)
-    items = batch[:-1] + (batch[-1] // group, group) if group > 1 else batch
-    idx = np.full(items + (L,), -1, dtype=np.int64)
-    if idx.size and S:
-        q, rs_q, cs_q, off_q = _layout.operand(q, items)
-        k, rs_k, cs_k, off_k = _layout.operand(k, items)
-        if mask is not None:
-            mask, rs_m, cs_m, off_m = _layout.operand(mask, items)
-            if kind == _attention.MaskKind.MASK_BOOL:
-                mask = mask.view(np.uint8)
-        else:
-            rs_m, cs_m, off_m = 0, 0, np.zeros(off_q.shape[0], np.int64)
-        _, rows = _select(q, k, mask, off_q, off_k, off_m,
-                          (rs_q, cs_q, rs_k, cs_k, rs_m, cs_m), (L, S, E),
-                          kind, causal, bounds, scale_f, 1, nthreads)
-        idx = rows.reshape(idx.shape)
+        _checks.check_out(out, call.batch + (L, Ev), dtype, call.func, [])
+    idx = _frame.select(call, q, k, mask)
+    items = call.items
+    if call.group > 1:
+        v = _frame.expand_kv(v)
     # Gather the chosen value rows (a view of v broadcast over the items).
     values = np.broadcast_to(v, items + (S, Ev)) if S else np.zeros(
         items + (1, Ev), dtype)
     chosen = np.take_along_axis(values, np.maximum(idx, 0)[..., np.newaxis],
                                 axis=-2)
     chosen[idx < 0] = 0
-    result = chosen.reshape(batch + (L, Ev))
-    indices = idx.reshape(batch + (L,))
+    result = chosen.reshape(call.batch + (L, Ev))
+    indices = idx.reshape(call.batch + (L,))
     if out is not None:
         out[...] = result
         result = out

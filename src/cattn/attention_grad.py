@@ -11,12 +11,9 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from . import _checks
-from ._kernels import _attention, _attention_grad, _layout
-from ._reference import sum_to_shape
+from . import _frame
+from ._kernels import _attention_grad, _layout
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
-from .attention import _causal, _mask, _operands, _scale, _split_heads
-from .attention import _window
 
 _FUNC = "scaled_dot_product_attention_grad"
 
@@ -31,7 +28,8 @@ def _expect_shape(arr: FloatArray, name: str, shape: tuple[int, ...],
 def _query_items(x: FloatArray, group: int) -> FloatArray:
     """(..., H, L, c) as (..., H // group, group, L, c): query heads as
     (kv head, member of its group); group 1 adds a unit axis."""
-    return _split_heads(x, group) if group > 1 else x[..., np.newaxis, :, :]
+    return (_frame.split_heads(x, group) if group > 1
+            else x[..., np.newaxis, :, :])
 
 
 @overload
@@ -167,29 +165,19 @@ def scaled_dot_product_attention_grad(
     >>> bool(np.allclose(dv.sum(axis=-2), 8))  # 8 queries, weights sum to 1
     True
     """
-    (q, k, v), _, batch, group = _operands(
-        _FUNC, ("query", "key", "value"), (query, key, value), enable_gqa)
-    go = _checks.as_float_array(grad_out, "grad_out", _FUNC)
-    o = _checks.as_float_array(out, "out", _FUNC)
-    lse_in = _checks.as_float_array(lse, "lse", _FUNC)
-    dtype = _checks.common_dtype([q, k, v, go, o, lse_in])
-    q, k, v, go, o, lse_in = (a if a.dtype == dtype else a.astype(dtype)
-                              for a in (q, k, v, go, o, lse_in))
-    nthreads = _checks.resolve_threads(num_threads, _FUNC)
-    causal = _causal(is_causal, _FUNC)
-    bounds = _window(window, _FUNC)
-    L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    scale_f = _scale(scale, E, _FUNC)
+    (q, k, v, go, o, lse_in), mask, call = _frame.describe(
+        _FUNC, query, key, value, attn_mask, is_causal=is_causal,
+        scale=scale, enable_gqa=enable_gqa, window=window,
+        num_threads=num_threads,
+        extra=(("grad_out", grad_out), ("out", out), ("lse", lse)))
+    batch, group, dtype = call.batch, call.group, call.dtype
+    L, E, S, Ev = call.L, call.E, call.S, call.Ev
     _expect_shape(o, "out", batch + (L, Ev), "batch + (L, Ev)")
     _expect_shape(go, "grad_out", batch + (L, Ev), "batch + (L, Ev)")
     _expect_shape(lse_in, "lse", batch + (L,), "batch + (L,)")
-    mask: Any = None
-    kind: int = _attention.MaskKind.MASK_NONE
-    mask_shape: tuple[int, ...] = ()
-    if attn_mask is not None:
-        mask, kind = _mask(attn_mask, dtype, batch + (L, S), _FUNC)
-        mask_shape = np.shape(attn_mask)
-    if need_mask_grad and kind != _attention.MaskKind.MASK_ADD:
+    kind = call.mask_kind
+    mask_shape = np.shape(attn_mask) if attn_mask is not None else ()
+    if need_mask_grad and kind != _frame.MASK_ADD:
         raise ValueError(f"{_FUNC}: need_mask_grad=True needs a float "
                          f"attn_mask, got "
                          f"{'None' if mask is None else 'a bool mask'}")
@@ -211,7 +199,7 @@ def scaled_dot_product_attention_grad(
         if mask is not None:
             mask, rs_m, cs_m, off_m = _layout.operand(
                 _query_items(mask, group), items)
-            if kind == _attention.MaskKind.MASK_BOOL:
+            if kind == _frame.MASK_BOOL:
                 mask = mask.view(np.uint8)
         else:
             rs_m, cs_m, off_m = 0, 0, np.zeros(off_q.shape[0], np.int64)
@@ -220,13 +208,15 @@ def scaled_dot_product_attention_grad(
             qi, k, v, oi, gi, lse_rows,
             mask, dq, dk, dv, dmask, off_q, off_k, off_v, off_o, off_g, off_m,
             (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g,
-             rs_m, cs_m), (L, S, E, Ev, group), kind, causal is not None,
-            S - L if causal == "bottom_right" else 0,
-            bounds[0] if bounds else None, bounds[1] if bounds else None,
-            scale_f, nthreads)
-    grads = (sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
-             sum_to_shape(dk, k.shape), sum_to_shape(dv, v.shape))
+             rs_m, cs_m), (L, S, E, Ev, group), kind,
+            call.causal is not None, call.diag,
+            call.window[0] if call.window else None,
+            call.window[1] if call.window else None, call.scale,
+            call.threads)
+    grads = (_frame.sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
+             _frame.sum_to_shape(dk, k.shape),
+             _frame.sum_to_shape(dv, v.shape))
     if dmask is not None:
-        return grads + (sum_to_shape(dmask.reshape(batch + (L, S)),
-                                     mask_shape),)
+        return grads + (_frame.sum_to_shape(dmask.reshape(batch + (L, S)),
+                                            mask_shape),)
     return grads

@@ -20,7 +20,7 @@ cost no kernel call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,17 +31,16 @@ except ImportError as err:  # pragma: no cover - the optional extra
     raise ImportError("cattn.dask needs Dask: pip install \"cattn[dask]\" "
                       "(or pip install \"dask[array]\")") from err
 
-from . import _checks
+from . import _checks, _frame
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
-from .attention import _causal, _scale, _window
 from .attention import scaled_dot_product_attention as _sdpa
 from .linalg import matmul
-from .nn import MultiHeadAttention, _with_padding
+from .nn import MultiHeadAttention
 
 __all__ = ["scaled_dot_product_attention", "self_attention",
            "multi_head_attention"]
 
-_FUNC = "cattn.dask.scaled_dot_product_attention"
+_SDPA = "cattn.dask.scaled_dot_product_attention"
 _LETTERS = "abcdefghijk"
 
 
@@ -62,35 +61,12 @@ def _task_threads(num_threads: int | None) -> int | None:
         else None
 
 
-def _visible(qpos: FloatArray, kpos: FloatArray, L: int, S: int,
-             causal: str | None,
-             window: tuple[int | None, int | None] | None) -> Any:
-    """(Lc, Sc) bool: may query qpos[i] see key kpos[j] (global positions),
-    or None when every pair may."""
-    if causal is None and window is None:
-        return None
-    i = qpos[:, np.newaxis]
-    j = kpos[np.newaxis, :]
-    d = i + (S - L if causal == "bottom_right" else 0)
-    ok = np.ones((qpos.size, kpos.size), dtype=bool)
-    if causal is not None:
-        ok &= j <= d
-    if window is not None:
-        if window[0] is not None:
-            ok &= j >= d - window[0]
-        if window[1] is not None:
-            ok &= j <= d + window[1]
-    return ok
-
-
 def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *mask: Any,
-          L: int, S: int, causal: str | None,
-          window: tuple[int | None, int | None] | None, scale: float,
-          num_threads: int | None) -> Any:
+          call: _frame.Call, num_threads: int | None) -> Any:
     """One task: [out | lse] of a query chunk against a key chunk, the lse
     in an extra last column."""
     shape = q.shape[:-1] + (v.shape[-1] + 1,)
-    vis = _visible(qpos, kpos, L, S, causal, window)
+    vis = _frame.visible(call, qpos, kpos)
     m = mask[0] if mask else None
     if vis is not None:
         if not vis.any():                       # nothing visible: skip
@@ -98,13 +74,8 @@ def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *mask: Any,
             res[..., -1] = -np.inf
             return res
         if not vis.all():
-            if m is None:
-                m = vis
-            elif m.dtype == np.bool_:
-                m = m & vis
-            else:
-                m = np.where(vis, m, m.dtype.type(-np.inf))
-    out, lse = _sdpa(q, k, v, m, scale=scale, return_lse=True,
+            m = _frame.hide(m, vis, q.dtype)
+    out, lse = _sdpa(q, k, v, m, scale=call.scale, return_lse=True,
                      num_threads=_task_threads(num_threads))
     res = np.empty(shape, dtype=out.dtype)
     res[..., :-1] = out
@@ -139,14 +110,15 @@ def _merge(a: Any, b: Any) -> Any:
     return res
 
 
-def _as_dask(x: ArrayLike | da.Array, name: str) -> da.Array:
+def _as_dask(x: ArrayLike | da.Array, name: str, func: str) -> da.Array:
+    """`x` as a Dask array of a supported dtype, else TypeError naming the
+    function the user called (the frame's rules, on the dtype alone)."""
     arr = x if isinstance(x, da.Array) else da.asarray(np.asarray(x))
-    if arr.dtype not in _checks.SUPPORTED_DTYPES and not (
-            name == "attn_mask" and arr.dtype == np.bool_):
-        want = "bool or float32/float64" if name == "attn_mask" else \
-            "float32 or float64"
-        raise TypeError(f"{_FUNC}: {name} has dtype {arr.dtype}; expected "
-                        f"{want}")
+    if name == "attn_mask":
+        _frame.mask_kind(arr.dtype, func)
+    elif arr.dtype not in _checks.SUPPORTED_DTYPES:
+        raise TypeError(f"{func}: {name} has dtype {arr.dtype}; expected "
+                        f"float32 or float64")
     return arr
 
 
@@ -236,53 +208,54 @@ def scaled_dot_product_attention(
     >>> bool(np.allclose(out.compute(scheduler="threads"), want))
     True
     """
-    q = _as_dask(query, "query")
-    k = _as_dask(key, "key")
-    v = _as_dask(value, "value")
-    for n, a in (("query", q), ("key", k), ("value", v)):
-        if a.ndim < 2:
-            raise ValueError(f"{_FUNC}: {n} must have at least 2 dimensions,"
-                             f" got shape {a.shape}")
+    return _attention(_SDPA, query, key, value, attn_mask,
+                      is_causal=is_causal, scale=scale,
+                      enable_gqa=enable_gqa, window=window,
+                      return_lse=return_lse, num_threads=num_threads)
+
+
+def _attention(func: str, query: ArrayLike | da.Array,
+               key: ArrayLike | da.Array, value: ArrayLike | da.Array,
+               attn_mask: ArrayLike | da.Array | None, *,
+               is_causal: Causal, scale: float | None, enable_gqa: bool,
+               window: Window, return_lse: bool,
+               num_threads: Threads) -> Any:
+    """The graph of :func:`scaled_dot_product_attention`, validated by the
+    frame's rules on shapes and dtypes; errors name `func`."""
+    q = _as_dask(query, "query", func)
+    k = _as_dask(key, "key", func)
+    v = _as_dask(value, "value", func)
+    batch, group = _frame.batch_and_group(
+        func, ("query", "key", "value"), (q.shape, k.shape, v.shape),
+        enable_gqa)
     dtype = np.result_type(q.dtype, k.dtype, v.dtype)
     q, k, v = (a.astype(dtype) for a in (q, k, v))
-    causal = _causal(is_causal, _FUNC)
-    bounds = _window(window, _FUNC)
-    if num_threads is not None:
-        _checks.resolve_threads(num_threads, _FUNC)
     L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    if k.shape[-1] != E or v.shape[-2] != S:
-        raise ValueError(f"{_FUNC}: shapes disagree: query {q.shape}, key "
-                         f"{k.shape}, value {v.shape} (need (..., L, E), "
-                         f"(..., S, E), (..., S, Ev))")
-    scale_f = _scale(scale, E, _FUNC)
-    group = 1
-    if enable_gqa and q.ndim >= 3 and k.ndim >= 3 and k.shape[-3] != \
-            q.shape[-3]:
-        if k.shape[-3] == 0 or q.shape[-3] % k.shape[-3]:
-            raise ValueError(f"{_FUNC}: with enable_gqa the query heads must "
-                             f"be a multiple of the key/value heads: query "
-                             f"{q.shape}, key {k.shape}")
-        group = q.shape[-3] // k.shape[-3]
+    mask = None
+    kind = _frame.MASK_NONE
+    if attn_mask is not None:
+        mask = _as_dask(attn_mask, "attn_mask", func)
+        kind = _frame.mask_kind(mask.dtype, func)
+    call = _frame.Call(
+        func, dtype, batch, group, L, S, E, Ev, kind,
+        _frame.causal_alignment(is_causal, func),
+        _frame.window_bounds(window, func),
+        _frame.scale_value(scale, E, func), 0,
+        1 if num_threads is None else _checks.resolve_threads(num_threads,
+                                                              func))
+    if group > 1:
         # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
         q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])
         k, v = k[..., np.newaxis, :, :], v[..., np.newaxis, :, :]
-    try:
-        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2],
-                                    v.shape[:-2])
-    except ValueError:
-        raise ValueError(f"{_FUNC}: batch dimensions do not broadcast: "
-                         f"query {q.shape}, key {k.shape}, value "
-                         f"{v.shape}") from None
+        batch = call.items
     q = q if q.shape[:-2] == batch else da.broadcast_to(q, batch + (L, E))
     q = q.rechunk(q.chunks[:-1] + ((E,),))
     bchunks = q.chunks[:-2]
     s_chunks = k.chunks[-2] if k.chunks[-2] else (0,)
     k = _fit(k, batch + (S, E), bchunks + (s_chunks, (E,)))
     v = _fit(v, batch + (S, Ev), bchunks + (s_chunks, (Ev,)))
-    mask = None
-    if attn_mask is not None:
-        mask = _as_dask(attn_mask, "attn_mask")
-        if mask.dtype != np.bool_:
+    if mask is not None:
+        if kind == _frame.MASK_ADD:
             mask = mask.astype(dtype)
         if group > 1 and mask.ndim >= 3:        # heads as (kv head, group)
             mask = (mask[..., np.newaxis, :, :] if mask.shape[-3] == 1
@@ -293,9 +266,9 @@ def scaled_dot_product_attention(
             mask = _fit(mask, batch + (L, S),
                         bchunks + (q.chunks[-2], s_chunks))
         except ValueError:
-            raise ValueError(f"{_FUNC}: attn_mask of shape "
+            raise ValueError(f"{func}: attn_mask of shape "
                              f"{np.shape(attn_mask)} does not broadcast to "
-                             f"(..., L, S)") from None
+                             f"(..., L, S) = {call.batch + (L, S)}") from None
 
     if S == 0 or L == 0:
         out = da.zeros(batch + (L, Ev), dtype=dtype,
@@ -305,8 +278,7 @@ def scaled_dot_product_attention(
     else:
         b = _LETTERS[:len(batch)]
         qpos = da.arange(L, chunks=(q.chunks[-2],))
-        kw = dict(L=L, S=S, causal=causal, window=bounds, scale=scale_f,
-                  num_threads=num_threads)
+        kw = dict(call=call, num_threads=num_threads)
         parts = []
         j0 = 0
         for c, n in enumerate(s_chunks):
@@ -381,23 +353,19 @@ def self_attention(x: ArrayLike | da.Array,
     ...                  cattn.self_attention(x)))
     True
     """
-    return scaled_dot_product_attention(x, x, x, attn_mask,
-                                        is_causal=is_causal, scale=scale,
-                                        window=window,
-                                        num_threads=num_threads)
+    return _attention("cattn.dask.self_attention", x, x, x, attn_mask,
+                      is_causal=is_causal, scale=scale, enable_gqa=False,
+                      window=window, return_lse=False,
+                      num_threads=num_threads)
 
 
-def _linear(x: da.Array, w: FloatArray, b: FloatArray | None) -> da.Array:
-    """x Wᵀ + b per token, chunk by chunk (the weights travel with the
-    graph once)."""
-    def project(block: Any, w: Any, b: Any) -> Any:
-        out = matmul(block, w.T, num_threads=_task_threads(None))
-        if b is not None:
-            out += b
-        return out
+def _per_token(x: da.Array, fn: Callable[[Any], Any], features: int,
+               dtype: np.dtype[Any]) -> da.Array:
+    """fn (a per-token map of the layer's, to `features` features) applied
+    chunk by chunk; the layer travels with the graph once."""
     x = x.rechunk(x.chunks[:-1] + ((x.shape[-1],),))
-    return da.map_blocks(project, x, w, b, dtype=w.dtype,
-                         chunks=x.chunks[:-1] + ((w.shape[0],),))
+    return da.map_blocks(fn, x, dtype=dtype,
+                         chunks=x.chunks[:-1] + ((features,),))
 
 
 def multi_head_attention(mha: MultiHeadAttention,
@@ -465,47 +433,49 @@ def multi_head_attention(mha: MultiHeadAttention,
     ...                  mha(x, is_causal=True)))
     True
     """
+    func = "cattn.dask.multi_head_attention"
     E, H, d = mha.embed_dim, mha.num_heads, mha.head_dim
     kv = mha.num_kv_heads * d
-    q_in = _as_dask(query, "query")
+    q_in = _as_dask(query, "query", func)
     if q_in.ndim != 3 or q_in.shape[-1] != E:
-        raise ValueError(f"{_FUNC}: query must be (B, L, {E}), got "
+        raise ValueError(f"{func}: query must be (B, L, {E}), got "
                          f"{q_in.shape}")
     if key is None:
         k_in = v_in = q_in
     else:
-        k_in = _as_dask(key, "key")
-        v_in = k_in if value is None else _as_dask(value, "value")
-    bias = mha.in_proj_bias
-    q = _linear(q_in.astype(mha.dtype), mha.q_proj_weight,
-                None if bias is None else bias[:E])
-    k = _linear(k_in.astype(mha.dtype), mha.k_proj_weight,
-                None if bias is None else bias[E:E + kv])
-    v = _linear(v_in.astype(mha.dtype), mha.v_proj_weight,
-                None if bias is None else bias[E + kv:])
+        k_in = _as_dask(key, "key", func)
+        v_in = k_in if value is None else _as_dask(value, "value", func)
+    for name, x, n in (("key", k_in, mha.kdim), ("value", v_in, mha.vdim)):
+        if x.ndim != 3 or x.shape[-1] != n:
+            raise ValueError(f"{func}: {name} must be (B, S, {n}), got "
+                             f"{x.shape}")
+
+    def projection(w: FloatArray, bias: slice) -> Callable[[Any], Any]:
+        def run(block: Any) -> Any:     # threads decided in the task
+            return mha._project(block, w, bias, _task_threads(num_threads))
+        return run
+
+    def output(block: Any) -> Any:
+        return mha._output(block, _task_threads(num_threads))
+
+    # The layer's own projections and output, per chunk of tokens.
+    q = _per_token(q_in.astype(mha.dtype),
+                   projection(mha.q_proj_weight, slice(0, E)), E, mha.dtype)
+    k = _per_token(k_in.astype(mha.dtype), projection(
+        mha.k_proj_weight, slice(E, E + kv)), kv, mha.dtype)
+    v = _per_token(v_in.astype(mha.dtype), projection(
+        mha.v_proj_weight, slice(E + kv, None)), kv, mha.dtype)
     B, L, S = q.shape[0], q.shape[1], k.shape[1]
 
     def heads(x: da.Array, n: int) -> da.Array:
         return x.reshape(x.shape[:2] + (n, d)).transpose(0, 2, 1, 3)
 
-    mask: Any = None
-    if attn_mask is not None:
-        mask = _as_dask(attn_mask, "attn_mask")
-        if mask.dtype != np.bool_:
-            mask = mask.astype(mha.dtype)
-        if mask.ndim == 3:                      # (B, L, S): every head
-            mask = mask[:, np.newaxis]
-    if key_padding_mask is not None:
-        kpm = da.asarray(key_padding_mask)
-        if kpm.dtype != np.bool_ or kpm.shape != (B, S):
-            raise ValueError(f"{_FUNC}: key_padding_mask must be bool of "
-                             f"shape (B, S) = {(B, S)}, got {kpm.dtype} "
-                             f"{kpm.shape}")
-        mask = _with_padding(mask, ~kpm[:, np.newaxis, np.newaxis, :],
-                             mha.dtype)
-    o = scaled_dot_product_attention(
-        heads(q, H), heads(k, mha.num_kv_heads), heads(v, mha.num_kv_heads),
-        mask, is_causal=is_causal, enable_gqa=mha.num_kv_heads != H,
+    mask = mha._mask(key_padding_mask, attn_mask, B, L, S, func=func,
+                     asarray=da.asarray)
+    o = _attention(
+        func, heads(q, H), heads(k, mha.num_kv_heads),
+        heads(v, mha.num_kv_heads), mask, is_causal=is_causal, scale=None,
+        enable_gqa=mha.num_kv_heads != H, window=None, return_lse=False,
         num_threads=num_threads)
     o = o.transpose(0, 2, 1, 3).reshape(B, L, E)
-    return _linear(o, mha.out_proj_weight, mha.out_proj_bias)
+    return _per_token(o, output, E, mha.dtype)

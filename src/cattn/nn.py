@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any, Literal, overload
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _frame
 from .attention import attention_weights, scaled_dot_product_attention
 from .attention_grad import scaled_dot_product_attention_grad
 from .linalg import matmul
-from ._typing import ArrayLike, Causal, DTypeLike, FloatArray
+from ._typing import ArrayLike, Causal, DTypeLike, FloatArray, Threads
 
 # Anything numpy.random.default_rng accepts as a seed.
 Seed = int | np.random.Generator | np.random.SeedSequence | None
@@ -34,18 +34,6 @@ def _positive_int(value: object, name: str) -> int:
     if value < 1:
         raise ValueError(f"{_FUNC}: {name} must be >= 1, got {value}")
     return int(value)
-
-
-def _with_padding(mask: Any, attend: Any,
-                  dtype: np.dtype[Any]) -> Any:
-    """`mask` (None, bool "may attend" or float added) restricted to the
-    keys `attend` allows: ANDed, or -inf where a float mask is hidden.
-    NumPy or Dask arrays alike (np.where dispatches)."""
-    if mask is None:
-        return attend
-    if mask.dtype == np.bool_:
-        return mask & attend
-    return np.where(attend, mask, dtype.type(-np.inf))
 
 
 class KVCache:
@@ -548,8 +536,10 @@ class MultiHeadAttention:
     # ------------------------------------------------------------ forward --
 
     def _project(self, x: FloatArray, w: FloatArray,
-                 bias_slice: slice) -> FloatArray:
-        out = matmul(x, w.T)
+                 bias_slice: slice, num_threads: Threads = None
+                 ) -> FloatArray:
+        """x Wᵀ + the bias slice, per token (also per Dask chunk)."""
+        out = matmul(x, w.T, num_threads=num_threads)
         if self.in_proj_bias is not None:
             out += self.in_proj_bias[bias_slice]
         return out
@@ -702,31 +692,42 @@ class MultiHeadAttention:
                        _positive_int(max_len, "max_len"), self.head_dim,
                        self.dtype)
 
-    def _mask(self, key_padding_mask: ArrayLike | None,
-              attn_mask: ArrayLike | None, batch: int, L: int,
-              S: int) -> FloatArray | None:
-        """One mask in cattn's meaning, shape broadcastable to (B, H, L, S)."""
+    def _mask(self, key_padding_mask: Any, attn_mask: Any, batch: int,
+              L: int, S: int, func: str = _FUNC,
+              asarray: Callable[[Any], Any] = np.asarray) -> Any:
+        """One mask in cattn's meaning, shape broadcastable to (B, H, L, S).
+
+        Shared with cattn.dask.multi_head_attention (`asarray` = Dask's,
+        `func` the name the user called): the checks read dtypes and shapes
+        only, so Dask arrays stay lazy."""
         mask = None
         if attn_mask is not None:
-            mask = np.asarray(attn_mask)
-            if mask.dtype != np.bool_:
-                mask = _checks.as_float_array(mask, "attn_mask", _FUNC).astype(
-                    self.dtype, copy=False)
+            mask = asarray(attn_mask)
+            if _frame.mask_kind(mask.dtype, func) == _frame.MASK_ADD:
+                mask = mask.astype(self.dtype)
             if mask.ndim == 3:  # (B, L, S): the same for every head
                 mask = mask[:, np.newaxis]
         if key_padding_mask is not None:
-            kpm = np.asarray(key_padding_mask)
+            kpm = asarray(key_padding_mask)
             if kpm.dtype != np.bool_:
-                raise TypeError(f"{_FUNC}: key_padding_mask has dtype "
+                raise TypeError(f"{func}: key_padding_mask has dtype "
                                 f"{kpm.dtype}; expected bool (True = padding,"
                                 f" ignored)")
             if kpm.shape != (batch, S):
-                raise ValueError(f"{_FUNC}: key_padding_mask has shape "
+                raise ValueError(f"{func}: key_padding_mask has shape "
                                  f"{kpm.shape}; expected (batch, S) = "
                                  f"{(batch, S)}")
-            mask = _with_padding(mask, ~kpm[:, np.newaxis, np.newaxis, :],
-                                 self.dtype)
+            mask = _frame.hide(mask, ~kpm[:, np.newaxis, np.newaxis, :],
+                               self.dtype)
         return mask
+
+    def _output(self, o: FloatArray, num_threads: Threads = None
+                ) -> FloatArray:
+        """The output projection of the heads' outputs o (B, L, E)."""
+        out = matmul(o, self.out_proj_weight.T, num_threads=num_threads)
+        if self.out_proj_bias is not None:
+            out += self.out_proj_bias
+        return out
 
     @overload
     def __call__(self, query: ArrayLike,
@@ -865,10 +866,7 @@ class MultiHeadAttention:
         o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
         scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal,
                                      enable_gqa=gqa, out=o.swapaxes(1, 2))
-        o = o.reshape(B, L, E)
-        out = matmul(o, self.out_proj_weight.T)
-        if self.out_proj_bias is not None:
-            out += self.out_proj_bias
+        out = self._output(o.reshape(B, L, E))
         if unbatched:
             out = out[0]
         if not need_weights:

@@ -42,17 +42,19 @@ L·S; allocated before the parallel region, so failure raises MemoryError.
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
+from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
+                      arena_new, carve, read_call)
 from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
                      floating, gemm_kernel_f32, gemm_kernel_f64, pack_a,
                      pack_b)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
-from ._visibility cimport (Visibility, block_fully_visible, cdiv,
+from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
+                           block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
                            last_query, last_visible, ranks_above,
                            set_visibility)
@@ -117,22 +119,14 @@ cdef int64_t GROUP_BYTES = 32 << 20
 # badly, so the team shares each head's query blocks instead).
 cdef int64_t PER_HEAD_MIN = 8
 # Decode path: at most this many queries, keys in chunks of DECODE_CHUNK.
-DECODE_MAX_L = 4
+cdef int64_t DECODE_MAX_L = 4
 cdef int64_t DECODE_CHUNK = 1024
-
-cpdef enum MaskKind:
-    MASK_NONE = 0
-    MASK_BOOL = 1
-    MASK_ADD = 2
 
 
 cdef struct Problem:
-    # Shapes and strides (in elements) shared by every batch·head item.
-    Visibility vis
-    int64_t L, S, E, Ev
+    Frame f           # sizes, visibility, mask kind, scale (_frame.pxd)
+    # Strides (in elements) of the operands, the same for every item.
     int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_m, cs_m
-    int mask_kind
-    double scale
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
@@ -165,15 +159,15 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     """Pack key block kb (keys kb·bk..) of K (as the A operand of Sᵀ = K Qᵀ)
     and V (as the B operand of O = P V); vflag[kb]: the block's values had
     infs or NaNs (zeroed in the pack)."""
-    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0)
+    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
     cdef int64_t t, pc, kc
-    for t in range(imax(1, cdiv(p.E, kern.kc))):
+    for t in range(imax(1, cdiv(p.f.E, kern.kc))):
         pc = t * kern.kc
-        kc = imin(kern.kc, p.E - pc)
+        kc = imin(kern.kc, p.f.E - pc)
         pack_a(nk, kc, k + k0 * p.rs_k + pc * p.cs_k, p.rs_k, p.cs_k,
                kern.mr, kpack + pc * p.s_pad + k0 * kc)
-    pack_b(nk, p.Ev, v + k0 * p.rs_v, p.rs_v, p.cs_v, kern.nr, 0,
-           cdiv(p.Ev, kern.nr), vpack + k0 * p.ev_pad)
+    pack_b(nk, p.f.Ev, v + k0 * p.rs_v, p.rs_v, p.cs_v, kern.nr, 0,
+           cdiv(p.f.Ev, kern.nr), vpack + k0 * p.ev_pad)
     # Values that are inf or NaN: the P·V product would multiply them by the
     # exact zeros of hidden keys (0·inf = NaN) and so reach rows that cannot
     # see them, depending on which blocks a row visits.  The packed copy
@@ -216,7 +210,7 @@ cdef void nonfinite_values(const Problem *p, const floating *v,
     cdef int64_t j, c, r
     cdef floating x, wgt
     for j in range(j0, j1):
-        for c in range(p.Ev):
+        for c in range(p.f.Ev):
             x = v[j * p.rs_v + c * p.cs_v]
             if not nonfinite(x):
                 continue
@@ -249,17 +243,17 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
     cdef const uint8_t *bm
     for j in range(nk):
         row = st + j * p.bq
-        if p.mask_kind == MASK_ADD:
+        if p.f.mask_kind == MASK_ADD:
             fm = <const floating *>mask + i0 * p.rs_m + (k0 + j) * p.cs_m
             for q in range(nq):
                 row[q] = row[q] + fm[q * p.rs_m]
-        elif p.mask_kind == MASK_BOOL:
+        elif p.f.mask_kind == MASK_BOOL:
             bm = <const uint8_t *>mask + i0 * p.rs_m + (k0 + j) * p.cs_m
             for q in range(nq):
                 if not bm[q * p.rs_m]:
                     row[q] = -INFINITY
-        lo = imax(first_query(&p.vis, k0 + j) - i0, 0)
-        hi = imin(last_query(&p.vis, k0 + j) - i0, nq - 1)
+        lo = imax(first_query(&p.f.vis, k0 + j) - i0, 0)
+        hi = imin(last_query(&p.f.vis, k0 + j) - i0, nq - 1)
         for q in range(imin(lo, nq)):
             row[q] = -INFINITY
         for q in range(imax(hi + 1, 0), nq):
@@ -307,7 +301,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     """Online-softmax attention of query block qb over key chunk `chunk`;
     leaves (m, l, acc) for its rows in w."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
     cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
     cdef floating *qpack = <floating *>w.qpack
@@ -315,7 +309,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef floating *st_j
     cdef floating *acc = <floating *>w.acc
     cdef floating *alpha = <floating *>w.colbuf + 3 * bq
-    cdef floating scale = <floating>p.scale
+    cdef floating scale = <floating>p.f.scale
 
     for r in range(nq):
         w.m[r] = -INFINITY
@@ -325,16 +319,16 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
 
     # Key blocks this query block may need: the chunk, cut to what its rows
     # can see.
-    k_lo = imax(chunk * p.chunk, first_visible(&p.vis, i0))
-    k_hi = imin(imin((chunk + 1) * p.chunk, p.S),
-                last_visible(&p.vis, i0 + nq - 1) + 1)
+    k_lo = imax(chunk * p.chunk, first_visible(&p.f.vis, i0))
+    k_hi = imin(imin((chunk + 1) * p.chunk, p.f.S),
+                last_visible(&p.f.vis, i0 + nq - 1) + 1)
     if k_lo >= k_hi:
         return
 
-    n_pc = imax(1, cdiv(p.E, kc_max))
+    n_pc = imax(1, cdiv(p.f.E, kc_max))
     for t in range(n_pc):
         pc = t * kc_max
-        kc = imin(kc_max, p.E - pc)
+        kc = imin(kc_max, p.f.E - pc)
         pack_b(kc, nq, q + i0 * p.rs_q + pc * p.cs_q, p.cs_q, p.rs_q, nr, 0,
                cdiv(nq, nr), qpack + pc * bq)
 
@@ -345,7 +339,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         # block.  (A key outside [k_lo, k_hi) that a panel drags in is
         # hidden by mask_tile: exp(-inf) = 0 adds exactly nothing.)
         k0 = kb * p.bk
-        nk = imin(p.bk, p.S - k0)
+        nk = imin(p.bk, p.f.S - k0)
         j0 = imax(k0, k_lo // mr * mr)
         j1 = imin(k0 + nk, cdiv(k_hi, mr) * mr)
         nj = j1 - j0
@@ -353,7 +347,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         # Sᵀ = scale · K Qᵀ over E in KC chunks (row r of st: key k0 + r).
         for t in range(n_pc):
             pc = t * kc_max
-            kc = imin(kc_max, p.E - pc)
+            kc = imin(kc_max, p.f.E - pc)
             for r in range((j0 - k0) // mr, cdiv(j1 - k0, mr)):
                 for jq in range(cdiv(nq, nr)):
                     call_ukernel(kern, kc,
@@ -363,8 +357,8 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                                  imin(mr, j1 - k0 - r * mr),
                                  imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
-        if (p.mask_kind != MASK_NONE or thr_idx != NULL
-                or not block_fully_visible(&p.vis, i0, nq, j0, nj)):
+        if (p.f.mask_kind != MASK_NONE or thr_idx != NULL
+                or not block_fully_visible(&p.f.vis, i0, nq, j0, nj)):
             mask_tile(p, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
@@ -374,12 +368,12 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
         for r in range(cdiv(nq, mr)):
-            for jq in range(cdiv(p.Ev, nr)):
+            for jq in range(cdiv(p.f.Ev, nr)):
                 call_ukernel(kern, nj, st_j + r * mr, bq,
                              vpack + k0 * ev_pad + jq * nr * nk
                              + (j0 - k0) * nr, nr,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
-                             imin(mr, nq - r * mr), imin(nr, p.Ev - jq * nr),
+                             imin(mr, nq - r * mr), imin(nr, p.f.Ev - jq * nr),
                              <floating>1, <floating>1)
         if vflag[kb]:
             nonfinite_values(p, v, st_j, j0, j1, nq, acc)
@@ -415,22 +409,22 @@ cdef void attend_row(const Problem *p, const floating *q,
     cdef const uint8_t *bm
     w.m[0] = -INFINITY
     w.l[0] = 0
-    for c in range(p.Ev):
+    for c in range(p.f.Ev):
         acc[c] = 0
     # Exactly the keys row i may see, within the chunk.
-    k_lo = imax(chunk * p.chunk, first_visible(&p.vis, i))
-    k_hi = imin(imin((chunk + 1) * p.chunk, p.S),
-                last_visible(&p.vis, i) + 1)
+    k_lo = imax(chunk * p.chunk, first_visible(&p.f.vis, i))
+    k_hi = imin(imin((chunk + 1) * p.chunk, p.f.S),
+                last_visible(&p.f.vis, i) + 1)
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
-        dot_rows(nk, p.E, q + i * p.rs_q, k + kb * p.rs_k, p.rs_k,
-                 <floating>p.scale, s)
-        if p.mask_kind == MASK_ADD:
+        dot_rows(nk, p.f.E, q + i * p.rs_q, k + kb * p.rs_k, p.rs_k,
+                 <floating>p.f.scale, s)
+        if p.f.mask_kind == MASK_ADD:
             fm = <const floating *>mask + i * p.rs_m + kb * p.cs_m
             for j in range(nk):
                 s[j] = s[j] + fm[j * p.cs_m]
-        elif p.mask_kind == MASK_BOOL:
+        elif p.f.mask_kind == MASK_BOOL:
             bm = <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m
             for j in range(nk):
                 if not bm[j * p.cs_m]:
@@ -446,16 +440,16 @@ cdef void attend_row(const Problem *p, const floating *q,
             alpha = exp(w.m[0] - m_new)
             w.l[0] = w.l[0] * alpha + row_exp_sum(nk, s, m_new)
             if alpha != 1:
-                for c in range(p.Ev):
+                for c in range(p.f.Ev):
                     acc[c] = acc[c] * <floating>alpha
-            for c in range(p.Ev):
+            for c in range(p.f.Ev):
                 prev[c] = acc[c]
-            axpy_rows(nk, p.Ev, s, v + kb * p.rs_v, p.rs_v, acc)
-            if any_nonfinite(p.Ev, acc):
+            axpy_rows(nk, p.f.Ev, s, v + kb * p.rs_v, p.rs_v, acc)
+            if any_nonfinite(p.f.Ev, acc):
                 # An inf or NaN value arrived: redo the block without the
                 # keys of weight 0 (hidden ones), whose values must not
                 # reach the row (the same rule as nonfinite_values).
-                for c in range(p.Ev):
+                for c in range(p.f.Ev):
                     acc[c] = prev[c]
                 j = 0
                 while j < nk:
@@ -463,7 +457,7 @@ cdef void attend_row(const Problem *p, const floating *q,
                     while j1 < nk and s[j1] != 0:
                         j1 += 1
                     if j1 > j:
-                        axpy_rows(j1 - j, p.Ev, s + j,
+                        axpy_rows(j1 - j, p.f.Ev, s + j,
                                   v + (kb + j) * p.rs_v, p.rs_v, acc)
                     j = j1 + 1
             w.m[0] = m_new
@@ -476,30 +470,30 @@ cdef void write_rows(const Problem *p, Scratch *w, int64_t nq,
     (l == 0) gets 0 and -inf."""
     if floating is float:
         cattn_cols_f32_for(active_isa()).finish_rows(
-            nq, p.Ev, <float *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
+            nq, p.f.Ev, <float *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
             lse)
     else:
         cattn_cols_f64_for(active_isa()).finish_rows(
-            nq, p.Ev, <double *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
+            nq, p.f.Ev, <double *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
             lse)
 
 
 cdef void save_partial(const Problem *p, Scratch *w, int64_t nq,
                        floating *part) noexcept nogil:
     """Store (m, l, acc) of nq rows as rows of [m, l, acc[0:Ev]]."""
-    cdef int64_t r, c, row_len = p.Ev + 2
+    cdef int64_t r, c, row_len = p.f.Ev + 2
     cdef floating *acc = <floating *>w.acc
     for r in range(nq):
         part[r * row_len] = <floating>w.m[r]
         part[r * row_len + 1] = <floating>w.l[r]
-        for c in range(p.Ev):
+        for c in range(p.f.Ev):
             part[r * row_len + 2 + c] = acc[r * p.ev_pad + c]
 
 
 cdef void merge_partials(const Problem *p, const floating *part,
                          int64_t nq, Scratch *w) noexcept nogil:
     """Combine the nchunks partials of nq rows, in chunk order, into w."""
-    cdef int64_t r, c, ch, row_len = p.Ev + 2, ev_pad = p.ev_pad
+    cdef int64_t r, c, ch, row_len = p.f.Ev + 2, ev_pad = p.ev_pad
     cdef int64_t stride = p.bq * row_len
     cdef floating *acc = <floating *>w.acc
     cdef double big, a
@@ -512,7 +506,7 @@ cdef void merge_partials(const Problem *p, const floating *part,
                 big = pr[0]
         w.m[r] = big
         w.l[r] = 0
-        for c in range(p.Ev):
+        for c in range(p.f.Ev):
             acc[r * ev_pad + c] = 0
         for ch in range(p.nchunks):
             pr = part + ch * stride + r * row_len
@@ -522,7 +516,7 @@ cdef void merge_partials(const Problem *p, const floating *part,
             if a == 0:
                 continue                # weight 0: its values never reach
             w.l[r] = w.l[r] + pr[1] * a
-            for c in range(p.Ev):
+            for c in range(p.f.Ev):
                 acc[r * ev_pad + c] = (acc[r * ev_pad + c]
                                        + pr[2 + c] * <floating>a)
 
@@ -538,20 +532,20 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     """Work item (bh, qb, ch) of the tiled path against the packed K/V of
     head bh (`kv`, with its vflag): its rows of out and lse, or its
     partial."""
-    cdef int64_t nq = imin(p.bq, p.L - qb * p.bq), row_len = p.Ev + 2
+    cdef int64_t nq = imin(p.bq, p.f.L - qb * p.bq), row_len = p.f.Ev + 2
     cdef const void *mask_bh = NULL
-    cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
-    if p.mask_kind != MASK_NONE:
+    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
     attend_block(p, kern, q + off_q[bh], kv, kv + p.kpack_size, vflag,
                  v + off_v[bh], mask_bh,
-                 <const floating *>p.thr + bh * p.L
+                 <const floating *>p.thr + bh * p.f.L
                  if p.thr_idx != NULL else NULL,
-                 p.thr_idx + bh * p.L if p.thr_idx != NULL else NULL,
+                 p.thr_idx + bh * p.f.L if p.thr_idx != NULL else NULL,
                  qb, ch, w)
     if p.nchunks == 1:
         write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
-                   lse + bh * p.L + qb * p.bq if lse != NULL else NULL)
+                   lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
     else:
         save_partial(p, w, nq, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
                      * p.bq * row_len)
@@ -562,7 +556,7 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
               floating *lse, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_v, const int64_t *off_m,
               const int64_t *off_o, int64_t nbh, int64_t group,
-              Scratch *scratch, floating *kvpack, uint8_t *vflags,
+              const Arena *arena, floating *kvpack, uint8_t *vflags,
               floating *parts, int nthreads) noexcept nogil:
     """group > 0: the grouped schedule (the team packs `group` heads, then
     shares their items); group == 0: the per-head schedule (each thread
@@ -575,36 +569,36 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
         kern = gemm_kernel_f32(active_isa())
     else:
         kern = gemm_kernel_f64(active_isa())
-    cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.S, p.bk)
-    cdef int64_t row_len = p.Ev + 2, kv_size = p.kpack_size + p.vpack_size
+    cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.f.S, p.bk)
+    cdef int64_t row_len = p.f.Ev + 2, kv_size = p.kpack_size + p.vpack_size
     cdef int64_t gi, g0, ng, item, bh, qb, ch, kb, j, nq
     cdef Scratch *w
     cdef const void *mask_bh
     cdef floating *kv
     cdef uint8_t *fl
-    cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
 
     if p.decode:
         for item in prange(nbh * per_bh, schedule='dynamic',
                            num_threads=nthreads):
-            w = scratch + threadid()
+            w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
             bh = item // per_bh
             qb = (item // p.nchunks) % p.nqb
             ch = item % p.nchunks
             mask_bh = NULL
-            if p.mask_kind != MASK_NONE:
+            if p.f.mask_kind != MASK_NONE:
                 mask_bh = <const char *>mask + off_m[bh] * mask_item
             attend_row(p, q + off_q[bh], k + off_k[bh], v + off_v[bh],
                        mask_bh, qb, ch, w)
             if p.nchunks == 1:
                 write_rows(p, w, 1, o + off_o[bh] + qb * p.rs_o,
-                           lse + bh * p.L + qb if lse != NULL else NULL)
+                           lse + bh * p.f.L + qb if lse != NULL else NULL)
             else:
                 save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks
                                                + ch) * row_len)
     elif group == 0:
         for bh in prange(nbh, schedule='dynamic', num_threads=nthreads):
-            w = scratch + threadid()
+            w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
             kv = kvpack + threadid() * kv_size
             fl = vflags + threadid() * nkb
             for kb in range(nkb):
@@ -626,10 +620,10 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                             kvpack + (bh - g0) * kv_size + p.kpack_size,
                             vflags + (bh - g0) * nkb)
                 for item in prange(ng * per_bh, schedule='dynamic'):
-                    w = scratch + threadid()
+                    w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
                     bh = g0 + item // per_bh
                     qb = (item // p.nchunks) % p.nqb
-                    if p.vis.causal:
+                    if p.f.vis.causal:
                         # Later query blocks see more keys: hand the big
                         # items out first so the dynamic schedule ends on
                         # small ones (the order never changes a result).
@@ -642,98 +636,104 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
     if p.nchunks == 1:
         return
     for item in prange(nbh * p.nqb, schedule='static', num_threads=nthreads):
-        w = scratch + threadid()
+        w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
         bh = item // p.nqb
         qb = item % p.nqb
-        nq = imin(p.bq, p.L - qb * p.bq)
+        nq = imin(p.bq, p.f.L - qb * p.bq)
         merge_partials(p, parts + item * p.nchunks * p.bq * row_len, nq, w)
         write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
-                   lse + bh * p.L + qb * p.bq if lse != NULL else NULL)
+                   lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
 
 
-cdef void *checked_alloc(size_t nbytes) except NULL:
-    # calloc: padding lanes of the tiles hold zeros, never stale NaN/garbage.
-    cdef void *ptr = calloc(nbytes if nbytes > 0 else 1, 1)
-    if ptr == NULL:
-        raise MemoryError(f"scaled_dot_product_attention: cannot allocate "
-                          f"{nbytes} bytes of scratch")
-    return ptr
+def attention(call, tuple items, q, k, v, mask, o, lse, thr):
+    """Run the fused forward of a validated ``_frame.Call`` over the batch
+    `items` (call.batch, or call.items with GQA's group axis).
 
+    q, k, v, o and mask (None, bool or the compute dtype) have shapes
+    items-broadcastable + (L, E), (S, E), (S, Ev), (L, Ev), (L, S); o must
+    be walkable in place (the frame allocates it so).  lse: None or a
+    C-contiguous array of nitems·L elements; thr: None or the pair (score,
+    index) of each row's worst kept key from _topk.select_top_k, each
+    C-contiguous of nitems·L elements.  Every operand's contract is checked
+    (Operands.add) before the kernel runs.
 
-def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
-              cnp.ndarray o, lse, const int64_t[::1] off_q,
-              const int64_t[::1] off_k, const int64_t[::1] off_v,
-              const int64_t[::1] off_m, const int64_t[::1] off_o,
-              tuple strides, tuple sizes, int mask_kind, bint causal,
-              int64_t diag, left, right, double scale, bint decode,
-              int num_threads, thr=None, thr_idx=None):
-    """Run the fused kernel over nbh = len(off_o) batch·head items.
-
-    decode selects the row path (L <= DECODE_MAX_L and unit inner strides
-    of q, k and v, decided by the caller from the shapes alone).  thr and
-    thr_idx (top-k attention, from _topk.select_top_k on the same inputs;
-    C-contiguous (nbh, L)) keep only each row's top-k keys; not with
-    decode, whose scores are not the GEMM's bits.
-
-    sizes = (L, S, E, Ev); strides = (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v,
-    rs_o, cs_o, rs_m, cs_m) in elements; offsets in elements of each array;
-    mask is None, a uint8 array (bool mask) or an array of o's dtype;
-    lse is None or a C-contiguous (nbh, L) array of o's dtype; left/right
-    are None (unbounded) or ints.  Validated by the caller.
+    The decode path (few query rows, streamed K/V rows) is chosen here from
+    the shapes and layouts alone, never from the thread count.
     """
     cdef Problem p
-    cdef int64_t nbh = off_o.shape[0]
-    cdef GemmKernel kern
-    cdef int64_t itemsize = o.itemsize, vl, group, slots
-    p.L, p.S, p.E, p.Ev = sizes
-    (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
-     p.rs_m, p.cs_m) = strides
-    p.mask_kind = mask_kind
-    set_visibility(&p.vis, p.L, p.S, causal, diag, left, right)
-    p.scale = scale
+    read_call(&p.f, call, items)
+    cdef int64_t nbh = p.f.nitems
+    if nbh == 0 or p.f.L == 0:
+        return
+    cdef str func = call[0]
+    cdef Operands ops = Operands(nbh)
+    cdef Operand *oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
+    cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
+    cdef Operand *ov = ops.add(v, items, p.f.S, p.f.Ev, func, "value")
+    cdef Operand *oo = ops.add(o, items, p.f.L, p.f.Ev, func, "out")
+    cdef Operand *om
+    if ops.keep[3] is not o:
+        raise AssertionError(f"{func}: cattn internal error: out copied")
+    if mask is None:
+        om = ops.absent()
+    else:
+        om = ops.add(mask.view(np.uint8) if p.f.mask_kind == MASK_BOOL
+                     else mask, items, p.f.L, p.f.S, func, "attn_mask")
+    p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
+    p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
+    p.rs_m, p.cs_m = om.rs, om.cs
     p.thr = NULL
     p.thr_idx = NULL
-    if thr_idx is not None:
-        if decode:
-            raise ValueError("top-k attention needs the tiled path")
-        p.thr = cnp.PyArray_DATA(thr)
-        p.thr_idx = <const int64_t *>cnp.PyArray_DATA(thr_idx)
-    if nbh == 0 or p.L == 0:
-        return
-    if o.dtype == np.float32:
+    if thr is not None:
+        check_rows(thr[0], nbh * p.f.L, func, "top-k scores")
+        check_rows(thr[1], nbh * p.f.L, func, "top-k indices")
+        p.thr = cnp.PyArray_DATA(thr[0])
+        p.thr_idx = <const int64_t *>cnp.PyArray_DATA(thr[1])
+    cdef void *lse_ptr = NULL
+    if lse is not None:
+        check_rows(lse, nbh * p.f.L, func, "lse")
+        lse_ptr = cnp.PyArray_DATA(lse)
+    # A few queries (decoding): stream K and V rows instead of packing
+    # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
+    cdef bint decode = (p.f.L <= DECODE_MAX_L and thr is None
+                        and (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
+                        and (p.f.Ev <= 1 or ov.cs == 1))
+    cdef GemmKernel kern
+    cdef int64_t itemsize = 4 if p.f.is_f32 else 8, vl, group, slots
+    if p.f.is_f32:
         kern = gemm_kernel_f32(active_isa())
         vl = cattn_cols_f32_for(active_isa()).vl
     else:
         kern = gemm_kernel_f64(active_isa())
         vl = cattn_cols_f64_for(active_isa()).vl
     p.decode = decode
-    p.chunk = max(p.S, 1)
+    p.chunk = max(p.f.S, 1)
     p.nchunks = 1
     if decode:
         # One row per block; keys in fixed chunks, merged in order.
         p.bq = 1
         p.bk = BK_TARGET
-        p.nqb = p.L
-        if p.S > DECODE_CHUNK:
+        p.nqb = p.f.L
+        if p.f.S > DECODE_CHUNK:
             p.chunk = DECODE_CHUNK
-            p.nchunks = cdiv(p.S, DECODE_CHUNK)
+            p.nchunks = cdiv(p.f.S, DECODE_CHUNK)
     else:
         # bq: whole NR panels of Qᵀ (and whole vectors of the column
         # kernels); bk: S in equal blocks of whole MR panels of packed K.
         p.bq = cdiv(BQ_TARGET, kern.nr) * kern.nr
         p.bq = cdiv(p.bq, vl) * vl
-        p.bk = cdiv(cdiv(imax(p.S, 1), cdiv(imax(p.S, 1), BK_MAX)),
+        p.bk = cdiv(cdiv(imax(p.f.S, 1), cdiv(imax(p.f.S, 1), BK_MAX)),
                     kern.mr) * kern.mr
-        p.nqb = cdiv(p.L, p.bq)
-        if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.S > CHUNK:
+        p.nqb = cdiv(p.f.L, p.bq)
+        if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.f.S > CHUNK:
             p.chunk = CHUNK // p.bk * p.bk
-            p.nchunks = cdiv(p.S, p.chunk)
-    p.s_pad = cdiv(p.S, kern.mr) * kern.mr
-    p.ev_pad = cdiv(p.Ev, kern.nr) * kern.nr
-    p.kpack_size = p.s_pad * max(p.E, 1)
-    p.vpack_size = p.S * p.ev_pad
+            p.nchunks = cdiv(p.f.S, p.chunk)
+    p.s_pad = cdiv(p.f.S, kern.mr) * kern.mr
+    p.ev_pad = cdiv(p.f.Ev, kern.nr) * kern.nr
+    p.kpack_size = p.s_pad * max(p.f.E, 1)
+    p.vpack_size = p.f.S * p.ev_pad
     cdef int64_t per_bh = p.nqb * p.nchunks
-    cdef int nthreads = <int>min(num_threads, nbh * per_bh)
+    cdef int nthreads = <int>min(p.f.threads, nbh * per_bh)
     # Enough batch·heads per group for 4 items per thread, within the
     # memory bound (grouping never changes a result).
     cdef int64_t kv_bytes = (p.kpack_size + p.vpack_size) * itemsize
@@ -742,74 +742,72 @@ def attention(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v, mask,
     if (not decode and nbh >= PER_HEAD_MIN * nthreads
             and nthreads * kv_bytes <= GROUP_BYTES):
         group = 0                   # the per-head schedule (see run)
-
-    cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
-    cdef void *kvpack = NULL
-    cdef uint8_t *vflags = NULL
-    cdef void *parts = NULL
+    # One thread's slot of the arena: its Scratch and its tiles.
+    cdef size_t used = 0
+    cdef size_t at_w = carve(&used, sizeof(Scratch))
+    cdef size_t at_qpack = carve(&used, max(p.f.E, 1) * p.bq * itemsize)
+    cdef size_t at_st = carve(&used, (p.bk * p.bq + kern.mr) * itemsize)
+    cdef size_t at_acc = carve(&used, p.bq * p.ev_pad * itemsize)
+    cdef size_t at_col = carve(&used, 4 * p.bq * itemsize)
+    cdef size_t at_prev = carve(&used, p.ev_pad * itemsize)
+    cdef size_t at_m = carve(&used, p.bq * sizeof(double))
+    cdef size_t at_l = carve(&used, p.bq * sizeof(double))
+    # Shared: one slot of packed K/V (and its flags) per head of a group,
+    # or per thread in the per-head schedule; the decode/chunk partials.
+    slots = 0 if decode else (group if group > 0 else nthreads)
+    cdef size_t shared = 0
+    cdef size_t at_kv = carve(&shared, slots * kv_bytes)
+    cdef size_t at_flags = carve(&shared, slots * cdiv(p.f.S, p.bk))
+    cdef size_t at_parts = carve(&shared, nbh * per_bh * p.bq * (p.f.Ev + 2)
+                                 * itemsize if p.nchunks > 1 else 0)
+    cdef Arena arena
+    cdef Scratch *w
     cdef int t
-    if scratch == NULL:
-        raise MemoryError("scaled_dot_product_attention: out of memory")
+    # Slot `nthreads` holds the shared buffers.
+    arena_new(&arena, nthreads + 1, max(used, shared), func)
     try:
         for t in range(nthreads):
-            scratch[t].qpack = checked_alloc(max(p.E, 1) * p.bq * itemsize)
-            scratch[t].st = checked_alloc((p.bk * p.bq + kern.mr) * itemsize)
-            scratch[t].acc = checked_alloc(p.bq * p.ev_pad * itemsize)
-            scratch[t].colbuf = checked_alloc(4 * p.bq * itemsize)
-            scratch[t].prev = checked_alloc(p.ev_pad * itemsize)
-            scratch[t].m = <double *>checked_alloc(p.bq * sizeof(double))
-            scratch[t].l = <double *>checked_alloc(p.bq * sizeof(double))
-        if not decode:
-            # One slot of packed K/V (and its flags) per head of a group,
-            # or per thread in the per-head schedule.
-            slots = group if group > 0 else nthreads
-            kvpack = checked_alloc(slots * kv_bytes)
-            vflags = <uint8_t *>checked_alloc(slots * cdiv(p.S, p.bk))
-        if p.nchunks > 1:
-            parts = checked_alloc(nbh * per_bh * p.bq * (p.Ev + 2)
-                                  * itemsize)
-        if o.dtype == np.float32:
-            _run[float](&p, q, k, v, mask, o, lse, off_q, off_k, off_v,
-                        off_m, off_o, nbh, group, scratch, <float *>kvpack,
-                        vflags, <float *>parts, nthreads)
-        else:
-            _run[double](&p, q, k, v, mask, o, lse, off_q, off_k, off_v,
-                         off_m, off_o, nbh, group, scratch, <double *>kvpack,
-                         vflags, <double *>parts, nthreads)
+            w = <Scratch *>arena_at(&arena, t, at_w)
+            w.qpack = arena_at(&arena, t, at_qpack)
+            w.st = arena_at(&arena, t, at_st)
+            w.acc = arena_at(&arena, t, at_acc)
+            w.colbuf = arena_at(&arena, t, at_col)
+            w.prev = arena_at(&arena, t, at_prev)
+            w.m = <double *>arena_at(&arena, t, at_m)
+            w.l = <double *>arena_at(&arena, t, at_l)
+        with nogil:
+            if p.f.is_f32:
+                run[float](&p, <const float *>oq.data,
+                           <const float *>ok.data, <const float *>ov.data,
+                           om.data, <float *>oo.data, <float *>lse_ptr,
+                           oq.off, ok.off, ov.off, om.off, oo.off, nbh,
+                           group, &arena,
+                           <float *>arena_at(&arena, nthreads, at_kv),
+                           <uint8_t *>arena_at(&arena, nthreads, at_flags),
+                           <float *>arena_at(&arena, nthreads, at_parts),
+                           nthreads)
+            else:
+                run[double](&p, <const double *>oq.data,
+                            <const double *>ok.data, <const double *>ov.data,
+                            om.data, <double *>oo.data, <double *>lse_ptr,
+                            oq.off, ok.off, ov.off, om.off, oo.off, nbh,
+                            group, &arena,
+                            <double *>arena_at(&arena, nthreads, at_kv),
+                            <uint8_t *>arena_at(&arena, nthreads, at_flags),
+                            <double *>arena_at(&arena, nthreads, at_parts),
+                            nthreads)
     finally:
-        for t in range(nthreads):
-            free(scratch[t].qpack)
-            free(scratch[t].st)
-            free(scratch[t].acc)
-            free(scratch[t].colbuf)
-            free(scratch[t].prev)
-            free(scratch[t].m)
-            free(scratch[t].l)
-        free(scratch)
-        free(kvpack)
-        free(vflags)
-        free(parts)
+        arena_free(&arena)
 
 
-cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
-          mask, cnp.ndarray o, lse, const int64_t[::1] off_q,
-          const int64_t[::1] off_k, const int64_t[::1] off_v,
-          const int64_t[::1] off_m, const int64_t[::1] off_o, int64_t nbh,
-          int64_t group, Scratch *scratch, floating *kvpack,
-          uint8_t *vflags, floating *parts, int nthreads):
-    cdef const void *mask_ptr = NULL
-    cdef floating *lse_ptr = NULL
-    if mask is not None:
-        mask_ptr = cnp.PyArray_DATA(mask)
-    if lse is not None:
-        lse_ptr = <floating *>cnp.PyArray_DATA(lse)
-    with nogil:
-        run(p, <const floating *>cnp.PyArray_DATA(q),
-            <const floating *>cnp.PyArray_DATA(k),
-            <const floating *>cnp.PyArray_DATA(v), mask_ptr,
-            <floating *>cnp.PyArray_DATA(o), lse_ptr, &off_q[0], &off_k[0],
-            &off_v[0], &off_m[0], &off_o[0], nbh, group, scratch, kvpack,
-            vflags, parts, nthreads)
+cdef int check_rows(object a, int64_t n, str func, str name) except -1:
+    """Contract of a per-row array (lse, top-k thresholds): C-contiguous,
+    n elements."""
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.size != n:
+        raise AssertionError(f"{func}: cattn internal error: {name} must be "
+                             f"C-contiguous with {n} elements")
+    return 0
 
 
 def exp_neg(cnp.ndarray x, cnp.ndarray y):

@@ -25,12 +25,13 @@ by one thread in a fixed order, so no result depends on the thread count.
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, NAN
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
+from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
+                      arena_new, carve, read_call)
 from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
                      pack_a, pack_b, tile_product)
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
@@ -54,11 +55,8 @@ cdef int64_t BK_TARGET = 256
 
 
 cdef struct Problem:
-    Visibility vis
-    int64_t L, S, E, topk
+    Frame f           # sizes, visibility, mask kind, scale, k (_frame.pxd)
     int64_t rs_q, cs_q, rs_k, cs_k, rs_m, cs_m
-    int mask_kind
-    double scale
     int64_t bq, bk, ld, nqb
 
 
@@ -206,7 +204,7 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     """Top-k of the rows of query block qb of one head; writes thr and idx
     (this head's rows)."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
     cdef int64_t t, pc, kc, r, kb, k0, nk, k_lo, k_hi
     cdef int isa = active_isa()
     cdef floating *qa = <floating *>w.qa
@@ -214,36 +212,36 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     cdef floating *st = <floating *>w.st
     for r in range(nq):
         w.size[r] = 0
-    for t in range(cdiv(p.E, kc_max)):
+    for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
-        kc = imin(kc_max, p.E - pc)
+        kc = imin(kc_max, p.f.E - pc)
         pack_a(nq, kc, q + i0 * p.rs_q + pc * p.cs_q, p.rs_q, p.cs_q, mr,
                qa + pc * p.bq)
-    k_lo = imax(first_visible(&p.vis, i0), 0)
-    k_hi = imin(last_visible(&p.vis, i0 + nq - 1) + 1, p.S)
+    k_lo = imax(first_visible(&p.f.vis, i0), 0)
+    k_hi = imin(last_visible(&p.f.vis, i0 + nq - 1) + 1, p.f.S)
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk) if k_lo < k_hi else 0):
         k0 = kb * p.bk
-        nk = imin(p.bk, p.S - k0)
-        if not block_any_visible(&p.vis, i0, nq, k0, nk):
+        nk = imin(p.bk, p.f.S - k0)
+        if not block_any_visible(&p.f.vis, i0, nq, k0, nk):
             continue
-        for t in range(cdiv(p.E, kc_max)):
+        for t in range(cdiv(p.f.E, kc_max)):
             pc = t * kc_max
-            kc = imin(kc_max, p.E - pc)
+            kc = imin(kc_max, p.f.E - pc)
             pack_b(kc, nk, k + k0 * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k, nr,
                    0, cdiv(nk, nr), ktb + pc * ld)
-        tile_product(kern, p.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.scale,
+        tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale,
                      st, ld)
-        if p.mask_kind != MASK_NONE or not block_fully_visible(&p.vis, i0, nq,
+        if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
                                                                k0, nk):
-            mask_rows(&p.vis, p.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
+            mask_rows(&p.f.vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
                       nq, k0, nk)
         for r in range(nq):
-            offer_row(st + r * ld, nk, k0, p.topk, w.heap_k + r * p.topk,
-                      w.heap_j + r * p.topk, &w.size[r], isa)
+            offer_row(st + r * ld, nk, k0, p.f.top_k, w.heap_k + r * p.f.top_k,
+                      w.heap_j + r * p.f.top_k, &w.size[r], isa)
     for r in range(nq):
-        if w.size[r] == p.topk:
-            store_score(w.heap_k[r * p.topk], thr + i0 + r)
-            idx[i0 + r] = w.heap_j[r * p.topk]
+        if w.size[r] == p.f.top_k:
+            store_score(w.heap_k[r * p.f.top_k], thr + i0 + r)
+            idx[i0 + r] = w.heap_j[r * p.f.top_k]
         else:
             thr[i0 + r] = -INFINITY
             idx[i0 + r] = -1
@@ -252,108 +250,101 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
 cdef void run(const Problem *p, const floating *q, const floating *k,
               const void *mask, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_m, floating *thr, int64_t *idx, int64_t nbh,
-              Scratch *scratch, int nthreads) noexcept nogil:
+              const Arena *arena, int nthreads) noexcept nogil:
     cdef GemmKernel kern
     if floating is float:
         kern = gemm_kernel_f32(active_isa())
     else:
         kern = gemm_kernel_f64(active_isa())
     cdef int64_t item, bh, qb
-    cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     cdef const void *mask_bh
     for item in prange(nbh * p.nqb, schedule='dynamic', num_threads=nthreads):
         bh = item // p.nqb
         qb = item % p.nqb
         mask_bh = NULL
-        if p.mask_kind != MASK_NONE:
+        if p.f.mask_kind != MASK_NONE:
             mask_bh = <const char *>mask + off_m[bh] * mask_item
         select_block(p, &kern, q + off_q[bh], k + off_k[bh], mask_bh, qb,
-                     thr + bh * p.L, idx + bh * p.L, scratch + threadid())
+                     thr + bh * p.f.L, idx + bh * p.f.L, <Scratch *>arena_at(arena, threadid(), 0))
 
 
-cdef void *checked_alloc(size_t nbytes) except NULL:
-    cdef void *ptr = calloc(nbytes if nbytes > 0 else 1, 1)
-    if ptr == NULL:
-        raise MemoryError(f"top-k selection: cannot allocate {nbytes} bytes "
-                          f"of scratch")
-    return ptr
+def select_top_k(call, tuple items, q, k, mask, thr, idx):
+    """Per query row of the batch `items` of a validated ``_frame.Call``
+    (call.top_k >= 1), the worst of its top-k keys: thr its score, idx its
+    index, or -1 if the row has fewer than k candidate keys.
 
-
-def select_top_k(cnp.ndarray q, cnp.ndarray k, mask, cnp.ndarray thr,
-                 cnp.ndarray idx, const int64_t[::1] off_q,
-                 const int64_t[::1] off_k, const int64_t[::1] off_m,
-                 tuple strides, tuple sizes, int mask_kind, bint causal,
-                 int64_t diag, left, right, double scale, int64_t topk,
-                 int num_threads):
-    """Per query row of nbh = len(off_q) heads, the worst of its top-k keys:
-    thr (nbh, L) its score, idx (nbh, L) its index, or -1 if the row has
-    fewer than topk candidate keys; thr and idx C-contiguous.
-
-    sizes = (L, S, E); strides = (rs_q, cs_q, rs_k, cs_k, rs_m, cs_m) in
-    elements; mask None, uint8 (bool) or q's dtype.  Validated by the
-    caller; topk >= 1.
+    q, k and mask (None, bool or the compute dtype) broadcast from items +
+    (L, E), (S, E), (L, S); thr (compute dtype) and idx (int64) are
+    C-contiguous with nitems·L elements.  Contracts checked before the
+    kernel runs (Operands.add).
     """
     cdef Problem p
-    cdef int64_t nbh = off_q.shape[0], itemsize = q.itemsize
-    cdef GemmKernel kern
-    p.L, p.S, p.E = sizes
-    p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_m, p.cs_m = strides
-    set_visibility(&p.vis, p.L, p.S, causal, diag, left, right)
-    p.mask_kind = mask_kind
-    p.scale = scale
-    p.topk = topk
-    if nbh == 0 or p.L == 0:
+    read_call(&p.f, call, items)
+    cdef int64_t nbh = p.f.nitems
+    if nbh == 0 or p.f.L == 0:
         return
-    kern = (gemm_kernel_f32(active_isa()) if q.dtype == np.float32
-            else gemm_kernel_f64(active_isa()))
+    cdef str func = call[0]
+    cdef cnp.ndarray thr_a = thr, idx_a = idx
+    if (not cnp.PyArray_IS_C_CONTIGUOUS(thr_a) or thr_a.size != nbh * p.f.L
+            or not cnp.PyArray_IS_C_CONTIGUOUS(idx_a)
+            or idx_a.size != nbh * p.f.L or p.f.top_k < 1):
+        raise AssertionError(f"{func}: cattn internal error: top-k outputs "
+                             f"must be C-contiguous with {nbh * p.f.L} "
+                             f"elements, k >= 1")
+    cdef Operands ops = Operands(nbh)
+    cdef Operand *oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
+    cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
+    cdef Operand *om
+    if mask is None:
+        om = ops.absent()
+    else:
+        om = ops.add(mask.view(np.uint8) if p.f.mask_kind == MASK_BOOL
+                     else mask, items, p.f.L, p.f.S, func, "attn_mask")
+    p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
+    p.rs_m, p.cs_m = om.rs, om.cs
+    cdef int64_t itemsize = 4 if p.f.is_f32 else 8
+    cdef GemmKernel kern = (gemm_kernel_f32(active_isa()) if p.f.is_f32
+                            else gemm_kernel_f64(active_isa()))
     p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
     p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
     p.ld = p.bk
-    p.nqb = cdiv(p.L, p.bq)
-    cdef int nthreads = <int>max(1, min(num_threads, nbh * p.nqb))
-    cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
+    p.nqb = cdiv(p.f.L, p.bq)
+    cdef int nthreads = <int>max(1, min(p.f.threads, nbh * p.nqb))
+    # One thread's slot: its Scratch (carved first), tiles and heaps.
+    cdef size_t used = 0
+    cdef size_t at_w = carve(&used, sizeof(Scratch))
+    cdef size_t at_qa = carve(&used, p.bq * max(p.f.E, 1) * itemsize)
+    cdef size_t at_ktb = carve(&used, max(p.f.E, 1) * p.ld * itemsize)
+    cdef size_t at_st = carve(&used, p.bq * p.ld * itemsize)
+    cdef size_t at_hk = carve(&used, p.bq * p.f.top_k * sizeof(uint64_t))
+    cdef size_t at_hj = carve(&used, p.bq * p.f.top_k * sizeof(int64_t))
+    cdef size_t at_size = carve(&used, p.bq * sizeof(int64_t))
+    cdef Arena arena
+    cdef Scratch *w
     cdef int t
-    if scratch == NULL:
-        raise MemoryError("top-k selection: out of memory")
+    arena_new(&arena, nthreads, used, func)
     try:
         for t in range(nthreads):
-            scratch[t].qa = checked_alloc(p.bq * max(p.E, 1) * itemsize)
-            scratch[t].ktb = checked_alloc(max(p.E, 1) * p.ld * itemsize)
-            scratch[t].st = checked_alloc(p.bq * p.ld * itemsize)
-            scratch[t].heap_k = <uint64_t *>checked_alloc(
-                p.bq * topk * sizeof(uint64_t))
-            scratch[t].heap_j = <int64_t *>checked_alloc(
-                p.bq * topk * sizeof(int64_t))
-            scratch[t].size = <int64_t *>checked_alloc(
-                p.bq * sizeof(int64_t))
-        if q.dtype == np.float32:
-            _run[float](&p, q, k, mask, off_q, off_k, off_m,
-                        <float *>cnp.PyArray_DATA(thr), idx, nbh, scratch,
-                        nthreads)
-        else:
-            _run[double](&p, q, k, mask, off_q, off_k, off_m,
-                         <double *>cnp.PyArray_DATA(thr), idx, nbh, scratch,
-                         nthreads)
+            w = <Scratch *>arena_at(&arena, t, at_w)
+            w.qa = arena_at(&arena, t, at_qa)
+            w.ktb = arena_at(&arena, t, at_ktb)
+            w.st = arena_at(&arena, t, at_st)
+            w.heap_k = <uint64_t *>arena_at(&arena, t, at_hk)
+            w.heap_j = <int64_t *>arena_at(&arena, t, at_hj)
+            w.size = <int64_t *>arena_at(&arena, t, at_size)
+        with nogil:
+            if p.f.is_f32:
+                run[float](&p, <const float *>oq.data, <const float *>ok.data,
+                           om.data, oq.off, ok.off, om.off,
+                           <float *>cnp.PyArray_DATA(thr_a),
+                           <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
+                           nthreads)
+            else:
+                run[double](&p, <const double *>oq.data,
+                            <const double *>ok.data, om.data, oq.off, ok.off,
+                            om.off, <double *>cnp.PyArray_DATA(thr_a),
+                            <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
+                            nthreads)
     finally:
-        for t in range(nthreads):
-            free(scratch[t].qa)
-            free(scratch[t].ktb)
-            free(scratch[t].st)
-            free(scratch[t].heap_k)
-            free(scratch[t].heap_j)
-            free(scratch[t].size)
-        free(scratch)
-
-
-cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, mask,
-          const int64_t[::1] off_q, const int64_t[::1] off_k,
-          const int64_t[::1] off_m, floating *thr, cnp.ndarray idx,
-          int64_t nbh, Scratch *scratch, int nthreads):
-    cdef const void *mask_ptr = NULL
-    if mask is not None:
-        mask_ptr = cnp.PyArray_DATA(mask)
-    with nogil:
-        run(p, <const floating *>cnp.PyArray_DATA(q),
-            <const floating *>cnp.PyArray_DATA(k), mask_ptr, &off_q[0],
-            &off_k[0], &off_m[0], thr, <int64_t *>cnp.PyArray_DATA(idx), nbh,
-            scratch, nthreads)
+        arena_free(&arena)

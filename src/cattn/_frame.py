@@ -1,0 +1,337 @@
+"""The attention frame, Python side: every attention entry point's arguments
+validated once into one immutable :class:`Call`, and one hand-off to the
+kernels.
+
+``scaled_dot_product_attention``, ``hard_attention``, ``attention_weights``,
+the gradient and ``cattn.dask`` all describe their call here (the shape
+rules work on shapes alone, so Dask arrays go through the same checks), and
+the NumPy entry points run it with :func:`forward` / :func:`select`.  The
+Cython drivers (``_kernels/_attention.pyx``, ``_topk.pyx``,
+``_attention_grad.pyx``) take a :class:`Call` and the operands, never a
+list of scalars; they read its fields by position, so the field order here
+is part of their contract (``_kernels/_frame.pxd`` names the indices).
+
+Errors name the function the user called (``Call.func``), the argument,
+what it got and what was expected.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _checks
+from ._kernels import _attention, _frame as _kframe, _topk
+from ._typing import ArrayLike, FloatArray
+
+Alignment = Literal["top_left", "bottom_right"]
+Bounds = tuple[int | None, int | None]
+
+# Mask kinds, as the kernels number them (_kernels/_frame.pxd).
+MASK_NONE, MASK_BOOL, MASK_ADD = _kframe.MASK_KINDS
+
+
+class Call(NamedTuple):
+    """One attention call, validated.  Immutable; the kernels read it."""
+
+    func: str                  # the public name the user called
+    dtype: np.dtype[Any]       # the compute dtype of every float operand
+    batch: tuple[int, ...]     # broadcast leading shape (..., query heads)
+    group: int                 # query heads per key/value head (GQA), >= 1
+    L: int
+    S: int
+    E: int
+    Ev: int
+    mask_kind: int             # MASK_NONE, MASK_BOOL or MASK_ADD
+    causal: Alignment | None
+    window: Bounds | None
+    scale: float
+    top_k: int                 # 0: full attention
+    threads: int
+
+    @property
+    def diag(self) -> int:
+        """Offset of the causal/window diagonal: query i is at key i+diag."""
+        return self.S - self.L if self.causal == "bottom_right" else 0
+
+    @property
+    def items(self) -> tuple[int, ...]:
+        """The batch with the head axis as (key/value heads, group)."""
+        b = self.batch
+        return b[:-1] + (b[-1] // self.group, self.group) \
+            if self.group > 1 else b
+
+
+_CAUSAL: dict[object, Alignment | None] = {
+    False: None, True: "top_left", "top_left": "top_left",
+    "bottom_right": "bottom_right"}
+
+
+def causal_alignment(is_causal: object, func: str) -> Alignment | None:
+    try:
+        return _CAUSAL[is_causal]
+    except (KeyError, TypeError):
+        raise ValueError(f"{func}: is_causal must be False, True, 'top_left' "
+                         f"or 'bottom_right', got {is_causal!r}") from None
+
+
+def window_bounds(window: object, func: str) -> Bounds | None:
+    if window is None:
+        return None
+    try:
+        pair: Any = window
+        left, right = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"{func}: window must be None or a pair (left, "
+                         f"right), got {window!r}") from None
+    bounds: list[int | None] = []
+    for name, b in (("left", left), ("right", right)):
+        if b is not None:
+            if isinstance(b, (bool, np.bool_)) or not isinstance(
+                    b, numbers.Integral):
+                raise ValueError(f"{func}: window {name} bound must be None "
+                                 f"or an int >= 0, got {b!r}")
+            b = int(b)
+            if b < 0:
+                raise ValueError(f"{func}: window {name} bound must be None "
+                                 f"or an int >= 0, got {b}")
+        bounds.append(b)
+    return bounds[0], bounds[1]
+
+
+def scale_value(scale: object, E: int, func: str) -> float:
+    if scale is None:
+        return 1.0 / math.sqrt(E) if E > 0 else 1.0
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(
+            scale, numbers.Real):
+        raise TypeError(f"{func}: scale must be a real number, got "
+                        f"{scale!r}")
+    scale = float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"{func}: scale must be finite, got {scale}")
+    return scale
+
+
+def top_k_value(top_k: object, S: int, func: str) -> int:
+    """k for top-k attention, or 0 for full attention (None, or k >= S)."""
+    if top_k is None:
+        return 0
+    if isinstance(top_k, (bool, np.bool_)) or not isinstance(
+            top_k, numbers.Integral):
+        raise TypeError(f"{func}: top_k must be None or an int >= 1, got "
+                        f"{top_k!r}")
+    k = int(top_k)
+    if k < 1:
+        raise ValueError(f"{func}: top_k must be None or an int >= 1, got "
+                         f"{k}")
+    return 0 if k >= S else k
+
+
+def batch_and_group(func: str, names: Sequence[str],
+                    shapes: Sequence[tuple[int, ...]],
+                    enable_gqa: bool) -> tuple[tuple[int, ...], int]:
+    """The shape rules of (query, key[, value]) on shapes alone (NumPy and
+    Dask alike): the broadcast batch shape and the GQA group."""
+    for n, s in zip(names, shapes):
+        if len(s) < 2:
+            raise ValueError(f"{func}: {n} must have at least 2 dimensions "
+                             f"(..., {'L' if n == 'query' else 'S'}, "
+                             f"{'Ev' if n == 'value' else 'E'}), got shape "
+                             f"{s}")
+    q, k = shapes[0], shapes[1]
+    if k[-1] != q[-1]:
+        raise ValueError(f"{func}: query and key must have the same last "
+                         f"dimension E: query has shape {q}, key has "
+                         f"shape {k}")
+    if len(shapes) == 3 and shapes[2][-2] != k[-2]:
+        raise ValueError(f"{func}: key and value must have the same number "
+                         f"of keys S (dimension -2): key has shape {k}, "
+                         f"value has shape {shapes[2]}")
+    group = 1
+    if enable_gqa and len(q) >= 3 and len(k) >= 3:
+        hq, hk = q[-3], k[-3]
+        if len(shapes) == 3 and shapes[2][-3] != hk:
+            raise ValueError(f"{func}: with enable_gqa key and value must "
+                             f"have the same number of heads (dimension -3): "
+                             f"key has shape {k}, value has shape "
+                             f"{shapes[2]}")
+        if hk == 0 or hq % hk:
+            raise ValueError(f"{func}: with enable_gqa the query heads must "
+                             f"be a multiple of the key/value heads "
+                             f"(dimension -3): query has shape {q}, key "
+                             f"has shape {k}")
+        group = hq // hk
+    # With GQA, key/value heads count as query heads for broadcasting.
+    lead = [q[:-2]] + [s[:-3] + (q[-3],) if group > 1 else s[:-2]
+                       for s in shapes[1:]]
+    if lead.count(lead[0]) == len(lead):
+        return lead[0], group
+    try:
+        return tuple(np.broadcast_shapes(*lead)), group
+    except ValueError:
+        got = ", ".join(f"{n} {s}" for n, s in zip(names, shapes))
+        raise ValueError(f"{func}: leading (batch) dimensions do not "
+                         f"broadcast: {got}"
+                         + ("" if enable_gqa else "; for grouped-query "
+                            "attention pass enable_gqa=True")) from None
+
+
+def mask_kind(dtype: np.dtype[Any], func: str) -> int:
+    """The kernels' kind for a mask of `dtype`, else TypeError."""
+    if dtype == np.bool_:
+        return MASK_BOOL
+    if dtype in _checks.SUPPORTED_DTYPES:
+        return MASK_ADD
+    raise TypeError(f"{func}: attn_mask has dtype {dtype}; expected bool "
+                    "(True = may attend) or float32/float64 (added to the "
+                    "scores)")
+
+
+def describe(func: str, query: ArrayLike, key: ArrayLike,
+             value: ArrayLike | None = None,
+             attn_mask: ArrayLike | None = None, *,
+             is_causal: object = False, scale: object = None,
+             enable_gqa: bool = False, window: object = None,
+             top_k: object = None, num_threads: object = None,
+             extra: Sequence[tuple[str, ArrayLike]] = ()
+             ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
+    """Validate one attention call in one pass.
+
+    Returns the operands (query, key[, value], then each of `extra`) as
+    arrays of the one compute dtype, the mask broadcast to (..., L, S) in
+    the compute dtype or bool (None without one), and the :class:`Call`.
+    `extra` (name, array) pairs join the dtype rule only (the gradient's
+    grad_out, out and lse); their shapes are the caller's to check.
+    """
+    names = ("query", "key", "value")[:2 if value is None else 3]
+    inputs = (query, key) if value is None else (query, key, value)
+    arrays = [_checks.as_float_array(a, n, func)
+              for n, a in zip(names, inputs)]
+    arrays += [_checks.as_float_array(a, n, func) for n, a in extra]
+    dtype = _checks.common_dtype(arrays)
+    arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
+    batch, group = batch_and_group(func, names,
+                                   [a.shape for a in arrays[:len(names)]],
+                                   enable_gqa)
+    q, k = arrays[0], arrays[1]
+    L, E, S = q.shape[-2], q.shape[-1], k.shape[-2]
+    Ev = arrays[2].shape[-1] if value is not None else S
+    mask = None
+    kind = MASK_NONE
+    if attn_mask is not None:
+        mask = np.asarray(attn_mask)
+        kind = mask_kind(mask.dtype, func)
+        if kind == MASK_ADD:
+            mask = mask.astype(dtype, copy=False)
+        try:
+            mask = np.broadcast_to(mask, batch + (L, S))
+        except ValueError:
+            raise ValueError(f"{func}: attn_mask of shape {mask.shape} does "
+                             f"not broadcast to (..., L, S) = "
+                             f"{batch + (L, S)}") from None
+    call = Call(func, dtype, batch, group, L, S, E, Ev, kind,
+                causal_alignment(is_causal, func),
+                window_bounds(window, func), scale_value(scale, E, func),
+                top_k_value(top_k, S, func),
+                _checks.resolve_threads(num_threads, func))
+    return arrays, mask, call
+
+
+def split_heads(x: NDArray[Any], group: int) -> NDArray[Any]:
+    """View (..., H, r, c) as (..., H // group, group, r, c) (query side)."""
+    return x.reshape(x.shape[:-3] + (x.shape[-3] // group, group)
+                     + x.shape[-2:])
+
+
+def expand_kv(x: NDArray[Any]) -> NDArray[Any]:
+    """View (..., Hkv, r, c) as (..., Hkv, 1, r, c): broadcast over a group."""
+    return x[..., np.newaxis, :, :]
+
+
+def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
+            mask: NDArray[Any] | None, o: FloatArray,
+            lse: FloatArray | None) -> None:
+    """Run the fused forward of `call` into `o` (walkable, of the compute
+    dtype, shape batch + (L, Ev)) and `lse` (None, or C-contiguous batch +
+    (L,)); top-k first selects each row's keys."""
+    if not (o.size or (lse is not None and lse.size)):
+        return
+    items = call.batch
+    if call.group > 1:
+        q, o = split_heads(q, call.group), split_heads(o, call.group)
+        k, v = expand_kv(k), expand_kv(v)
+        if mask is not None:
+            mask = split_heads(mask, call.group)
+        items = call.items
+    thr = None
+    if call.top_k:   # select first; the tiled kernel recomputes equal scores
+        thr = np.empty((2,) + items + (call.L,), dtype=call.dtype)
+        thr_idx = np.empty(items + (call.L,), dtype=np.int64)
+        _topk.select_top_k(call, items, q, k, mask, thr[0], thr_idx)
+        thr = (thr[0], thr_idx)
+    _attention.attention(call, items, q, k, v, mask, o, lse, thr)
+
+
+def select(call: Call, q: FloatArray, k: FloatArray,
+           mask: NDArray[Any] | None) -> NDArray[np.int64]:
+    """Per query row (shape call.items + (L,)), the index of the worst of
+    its top-k keys, -1 where it has fewer candidates (top_k=1: the argmax,
+    as hard_attention wants it)."""
+    items = call.items
+    if call.group > 1:
+        q, k = split_heads(q, call.group), expand_kv(k)
+        if mask is not None:
+            mask = split_heads(mask, call.group)
+    idx = np.full(items + (call.L,), -1, dtype=np.int64)
+    if idx.size and call.S:
+        thr = np.empty(items + (call.L,), dtype=call.dtype)
+        _topk.select_top_k(call, items, q, k, mask, thr, idx)
+    return idx
+
+
+def visible(call: Call, qpos: NDArray[Any] | None = None,
+            kpos: NDArray[Any] | None = None) -> NDArray[np.bool_] | None:
+    """Bool (len(qpos), len(kpos)): may query qpos[i] see key kpos[j]
+    (global positions, default all L and S) under the causal and window
+    rules; None when every pair may.  The kernels' rule (_visibility.pxd),
+    for the paths that build scores in NumPy."""
+    if call.causal is None and call.window is None:
+        return None
+    i = (np.arange(call.L) if qpos is None else qpos)[:, np.newaxis]
+    j = (np.arange(call.S) if kpos is None else kpos)[np.newaxis, :]
+    d = i + call.diag
+    ok = np.ones((i.shape[0], j.shape[1]), dtype=bool)
+    if call.causal is not None:
+        ok &= j <= d
+    if call.window is not None:
+        left, right = call.window
+        if left is not None:
+            ok &= j >= d - left
+        if right is not None:
+            ok &= j <= d + right
+    return ok
+
+
+def hide(mask: Any, attend: Any, dtype: np.dtype[Any]) -> Any:
+    """`mask` (None, bool "may attend" or float added) restricted to the
+    keys `attend` allows: ANDed, or -inf where a float mask is hidden.
+    NumPy or Dask arrays alike (np.where dispatches)."""
+    if mask is None:
+        return attend
+    if mask.dtype == np.bool_:
+        return mask & attend
+    return np.where(attend, mask, dtype.type(-np.inf))
+
+
+def sum_to_shape(x: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:
+    """Sum `x` over the axes along which an array of `shape` was broadcast
+    to x.shape: the gradient of a broadcast input."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + d for d, n in enumerate(shape)
+        if n == 1 and x.shape[lead + d] != 1)
+    return x.sum(axis=axes).reshape(shape) if axes else x

@@ -1,0 +1,8 @@
+"""The attention frame, kernel side (compiled: _frame.pyx): the mask kinds
+the drivers use, in the order (none, bool, additive)."""
+
+MASK_KINDS: tuple[int, int, int]
+
+class Operands:
+    """The operands of one kernel call (filled from Cython only)."""
+    def __init__(self, nitems: int) -> None: ...

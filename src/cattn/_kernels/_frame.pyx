@@ -1,0 +1,210 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The attention frame, kernel side (declarations and contracts in
+_frame.pxd): the problem read from a Call, operand descriptors with their
+contracts checked, and the per-thread scratch arena."""
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free, malloc
+
+from ._visibility cimport MASK_ADD, MASK_BOOL, MASK_NONE, set_visibility
+
+cnp.import_array()
+
+cdef enum:
+    MAX_DIMS = 64           # NPY_MAXDIMS in NumPy 2
+    MAX_OPERANDS = 8
+
+# The mask kinds of _visibility.pxd, for the Python frame (in this order).
+MASK_KINDS = (MASK_NONE, MASK_BOOL, MASK_ADD)
+
+# Fields of _frame.Call, by position (the NamedTuple's order).
+cdef enum CallField:
+    C_FUNC = 0
+    C_DTYPE = 1
+    C_BATCH = 2
+    C_GROUP = 3
+    C_L = 4
+    C_S = 5
+    C_E = 6
+    C_EV = 7
+    C_MASK_KIND = 8
+    C_CAUSAL = 9
+    C_WINDOW = 10
+    C_SCALE = 11
+    C_TOP_K = 12
+    C_THREADS = 13
+
+
+cdef int read_call(Frame *f, object call, tuple items) except -1:
+    """Fill f from a validated _frame.Call; `items` is the batch shape the
+    operands are walked over (call.batch, or call.items for GQA)."""
+    cdef tuple c = <tuple>call
+    cdef object causal = c[C_CAUSAL], window = c[C_WINDOW]
+    cdef int64_t n = 1, d
+    f.L, f.S, f.E, f.Ev = c[C_L], c[C_S], c[C_E], c[C_EV]
+    f.mask_kind = c[C_MASK_KIND]
+    f.scale = c[C_SCALE]
+    f.top_k = c[C_TOP_K]
+    f.threads = c[C_THREADS]
+    f.is_f32 = (<cnp.dtype>c[C_DTYPE]).type_num == cnp.NPY_FLOAT32
+    for d in items:
+        n *= d
+    f.nitems = n
+    set_visibility(&f.vis, f.L, f.S, causal is not None,
+                   f.S - f.L if causal == "bottom_right" else 0,
+                   window[0] if window is not None else None,
+                   window[1] if window is not None else None)
+    return 0
+
+
+cdef inline bint walkable(cnp.ndarray x) noexcept:
+    """Strides in whole elements and data aligned to the item size (a C
+    load of a misaligned float is undefined behaviour)."""
+    cdef int d
+    cdef int64_t item = x.itemsize
+    if not cnp.PyArray_ISALIGNED(x):
+        return False
+    for d in range(x.ndim):
+        if x.strides[d] % item:
+            return False
+    return True
+
+
+cdef class Operands:
+    """The operands of one kernel call, as the kernels walk them."""
+
+    def __cinit__(self, int64_t nitems):
+        self.keep = []
+        self.nitems = nitems
+        self.count = 0
+        self.offsets = <int64_t *>malloc(
+            MAX_OPERANDS * (nitems if nitems > 0 else 1) * sizeof(int64_t))
+        if self.offsets == NULL:
+            raise MemoryError("cattn: cannot allocate operand offsets")
+
+    def __dealloc__(self):
+        free(self.offsets)
+
+    cdef Operand *add(self, object x, tuple items, int64_t rows,
+                      int64_t cols, str func, str name) except NULL:
+        """Describe `x` (shape (..., rows, cols), broadcast to `items`):
+        itself if its strides can be walked, else a C-ordered copy.
+
+        Contract, checked before any kernel runs: the last two dimensions
+        are (rows, cols), the batch broadcasts to `items`, and every element
+        an item's matrix reaches lies inside x's own memory."""
+        cdef cnp.ndarray a = <cnp.ndarray>x
+        if not walkable(a):
+            a = a.copy()
+        cdef int nd = a.ndim, nb = len(items), lead, d
+        cdef int64_t item = a.itemsize, total = self.nitems, i, n, cur = 0
+        cdef int64_t size[MAX_DIMS]
+        cdef int64_t stride[MAX_DIMS]
+        cdef int64_t idx[MAX_DIMS]
+        cdef int64_t lo = 0, hi = 0, reach_lo = 0, reach_hi = 0, s
+        cdef Operand *op = &self.op[self.count]
+        cdef int64_t *off = self.offsets + self.count * (total if total > 0
+                                                         else 1)
+        lead = nb - (nd - 2)
+        if (self.count >= MAX_OPERANDS or nd < 2 or lead < 0
+                or nb > MAX_DIMS or a.shape[nd - 2] != rows
+                or a.shape[nd - 1] != cols):
+            raise AssertionError(
+                f"{func}: cattn internal error: operand {name} of shape "
+                f"{(<object>a).shape} does not fit (..., {rows}, {cols}) "
+                f"over items {items}")
+        # The array's own memory, in elements from element 0.
+        for d in range(nd):
+            if a.shape[d] == 0:
+                lo = hi = 0
+                break
+            s = (a.shape[d] - 1) * (a.strides[d] // item)
+            if s < 0:
+                lo += s
+            else:
+                hi += s
+        op.rs = a.strides[nd - 2] // item
+        op.cs = a.strides[nd - 1] // item
+        if rows > 0 and cols > 0:
+            reach_lo = min(0, (rows - 1) * op.rs) + min(0, (cols - 1) * op.cs)
+            reach_hi = max(0, (rows - 1) * op.rs) + max(0, (cols - 1) * op.cs)
+        for d in range(nb):
+            size[d] = items[d]
+            idx[d] = 0
+            stride[d] = 0
+            if d >= lead:
+                n = a.shape[d - lead]
+                if n != 1:
+                    if n != size[d]:
+                        raise AssertionError(
+                            f"{func}: cattn internal error: operand {name} "
+                            f"of shape {(<object>a).shape} does not "
+                            f"broadcast to items {items}")
+                    stride[d] = a.strides[d - lead] // item
+        for i in range(total):
+            off[i] = cur
+            if rows > 0 and cols > 0 and (cur + reach_lo < lo
+                                          or cur + reach_hi > hi):
+                raise AssertionError(
+                    f"{func}: cattn internal error: operand {name} would "
+                    f"be read outside its memory")
+            d = nb - 1
+            while d >= 0:       # odometer step in C order
+                idx[d] += 1
+                cur += stride[d]
+                if idx[d] < size[d]:
+                    break
+                cur -= stride[d] * size[d]
+                idx[d] = 0
+                d -= 1
+        op.data = <const char *>cnp.PyArray_DATA(a)
+        op.off = off
+        self.keep.append(a)
+        self.count += 1
+        return op
+
+    cdef Operand *absent(self) except NULL:
+        """A missing operand (no mask): strides 0, offsets all 0."""
+        cdef Operand *op = &self.op[self.count]
+        cdef int64_t *off = self.offsets + self.count * (
+            self.nitems if self.nitems > 0 else 1)
+        cdef int64_t i
+        if self.count >= MAX_OPERANDS:
+            raise AssertionError("cattn internal error: too many operands")
+        for i in range(self.nitems):
+            off[i] = 0
+        op.data = NULL
+        op.rs = op.cs = 0
+        op.off = off
+        self.count += 1
+        return op
+
+
+cdef void *checked_alloc(size_t nbytes, str func) except NULL:
+    # calloc: padding lanes of the tiles hold zeros, never stale NaN/garbage.
+    cdef void *ptr = calloc(nbytes if nbytes > 0 else 1, 1)
+    if ptr == NULL:
+        raise MemoryError(f"{func}: cannot allocate {nbytes} bytes of "
+                          f"scratch")
+    return ptr
+
+
+cdef int arena_new(Arena *a, int nthreads, size_t per_thread,
+                   str func) except -1:
+    """One zeroed block of nthreads slots of per_thread bytes (rounded up to
+    64), 64-byte aligned; MemoryError naming `func` if it cannot be had."""
+    a.per_thread = (per_thread + 63) & ~(<size_t>63)
+    a.base = NULL
+    cdef char *raw = <char *>checked_alloc(
+        <size_t>nthreads * a.per_thread + 64 + sizeof(void *), func)
+    # Align by hand and keep the raw pointer just below the base.
+    cdef size_t addr = (<size_t>raw + sizeof(void *) + 63) & ~(<size_t>63)
+    a.base = <char *>addr
+    (<void **>a.base - 1)[0] = raw
+    return 0
+
+
+cdef void arena_free(Arena *a) noexcept nogil:
+    if a.base != NULL:
+        free((<void **>a.base - 1)[0])
+        a.base = NULL
