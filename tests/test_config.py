@@ -85,22 +85,59 @@ def test_threadpoolctl_limits_default_threads():
         assert _cpu.max_threads() == 2
 
 
-def test_kernels_release_the_gil():
+def _longest_stall(call):
+    """Run `call` in a thread while this thread runs a pure-Python loop;
+    return the longest time the loop made no step while the call ran, and
+    the call's duration.  A call that held the GIL stalls the loop for all
+    of its duration (it cannot run Python without the GIL); one that
+    releases it stalls the loop for at most a few switch intervals."""
     import threading
-    x = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
-    want = cattn.matmul(x, x)
-    results = []
+    import time
+    span = {}
 
     def work():
-        results.append(cattn.matmul(x, x))
+        span["t0"] = time.perf_counter()
+        call()
+        span["t1"] = time.perf_counter()
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for r in results:
-        np.testing.assert_array_equal(r, want)
+    worker = threading.Thread(target=work)
+    stamps = []
+    worker.start()
+    while worker.is_alive():
+        stamps.append(time.perf_counter())
+    worker.join()
+    t0, t1 = span["t0"], span["t1"]
+    inside = [t0] + [t for t in stamps if t0 < t < t1] + [t1]
+    return max(b - a for a, b in zip(inside, inside[1:])), t1 - t0
+
+
+def test_kernels_release_the_gil():
+    """Each kernel family lets other Python threads run while it computes:
+    a Python loop in the main thread keeps making progress during a long
+    kernel call (matmul, softmax, attention forward, top-k selection,
+    backward)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2000, 2000))
+    q = rng.standard_normal((1, 1, 4096, 64)).astype(np.float32)
+    out, lse = cattn.scaled_dot_product_attention(q, q, q, return_lse=True)
+    big = rng.standard_normal((3000, 8000))
+    calls = {
+        "matmul": lambda: cattn.matmul(x, x, num_threads=1),
+        "softmax": lambda: cattn.softmax(big, num_threads=1),
+        "attention": lambda: cattn.scaled_dot_product_attention(
+            q, q, q, num_threads=1),
+        "top_k": lambda: cattn.scaled_dot_product_attention(
+            q, q, q, top_k=4, num_threads=1),
+        "backward": lambda: cattn.scaled_dot_product_attention_grad(
+            out, q, q, q, out, lse, num_threads=1),
+    }
+    switch = sys.getswitchinterval()
+    for name, call in calls.items():
+        stall, seconds = _longest_stall(call)
+        assert seconds > 4 * switch, f"{name}: too short to tell"
+        assert stall < seconds / 2, (
+            f"{name}: Python stalled {stall:.3f} s of a {seconds:.3f} s "
+            "kernel call (the GIL was held)")
 
 
 @needs_openmp

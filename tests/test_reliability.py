@@ -184,7 +184,6 @@ def test_impossible_allocation_raises_memory_error():
 
 @slow
 def test_no_leaks_over_ten_thousand_calls():
-    import resource
 
     def rss_mb():
         with open("/proc/self/statm") as f:
@@ -198,7 +197,45 @@ def test_no_leaks_over_ten_thousand_calls():
             fn()
         grown = rss_mb() - before
         assert grown < 8, f"{name}: RSS grew {grown:.1f} MiB"
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+PEAK_PROBE = """
+import sys
+import numpy as np
+import cattn
+
+def status(field):          # this process's VmRSS or VmHWM, in MiB
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+
+L = 8192
+q = np.random.default_rng(0).standard_normal((1, 1, L, 64)).astype(np.float32)
+cattn.scaled_dot_product_attention(q[..., :64, :], q, q)     # warm up
+before = status("VmRSS")
+if sys.argv[1] == "fused":
+    cattn.scaled_dot_product_attention(q, q, q, num_threads=2)
+else:                       # the L x S weights, as a check of the probe
+    cattn.attention_weights(q, q, num_threads=2) @ q
+print(status("VmHWM") - before)
+"""
+
+
+@pytest.mark.parametrize("how", ["fused", "weights"])
+def test_fused_attention_never_builds_the_score_matrix(how):
+    """The fused kernel's extra memory is O(threads x tile), not O(L·S): at
+    L = S = 8192 the float32 score matrix alone would take 256 MiB; the
+    peak resident set of a fresh process grows by far less.  The same probe
+    building the weights must see them (so the probe can fail)."""
+    import subprocess
+    import sys
+    grown = float(subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, how], capture_output=True,
+        text=True, check=True).stdout)
+    if how == "fused":
+        assert grown < 32, f"peak grew {grown:.1f} MiB"
+    else:
+        assert grown > 256, f"peak grew only {grown:.1f} MiB"
 
 
 def test_bad_input_table_in_the_docs_is_current():

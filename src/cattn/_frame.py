@@ -267,12 +267,11 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         if mask is not None:
             mask = split_heads(mask, call.group)
         items = call.items
-    thr = None
+    thr: tuple[FloatArray, NDArray[np.int64]] | None = None
     if call.top_k:   # select first; the tiled kernel recomputes equal scores
-        thr = np.empty((2,) + items + (call.L,), dtype=call.dtype)
-        thr_idx = np.empty(items + (call.L,), dtype=np.int64)
-        _topk.select_top_k(call, items, q, k, mask, thr[0], thr_idx)
-        thr = (thr[0], thr_idx)
+        thr = (np.empty(items + (call.L,), dtype=call.dtype),
+               np.empty(items + (call.L,), dtype=np.int64))
+        _topk.select_top_k(call, items, q, k, mask, *thr)
     _attention.attention(call, items, q, k, v, mask, o, lse, thr)
 
 

@@ -236,6 +236,7 @@ def _attention(func: str, query: ArrayLike | da.Array,
     if attn_mask is not None:
         mask = _as_dask(attn_mask, "attn_mask", func)
         kind = _frame.mask_kind(mask.dtype, func)
+        mask_shape = mask.shape
     call = _frame.Call(
         func, dtype, batch, group, L, S, E, Ev, kind,
         _frame.causal_alignment(is_causal, func),
@@ -267,7 +268,7 @@ def _attention(func: str, query: ArrayLike | da.Array,
                         bchunks + (q.chunks[-2], s_chunks))
         except ValueError:
             raise ValueError(f"{func}: attn_mask of shape "
-                             f"{np.shape(attn_mask)} does not broadcast to "
+                             f"{mask_shape} does not broadcast to "
                              f"(..., L, S) = {call.batch + (L, S)}") from None
 
     if S == 0 or L == 0:

@@ -4,5 +4,4 @@ the drivers use, in the order (none, bool, additive)."""
 MASK_KINDS: tuple[int, int, int]
 
 class Operands:
-    """The operands of one kernel call (filled from Cython only)."""
-    def __init__(self, nitems: int) -> None: ...
+    """The operands of one kernel call (built and filled from Cython)."""

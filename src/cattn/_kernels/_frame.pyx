@@ -2,6 +2,7 @@
 """The attention frame, kernel side (declarations and contracts in
 _frame.pxd): the problem read from a Call, operand descriptors with their
 contracts checked, and the per-thread scratch arena."""
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -70,6 +71,7 @@ cdef inline bint walkable(cnp.ndarray x) noexcept:
     return True
 
 
+@cython.auto_pickle(False)     # holds raw pointers: never pickled
 cdef class Operands:
     """The operands of one kernel call, as the kernels walk them."""
 
