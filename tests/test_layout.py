@@ -51,3 +51,51 @@ def test_element_strides_and_operand_copy_only_odd_layouts():
     assert same.base is x and (rs, cs) == (6, -2) and off.tolist() == [0]
     copy, rs, cs, _ = _layout.operand(raw, ())
     assert copy is not raw and copy.flags.aligned and (rs, cs) == (6, 1)
+
+
+def test_kernel_contracts_are_checked_before_any_kernel_runs():
+    """The drivers take a Call and arrays, and check every operand against
+    it (shape, broadcast to the items, every reachable element inside the
+    array) before a kernel reads it: a mismatch is an AssertionError, never
+    a read outside the array."""
+    import cattn
+    from cattn import _frame
+    from cattn._kernels import _attention, _attention_grad, _topk
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 3, 8, 4))
+    (q, k, v), mask, call = _frame.describe("f", q, q, q)
+    o = np.empty_like(q)
+    _attention.attention(call, call.batch, q, k, v, None, o, None, None)
+    np.testing.assert_array_equal(
+        o, cattn.scaled_dot_product_attention(q, k, v))
+    bad = [
+        dict(k=k[..., :7, :]),                        # S disagrees
+        dict(v=v[..., :3]),                           # Ev disagrees
+        dict(q=q[:, :2]),                             # does not broadcast
+        dict(items=(2, 4)),                           # more items than data
+        dict(mask=np.ones((8, 7), bool)),             # mask of another S
+        dict(lse=np.empty((2, 3, 7))),                # short lse
+        dict(o=np.empty((2, 3, 8, 4))[..., ::2, :]),  # out of another L
+    ]
+    for case in bad:
+        args = dict(items=call.batch, q=q, k=k, v=v, mask=None, o=o,
+                    lse=None)
+        args.update(case)
+        with pytest.raises(AssertionError, match="cattn internal error"):
+            _attention.attention(call, args["items"], args["q"], args["k"],
+                                 args["v"], args["mask"], args["o"],
+                                 args["lse"], None)
+    thr, idx = np.empty((2, 3, 8)), np.empty((2, 3, 8), np.int64)
+    with pytest.raises(AssertionError, match="cattn internal error"):
+        _topk.select_top_k(call._replace(top_k=2), call.batch, q,
+                           k[..., :5, :], None, thr, idx)
+    with pytest.raises(AssertionError, match="cattn internal error"):
+        _topk.select_top_k(call._replace(top_k=2), call.batch, q, k, None,
+                           thr[..., :4], idx)
+    lse = np.zeros((2, 3, 8))
+    zeros = [np.zeros((2, 3, 8, 4)) for _ in range(3)]
+    with pytest.raises(AssertionError, match="cattn internal error"):
+        _attention_grad.attention_grad(
+            call, call.batch, q[..., np.newaxis, :, :], k, v,
+            o[..., np.newaxis, :, :], o[..., np.newaxis, :, :], lse[..., :4],
+            None, *zeros, None)

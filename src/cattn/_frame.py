@@ -136,12 +136,14 @@ def batch_and_group(func: str, names: Sequence[str],
                     enable_gqa: bool) -> tuple[tuple[int, ...], int]:
     """The shape rules of (query, key[, value]) on shapes alone (NumPy and
     Dask alike): the broadcast batch shape and the GQA group."""
-    for n, s in zip(names, shapes):
-        if len(s) < 2:
-            raise ValueError(f"{func}: {n} must have at least 2 dimensions "
-                             f"(..., {'L' if n == 'query' else 'S'}, "
-                             f"{'Ev' if n == 'value' else 'E'}), got shape "
-                             f"{s}")
+    if min(map(len, shapes)) < 2:
+        for n, s in zip(names, shapes):
+            if len(s) < 2:
+                raise ValueError(f"{func}: {n} must have at least 2 "
+                                 f"dimensions (..., "
+                                 f"{'L' if n == 'query' else 'S'}, "
+                                 f"{'Ev' if n == 'value' else 'E'}), got "
+                                 f"shape {s}")
     q, k = shapes[0], shapes[1]
     if k[-1] != q[-1]:
         raise ValueError(f"{func}: query and key must have the same last "
@@ -165,6 +167,8 @@ def batch_and_group(func: str, names: Sequence[str],
                              f"(dimension -3): query has shape {q}, key "
                              f"has shape {k}")
         group = hq // hk
+    if group == 1 and all(s[:-2] == q[:-2] for s in shapes):
+        return q[:-2], group                   # one batch shape: the norm
     # With GQA, key/value heads count as query heads for broadcasting.
     lead = [q[:-2]] + [s[:-3] + (q[-3],) if group > 1 else s[:-2]
                        for s in shapes[1:]]

@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _frame
-from ._kernels import _attention_grad, _layout
+from ._kernels import _attention_grad
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
 
 _FUNC = "scaled_dot_product_attention_grad"
@@ -190,29 +190,12 @@ def scaled_dot_product_attention_grad(
     dv = np.zeros(kv_batch + (S, Ev), dtype)
     dmask = np.zeros(items + (L, S), dtype) if need_mask_grad else None
     if dq.size or dk.size or dv.size:
-        qi, rs_q, cs_q, off_q = _layout.operand(_query_items(q, group), items)
-        oi, rs_o, cs_o, off_o = _layout.operand(_query_items(o, group), items)
-        gi, rs_g, cs_g, off_g = _layout.operand(_query_items(go, group),
-                                                items)
-        k, rs_k, cs_k, off_k = _layout.operand(k, kv_batch)
-        v, rs_v, cs_v, off_v = _layout.operand(v, kv_batch)
-        if mask is not None:
-            mask, rs_m, cs_m, off_m = _layout.operand(
-                _query_items(mask, group), items)
-            if kind == _frame.MASK_BOOL:
-                mask = mask.view(np.uint8)
-        else:
-            rs_m, cs_m, off_m = 0, 0, np.zeros(off_q.shape[0], np.int64)
-        lse_rows = np.ascontiguousarray(lse_in).reshape(off_q.size, L)
         _attention_grad.attention_grad(
-            qi, k, v, oi, gi, lse_rows,
-            mask, dq, dk, dv, dmask, off_q, off_k, off_v, off_o, off_g, off_m,
-            (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g,
-             rs_m, cs_m), (L, S, E, Ev, group), kind,
-            call.causal is not None, call.diag,
-            call.window[0] if call.window else None,
-            call.window[1] if call.window else None, call.scale,
-            call.threads)
+            call, kv_batch, _query_items(q, group), k, v,
+            _query_items(o, group), _query_items(go, group),
+            np.ascontiguousarray(lse_in),
+            None if mask is None else _query_items(mask, group),
+            dq, dk, dv, dmask)
     grads = (_frame.sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
              _frame.sum_to_shape(dk, k.shape),
              _frame.sum_to_shape(dv, v.shape))

@@ -6,6 +6,8 @@ float64 twins the tests compare against.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _checks
@@ -16,6 +18,8 @@ from ._typing import ArrayLike, Axis, FloatArray, Threads
 def _reduced_axes(x: FloatArray, axis: Axis, func: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(x.ndim))
+    if type(axis) is int and -x.ndim <= axis < x.ndim:   # the common case
+        return (axis % x.ndim,)
     try:
         return np.lib.array_utils.normalize_axis_tuple(axis, x.ndim, "axis")
     except TypeError:
@@ -29,13 +33,20 @@ def _as_rows(x: FloatArray,
              axes: tuple[int, ...]) -> tuple[FloatArray, tuple[int, ...]]:
     """A (rows, n) view (or copy) of `x` with the `axes` flattened last and
     unit column stride; also the moved shape to undo it."""
-    moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
-    n = int(np.prod(moved.shape[x.ndim - len(axes):], dtype=np.int64))
-    rows = int(np.prod(moved.shape[:x.ndim - len(axes)], dtype=np.int64))
+    moved = _move_last(x, axes)
+    n = math.prod(moved.shape[x.ndim - len(axes):])
+    rows = math.prod(moved.shape[:x.ndim - len(axes)])
     two_d = _view_2d(moved, rows, n)
     if two_d is None:
         two_d = np.ascontiguousarray(moved).reshape(rows, n)
     return two_d, moved.shape
+
+
+def _move_last(x: FloatArray, axes: tuple[int, ...]) -> FloatArray:
+    """`x` with `axes` moved last (itself when they already are: the common
+    case skips np.moveaxis, which costs more than a small softmax)."""
+    last = tuple(range(x.ndim - len(axes), x.ndim))
+    return x if axes == last else np.moveaxis(x, axes, last)
 
 
 def _view_2d(a: FloatArray, rows: int, n: int) -> FloatArray | None:
@@ -64,19 +75,18 @@ def _map(op: int, func: str, x: ArrayLike, axis: Axis,
     result = out if out is not None else np.empty(x.shape, dtype=x.dtype)
     if x.size == 0:
         return result
-    last = tuple(range(x.ndim - len(axes), x.ndim))
     src, moved_shape = _as_rows(x, axes)
     # Write straight into the result when its layout lets the kernel; an
     # `out` overlapping `x` only in place (same memory, same strides).
     dest = None
     if out is None or not overlap or _same_layout(out, x):
-        dest = _view_2d(np.moveaxis(result, axes, last), *src.shape)
+        dest = _view_2d(_move_last(result, axes), *src.shape)
     if dest is not None:
         _softmax.map_rows(op, src, dest, nthreads)
     else:
         tmp = np.empty(src.shape, dtype=x.dtype)
         _softmax.map_rows(op, src, tmp, nthreads)
-        np.copyto(np.moveaxis(result, axes, last), tmp.reshape(moved_shape))
+        np.copyto(_move_last(result, axes), tmp.reshape(moved_shape))
     return result
 
 

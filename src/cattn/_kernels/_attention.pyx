@@ -551,6 +551,60 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
                      * p.bq * row_len)
 
 
+cdef void decode_item(const Problem *p, const floating *q, const floating *k,
+                      const floating *v, const void *mask, floating *o,
+                      floating *lse, const int64_t *off_q,
+                      const int64_t *off_k, const int64_t *off_v,
+                      const int64_t *off_m, const int64_t *off_o,
+                      int64_t item, Scratch *w,
+                      floating *parts) noexcept nogil:
+    """Work item `item` = (bh, query row, key chunk) of the decode path."""
+    cdef int64_t per_bh = p.nqb * p.nchunks, row_len = p.f.Ev + 2
+    cdef int64_t bh = item // per_bh
+    cdef int64_t qb = (item // p.nchunks) % p.nqb
+    cdef int64_t ch = item % p.nchunks
+    cdef const void *mask_bh = NULL
+    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    if p.f.mask_kind != MASK_NONE:
+        mask_bh = <const char *>mask + off_m[bh] * mask_item
+    attend_row(p, q + off_q[bh], k + off_k[bh], v + off_v[bh], mask_bh, qb,
+               ch, w)
+    if p.nchunks == 1:
+        write_rows(p, w, 1, o + off_o[bh] + qb * p.rs_o,
+                   lse + bh * p.f.L + qb if lse != NULL else NULL)
+    else:
+        save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
+                     * row_len)
+
+
+cdef void whole_head(const Problem *p, const GemmKernel *kern,
+                     const floating *q, const floating *k, const floating *v,
+                     const void *mask, floating *o, floating *lse,
+                     const int64_t *off_q, const int64_t *off_k,
+                     const int64_t *off_v, const int64_t *off_m,
+                     const int64_t *off_o, int64_t bh, floating *kv,
+                     uint8_t *fl, Scratch *w, floating *parts) noexcept nogil:
+    """Every item of head bh, packing its K/V into this thread's slot."""
+    cdef int64_t kb, j
+    for kb in range(cdiv(p.f.S, p.bk)):
+        pack_kv(p, kern, k + off_k[bh], v + off_v[bh], kb, kv,
+                kv + p.kpack_size, fl)
+    for j in range(p.nqb * p.nchunks):
+        attend_item(p, kern, q, v, kv, fl, mask, o, lse, off_q, off_v, off_m,
+                    off_o, bh, j // p.nchunks, j % p.nchunks, w, parts)
+
+
+cdef void merge_item(const Problem *p, floating *o, floating *lse,
+                     const int64_t *off_o, int64_t item, Scratch *w,
+                     floating *parts) noexcept nogil:
+    """Merge the key-chunk partials of item (bh, query block), in order."""
+    cdef int64_t bh = item // p.nqb, qb = item % p.nqb
+    cdef int64_t nq = imin(p.bq, p.f.L - qb * p.bq)
+    merge_partials(p, parts + item * p.nchunks * p.bq * (p.f.Ev + 2), nq, w)
+    write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
+               lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
+
+
 cdef void run(const Problem *p, const floating *q, const floating *k,
               const floating *v, const void *mask, floating *o,
               floating *lse, const int64_t *off_q, const int64_t *off_k,
@@ -561,53 +615,47 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
     """group > 0: the grouped schedule (the team packs `group` heads, then
     shares their items); group == 0: the per-head schedule (each thread
     packs a whole head into its own slot of kvpack and computes all its
-    items: no barriers, K/V hot in the core's own cache).  Both compute
-    every item the same way, so the choice never changes a bit.  vflags
-    holds nkb flags per kvpack slot (pack_kv)."""
+    items: no barriers, K/V hot in the core's own cache); one thread: the
+    per-head order without a thread team.  All compute every item the same
+    way, so the choice never changes a bit.  vflags holds nkb flags per
+    kvpack slot (pack_kv); each thread's Scratch is carved first in its
+    arena slot."""
     cdef GemmKernel kern
     if floating is float:
         kern = gemm_kernel_f32(active_isa())
     else:
         kern = gemm_kernel_f64(active_isa())
     cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.f.S, p.bk)
-    cdef int64_t row_len = p.f.Ev + 2, kv_size = p.kpack_size + p.vpack_size
-    cdef int64_t gi, g0, ng, item, bh, qb, ch, kb, j, nq
-    cdef Scratch *w
-    cdef const void *mask_bh
-    cdef floating *kv
-    cdef uint8_t *fl
-    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef int64_t kv_size = p.kpack_size + p.vpack_size
+    cdef int64_t gi, g0, ng, item, bh, qb
+    cdef Scratch *w0 = <Scratch *>arena_at(arena, 0, 0)
+
+    if nthreads == 1:       # no thread team for work that fits one thread
+        for item in range(nbh * per_bh if p.decode else nbh):
+            if p.decode:
+                decode_item(p, q, k, v, mask, o, lse, off_q, off_k, off_v,
+                            off_m, off_o, item, w0, parts)
+            else:
+                whole_head(p, &kern, q, k, v, mask, o, lse, off_q, off_k,
+                           off_v, off_m, off_o, item, kvpack, vflags, w0,
+                           parts)
+        if p.nchunks > 1:
+            for item in range(nbh * p.nqb):
+                merge_item(p, o, lse, off_o, item, w0, parts)
+        return
 
     if p.decode:
         for item in prange(nbh * per_bh, schedule='dynamic',
                            num_threads=nthreads):
-            w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
-            bh = item // per_bh
-            qb = (item // p.nchunks) % p.nqb
-            ch = item % p.nchunks
-            mask_bh = NULL
-            if p.f.mask_kind != MASK_NONE:
-                mask_bh = <const char *>mask + off_m[bh] * mask_item
-            attend_row(p, q + off_q[bh], k + off_k[bh], v + off_v[bh],
-                       mask_bh, qb, ch, w)
-            if p.nchunks == 1:
-                write_rows(p, w, 1, o + off_o[bh] + qb * p.rs_o,
-                           lse + bh * p.f.L + qb if lse != NULL else NULL)
-            else:
-                save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks
-                                               + ch) * row_len)
+            decode_item(p, q, k, v, mask, o, lse, off_q, off_k, off_v, off_m,
+                        off_o, item,
+                        <Scratch *>arena_at(arena, threadid(), 0), parts)
     elif group == 0:
         for bh in prange(nbh, schedule='dynamic', num_threads=nthreads):
-            w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
-            kv = kvpack + threadid() * kv_size
-            fl = vflags + threadid() * nkb
-            for kb in range(nkb):
-                pack_kv(p, &kern, k + off_k[bh], v + off_v[bh], kb, kv,
-                        kv + p.kpack_size, fl)
-            for j in range(per_bh):
-                attend_item(p, &kern, q, v, kv, fl, mask, o, lse, off_q,
-                            off_v, off_m, off_o, bh, j // p.nchunks,
-                            j % p.nchunks, w, parts)
+            whole_head(p, &kern, q, k, v, mask, o, lse, off_q, off_k, off_v,
+                       off_m, off_o, bh, kvpack + threadid() * kv_size,
+                       vflags + threadid() * nkb,
+                       <Scratch *>arena_at(arena, threadid(), 0), parts)
     else:
         with parallel(num_threads=nthreads):
             for gi in range(cdiv(nbh, group)):
@@ -620,7 +668,6 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                             kvpack + (bh - g0) * kv_size + p.kpack_size,
                             vflags + (bh - g0) * nkb)
                 for item in prange(ng * per_bh, schedule='dynamic'):
-                    w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
                     bh = g0 + item // per_bh
                     qb = (item // p.nchunks) % p.nqb
                     if p.f.vis.causal:
@@ -631,18 +678,15 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                     attend_item(p, &kern, q, v, kvpack + (bh - g0) * kv_size,
                                 vflags + (bh - g0) * nkb, mask, o, lse,
                                 off_q, off_v, off_m, off_o, bh, qb,
-                                item % p.nchunks, w, parts)
+                                item % p.nchunks,
+                                <Scratch *>arena_at(arena, threadid(), 0),
+                                parts)
 
     if p.nchunks == 1:
         return
     for item in prange(nbh * p.nqb, schedule='static', num_threads=nthreads):
-        w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
-        bh = item // p.nqb
-        qb = item % p.nqb
-        nq = imin(p.bq, p.f.L - qb * p.bq)
-        merge_partials(p, parts + item * p.nchunks * p.bq * row_len, nq, w)
-        write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
-                   lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
+        merge_item(p, o, lse, off_o, item,
+                   <Scratch *>arena_at(arena, threadid(), 0), parts)
 
 
 def attention(call, tuple items, q, k, v, mask, o, lse, thr):

@@ -45,13 +45,14 @@ are visited is decided by one predicate (block_any_visible) everywhere.
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
+from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
+                      arena_new, carve, read_call)
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
                      gemm_kernel_f64, pack_a, pack_b, tile_product)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
@@ -83,13 +84,10 @@ cdef enum Schedule:
 
 
 cdef struct Problem:
-    Visibility vis
-    int64_t L, S, E, Ev
+    Frame f                   # sizes, visibility, mask kind, scale
     int64_t G                 # query heads per key/value head
     int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g
     int64_t rs_m, cs_m
-    int mask_kind
-    double scale
     int64_t bq, bk, nqb, nkb, ld
     int64_t e_pad, ev_pad     # E, Ev in whole NR panels
     # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
@@ -117,31 +115,31 @@ cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
     QA (A of S = Q Kᵀ, MR panels, depth E in KC chunks), dOA (A of
     dP = dO Vᵀ), QB (B of dK = dSᵀ Q), dOB (B of dV = Pᵀ dO), and
     D = rowsum(dO ∘ O) accumulated in float64."""
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0), kc_max = kern.kc
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0), kc_max = kern.kc
     cdef int64_t t, pc, kc, r, c
     cdef floating *qa = dst
-    cdef floating *goa = qa + p.bq * p.E
-    cdef floating *qbp = goa + p.bq * p.Ev
+    cdef floating *goa = qa + p.bq * p.f.E
+    cdef floating *qbp = goa + p.bq * p.f.Ev
     cdef floating *gob = qbp + p.bq * p.e_pad
     cdef floating *d = gob + p.bq * p.ev_pad
     cdef double acc
-    for t in range(cdiv(p.E, kc_max)):
+    for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
-        kc = imin(kc_max, p.E - pc)
+        kc = imin(kc_max, p.f.E - pc)
         pack_a(nq, kc, q + i0 * p.rs_q + pc * p.cs_q, p.rs_q, p.cs_q,
                kern.mr, qa + pc * p.bq)
-    for t in range(cdiv(p.Ev, kc_max)):
+    for t in range(cdiv(p.f.Ev, kc_max)):
         pc = t * kc_max
-        kc = imin(kc_max, p.Ev - pc)
+        kc = imin(kc_max, p.f.Ev - pc)
         pack_a(nq, kc, go + i0 * p.rs_g + pc * p.cs_g, p.rs_g, p.cs_g,
                kern.mr, goa + pc * p.bq)
-    pack_b(nq, p.E, q + i0 * p.rs_q, p.rs_q, p.cs_q, kern.nr, 0,
-           cdiv(p.E, kern.nr), qbp)
-    pack_b(nq, p.Ev, go + i0 * p.rs_g, p.rs_g, p.cs_g, kern.nr, 0,
-           cdiv(p.Ev, kern.nr), gob)
+    pack_b(nq, p.f.E, q + i0 * p.rs_q, p.rs_q, p.cs_q, kern.nr, 0,
+           cdiv(p.f.E, kern.nr), qbp)
+    pack_b(nq, p.f.Ev, go + i0 * p.rs_g, p.rs_g, p.cs_g, kern.nr, 0,
+           cdiv(p.f.Ev, kern.nr), gob)
     for r in range(nq):
         acc = 0
-        for c in range(p.Ev):
+        for c in range(p.f.Ev):
             acc += (<double>go[(i0 + r) * p.rs_g + c * p.cs_g]
                     * o[(i0 + r) * p.rs_o + c * p.cs_o])
         d[r] = <floating>acc
@@ -152,23 +150,23 @@ cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
                          floating *dst) noexcept nogil:
     """Key block kb of one kv head: KTB (B of S = Q Kᵀ: NR panels of keys,
     depth E in KC chunks), VTB (B of dP = dO Vᵀ), KB (B of dQ = dS K)."""
-    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0), kc_max = kern.kc
+    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0), kc_max = kern.kc
     cdef int64_t t, pc, kc
     cdef floating *ktb = dst
-    cdef floating *vtb = ktb + p.E * p.ld
-    cdef floating *kbp = vtb + p.Ev * p.ld
-    for t in range(cdiv(p.E, kc_max)):
+    cdef floating *vtb = ktb + p.f.E * p.ld
+    cdef floating *kbp = vtb + p.f.Ev * p.ld
+    for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
-        kc = imin(kc_max, p.E - pc)
+        kc = imin(kc_max, p.f.E - pc)
         pack_b(kc, nk, k + k0 * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k,
                kern.nr, 0, cdiv(nk, kern.nr), ktb + pc * p.ld)
-    for t in range(cdiv(p.Ev, kc_max)):
+    for t in range(cdiv(p.f.Ev, kc_max)):
         pc = t * kc_max
-        kc = imin(kc_max, p.Ev - pc)
+        kc = imin(kc_max, p.f.Ev - pc)
         pack_b(kc, nk, v + k0 * p.rs_v + pc * p.cs_v, p.cs_v, p.rs_v,
                kern.nr, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
-    pack_b(nk, p.E, k + k0 * p.rs_k, p.rs_k, p.cs_k, kern.nr, 0,
-           cdiv(p.E, kern.nr), kbp)
+    pack_b(nk, p.f.E, k + k0 * p.rs_k, p.rs_k, p.cs_k, kern.nr, 0,
+           cdiv(p.f.E, kern.nr), kbp)
 
 
 cdef inline floating *query_pack(const Problem *p, floating *head,
@@ -224,10 +222,10 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
     S, or NULL)."""
     cdef int64_t ld = p.ld, r, j
     cdef const floating *qa = qpack
-    cdef const floating *goa = qa + p.bq * p.E
-    cdef const floating *d = qpack + p.bq * (p.E + p.Ev + p.e_pad + p.ev_pad)
+    cdef const floating *goa = qa + p.bq * p.f.E
+    cdef const floating *d = qpack + p.bq * (p.f.E + p.f.Ev + p.e_pad + p.ev_pad)
     cdef const floating *ktb = kpack
-    cdef const floating *vtb = ktb + p.E * ld
+    cdef const floating *vtb = ktb + p.f.E * ld
     cdef floating *pt = <floating *>w.pt
     cdef floating *dt = <floating *>w.dt
     cdef floating *row
@@ -237,12 +235,12 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
 
     # S = scale · Q Kᵀ and dP = dO Vᵀ, depth in KC chunks (as the forward,
     # so S has the forward's bits and S - lse <= 0).
-    tile_product(kern, p.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.scale, pt,
+    tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale, pt,
                  ld)
-    tile_product(kern, p.Ev, goa, p.bq, vtb, ld, nq, nk, <floating>1, dt, ld)
-    if p.mask_kind != MASK_NONE or not block_fully_visible(&p.vis, i0, nq,
+    tile_product(kern, p.f.Ev, goa, p.bq, vtb, ld, nq, nk, <floating>1, dt, ld)
+    if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
                                                            k0, nk):
-        mask_rows(&p.vis, p.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
+        mask_rows(&p.f.vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
                   k0, nk)
 
     # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
@@ -269,7 +267,7 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
                 if row[j] == 0:
                     drow[j] = 0
         if dmask != NULL:
-            memcpy(dmask + (i0 + r) * p.S + k0, drow, nk * sizeof(floating))
+            memcpy(dmask + (i0 + r) * p.f.S + k0, drow, nk * sizeof(floating))
 
 
 cdef void add_dkdv(const Problem *p, const GemmKernel *kern,
@@ -277,22 +275,22 @@ cdef void add_dkdv(const Problem *p, const GemmKernel *kern,
                    Scratch *w) noexcept nogil:
     """dV += Pᵀ dO and dK += dSᵀ Q for the tile in w (unscaled dK)."""
     cdef int64_t mr = kern.mr, nr = kern.nr, r, je
-    cdef const floating *qbp = qpack + p.bq * (p.E + p.Ev)
+    cdef const floating *qbp = qpack + p.bq * (p.f.E + p.f.Ev)
     cdef const floating *gob = qbp + p.bq * p.e_pad
     cdef floating *dk = <floating *>w.dk
     cdef floating *dv = <floating *>w.dv
     for r in range(cdiv(nk, mr)):
-        for je in range(cdiv(p.Ev, nr)):
+        for je in range(cdiv(p.f.Ev, nr)):
             call_ukernel(kern, nq, <floating *>w.pt + r * mr, p.ld,
                          gob + je * nr * nq, nr,
                          dv + r * mr * p.ev_pad + je * nr, p.ev_pad, 1,
-                         imin(mr, nk - r * mr), imin(nr, p.Ev - je * nr),
+                         imin(mr, nk - r * mr), imin(nr, p.f.Ev - je * nr),
                          <floating>1, <floating>1)
-        for je in range(cdiv(p.E, nr)):
+        for je in range(cdiv(p.f.E, nr)):
             call_ukernel(kern, nq, <floating *>w.dt + r * mr, p.ld,
                          qbp + je * nr * nq, nr,
                          dk + r * mr * p.e_pad + je * nr, p.e_pad, 1,
-                         imin(mr, nk - r * mr), imin(nr, p.E - je * nr),
+                         imin(mr, nk - r * mr), imin(nr, p.f.E - je * nr),
                          <floating>1, <floating>1)
 
 
@@ -301,22 +299,22 @@ cdef void add_dq(const Problem *p, const GemmKernel *kern,
                  int64_t rs_dq, Scratch *w) noexcept nogil:
     """dq += dS K for the tile in w (unscaled), dq with row stride rs_dq."""
     cdef int64_t mr = kern.mr, nr = kern.nr, r, je
-    cdef const floating *kbp = kpack + (p.E + p.Ev) * p.ld
+    cdef const floating *kbp = kpack + (p.f.E + p.f.Ev) * p.ld
     cdef floating *dspack = <floating *>w.dspack
     pack_a(nq, nk, <floating *>w.dt, p.ld, 1, mr, dspack)
     for r in range(cdiv(nq, mr)):
-        for je in range(cdiv(p.E, nr)):
+        for je in range(cdiv(p.f.E, nr)):
             call_ukernel(kern, nk, dspack + r * mr * nk, mr,
                          kbp + je * nr * nk, nr, dq + r * mr * rs_dq + je * nr,
                          rs_dq, 1, imin(mr, nq - r * mr),
-                         imin(nr, p.E - je * nr), <floating>1, <floating>1)
+                         imin(nr, p.f.E - je * nr), <floating>1, <floating>1)
 
 
 cdef void query_blocks_of(const Problem *p, int64_t k0, int64_t nk,
                           int64_t *qb_lo, int64_t *qb_hi) noexcept nogil:
     """Query blocks that may see a key of k0..k0+nk: [qb_lo, qb_hi)."""
-    cdef int64_t lo = imax(first_query(&p.vis, k0), 0)
-    cdef int64_t hi = imin(last_query(&p.vis, k0 + nk - 1), p.L - 1)
+    cdef int64_t lo = imax(first_query(&p.f.vis, k0), 0)
+    cdef int64_t hi = imin(last_query(&p.f.vis, k0 + nk - 1), p.f.L - 1)
     qb_lo[0] = lo // p.bq
     qb_hi[0] = hi // p.bq + 1 if lo <= hi else qb_lo[0]
 
@@ -330,7 +328,7 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
     """dK and dV of key block kb of kv head kvh, over the group's query
     heads and query blocks in order; with dq != NULL also adds each tile's
     dS K into dq (the fused schedule; dq: the kv head's G x L x E rows)."""
-    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.S - k0)
+    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
     cdef int64_t g, qb, qb_lo, qb_hi, i0, nq, qh, r, c
     cdef const floating *kpack = key_pack(p, head, kb)
     cdef const floating *qpack
@@ -344,26 +342,26 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
     for g in range(p.G):
         qh = kvh * p.G + g
         mask_h = NULL
-        if p.mask_kind != MASK_NONE:
+        if p.f.mask_kind != MASK_NONE:
             mask_h = <const char *>mask + off_m[qh] * mask_item
-        dmask_h = dmask + qh * p.L * p.S if dmask != NULL else NULL
+        dmask_h = dmask + qh * p.f.L * p.f.S if dmask != NULL else NULL
         for qb in range(qb_lo, qb_hi):
             i0 = qb * p.bq
-            nq = imin(p.bq, p.L - i0)
-            if not block_any_visible(&p.vis, i0, nq, k0, nk):
+            nq = imin(p.bq, p.f.L - i0)
+            if not block_any_visible(&p.f.vis, i0, nq, k0, nk):
                 continue
             qpack = query_pack(p, head, g, qb)
-            tile(p, kern, qpack, kpack, lse + qh * p.L, mask_h, i0, nq, k0,
+            tile(p, kern, qpack, kpack, lse + qh * p.f.L, mask_h, i0, nq, k0,
                  nk, dmask_h, w)
             add_dkdv(p, kern, qpack, nq, nk, w)
             if dq != NULL:
-                add_dq(p, kern, kpack, nq, nk, dq + (g * p.L + i0) * p.E,
-                       p.E, w)
+                add_dq(p, kern, kpack, nq, nk, dq + (g * p.f.L + i0) * p.f.E,
+                       p.f.E, w)
     for r in range(nk):
-        for c in range(p.E):
-            dk[(k0 + r) * p.E + c] = dka[r * p.e_pad + c] * <floating>p.scale
-        for c in range(p.Ev):
-            dv[(k0 + r) * p.Ev + c] = dva[r * p.ev_pad + c]
+        for c in range(p.f.E):
+            dk[(k0 + r) * p.f.E + c] = dka[r * p.e_pad + c] * <floating>p.f.scale
+        for c in range(p.f.Ev):
+            dv[(k0 + r) * p.f.Ev + c] = dva[r * p.ev_pad + c]
 
 
 cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
@@ -373,29 +371,29 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
                          int64_t qb, floating *dq, Scratch *w) noexcept nogil:
     """dQ of query block qb of query head g of kv head kvh (split
     schedule), over the key blocks in order; dq: that head's L x E rows."""
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.L - i0)
+    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
     cdef int64_t qh = kvh * p.G + g, kb, k_lo, k_hi, r, c
     cdef const floating *qpack = query_pack(p, head, g, qb)
     cdef const void *mask_h = NULL
     cdef floating *acc = <floating *>w.dq
-    if p.mask_kind != MASK_NONE:
+    if p.f.mask_kind != MASK_NONE:
         mask_h = <const char *>mask + off_m[qh] * mask_item
     memset(w.dq, 0, p.bq * p.e_pad * sizeof(floating))
-    k_lo = imax(first_visible(&p.vis, i0), 0)
-    k_hi = imin(last_visible(&p.vis, i0 + nq - 1) + 1, p.S)
+    k_lo = imax(first_visible(&p.f.vis, i0), 0)
+    k_hi = imin(last_visible(&p.f.vis, i0 + nq - 1) + 1, p.f.S)
     if k_lo < k_hi:
         for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
-            if not block_any_visible(&p.vis, i0, nq, kb * p.bk,
-                                     imin(p.bk, p.S - kb * p.bk)):
+            if not block_any_visible(&p.f.vis, i0, nq, kb * p.bk,
+                                     imin(p.bk, p.f.S - kb * p.bk)):
                 continue
-            tile(p, kern, qpack, key_pack(p, head, kb), lse + qh * p.L,
-                 mask_h, i0, nq, kb * p.bk, imin(p.bk, p.S - kb * p.bk),
+            tile(p, kern, qpack, key_pack(p, head, kb), lse + qh * p.f.L,
+                 mask_h, i0, nq, kb * p.bk, imin(p.bk, p.f.S - kb * p.bk),
                  NULL, w)
             add_dq(p, kern, key_pack(p, head, kb), nq,
-                   imin(p.bk, p.S - kb * p.bk), acc, p.e_pad, w)
+                   imin(p.bk, p.f.S - kb * p.bk), acc, p.e_pad, w)
     for r in range(nq):
-        for c in range(p.E):
-            dq[(i0 + r) * p.E + c] = acc[r * p.e_pad + c] * <floating>p.scale
+        for c in range(p.f.E):
+            dq[(i0 + r) * p.f.E + c] = acc[r * p.e_pad + c] * <floating>p.f.scale
 
 
 # --------------------------------------------------------------- drivers --
@@ -407,7 +405,7 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
               const int64_t *off_o, const int64_t *off_g,
               const int64_t *off_m, floating *dq, floating *dk, floating *dv,
               floating *dmask, int64_t nkv, int schedule, int64_t group,
-              Scratch *scratch, floating *packs, floating *parts,
+              const Arena *arena, floating *packs, floating *parts,
               int nthreads) noexcept nogil:
     cdef GemmKernel kern
     if floating is float:
@@ -416,26 +414,26 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
         kern = gemm_kernel_f64(active_isa())
     cdef int64_t per_head = p.G * p.nqb + p.nkb
     cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb, grp, c, i0, nq
-    cdef int64_t ngrp = imin(KEY_GROUPS, p.nkb), head_dq = p.G * p.L * p.E
+    cdef int64_t ngrp = imin(KEY_GROUPS, p.nkb), head_dq = p.G * p.f.L * p.f.E
     cdef Scratch *w
     cdef floating *head
     cdef floating *part
     cdef floating acc
-    cdef size_t mask_item = 1 if p.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
 
     if schedule == FUSED:
         for kvh in prange(nkv, schedule='dynamic', num_threads=nthreads):
-            w = scratch + threadid()
+            w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
             head = <floating *>w.packs
             for item in range(per_head):
                 pack_head_item(p, &kern, q, k, v, o, go, off_q, off_k, off_v,
                                off_o, off_g, kvh, item, head)
             for kb in range(p.nkb):
                 key_block_dkdv(p, &kern, head, lse, mask, off_m, mask_item,
-                               dmask, kvh, kb, dq + kvh * p.G * p.L * p.E,
-                               dk + kvh * p.S * p.E, dv + kvh * p.S * p.Ev, w)
-            for r in range(p.G * p.L * p.E):
-                dq[kvh * p.G * p.L * p.E + r] *= <floating>p.scale
+                               dmask, kvh, kb, dq + kvh * p.G * p.f.L * p.f.E,
+                               dk + kvh * p.f.S * p.f.E, dv + kvh * p.f.S * p.f.Ev, w)
+            for r in range(p.G * p.f.L * p.f.E):
+                dq[kvh * p.G * p.f.L * p.f.E + r] *= <floating>p.f.scale
         return
 
     with parallel(num_threads=nthreads):
@@ -451,7 +449,7 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                 # Item (kv head, key range): dK, dV of its key blocks and
                 # its own partial dQ, summed below in key-range order.
                 for item in prange(ng * ngrp, schedule='dynamic'):
-                    w = scratch + threadid()
+                    w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
                     kvh = g0 + item // ngrp
                     grp = item % ngrp
                     part = parts + ((kvh - g0) * ngrp + grp) * head_dq
@@ -460,90 +458,97 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                                     (grp + 1) * p.nkb // ngrp):
                         key_block_dkdv(p, &kern, packs + (kvh - g0) * p.head,
                                        lse, mask, off_m, mask_item, dmask,
-                                       kvh, kb, part, dk + kvh * p.S * p.E,
-                                       dv + kvh * p.S * p.Ev, w)
+                                       kvh, kb, part, dk + kvh * p.f.S * p.f.E,
+                                       dv + kvh * p.f.S * p.f.Ev, w)
                 for item in prange(ng * p.G * p.nqb, schedule='static'):
                     kvh = g0 + item // (p.G * p.nqb)
                     g = (item // p.nqb) % p.G
                     i0 = (item % p.nqb) * p.bq
-                    nq = imin(p.bq, p.L - i0)
-                    for r in range((g * p.L + i0) * p.E,
-                                   (g * p.L + i0 + nq) * p.E):
+                    nq = imin(p.bq, p.f.L - i0)
+                    for r in range((g * p.f.L + i0) * p.f.E,
+                                   (g * p.f.L + i0 + nq) * p.f.E):
                         acc = 0
                         for grp in range(ngrp):
                             acc = acc + parts[((kvh - g0) * ngrp + grp)
                                               * head_dq + r]
-                        dq[kvh * head_dq + r] = acc * <floating>p.scale
+                        dq[kvh * head_dq + r] = acc * <floating>p.f.scale
                 continue
             for item in prange(ng * p.nkb, schedule='dynamic'):
-                w = scratch + threadid()
+                w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
                 kvh = g0 + item // p.nkb
                 kb = item % p.nkb
                 key_block_dkdv(p, &kern, packs + (kvh - g0) * p.head, lse,
                                mask, off_m, mask_item, dmask, kvh, kb, NULL,
-                               dk + kvh * p.S * p.E, dv + kvh * p.S * p.Ev, w)
+                               dk + kvh * p.f.S * p.f.E, dv + kvh * p.f.S * p.f.Ev, w)
             for item in prange(ng * p.G * p.nqb, schedule='dynamic'):
-                w = scratch + threadid()
+                w = <Scratch *>arena_at(arena, threadid(), 0)   # carved first
                 kvh = g0 + item // (p.G * p.nqb)
                 g = (item // p.nqb) % p.G
                 qb = item % p.nqb
                 query_block_dq(p, &kern, packs + (kvh - g0) * p.head, lse,
                                mask, off_m, mask_item, kvh, g, qb,
-                               dq + (kvh * p.G + g) * p.L * p.E, w)
+                               dq + (kvh * p.G + g) * p.f.L * p.f.E, w)
 
 
-cdef void *checked_alloc(size_t nbytes) except NULL:
-    # calloc: padding lanes read by the micro-kernels hold zeros.
-    cdef void *ptr = calloc(nbytes if nbytes > 0 else 1, 1)
-    if ptr == NULL:
-        raise MemoryError(f"scaled_dot_product_attention_grad: cannot "
-                          f"allocate {nbytes} bytes of scratch")
-    return ptr
+def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
+                   dv, dmask):
+    """Gradients of a validated ``_frame.Call`` over the key/value heads
+    `kv_items` (nkv of them), each with G = call.group query heads.
 
-
-def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
-                   cnp.ndarray o, cnp.ndarray go, cnp.ndarray lse, mask,
-                   cnp.ndarray dq, cnp.ndarray dk, cnp.ndarray dv, dmask,
-                   const int64_t[::1] off_q, const int64_t[::1] off_k,
-                   const int64_t[::1] off_v, const int64_t[::1] off_o,
-                   const int64_t[::1] off_g, const int64_t[::1] off_m,
-                   tuple strides, tuple sizes, int mask_kind, bint causal,
-                   int64_t diag, left, right, double scale, int num_threads):
-    """Gradients of nkv = len(off_k) key/value heads, each with G query
-    heads (sizes = (L, S, E, Ev, G)); validated by the caller.
-
-    strides = (rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g,
-    rs_m, cs_m) in elements (g: grad_out); offsets in elements, per query
-    head (q, o, g, m: nkv·G of them, kv head major) or per kv head (k, v).
-    lse: C-contiguous (nkv·G, L).  Outputs, C-contiguous and zeroed:
-    dq (nkv·G, L, E), dk (nkv, S, E), dv (nkv, S, Ev), dmask None or
-    (nkv·G, L, S).  mask: None, uint8 (bool mask) or o's dtype.
+    q, o, go (grad_out) and mask (None, bool or the compute dtype) are
+    walked over kv_items + (G,) with matrices (L, E), (L, Ev), (L, Ev),
+    (L, S); k and v over kv_items with (S, E), (S, Ev).  lse: C-contiguous,
+    nkv·G·L elements.  Outputs, C-contiguous and zeroed: dq (nkv·G, L, E),
+    dk (nkv, S, E), dv (nkv, S, Ev), dmask None or (nkv·G, L, S).  Every
+    contract is checked before the kernel runs.  Returns the schedule.
     """
     cdef Problem p
-    cdef int64_t nkv = off_k.shape[0], itemsize = o.itemsize, group
-    cdef GemmKernel kern
-    p.L, p.S, p.E, p.Ev, p.G = sizes
-    (p.rs_q, p.cs_q, p.rs_k, p.cs_k, p.rs_v, p.cs_v, p.rs_o, p.cs_o,
-     p.rs_g, p.cs_g, p.rs_m, p.cs_m) = strides
-    set_visibility(&p.vis, p.L, p.S, causal, diag, left, right)
-    p.mask_kind = mask_kind
-    p.scale = scale
-    if nkv == 0 or p.L == 0 or p.S == 0:
-        return
-    kern = (gemm_kernel_f32(active_isa()) if o.dtype == np.float32
-            else gemm_kernel_f64(active_isa()))
+    read_call(&p.f, call, kv_items)
+    p.G = call.group
+    cdef int64_t nkv = p.f.nitems, group
+    if nkv == 0 or p.f.L == 0 or p.f.S == 0:
+        return None
+    cdef str func = call[0]
+    cdef tuple q_items = kv_items + (p.G,)
+    cdef Operands qops = Operands(nkv * p.G), kops = Operands(nkv)
+    cdef Operand *oq = qops.add(q, q_items, p.f.L, p.f.E, func, "query")
+    cdef Operand *oo = qops.add(o, q_items, p.f.L, p.f.Ev, func, "out")
+    cdef Operand *og = qops.add(go, q_items, p.f.L, p.f.Ev, func, "grad_out")
+    cdef Operand *om
+    if mask is None:
+        om = qops.absent()
+    else:
+        om = qops.add(mask.view(np.uint8) if p.f.mask_kind == MASK_BOOL
+                      else mask, q_items, p.f.L, p.f.S, func, "attn_mask")
+    cdef Operand *ok = kops.add(k, kv_items, p.f.S, p.f.E, func, "key")
+    cdef Operand *ov = kops.add(v, kv_items, p.f.S, p.f.Ev, func, "value")
+    for a, n, name in ((lse, nkv * p.G * p.f.L, "lse"),
+                       (dq, nkv * p.G * p.f.L * p.f.E, "dq"),
+                       (dk, nkv * p.f.S * p.f.E, "dk"),
+                       (dv, nkv * p.f.S * p.f.Ev, "dv"),
+                       (dmask, nkv * p.G * p.f.L * p.f.S, "dmask")):
+        if a is not None and (not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+                              or (<cnp.ndarray>a).size != n):
+            raise AssertionError(f"{func}: cattn internal error: {name} "
+                                 f"must be C-contiguous with {n} elements")
+    p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
+    p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
+    p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
+    cdef int64_t itemsize = 4 if p.f.is_f32 else 8
+    cdef GemmKernel kern = (gemm_kernel_f32(active_isa()) if p.f.is_f32
+                            else gemm_kernel_f64(active_isa()))
     p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
     p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
-    p.nqb = cdiv(p.L, p.bq)
-    p.nkb = cdiv(p.S, p.bk)
+    p.nqb = cdiv(p.f.L, p.bq)
+    p.nkb = cdiv(p.f.S, p.bk)
     p.ld = p.bk
-    p.e_pad = cdiv(p.E, kern.nr) * kern.nr
-    p.ev_pad = cdiv(p.Ev, kern.nr) * kern.nr
-    p.qblk = p.bq * (p.E + p.Ev + p.e_pad + p.ev_pad + 1)
-    p.kblk = (p.E + p.Ev) * p.ld + p.bk * p.e_pad
+    p.e_pad = cdiv(p.f.E, kern.nr) * kern.nr
+    p.ev_pad = cdiv(p.f.Ev, kern.nr) * kern.nr
+    p.qblk = p.bq * (p.f.E + p.f.Ev + p.e_pad + p.ev_pad + 1)
+    p.kblk = (p.f.E + p.f.Ev) * p.ld + p.bk * p.e_pad
     p.head = p.G * p.nqb * p.qblk + p.nkb * p.kblk
 
-    cdef int nthreads = <int>max(1, min(num_threads,
+    cdef int nthreads = <int>max(1, min(p.f.threads,
                                         nkv * max(p.nkb, p.G * p.nqb)))
     # Few kv heads: grouped (its own bits, chosen from the shapes alone).
     # Else fused when every thread gets two kv heads or more, split when
@@ -552,82 +557,75 @@ def attention_grad(cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
     cdef int64_t part_elems = 0
     if nkv < FEW_HEADS:
         schedule = GROUPED
-        part_elems = imin(KEY_GROUPS, p.nkb) * p.G * p.L * p.E
+        part_elems = imin(KEY_GROUPS, p.nkb) * p.G * p.f.L * p.f.E
     elif nkv >= 2 * nthreads or nthreads == 1:
         schedule = FUSED
         nthreads = <int>min(nthreads, nkv)
     cdef bint fused = schedule == FUSED
     group = max(1, min(nkv, GROUP_BYTES
                        // max((p.head + part_elems) * itemsize, 1)))
-
-    cdef Scratch *scratch = <Scratch *>calloc(nthreads, sizeof(Scratch))
-    cdef void *packs = NULL
-    cdef void *parts = NULL
-    cdef int t
+    # One thread's slot: its Scratch (carved first), tiles, and in the
+    # fused schedule its head's packs; slot nthreads: the shared packs and
+    # the grouped schedule's partial dQ.
     cdef int64_t tile_elems = p.bq * p.ld + kern.mr
-    if scratch == NULL:
-        raise MemoryError("scaled_dot_product_attention_grad: out of memory")
+    cdef size_t used = 0, shared = 0
+    cdef size_t at_w = carve(&used, sizeof(Scratch))
+    cdef size_t at_pt = carve(&used, tile_elems * itemsize)
+    cdef size_t at_dt = carve(&used, tile_elems * itemsize)
+    cdef size_t at_ds = carve(&used, p.bq * p.bk * itemsize)
+    cdef size_t at_dk = carve(&used, p.bk * p.e_pad * itemsize)
+    cdef size_t at_dv = carve(&used, p.bk * p.ev_pad * itemsize)
+    cdef size_t at_dq = carve(&used, p.bq * p.e_pad * itemsize)
+    cdef size_t at_packs = carve(&used, p.head * itemsize if fused else 0)
+    cdef size_t at_gpacks = carve(&shared,
+                                  0 if fused else group * p.head * itemsize)
+    cdef size_t at_parts = carve(&shared, group * part_elems * itemsize
+                                 if schedule == GROUPED else 0)
+    cdef Arena arena
+    cdef Scratch *w
+    cdef int t
+    arena_new(&arena, nthreads + 1, max(used, shared), func)
+    cdef const void *mask_ptr = om.data
+    cdef void *dmask_ptr = (cnp.PyArray_DATA(dmask) if dmask is not None
+                            else NULL)
+    cdef const void *lse_ptr = cnp.PyArray_DATA(lse)
+    cdef void *dq_ptr = cnp.PyArray_DATA(dq)
+    cdef void *dk_ptr = cnp.PyArray_DATA(dk)
+    cdef void *dv_ptr = cnp.PyArray_DATA(dv)
     try:
         for t in range(nthreads):
-            scratch[t].pt = checked_alloc(tile_elems * itemsize)
-            scratch[t].dt = checked_alloc(tile_elems * itemsize)
-            scratch[t].dspack = checked_alloc(p.bq * p.bk * itemsize)
-            scratch[t].dk = checked_alloc(p.bk * p.e_pad * itemsize)
-            scratch[t].dv = checked_alloc(p.bk * p.ev_pad * itemsize)
-            scratch[t].dq = checked_alloc(p.bq * p.e_pad * itemsize)
-            if fused:
-                scratch[t].packs = checked_alloc(p.head * itemsize)
-        if not fused:
-            packs = checked_alloc(group * p.head * itemsize)
-        if schedule == GROUPED:
-            parts = checked_alloc(group * part_elems * itemsize)
-        if o.dtype == np.float32:
-            _run[float](&p, q, k, v, o, go, lse, mask, off_q, off_k, off_v,
-                        off_o, off_g, off_m, dq, dk, dv, dmask, nkv, schedule,
-                        group, scratch, <float *>packs, <float *>parts,
-                        nthreads)
-        else:
-            _run[double](&p, q, k, v, o, go, lse, mask, off_q, off_k, off_v,
-                         off_o, off_g, off_m, dq, dk, dv, dmask, nkv,
-                         schedule, group, scratch, <double *>packs,
-                         <double *>parts, nthreads)
+            w = <Scratch *>arena_at(&arena, t, at_w)
+            w.pt = arena_at(&arena, t, at_pt)
+            w.dt = arena_at(&arena, t, at_dt)
+            w.dspack = arena_at(&arena, t, at_ds)
+            w.dk = arena_at(&arena, t, at_dk)
+            w.dv = arena_at(&arena, t, at_dv)
+            w.dq = arena_at(&arena, t, at_dq)
+            w.packs = arena_at(&arena, t, at_packs) if fused else NULL
+        with nogil:
+            if p.f.is_f32:
+                run[float](&p, <const float *>oq.data, <const float *>ok.data,
+                           <const float *>ov.data, <const float *>oo.data,
+                           <const float *>og.data, <const float *>lse_ptr,
+                           mask_ptr, oq.off, ok.off, ov.off, oo.off, og.off,
+                           om.off, <float *>dq_ptr, <float *>dk_ptr,
+                           <float *>dv_ptr, <float *>dmask_ptr, nkv,
+                           schedule, group, &arena,
+                           <float *>arena_at(&arena, nthreads, at_gpacks),
+                           <float *>arena_at(&arena, nthreads, at_parts),
+                           nthreads)
+            else:
+                run[double](&p, <const double *>oq.data,
+                            <const double *>ok.data, <const double *>ov.data,
+                            <const double *>oo.data, <const double *>og.data,
+                            <const double *>lse_ptr, mask_ptr, oq.off,
+                            ok.off, ov.off, oo.off, og.off, om.off,
+                            <double *>dq_ptr, <double *>dk_ptr,
+                            <double *>dv_ptr, <double *>dmask_ptr, nkv,
+                            schedule, group, &arena,
+                            <double *>arena_at(&arena, nthreads, at_gpacks),
+                            <double *>arena_at(&arena, nthreads, at_parts),
+                            nthreads)
     finally:
-        for t in range(nthreads):
-            free(scratch[t].pt)
-            free(scratch[t].dt)
-            free(scratch[t].dspack)
-            free(scratch[t].dk)
-            free(scratch[t].dv)
-            free(scratch[t].dq)
-            free(scratch[t].packs)
-        free(scratch)
-        free(packs)
-        free(parts)
+        arena_free(&arena)
     return schedule
-
-
-cdef _run(const Problem *p, cnp.ndarray q, cnp.ndarray k, cnp.ndarray v,
-          cnp.ndarray o, cnp.ndarray go, cnp.ndarray lse, mask,
-          const int64_t[::1] off_q, const int64_t[::1] off_k,
-          const int64_t[::1] off_v, const int64_t[::1] off_o,
-          const int64_t[::1] off_g, const int64_t[::1] off_m,
-          cnp.ndarray dq, cnp.ndarray dk, cnp.ndarray dv, dmask,
-          int64_t nkv, int schedule, int64_t group, Scratch *scratch,
-          floating *packs, floating *parts, int nthreads):
-    cdef const void *mask_ptr = NULL
-    cdef floating *dmask_ptr = NULL
-    if mask is not None:
-        mask_ptr = cnp.PyArray_DATA(mask)
-    if dmask is not None:
-        dmask_ptr = <floating *>cnp.PyArray_DATA(dmask)
-    with nogil:
-        run(p, <const floating *>cnp.PyArray_DATA(q),
-            <const floating *>cnp.PyArray_DATA(k),
-            <const floating *>cnp.PyArray_DATA(v),
-            <const floating *>cnp.PyArray_DATA(o),
-            <const floating *>cnp.PyArray_DATA(go),
-            <const floating *>cnp.PyArray_DATA(lse), mask_ptr, &off_q[0],
-            &off_k[0], &off_v[0], &off_o[0], &off_g[0], &off_m[0],
-            <floating *>cnp.PyArray_DATA(dq), <floating *>cnp.PyArray_DATA(dk),
-            <floating *>cnp.PyArray_DATA(dv), dmask_ptr, nkv, schedule,
-            group, scratch, packs, parts, nthreads)

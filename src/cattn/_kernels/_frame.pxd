@@ -12,6 +12,7 @@
 #              reads it.
 #   Arena      per-thread scratch: one zeroed allocation for all threads,
 #              carved into 64-byte aligned fields, freed in one place.
+cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from ._visibility cimport Visibility
@@ -46,6 +47,8 @@ cdef class Operands:
 
 
 cdef int read_call(Frame *f, object call, tuple items) except -1
+cdef int batch_offsets_into(cnp.ndarray a, tuple items, int64_t *off,
+                            int64_t total) except -2
 
 
 cdef struct Arena:

@@ -98,67 +98,37 @@ cdef class Operands:
         cdef cnp.ndarray a = <cnp.ndarray>x
         if not walkable(a):
             a = a.copy()
-        cdef int nd = a.ndim, nb = len(items), lead, d
-        cdef int64_t item = a.itemsize, total = self.nitems, i, n, cur = 0
-        cdef int64_t size[MAX_DIMS]
-        cdef int64_t stride[MAX_DIMS]
-        cdef int64_t idx[MAX_DIMS]
-        cdef int64_t lo = 0, hi = 0, reach_lo = 0, reach_hi = 0, s
+        cdef int nd = a.ndim, d
+        cdef int64_t item = a.itemsize, i, s
+        cdef int64_t lo = 0, hi = 0, reach_lo = 0, reach_hi = 0
         cdef Operand *op = &self.op[self.count]
-        cdef int64_t *off = self.offsets + self.count * (total if total > 0
-                                                         else 1)
-        lead = nb - (nd - 2)
-        if (self.count >= MAX_OPERANDS or nd < 2 or lead < 0
-                or nb > MAX_DIMS or a.shape[nd - 2] != rows
-                or a.shape[nd - 1] != cols):
+        cdef int64_t *off = self.offsets + self.count * (
+            self.nitems if self.nitems > 0 else 1)
+        if (self.count >= MAX_OPERANDS or nd < 2 or a.shape[nd - 2] != rows
+                or a.shape[nd - 1] != cols
+                or batch_offsets_into(a, items, off, self.nitems) < 0):
             raise AssertionError(
                 f"{func}: cattn internal error: operand {name} of shape "
                 f"{(<object>a).shape} does not fit (..., {rows}, {cols}) "
                 f"over items {items}")
-        # The array's own memory, in elements from element 0.
-        for d in range(nd):
-            if a.shape[d] == 0:
-                lo = hi = 0
-                break
-            s = (a.shape[d] - 1) * (a.strides[d] // item)
-            if s < 0:
-                lo += s
-            else:
-                hi += s
         op.rs = a.strides[nd - 2] // item
         op.cs = a.strides[nd - 1] // item
         if rows > 0 and cols > 0:
+            # The array's own memory, in elements from element 0, against
+            # what each item's matrix reaches.
+            for d in range(nd):
+                s = (a.shape[d] - 1) * (a.strides[d] // item)
+                if s < 0:
+                    lo += s
+                else:
+                    hi += s
             reach_lo = min(0, (rows - 1) * op.rs) + min(0, (cols - 1) * op.cs)
             reach_hi = max(0, (rows - 1) * op.rs) + max(0, (cols - 1) * op.cs)
-        for d in range(nb):
-            size[d] = items[d]
-            idx[d] = 0
-            stride[d] = 0
-            if d >= lead:
-                n = a.shape[d - lead]
-                if n != 1:
-                    if n != size[d]:
-                        raise AssertionError(
-                            f"{func}: cattn internal error: operand {name} "
-                            f"of shape {(<object>a).shape} does not "
-                            f"broadcast to items {items}")
-                    stride[d] = a.strides[d - lead] // item
-        for i in range(total):
-            off[i] = cur
-            if rows > 0 and cols > 0 and (cur + reach_lo < lo
-                                          or cur + reach_hi > hi):
-                raise AssertionError(
-                    f"{func}: cattn internal error: operand {name} would "
-                    f"be read outside its memory")
-            d = nb - 1
-            while d >= 0:       # odometer step in C order
-                idx[d] += 1
-                cur += stride[d]
-                if idx[d] < size[d]:
-                    break
-                cur -= stride[d] * size[d]
-                idx[d] = 0
-                d -= 1
+            for i in range(self.nitems):
+                if off[i] + reach_lo < lo or off[i] + reach_hi > hi:
+                    raise AssertionError(
+                        f"{func}: cattn internal error: operand {name} "
+                        f"would be read outside its memory")
         op.data = <const char *>cnp.PyArray_DATA(a)
         op.off = off
         self.keep.append(a)
@@ -180,6 +150,44 @@ cdef class Operands:
         op.off = off
         self.count += 1
         return op
+
+
+cdef int batch_offsets_into(cnp.ndarray a, tuple items, int64_t *off,
+                            int64_t total) except -2:
+    """off[i] = element offset of matrix i of `a` (shape (..., r, c))
+    broadcast to the batch `items` (C order, total = prod(items) of them);
+    a broadcast dimension has stride 0, so a shared operand is read in
+    place.  -1 if `a` does not broadcast to `items`.  Strides must be whole
+    elements (walkable)."""
+    cdef int nb = len(items), nd = a.ndim, lead = nb - (nd - 2), d
+    cdef int64_t item = a.itemsize, i, n, cur = 0
+    cdef int64_t size[MAX_DIMS]
+    cdef int64_t stride[MAX_DIMS]
+    cdef int64_t idx[MAX_DIMS]
+    if nd < 2 or lead < 0 or nb > MAX_DIMS:
+        return -1
+    for d in range(nb):
+        size[d] = items[d]
+        idx[d] = 0
+        stride[d] = 0
+        if d >= lead:
+            n = a.shape[d - lead]
+            if n != 1:
+                if n != size[d]:
+                    return -1
+                stride[d] = a.strides[d - lead] // item
+    for i in range(total):
+        off[i] = cur
+        d = nb - 1
+        while d >= 0:       # odometer step in C order
+            idx[d] += 1
+            cur += stride[d]
+            if idx[d] < size[d]:
+                break
+            cur -= stride[d] * size[d]
+            idx[d] = 0
+            d -= 1
+    return 0
 
 
 cdef void *checked_alloc(size_t nbytes, str func) except NULL:

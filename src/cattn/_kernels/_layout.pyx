@@ -7,10 +7,9 @@ cimport numpy as cnp
 import numpy as np
 from libc.stdint cimport int64_t
 
-cnp.import_array()
+from ._frame cimport batch_offsets_into
 
-cdef enum:
-    MAX_DIMS = 64   # NPY_MAXDIMS in NumPy 2
+cnp.import_array()
 
 
 def batch_offsets(cnp.ndarray x, tuple batch_shape):
@@ -20,40 +19,17 @@ def batch_offsets(cnp.ndarray x, tuple batch_shape):
     A broadcast dimension (missing or of size 1 in `x`) has stride 0, so a
     shared operand is read in place.  The caller guarantees strides that are
     whole elements; a batch shape `x` does not broadcast to is a ValueError.
+    (The frame's batch_offsets_into, which the attention drivers use.)
     """
-    cdef int nb = len(batch_shape), xb = x.ndim - 2, lead = nb - xb, d
-    cdef int64_t item = x.itemsize, total = 1, cur = 0, i, n
-    cdef int64_t size[MAX_DIMS]
-    cdef int64_t stride[MAX_DIMS]
-    cdef int64_t idx[MAX_DIMS]
-    if xb < 0 or lead < 0 or nb > MAX_DIMS:
-        raise ValueError(f"cannot broadcast shape {(<object>x).shape} to batch "
-                         f"{batch_shape}")
-    for d in range(nb):
-        size[d] = batch_shape[d]
-        total *= size[d]
-        idx[d] = 0
-        stride[d] = 0
-        if d >= lead:
-            n = x.shape[d - lead]
-            if n != 1:
-                if n != size[d]:
-                    raise ValueError(f"cannot broadcast shape {(<object>x).shape} to "
-                                     f"batch {batch_shape}")
-                stride[d] = x.strides[d - lead] // item
+    cdef int64_t total = 1, d
+    for d in batch_shape:
+        total *= d
     out = np.empty(total, dtype=np.int64)
     cdef int64_t[::1] o = out
-    for i in range(total):
-        o[i] = cur
-        d = nb - 1
-        while d >= 0:       # odometer step in C order
-            idx[d] += 1
-            cur += stride[d]
-            if idx[d] < size[d]:
-                break
-            cur -= stride[d] * size[d]
-            idx[d] = 0
-            d -= 1
+    if batch_offsets_into(x, batch_shape, &o[0] if total > 0 else NULL,
+                          total) < 0:
+        raise ValueError(f"cannot broadcast shape {(<object>x).shape} to "
+                         f"batch {batch_shape}")
     return out
 
 

@@ -45,23 +45,33 @@ cdef inline int threads_for(int64_t rows, int64_t n, int num_threads) noexcept n
     return <int>(useful if useful < num_threads else num_threads)
 
 
+cdef inline void map_row(int op, const cattn_rows_f32 *k32,
+                         const cattn_rows_f64 *k64, int64_t n,
+                         const floating *x, floating *y) noexcept nogil:
+    if floating is float:
+        if op == OP_SOFTMAX:
+            k32.softmax(n, x, y)
+        else:
+            k32.log_softmax(n, x, y)
+    else:
+        if op == OP_SOFTMAX:
+            k64.softmax(n, x, y)
+        else:
+            k64.log_softmax(n, x, y)
+
+
 cdef void _map_rows(int op, const floating *x, int64_t rs_x, floating *y,
                     int64_t rs_y, int64_t rows, int64_t n,
                     int nthreads) noexcept nogil:
     cdef int64_t r
     cdef const cattn_rows_f32 *k32 = cattn_rows_f32_for(active_isa())
     cdef const cattn_rows_f64 *k64 = cattn_rows_f64_for(active_isa())
+    if nthreads == 1:       # no thread team for work that fits one thread
+        for r in range(rows):
+            map_row(op, k32, k64, n, x + r * rs_x, y + r * rs_y)
+        return
     for r in prange(rows, schedule='static', num_threads=nthreads):
-        if floating is float:
-            if op == OP_SOFTMAX:
-                k32.softmax(n, x + r * rs_x, y + r * rs_y)
-            else:
-                k32.log_softmax(n, x + r * rs_x, y + r * rs_y)
-        else:
-            if op == OP_SOFTMAX:
-                k64.softmax(n, x + r * rs_x, y + r * rs_y)
-            else:
-                k64.log_softmax(n, x + r * rs_x, y + r * rs_y)
+        map_row(op, k32, k64, n, x + r * rs_x, y + r * rs_y)
 
 
 cdef void _reduce_rows(const floating *x, int64_t rs_x, floating *y,
@@ -69,6 +79,13 @@ cdef void _reduce_rows(const floating *x, int64_t rs_x, floating *y,
     cdef int64_t r
     cdef const cattn_rows_f32 *k32 = cattn_rows_f32_for(active_isa())
     cdef const cattn_rows_f64 *k64 = cattn_rows_f64_for(active_isa())
+    if nthreads == 1:
+        for r in range(rows):
+            if floating is float:
+                y[r] = k32.logsumexp(n, x + r * rs_x)
+            else:
+                y[r] = k64.logsumexp(n, x + r * rs_x)
+        return
     for r in prange(rows, schedule='static', num_threads=nthreads):
         if floating is float:
             y[r] = k32.logsumexp(n, x + r * rs_x)
