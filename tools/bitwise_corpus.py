@@ -66,10 +66,14 @@ def attention_case(seed):
     v = layout(rng, v)
     mask = None
     mk = seed % 3
+    rows = 1 if seed % 6 < 2 else L         # padding masks: one row
     if mk == 1:
-        mask = rng.random((B, 1, L, S)) < 0.8
+        mask = rng.random((B, 1, rows, S)) < 0.8
     elif mk == 2:
-        mask = (rng.standard_normal((1, Hkv * group, L, S)) * 2).astype(dtype)
+        mask = (rng.standard_normal((1, Hkv * group, rows, S)) * 2).astype(
+            dtype)
+        if seed % 8 == 2:
+            mask = np.swapaxes(np.swapaxes(mask, -1, -2).copy(), -1, -2)
     causal = [False, True, "bottom_right"][int(rng.integers(3))]
     window = None
     if rng.random() < 0.3:

@@ -32,12 +32,19 @@ thread busy, packed K/V of at most GROUP_BYTES): for each group the team
 packs K and V (a prange over key blocks), then shares the group's items
 with a dynamic prange.  Key chunks exist for
 decoding (few query blocks, long keys): with fewer than SPLIT_BELOW_ITEMS
-items in all, the keys are cut into chunks of CHUNK keys — a choice made from
-the shapes alone — each chunk yields a partial (m, l, O), and the partials are
-merged in chunk order, as in Flash-Decoding.
+items in all, the keys are cut into chunks (the ISA's `chunk` keys) — a
+choice made from the shapes alone — each chunk yields a partial (m, l, O),
+and the partials are merged in chunk order, as in Flash-Decoding.  With one
+thread none of this starts a thread team: the per-head order runs as it is.
 
-Memory: per-thread tiles plus the packed K/V of one group, independent of
-L·S; allocated before the parallel region, so failure raises MemoryError.
+The element-wise steps (masks on tiles and rows, the non-finite scan) and
+the block sizes come from the ISA's row of the attention table
+(include/attention/, tile.tmpl.h and cattn_attention.h); this driver keeps
+the plan, the work items and the tile step.
+
+Memory: one arena (_frame.pxd) of per-thread tiles plus the packed K/V of
+one group, independent of L·S; allocated before the parallel region, so
+failure raises MemoryError naming the function called.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
@@ -71,6 +78,9 @@ cdef extern from "topk/cattn_topk.h":
                              const double *t) nogil
 
 cdef extern from "attention/cattn_attention.h":
+    ctypedef struct cattn_attention_blocks:
+        int64_t bq_target, bk_target, bk_max, chunk, decode_chunk
+        int64_t decode_max_l
     ctypedef struct cattn_cols_f32:
         const char *name
         int64_t vl
@@ -83,6 +93,20 @@ cdef extern from "attention/cattn_attention.h":
                             const double *, const double *, float *, int64_t,
                             int64_t, float *) noexcept nogil
         void (*exp_neg)(int64_t, const float *, float *) noexcept nogil
+        void (*tile_mask_add)(int64_t, int64_t, float *, int64_t,
+                              const float *, int64_t, int64_t) noexcept nogil
+        void (*tile_mask_bool)(int64_t, int64_t, float *, int64_t,
+                               const uint8_t *, int64_t,
+                               int64_t) noexcept nogil
+        void (*hide_outside)(int64_t, float *, int64_t,
+                             int64_t) noexcept nogil
+        void (*row_mask_add)(int64_t, float *, const float *,
+                             int64_t) noexcept nogil
+        void (*row_mask_bool)(int64_t, float *, const uint8_t *,
+                              int64_t) noexcept nogil
+        int (*any_nonfinite)(int64_t, const float *) noexcept nogil
+        int (*zero_nonfinite)(int64_t, float *) noexcept nogil
+        cattn_attention_blocks blocks
     ctypedef struct cattn_cols_f64:
         const char *name
         int64_t vl
@@ -95,32 +119,41 @@ cdef extern from "attention/cattn_attention.h":
                             const double *, const double *, double *, int64_t,
                             int64_t, double *) noexcept nogil
         void (*exp_neg)(int64_t, const double *, double *) noexcept nogil
+        void (*tile_mask_add)(int64_t, int64_t, double *, int64_t,
+                              const double *, int64_t, int64_t) noexcept nogil
+        void (*tile_mask_bool)(int64_t, int64_t, double *, int64_t,
+                               const uint8_t *, int64_t,
+                               int64_t) noexcept nogil
+        void (*hide_outside)(int64_t, double *, int64_t,
+                             int64_t) noexcept nogil
+        void (*row_mask_add)(int64_t, double *, const double *,
+                             int64_t) noexcept nogil
+        void (*row_mask_bool)(int64_t, double *, const uint8_t *,
+                              int64_t) noexcept nogil
+        int (*any_nonfinite)(int64_t, const double *) noexcept nogil
+        int (*zero_nonfinite)(int64_t, double *) noexcept nogil
+        cattn_attention_blocks blocks
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
-# Key block: about 256 keys (the depth of the P·V product).  The tiled path
-# splits S evenly into blocks of at most BK_MAX keys, in whole MR panels of
-# packed K: a short last block (16 keys of S = 1024 in blocks of 252) costs
-# a whole step's fixed work.  Causal and windowed blocks are cut to the
-# visible keys in MR panels, so they use the same size (128 measured no
-# better once the cut was exact).  The decode path reads BK_TARGET keys at
-# a time.
-cdef int64_t BK_TARGET = 256
-cdef int64_t BK_MAX = 264
-# Query block: at least this many queries, rounded up to whole NR panels.
-cdef int64_t BQ_TARGET = 48
-# Split keys into chunks of CHUNK keys when there are fewer work items.
+# Block sizes come from the ISA's row of the attention table
+# (include/attention/cattn_attention.h): queries in blocks of at least
+# bq_target, rounded up to whole NR panels; keys split evenly into blocks of
+# at most bk_max in whole MR panels of packed K (a short last block costs a
+# whole step's fixed work; causal and windowed blocks are cut to the visible
+# keys in MR panels, so they use the same size); chunks of `chunk` keys for
+# few work items; the decode path (at most decode_max_l rows) reads
+# bk_target keys at a time in chunks of decode_chunk.  The schedule's
+# constants below decide only who computes what, never a bit.
+#
+# Split keys into chunks when there are fewer work items than this.
 cdef int64_t SPLIT_BELOW_ITEMS = 16
-cdef int64_t CHUNK = 1024
 # Packed K and V of one group of batch·heads stay under this size.
 cdef int64_t GROUP_BYTES = 32 << 20
 # Each thread packs and computes whole heads when there are at least this
 # many heads per thread (few heads per thread: whole heads would balance
 # badly, so the team shares each head's query blocks instead).
 cdef int64_t PER_HEAD_MIN = 8
-# Decode path: at most this many queries, keys in chunks of DECODE_CHUNK.
-cdef int64_t DECODE_MAX_L = 4
-cdef int64_t DECODE_CHUNK = 1024
 
 
 cdef struct Problem:
@@ -180,24 +213,20 @@ cdef inline bint nonfinite(floating x) noexcept nogil:
     return x - x != 0                   # inf - inf and NaN - NaN are NaN
 
 
-cdef bint any_nonfinite(int64_t n, const floating *x) noexcept nogil:
-    """True if x[0:n] holds an inf or a NaN."""
-    cdef int64_t i
-    cdef bint bad = False
-    for i in range(n):
-        bad = bad | nonfinite(x[i])
-    return bad
+cdef inline bint any_nonfinite(int64_t n, const floating *x) noexcept nogil:
+    """True if x[0:n] holds an inf or a NaN (tile.tmpl.h)."""
+    if floating is float:
+        return cattn_cols_f32_for(active_isa()).any_nonfinite(n, x)
+    else:
+        return cattn_cols_f64_for(active_isa()).any_nonfinite(n, x)
 
 
-cdef bint sanitize(int64_t n, floating *x) noexcept nogil:
+cdef inline bint sanitize(int64_t n, floating *x) noexcept nogil:
     """Replace the infs and NaNs of x[0:n] by 0; True if there were any."""
-    cdef int64_t i
-    cdef bint bad = any_nonfinite(n, x)
-    if bad:
-        for i in range(n):
-            if nonfinite(x[i]):
-                x[i] = 0
-    return bad
+    if floating is float:
+        return cattn_cols_f32_for(active_isa()).zero_nonfinite(n, x)
+    else:
+        return cattn_cols_f64_for(active_isa()).zero_nonfinite(n, x)
 
 
 cdef void nonfinite_values(const Problem *p, const floating *v,
@@ -239,25 +268,33 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
     cdef int64_t j, q, lo, hi, ti
     cdef int isa = active_isa()
     cdef floating *row
-    cdef const floating *fm
-    cdef const uint8_t *bm
+    if p.f.mask_kind == MASK_ADD:
+        if floating is float:
+            cattn_cols_f32_for(isa).tile_mask_add(
+                nk, nq, st, p.bq, <const float *>mask + i0 * p.rs_m
+                + k0 * p.cs_m, p.rs_m, p.cs_m)
+        else:
+            cattn_cols_f64_for(isa).tile_mask_add(
+                nk, nq, st, p.bq, <const double *>mask + i0 * p.rs_m
+                + k0 * p.cs_m, p.rs_m, p.cs_m)
+    elif p.f.mask_kind == MASK_BOOL:
+        if floating is float:
+            cattn_cols_f32_for(isa).tile_mask_bool(
+                nk, nq, st, p.bq, <const uint8_t *>mask + i0 * p.rs_m
+                + k0 * p.cs_m, p.rs_m, p.cs_m)
+        else:
+            cattn_cols_f64_for(isa).tile_mask_bool(
+                nk, nq, st, p.bq, <const uint8_t *>mask + i0 * p.rs_m
+                + k0 * p.cs_m, p.rs_m, p.cs_m)
     for j in range(nk):
         row = st + j * p.bq
-        if p.f.mask_kind == MASK_ADD:
-            fm = <const floating *>mask + i0 * p.rs_m + (k0 + j) * p.cs_m
-            for q in range(nq):
-                row[q] = row[q] + fm[q * p.rs_m]
-        elif p.f.mask_kind == MASK_BOOL:
-            bm = <const uint8_t *>mask + i0 * p.rs_m + (k0 + j) * p.cs_m
-            for q in range(nq):
-                if not bm[q * p.rs_m]:
-                    row[q] = -INFINITY
-        lo = imax(first_query(&p.f.vis, k0 + j) - i0, 0)
-        hi = imin(last_query(&p.f.vis, k0 + j) - i0, nq - 1)
-        for q in range(imin(lo, nq)):
-            row[q] = -INFINITY
-        for q in range(imax(hi + 1, 0), nq):
-            row[q] = -INFINITY
+        lo = first_query(&p.f.vis, k0 + j) - i0
+        hi = last_query(&p.f.vis, k0 + j) - i0
+        if lo > 0 or hi < nq - 1:
+            if floating is float:
+                cattn_cols_f32_for(isa).hide_outside(nq, row, lo, hi)
+            else:
+                cattn_cols_f64_for(isa).hide_outside(nq, row, lo, hi)
         # Top-k: hide what ranks below the query's worst kept key; the
         # vector pass settles every lane but ties and NaN (rare), which
         # take the exact rule.
@@ -405,8 +442,6 @@ cdef void attend_row(const Problem *p, const floating *q,
     cdef floating *prev = <floating *>w.prev
     cdef floating mx, m_new
     cdef double alpha
-    cdef const floating *fm
-    cdef const uint8_t *bm
     w.m[0] = -INFINITY
     w.l[0] = 0
     for c in range(p.f.Ev):
@@ -421,14 +456,23 @@ cdef void attend_row(const Problem *p, const floating *q,
         dot_rows(nk, p.f.E, q + i * p.rs_q, k + kb * p.rs_k, p.rs_k,
                  <floating>p.f.scale, s)
         if p.f.mask_kind == MASK_ADD:
-            fm = <const floating *>mask + i * p.rs_m + kb * p.cs_m
-            for j in range(nk):
-                s[j] = s[j] + fm[j * p.cs_m]
+            if floating is float:
+                cattn_cols_f32_for(active_isa()).row_mask_add(
+                    nk, s, <const float *>mask + i * p.rs_m + kb * p.cs_m,
+                    p.cs_m)
+            else:
+                cattn_cols_f64_for(active_isa()).row_mask_add(
+                    nk, s, <const double *>mask + i * p.rs_m + kb * p.cs_m,
+                    p.cs_m)
         elif p.f.mask_kind == MASK_BOOL:
-            bm = <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m
-            for j in range(nk):
-                if not bm[j * p.cs_m]:
-                    s[j] = -INFINITY
+            if floating is float:
+                cattn_cols_f32_for(active_isa()).row_mask_bool(
+                    nk, s, <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m,
+                    p.cs_m)
+            else:
+                cattn_cols_f64_for(active_isa()).row_mask_bool(
+                    nk, s, <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m,
+                    p.cs_m)
         mx = row_max(nk, s)
         m_new = mx if mx > w.m[0] else <floating>w.m[0]
         if m_new == -INFINITY:
@@ -737,40 +781,43 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     if lse is not None:
         check_rows(lse, nbh * p.f.L, func, "lse")
         lse_ptr = cnp.PyArray_DATA(lse)
-    # A few queries (decoding): stream K and V rows instead of packing
-    # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
-    cdef bint decode = (p.f.L <= DECODE_MAX_L and thr is None
-                        and (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
-                        and (p.f.Ev <= 1 or ov.cs == 1))
     cdef GemmKernel kern
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8, vl, group, slots
+    cdef cattn_attention_blocks blk
     if p.f.is_f32:
         kern = gemm_kernel_f32(active_isa())
         vl = cattn_cols_f32_for(active_isa()).vl
+        blk = cattn_cols_f32_for(active_isa()).blocks
     else:
         kern = gemm_kernel_f64(active_isa())
         vl = cattn_cols_f64_for(active_isa()).vl
+        blk = cattn_cols_f64_for(active_isa()).blocks
+    # A few queries (decoding): stream K and V rows instead of packing
+    # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
+    cdef bint decode = (p.f.L <= blk.decode_max_l and thr is None
+                        and (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
+                        and (p.f.Ev <= 1 or ov.cs == 1))
     p.decode = decode
     p.chunk = max(p.f.S, 1)
     p.nchunks = 1
     if decode:
         # One row per block; keys in fixed chunks, merged in order.
         p.bq = 1
-        p.bk = BK_TARGET
+        p.bk = blk.bk_target
         p.nqb = p.f.L
-        if p.f.S > DECODE_CHUNK:
-            p.chunk = DECODE_CHUNK
-            p.nchunks = cdiv(p.f.S, DECODE_CHUNK)
+        if p.f.S > blk.decode_chunk:
+            p.chunk = blk.decode_chunk
+            p.nchunks = cdiv(p.f.S, blk.decode_chunk)
     else:
         # bq: whole NR panels of Qᵀ (and whole vectors of the column
         # kernels); bk: S in equal blocks of whole MR panels of packed K.
-        p.bq = cdiv(BQ_TARGET, kern.nr) * kern.nr
+        p.bq = cdiv(blk.bq_target, kern.nr) * kern.nr
         p.bq = cdiv(p.bq, vl) * vl
-        p.bk = cdiv(cdiv(imax(p.f.S, 1), cdiv(imax(p.f.S, 1), BK_MAX)),
+        p.bk = cdiv(cdiv(imax(p.f.S, 1), cdiv(imax(p.f.S, 1), blk.bk_max)),
                     kern.mr) * kern.mr
         p.nqb = cdiv(p.f.L, p.bq)
-        if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.f.S > CHUNK:
-            p.chunk = CHUNK // p.bk * p.bk
+        if nbh * p.nqb < SPLIT_BELOW_ITEMS and p.f.S > blk.chunk:
+            p.chunk = blk.chunk // p.bk * p.bk
             p.nchunks = cdiv(p.f.S, p.chunk)
     p.s_pad = cdiv(p.f.S, kern.mr) * kern.mr
     p.ev_pad = cdiv(p.f.Ev, kern.nr) * kern.nr

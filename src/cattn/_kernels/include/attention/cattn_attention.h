@@ -1,6 +1,9 @@
-/* cattn_attention.h -- column kernels of the tiled attention path's online
- * softmax (contract in cols.tmpl.h), per dtype x ISA.  The decode path uses
- * the row kernels of gemm/cattn_gemv.h. */
+/* cattn_attention.h -- the attention kernels' table, per dtype x ISA: the
+ * column kernels of the tiled path's online softmax (contract in
+ * cols.tmpl.h), the element-wise mask and non-finite steps (tile.tmpl.h),
+ * and the attention block sizes, one row per ISA beside the GEMM's table
+ * (gemm/cattn_gemm.h).  The decode path's products use the row kernels of
+ * gemm/cattn_gemv.h.  Adding an ISA or a dtype adds rows here. */
 #ifndef CATTN_ATTENTION_H
 #define CATTN_ATTENTION_H
 
@@ -8,6 +11,19 @@
 #include <stdint.h>
 #include "../cattn_cpu.h"
 #include "../softmax/exp_simd.h"
+
+/* Block sizes of the forward driver, per ISA.  The blocking fixes the order
+ * of the sums, so a row is part of its ISA's bits (never the thread
+ * count's); a new row starts as a copy and is tuned with the A/B
+ * benchmarks. */
+typedef struct {
+    int64_t bq_target;  /* forward query block: at least this, whole NR panels */
+    int64_t bk_target;  /* decode key block (rows streamed at a time) */
+    int64_t bk_max;     /* forward key block: S split evenly, at most this */
+    int64_t chunk;      /* key chunk of the split-key (Flash-Decoding) path */
+    int64_t decode_chunk;
+    int64_t decode_max_l;  /* the decode path takes at most this many rows */
+} cattn_attention_blocks;
 
 typedef struct {
     const char *name;
@@ -19,6 +35,16 @@ typedef struct {
                         const double *, const double *, float *, int64_t,
                         int64_t, float *);
     void (*exp_neg)(int64_t, const float *, float *);
+    void (*tile_mask_add)(int64_t, int64_t, float *, int64_t, const float *,
+                          int64_t, int64_t);
+    void (*tile_mask_bool)(int64_t, int64_t, float *, int64_t, const uint8_t *,
+                           int64_t, int64_t);
+    void (*hide_outside)(int64_t, float *, int64_t, int64_t);
+    void (*row_mask_add)(int64_t, float *, const float *, int64_t);
+    void (*row_mask_bool)(int64_t, float *, const uint8_t *, int64_t);
+    int (*any_nonfinite)(int64_t, const float *);
+    int (*zero_nonfinite)(int64_t, float *);
+    cattn_attention_blocks blocks;
 } cattn_cols_f32;
 
 typedef struct {
@@ -31,14 +57,34 @@ typedef struct {
                         const double *, const double *, double *, int64_t,
                         int64_t, double *);
     void (*exp_neg)(int64_t, const double *, double *);
+    void (*tile_mask_add)(int64_t, int64_t, double *, int64_t, const double *,
+                          int64_t, int64_t);
+    void (*tile_mask_bool)(int64_t, int64_t, double *, int64_t, const uint8_t *,
+                           int64_t, int64_t);
+    void (*hide_outside)(int64_t, double *, int64_t, int64_t);
+    void (*row_mask_add)(int64_t, double *, const double *, int64_t);
+    void (*row_mask_bool)(int64_t, double *, const uint8_t *, int64_t);
+    int (*any_nonfinite)(int64_t, const double *);
+    int (*zero_nonfinite)(int64_t, double *);
+    cattn_attention_blocks blocks;
 } cattn_cols_f64;
 
 #define CATTN_TEMPLATE "attention/cols.tmpl.h"
 #include "../simd/instantiate.h"
+#define CATTN_TEMPLATE "attention/tile.tmpl.h"
+#include "../simd/instantiate.h"
+
+/* Every ISA blocks the same way today (bq 48, bk 256/264, chunks of 1024,
+ * decode up to 4 rows); the rows are where a level gets its own. */
+#define CATTN_BLOCKS {48, 256, 264, 1024, 1024, 4}
 
 #define CATTN_COLS_ENTRY(sfx, vl)                                     \
     {#sfx, vl, cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,    \
-     cattn_finish_rows_##sfx, cattn_exp_neg_##sfx}
+     cattn_finish_rows_##sfx, cattn_exp_neg_##sfx,                    \
+     cattn_tile_mask_add_##sfx, cattn_tile_mask_bool_##sfx,           \
+     cattn_hide_outside_##sfx, cattn_row_mask_add_##sfx,              \
+     cattn_row_mask_bool_##sfx, cattn_any_nonfinite_##sfx,            \
+     cattn_zero_nonfinite_##sfx, CATTN_BLOCKS}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {

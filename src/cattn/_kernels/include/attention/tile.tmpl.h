@@ -1,0 +1,103 @@
+/* tile.tmpl.h -- the element-wise steps of the attention kernels: masks on
+ * score tiles and rows, and the scan for non-finite values.  Plain loops
+ * over RW_T, instantiated per dtype x ISA by simd/instantiate.h, so each
+ * copy is compiled (and vectorised by the compiler) inside its ISA's
+ * `#pragma GCC target` region.  Only additions, copies and compares: every
+ * instantiation gives the same bits.
+ *
+ * Transposed tiles (the forward's Sᵀ): st[j*ld + q] is the score of query q
+ * for key j; the mask element of (query q, key j) is m[q*rs_m + j*cs_m]
+ * (rs_m = 0: one mask row for every query, as a key-padding mask).
+ *
+ *   tile_mask_add(nk, nq, st, ld, m, rs_m, cs_m):  st[j, q] += m(q, j)
+ *   tile_mask_bool(nk, nq, st, ld, bm, rs_m, cs_m): st[j, q] = -inf where
+ *       the byte bm(q, j) is 0 (a bool "may attend" mask)
+ *   hide_outside(n, x, lo, hi): x[i] = -inf for i < lo and i > hi
+ *   row_mask_add(n, s, m, cs):  s[j] += m[j*cs]        (decode rows)
+ *   row_mask_bool(n, s, bm, cs): s[j] = -inf where bm[j*cs] == 0
+ *   any_nonfinite(n, x): 1 if x[0:n] holds an inf or a NaN
+ *   zero_nonfinite(n, x): the infs and NaNs of x[0:n] become 0; returns 1
+ *       if there were any
+ */
+static void RW_NAME(tile_mask_add)(int64_t nk, int64_t nq, RW_T *st,
+                                   int64_t ld, const RW_T *m, int64_t rs_m,
+                                   int64_t cs_m)
+{
+    for (int64_t j = 0; j < nk; ++j) {
+        RW_T *row = st + j * ld;
+        const RW_T *mj = m + j * cs_m;
+        if (rs_m == 0) {
+            const RW_T add = mj[0];
+            for (int64_t q = 0; q < nq; ++q)
+                row[q] = row[q] + add;
+        } else if (rs_m == 1) {
+            for (int64_t q = 0; q < nq; ++q)
+                row[q] = row[q] + mj[q];
+        } else {
+            for (int64_t q = 0; q < nq; ++q)
+                row[q] = row[q] + mj[q * rs_m];
+        }
+    }
+}
+
+static void RW_NAME(tile_mask_bool)(int64_t nk, int64_t nq, RW_T *st,
+                                    int64_t ld, const uint8_t *bm,
+                                    int64_t rs_m, int64_t cs_m)
+{
+    for (int64_t j = 0; j < nk; ++j) {
+        RW_T *row = st + j * ld;
+        const uint8_t *bj = bm + j * cs_m;
+        if (rs_m == 0) {
+            if (!bj[0])
+                for (int64_t q = 0; q < nq; ++q)
+                    row[q] = -INFINITY;
+        } else {
+            for (int64_t q = 0; q < nq; ++q)
+                row[q] = bj[q * rs_m] ? row[q] : -INFINITY;
+        }
+    }
+}
+
+static void RW_NAME(hide_outside)(int64_t n, RW_T *x, int64_t lo, int64_t hi)
+{
+    for (int64_t i = 0; i < n && i < lo; ++i)
+        x[i] = -INFINITY;
+    for (int64_t i = hi + 1 > 0 ? hi + 1 : 0; i < n; ++i)
+        x[i] = -INFINITY;
+}
+
+static void RW_NAME(row_mask_add)(int64_t n, RW_T *s, const RW_T *m,
+                                  int64_t cs)
+{
+    if (cs == 1) {
+        for (int64_t j = 0; j < n; ++j)
+            s[j] = s[j] + m[j];
+    } else {
+        for (int64_t j = 0; j < n; ++j)
+            s[j] = s[j] + m[j * cs];
+    }
+}
+
+static void RW_NAME(row_mask_bool)(int64_t n, RW_T *s, const uint8_t *bm,
+                                   int64_t cs)
+{
+    for (int64_t j = 0; j < n; ++j)
+        s[j] = bm[j * cs] ? s[j] : -INFINITY;
+}
+
+static int RW_NAME(any_nonfinite)(int64_t n, const RW_T *x)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; ++i)
+        bad |= x[i] - x[i] != 0;       /* inf - inf and NaN - NaN: NaN */
+    return bad;
+}
+
+static int RW_NAME(zero_nonfinite)(int64_t n, RW_T *x)
+{
+    if (!RW_NAME(any_nonfinite)(n, x))
+        return 0;
+    for (int64_t i = 0; i < n; ++i)
+        x[i] = x[i] - x[i] != 0 ? (RW_T)0 : x[i];
+    return 1;
+}
