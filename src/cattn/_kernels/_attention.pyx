@@ -60,6 +60,8 @@ from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
                      floating, gemm_kernel_f32, gemm_kernel_f64, pack_a,
                      pack_b)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
+from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
+                       cattn_cols_f64_for)
 from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
                            block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
@@ -77,64 +79,6 @@ cdef extern from "topk/cattn_topk.h":
     int cattn_hide_below_f64(int isa, int64_t n, double *x,
                              const double *t) nogil
 
-cdef extern from "attention/cattn_attention.h":
-    ctypedef struct cattn_attention_blocks:
-        int64_t bq_target, bk_target, bk_max, chunk, decode_chunk
-        int64_t decode_max_l
-    ctypedef struct cattn_cols_f32:
-        const char *name
-        int64_t vl
-        int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
-                              double *, double *, float *,
-                              float *) noexcept nogil
-        void (*scale_rows)(int64_t, int64_t, float *, int64_t,
-                           const float *) noexcept nogil
-        void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
-                            const double *, const double *, float *, int64_t,
-                            int64_t, float *) noexcept nogil
-        void (*exp_neg)(int64_t, const float *, float *) noexcept nogil
-        void (*tile_mask_add)(int64_t, int64_t, float *, int64_t,
-                              const float *, int64_t, int64_t) noexcept nogil
-        void (*tile_mask_bool)(int64_t, int64_t, float *, int64_t,
-                               const uint8_t *, int64_t,
-                               int64_t) noexcept nogil
-        void (*hide_outside)(int64_t, float *, int64_t,
-                             int64_t) noexcept nogil
-        void (*row_mask_add)(int64_t, float *, const float *,
-                             int64_t) noexcept nogil
-        void (*row_mask_bool)(int64_t, float *, const uint8_t *,
-                              int64_t) noexcept nogil
-        int (*any_nonfinite)(int64_t, const float *) noexcept nogil
-        int (*zero_nonfinite)(int64_t, float *) noexcept nogil
-        cattn_attention_blocks blocks
-    ctypedef struct cattn_cols_f64:
-        const char *name
-        int64_t vl
-        int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
-                              double *, double *, double *,
-                              double *) noexcept nogil
-        void (*scale_rows)(int64_t, int64_t, double *, int64_t,
-                           const double *) noexcept nogil
-        void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
-                            const double *, const double *, double *, int64_t,
-                            int64_t, double *) noexcept nogil
-        void (*exp_neg)(int64_t, const double *, double *) noexcept nogil
-        void (*tile_mask_add)(int64_t, int64_t, double *, int64_t,
-                              const double *, int64_t, int64_t) noexcept nogil
-        void (*tile_mask_bool)(int64_t, int64_t, double *, int64_t,
-                               const uint8_t *, int64_t,
-                               int64_t) noexcept nogil
-        void (*hide_outside)(int64_t, double *, int64_t,
-                             int64_t) noexcept nogil
-        void (*row_mask_add)(int64_t, double *, const double *,
-                             int64_t) noexcept nogil
-        void (*row_mask_bool)(int64_t, double *, const uint8_t *,
-                              int64_t) noexcept nogil
-        int (*any_nonfinite)(int64_t, const double *) noexcept nogil
-        int (*zero_nonfinite)(int64_t, double *) noexcept nogil
-        cattn_attention_blocks blocks
-    const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
-    const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 
 # Block sizes come from the ISA's row of the attention table
 # (include/attention/cattn_attention.h): queries in blocks of at least

@@ -11,7 +11,10 @@
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint8_t
 
+from ._cpu cimport active_isa
 from ._gemm cimport floating
+from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
+                       cattn_cols_f64_for)
 
 
 cdef struct Visibility:
@@ -105,7 +108,7 @@ cdef inline bint block_any_visible(const Visibility *v, int64_t i0,
     return False
 
 
-# Mask kinds (as _attention.MaskKind).
+# Mask kinds (the Python frame reads them from _frame.MASK_KINDS).
 cdef enum:
     MASK_NONE = 0
     MASK_BOOL = 1
@@ -119,28 +122,32 @@ cdef inline void mask_rows(const Visibility *v, int mask_kind,
                            int64_t nk) noexcept nogil:
     """In a tile of queries i0..i0+nq (rows, stride ld) x keys k0..k0+nk:
     add the float mask, or hide (-inf) what the bool mask, causal or the
-    window hide.  `mask` points at this head's (L, S) mask."""
-    cdef int64_t r, j, lo, hi
+    window hide.  `mask` points at this head's (L, S) mask.  The element
+    steps are the ISA's (attention/tile.tmpl.h)."""
+    cdef int64_t r
     cdef floating *row
-    cdef const floating *fm
-    cdef const uint8_t *bm
+    cdef const cattn_cols_f32 *t32 = cattn_cols_f32_for(active_isa())
+    cdef const cattn_cols_f64 *t64 = cattn_cols_f64_for(active_isa())
     for r in range(nq):
         row = tile + r * ld
-        if mask_kind == MASK_ADD:
-            fm = <const floating *>mask + (i0 + r) * rs_m + k0 * cs_m
-            for j in range(nk):
-                row[j] = row[j] + fm[j * cs_m]
-        elif mask_kind == MASK_BOOL:
-            bm = <const uint8_t *>mask + (i0 + r) * rs_m + k0 * cs_m
-            for j in range(nk):
-                if not bm[j * cs_m]:
-                    row[j] = -INFINITY
-        lo = imin(imax(first_visible(v, i0 + r) - k0, 0), nk)
-        hi = imax(imin(last_visible(v, i0 + r) - k0 + 1, nk), 0)
-        for j in range(lo):
-            row[j] = -INFINITY
-        for j in range(hi, nk):
-            row[j] = -INFINITY
+        if floating is float:
+            if mask_kind == MASK_ADD:
+                t32.row_mask_add(nk, row, <const float *>mask
+                                 + (i0 + r) * rs_m + k0 * cs_m, cs_m)
+            elif mask_kind == MASK_BOOL:
+                t32.row_mask_bool(nk, row, <const uint8_t *>mask
+                                  + (i0 + r) * rs_m + k0 * cs_m, cs_m)
+            t32.hide_outside(nk, row, first_visible(v, i0 + r) - k0,
+                             last_visible(v, i0 + r) - k0)
+        else:
+            if mask_kind == MASK_ADD:
+                t64.row_mask_add(nk, row, <const double *>mask
+                                 + (i0 + r) * rs_m + k0 * cs_m, cs_m)
+            elif mask_kind == MASK_BOOL:
+                t64.row_mask_bool(nk, row, <const uint8_t *>mask
+                                  + (i0 + r) * rs_m + k0 * cs_m, cs_m)
+            t64.hide_outside(nk, row, first_visible(v, i0 + r) - k0,
+                             last_visible(v, i0 + r) - k0)
 
 
 cdef inline bint ranks_above(floating a, int64_t ja, floating b,

@@ -1,0 +1,64 @@
+# The C kernel table of the attention family (include/attention/
+# cattn_attention.h), declared once for the drivers: one row per dtype x
+# ISA, reached with cattn_cols_<dtype>_for(active_isa()) like the GEMM's
+# (_gemm.pxd) and the softmax rows' (_softmax.pxd).
+from libc.stdint cimport int64_t, uint8_t
+
+cdef extern from "attention/cattn_attention.h":
+    ctypedef struct cattn_attention_blocks:
+        int64_t bq_target, bk_target, bk_max, chunk, decode_chunk
+        int64_t decode_max_l
+    ctypedef struct cattn_cols_f32:
+        const char *name
+        int64_t vl
+        int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
+                              double *, double *, float *,
+                              float *) noexcept nogil
+        void (*scale_rows)(int64_t, int64_t, float *, int64_t,
+                           const float *) noexcept nogil
+        void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
+                            const double *, const double *, float *, int64_t,
+                            int64_t, float *) noexcept nogil
+        void (*exp_neg)(int64_t, const float *, float *) noexcept nogil
+        void (*tile_mask_add)(int64_t, int64_t, float *, int64_t,
+                              const float *, int64_t, int64_t) noexcept nogil
+        void (*tile_mask_bool)(int64_t, int64_t, float *, int64_t,
+                               const uint8_t *, int64_t,
+                               int64_t) noexcept nogil
+        void (*hide_outside)(int64_t, float *, int64_t,
+                             int64_t) noexcept nogil
+        void (*row_mask_add)(int64_t, float *, const float *,
+                             int64_t) noexcept nogil
+        void (*row_mask_bool)(int64_t, float *, const uint8_t *,
+                              int64_t) noexcept nogil
+        int (*any_nonfinite)(int64_t, const float *) noexcept nogil
+        int (*zero_nonfinite)(int64_t, float *) noexcept nogil
+        cattn_attention_blocks blocks
+    ctypedef struct cattn_cols_f64:
+        const char *name
+        int64_t vl
+        int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
+                              double *, double *, double *,
+                              double *) noexcept nogil
+        void (*scale_rows)(int64_t, int64_t, double *, int64_t,
+                           const double *) noexcept nogil
+        void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
+                            const double *, const double *, double *, int64_t,
+                            int64_t, double *) noexcept nogil
+        void (*exp_neg)(int64_t, const double *, double *) noexcept nogil
+        void (*tile_mask_add)(int64_t, int64_t, double *, int64_t,
+                              const double *, int64_t, int64_t) noexcept nogil
+        void (*tile_mask_bool)(int64_t, int64_t, double *, int64_t,
+                               const uint8_t *, int64_t,
+                               int64_t) noexcept nogil
+        void (*hide_outside)(int64_t, double *, int64_t,
+                             int64_t) noexcept nogil
+        void (*row_mask_add)(int64_t, double *, const double *,
+                             int64_t) noexcept nogil
+        void (*row_mask_bool)(int64_t, double *, const uint8_t *,
+                              int64_t) noexcept nogil
+        int (*any_nonfinite)(int64_t, const double *) noexcept nogil
+        int (*zero_nonfinite)(int64_t, double *) noexcept nogil
+        cattn_attention_blocks blocks
+    const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
+    const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
