@@ -136,7 +136,9 @@ def batch_and_group(func: str, names: Sequence[str],
                     enable_gqa: bool) -> tuple[tuple[int, ...], int]:
     """The shape rules of (query, key[, value]) on shapes alone (NumPy and
     Dask alike): the broadcast batch shape and the GQA group."""
-    if min(map(len, shapes)) < 2:
+    q, k = shapes[0], shapes[1]
+    v = shapes[2] if len(shapes) == 3 else k
+    if len(q) < 2 or len(k) < 2 or len(v) < 2:
         for n, s in zip(names, shapes):
             if len(s) < 2:
                 raise ValueError(f"{func}: {n} must have at least 2 "
@@ -144,7 +146,6 @@ def batch_and_group(func: str, names: Sequence[str],
                                  f"{'L' if n == 'query' else 'S'}, "
                                  f"{'Ev' if n == 'value' else 'E'}), got "
                                  f"shape {s}")
-    q, k = shapes[0], shapes[1]
     if k[-1] != q[-1]:
         raise ValueError(f"{func}: query and key must have the same last "
                          f"dimension E: query has shape {q}, key has "
@@ -167,15 +168,16 @@ def batch_and_group(func: str, names: Sequence[str],
                              f"(dimension -3): query has shape {q}, key "
                              f"has shape {k}")
         group = hq // hk
-    if group == 1 and all(s[:-2] == q[:-2] for s in shapes):
-        return q[:-2], group                   # one batch shape: the norm
+    lead = q[:-2]
+    if group == 1 and k[:-2] == lead and v[:-2] == lead:
+        return lead, group                     # one batch shape: the norm
     # With GQA, key/value heads count as query heads for broadcasting.
-    lead = [q[:-2]] + [s[:-3] + (q[-3],) if group > 1 else s[:-2]
-                       for s in shapes[1:]]
-    if lead.count(lead[0]) == len(lead):
-        return lead[0], group
+    leads = [lead] + [s[:-3] + (q[-3],) if group > 1 else s[:-2]
+                      for s in shapes[1:]]
+    if leads.count(lead) == len(leads):
+        return lead, group
     try:
-        return tuple(np.broadcast_shapes(*lead)), group
+        return tuple(np.broadcast_shapes(*leads)), group
     except ValueError:
         got = ", ".join(f"{n} {s}" for n, s in zip(names, shapes))
         raise ValueError(f"{func}: leading (batch) dimensions do not "
@@ -195,6 +197,14 @@ def mask_kind(dtype: np.dtype[Any], func: str) -> int:
                     "scores)")
 
 
+_NAMES: tuple[str, ...] = ("query", "key", "value")
+
+
+def _new_call(fields: tuple[Any, ...]) -> Call:
+    """Call(*fields) without NamedTuple's argument parsing (per call)."""
+    return tuple.__new__(Call, fields)
+
+
 def describe(func: str, query: ArrayLike, key: ArrayLike,
              value: ArrayLike | None = None,
              attn_mask: ArrayLike | None = None, *,
@@ -211,19 +221,27 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     `extra` (name, array) pairs join the dtype rule only (the gradient's
     grad_out, out and lse); their shapes are the caller's to check.
     """
-    names = ("query", "key", "value")[:2 if value is None else 3]
-    inputs = (query, key) if value is None else (query, key, value)
-    arrays = [_checks.as_float_array(a, n, func)
-              for n, a in zip(names, inputs)]
-    arrays += [_checks.as_float_array(a, n, func) for n, a in extra]
-    dtype = _checks.common_dtype(arrays)
-    arrays = [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
-    batch, group = batch_and_group(func, names,
-                                   [a.shape for a in arrays[:len(names)]],
-                                   enable_gqa)
-    q, k = arrays[0], arrays[1]
-    L, E, S = q.shape[-2], q.shape[-1], k.shape[-2]
-    Ev = arrays[2].shape[-1] if value is not None else S
+    as_float = _checks.as_float_array
+    q = as_float(query, "query", func)
+    k = as_float(key, "key", func)
+    if value is None:
+        names, arrays = _NAMES[:2], [q, k]
+    else:
+        names, arrays = _NAMES, [q, k, as_float(value, "value", func)]
+    if extra:
+        arrays += [as_float(a, n, func) for n, a in extra]
+    dtype = q.dtype
+    for a in arrays:
+        if a.dtype != dtype:             # mixed: NumPy's promotion
+            dtype = np.result_type(*arrays)
+            arrays = [a.astype(dtype, copy=False) for a in arrays]
+            q, k = arrays[0], arrays[1]
+            break
+    qs, ks = q.shape, k.shape
+    vs = ks if value is None else arrays[2].shape
+    batch, group = batch_and_group(
+        func, names, (qs, ks) if value is None else (qs, ks, vs), enable_gqa)
+    L, E, S, Ev = qs[-2], qs[-1], ks[-2], vs[-1]
     mask = None
     kind = MASK_NONE
     if attn_mask is not None:
@@ -237,11 +255,12 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
             raise ValueError(f"{func}: attn_mask of shape {mask.shape} does "
                              f"not broadcast to (..., L, S) = "
                              f"{batch + (L, S)}") from None
-    call = Call(func, dtype, batch, group, L, S, E, Ev, kind,
-                causal_alignment(is_causal, func),
-                window_bounds(window, func), scale_value(scale, E, func),
-                top_k_value(top_k, S, func),
-                _checks.resolve_threads(num_threads, func))
+    call = _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
+                      causal_alignment(is_causal, func),
+                      window_bounds(window, func),
+                      scale_value(scale, E, func),
+                      top_k_value(top_k, S, func),
+                      _checks.resolve_threads(num_threads, func)))
     return arrays, mask, call
 
 

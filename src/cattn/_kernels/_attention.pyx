@@ -111,6 +111,7 @@ cdef struct Problem:
     # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
     # E; V as NR-column panels per key block.
     int64_t s_pad, ev_pad, kpack_size, vpack_size
+    int64_t vl        # lanes of the column kernels (bq is a multiple)
     # Top-k attention (else NULL): per (batch·head, query) row, the score
     # and index of the worst kept key (_topk.pyx); index -1 keeps all.
     const void *thr
@@ -343,7 +344,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
             mask_tile(p, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
-        if online_softmax(nj, nq, bq, st_j, bq, w, alpha):
+        # Only the vectors that hold real queries: columns are independent,
+        # so a short last block (or a tiny L) skips the padding's work.
+        if online_softmax(nj, nq, cdiv(nq, p.vl) * p.vl, st_j, bq, w, alpha):
             scale_rows(nq, ev_pad, acc, ev_pad, alpha)
 
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
@@ -742,6 +745,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
                         and (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
                         and (p.f.Ev <= 1 or ov.cs == 1))
     p.decode = decode
+    p.vl = vl
     p.chunk = max(p.f.S, 1)
     p.nchunks = 1
     if decode:
