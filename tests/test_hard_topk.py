@@ -159,25 +159,3 @@ def test_out_and_threads(rng):
     q2 = q.copy()
     hard(q2, k, v, out=q2)
     np.testing.assert_array_equal(q2, base_h[0])
-
-
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda x: sdpa(x, x, x, top_k=0), ValueError, "top_k must be None or "
-     "an int >= 1, got 0"),
-    (lambda x: sdpa(x, x, x, top_k=2.0), TypeError, "top_k"),
-    (lambda x: sdpa(x, x, x, top_k=True), TypeError, "top_k"),
-    (lambda x: hard(x, x, x.astype(np.int64)), TypeError,
-     "value has dtype int64"),
-    (lambda x: hard(x, x[:, :3], x), ValueError, "same last dimension"),
-    (lambda x: hard(x, x, x, out=np.empty((5, 3))), ValueError,
-     "out has shape"),
-    (lambda x: hard(x, x, x, out=np.empty((5, 4), np.float32)), TypeError,
-     "out has dtype"),
-    (lambda x: hard(x, x, x, np.ones((2, 5), bool)), ValueError,
-     "does not broadcast"),
-    (lambda x: hard(x, x, x, window=(-1, 0)), ValueError, "window"),
-    (lambda x: hard(x, x, x, num_threads=0), ValueError, "num_threads"),
-])
-def test_errors(call, exc, match):
-    with pytest.raises(exc, match=match):
-        call(np.zeros((5, 4)))

@@ -190,40 +190,6 @@ def test_out_and_overlap(rng):
     np.testing.assert_allclose(out3, want[:3], rtol=1e-12, atol=1e-12)
 
 
-def test_errors():
-    f = cattn.matmul
-    with pytest.raises(ValueError, match=r"matmul: core dimensions \(n,k\),"
-                       r"\(k,m\) disagree: a has shape \(3, 4\), b has shape "
-                       r"\(5, 6\)"):
-        f(np.zeros((3, 4)), np.zeros((5, 6)))
-    with pytest.raises(ValueError, match="a is 0-d"):
-        f(np.float64(1.0), np.zeros(3))
-    with pytest.raises(ValueError, match="b is 0-d"):
-        f(np.zeros(3), 2.0)
-    with pytest.raises(ValueError, match="batch dimensions do not broadcast"):
-        f(np.zeros((2, 3, 4)), np.zeros((3, 4, 5)))
-    for bad in (np.zeros((2, 2), np.int32), np.zeros((2, 2), np.float16),
-                np.zeros((2, 2), complex), np.zeros((2, 2), object)):
-        with pytest.raises(TypeError, match="matmul: a has dtype"):
-            f(bad, np.zeros((2, 2)))
-        with pytest.raises(TypeError, match="matmul: b has dtype"):
-            f(np.zeros((2, 2)), bad)
-    a = np.zeros((2, 3), np.float32)
-    b = np.zeros((3, 4), np.float32)
-    with pytest.raises(TypeError, match="out has dtype float64"):
-        f(a, b, out=np.zeros((2, 4)))
-    with pytest.raises(ValueError, match=r"out has shape \(4, 2\)"):
-        f(a, b, out=np.zeros((4, 2), np.float32))
-    ro = np.zeros((2, 4), np.float32)
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        f(a, b, out=ro)
-    for nt, exc in ((0, ValueError), (-2, ValueError), (2.0, TypeError),
-                    ("2", TypeError)):
-        with pytest.raises(exc, match="num_threads"):
-            f(a, b, num_threads=nt)
-
-
 @pytest.mark.parametrize("m", [1, 2, 4])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_few_rows_stream_b_without_packing(m, dtype, isa, rng):

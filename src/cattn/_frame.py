@@ -197,7 +197,8 @@ def mask_kind(dtype: np.dtype[Any], func: str) -> int:
                     "scores)")
 
 
-_NAMES: tuple[str, ...] = ("query", "key", "value")
+NAMES: tuple[str, ...] = ("query", "key", "value")
+_NAMES = NAMES
 
 
 def _new_call(fields: tuple[Any, ...]) -> Call:
@@ -211,7 +212,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
              is_causal: object = False, scale: object = None,
              enable_gqa: bool = False, window: object = None,
              top_k: object = None, num_threads: object = None,
-             extra: Sequence[tuple[str, ArrayLike]] = ()
+             extra: Sequence[tuple[str, ArrayLike]] = (),
+             names: tuple[str, ...] = _NAMES
              ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
     """Validate one attention call in one pass.
 
@@ -220,14 +222,17 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     the compute dtype or bool (None without one), and the :class:`Call`.
     `extra` (name, array) pairs join the dtype rule only (the gradient's
     grad_out, out and lse); their shapes are the caller's to check.
+    `names` are the user's names of query, key and value in messages
+    (self_attention's x).  Without `value`, Ev is E.
     """
     as_float = _checks.as_float_array
-    q = as_float(query, "query", func)
-    k = as_float(key, "key", func)
+    q = as_float(query, names[0], func)
+    k = q if key is query else as_float(key, names[1], func)
     if value is None:
-        names, arrays = _NAMES[:2], [q, k]
+        names, arrays = names[:2], [q, k]
     else:
-        names, arrays = _NAMES, [q, k, as_float(value, "value", func)]
+        arrays = [q, k, k if value is key else as_float(value, names[2],
+                                                        func)]
     if extra:
         arrays += [as_float(a, n, func) for n, a in extra]
     dtype = q.dtype

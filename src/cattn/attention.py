@@ -9,7 +9,7 @@ oracle the tests compare against.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -176,10 +176,23 @@ def scaled_dot_product_attention(
     >>> cattn.scaled_dot_product_attention(q, k1, k1, enable_gqa=True).shape
     (2, 4, 16, 8)
     """
+    return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
+                   value, attn_mask, is_causal, scale, enable_gqa, window,
+                   top_k, return_lse, num_threads, out)
+
+
+def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
+            key: ArrayLike, value: ArrayLike, attn_mask: ArrayLike | None,
+            is_causal: Causal, scale: float | None, enable_gqa: bool,
+            window: Window, top_k: int | None, return_lse: bool,
+            num_threads: Threads, out: FloatArray | None
+            ) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """scaled_dot_product_attention as `func` (errors name it and the
+    user's argument `names`)."""
     (q, k, v), mask, call = _frame.describe(
-        "scaled_dot_product_attention", query, key, value, attn_mask,
-        is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
-        window=window, top_k=top_k, num_threads=num_threads)
+        func, query, key, value, attn_mask, is_causal=is_causal, scale=scale,
+        enable_gqa=enable_gqa, window=window, top_k=top_k,
+        num_threads=num_threads, names=names)
     out_shape = call.batch + (call.L, call.Ev)
     overlap = out is not None and _checks.check_out(
         out, out_shape, call.dtype, call.func,
@@ -265,9 +278,9 @@ def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
     >>> cattn.self_attention(x, is_causal=True, scale=0.0)[2]
     array([0.33333333, 0.33333333, 0.33333333])
     """
-    return scaled_dot_product_attention(
-        x, x, x, attn_mask, is_causal=is_causal, scale=scale, window=window,
-        num_threads=num_threads, out=out)
+    return cast(FloatArray, _attend(
+        "self_attention", ("x", "x", "x"), x, x, x, attn_mask, is_causal,
+        scale, False, window, None, False, num_threads, out))
 
 
 def attention_weights(query: ArrayLike, key: ArrayLike,

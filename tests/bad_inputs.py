@@ -1,0 +1,259 @@
+"""Bad inputs and what they raise: one table, run by one tester
+(test_reliability.py::test_bad_input) and rendered to docs/bad_inputs.md by
+tools/bad_inputs_table.py.
+
+A row is (call, exception, message): `call` is Python source evaluated
+against NAMESPACE, so the page shows exactly what runs; `message` is a
+regular expression the exception's message must contain.  Every message
+names the function the user called.
+"""
+import numpy as np
+
+import cattn
+
+
+def _read_only(shape, dtype=np.float64):
+    a = np.zeros(shape, dtype)
+    a.flags.writeable = False
+    return a
+
+
+def _attention_outputs():
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 4, 8)).astype(np.float32)
+    k = rng.standard_normal((2, 6, 8)).astype(np.float32)
+    o, lse = cattn.scaled_dot_product_attention(q, k, k, return_lse=True)
+    return q, k, o, lse
+
+
+_gq, _gk, _go, _glse = _attention_outputs()
+_mha = cattn.MultiHeadAttention(8, 2)
+
+# The names the calls use (the page's legend).
+NAMESPACE = {
+    "np": np, "cattn": cattn,
+    "x2": np.zeros((2, 3)),                          # float64 (2, 3)
+    "q4": np.zeros((1, 2, 3, 4)),                    # float64 (1, 2, 3, 4)
+    "q": np.zeros((2, 3, 4, 8), np.float32),         # B H L E
+    "k": np.zeros((2, 3, 5, 8), np.float32),         # B H S E
+    "v": np.zeros((2, 3, 5, 6), np.float32),         # B H S Ev
+    "x": np.zeros((5, 4)),                           # float64 (5, 4)
+    "a": np.zeros((2, 3), np.float32),               # matmul operands
+    "b": np.zeros((3, 4), np.float32),
+    "ro": _read_only((2, 4), np.float32),            # read-only outputs
+    "ro2": _read_only((2, 3)),
+    "ro1": _read_only((2,)),
+    "gq": _gq, "gk": _gk, "go": _go, "glse": _glse,  # a forward's results
+    "mha": _mha, "sd": _mha.state_dict(),            # MultiHeadAttention(8, 2)
+    "x8": np.zeros((2, 3, 8), np.float32),           # (B, L, embed_dim)
+    "grad": cattn.scaled_dot_product_attention_grad,
+    "sdpa": cattn.scaled_dot_product_attention,
+    "hard": cattn.hard_attention,
+}
+
+SOFTMAX_FAMILY = ("softmax", "log_softmax", "logsumexp")
+
+ROWS = [
+    ('cattn.softmax(np.zeros(3, np.int64))', TypeError, "x has dtype int64"),
+    ('cattn.softmax(np.zeros(3, bool))', TypeError, "x has dtype bool"),
+    ('cattn.softmax(np.zeros(3, np.complex64))', TypeError, "x has dtype complex64"),
+    ('cattn.softmax(np.zeros(3, np.float16))', TypeError, "x has dtype float16"),
+    ('cattn.softmax(np.array([object()]))', TypeError, "x has dtype object"),
+    ('cattn.softmax("abc")', TypeError, "x has dtype <U3"),
+    ('cattn.softmax(x2, axis=5)', np.exceptions.AxisError, "softmax"),
+    ('cattn.softmax(x2, axis="0")', TypeError, "axis"),
+    ('cattn.log_softmax(x2, num_threads=0)', ValueError, "num_threads"),
+    ('cattn.log_softmax(x2, num_threads=-1)', ValueError, "num_threads"),
+    ('cattn.log_softmax(x2, num_threads=1.0)', TypeError, "num_threads"),
+    ('cattn.logsumexp(x2, num_threads="2")', TypeError, "num_threads"),
+    ('cattn.logsumexp(x2, out=np.zeros(3))', ValueError, "out has shape"),
+    ('cattn.logsumexp(x2, out=np.zeros(2, np.float32))', TypeError, "out has dtype"),
+    ('cattn.softmax(x2, out=np.zeros((2, 3)).tolist())', TypeError, "out must be a numpy.ndarray"),
+    ('cattn.softmax(x2, out=np.broadcast_to(0.0, (2, 3)))', ValueError, "out is read-only"),
+    ('cattn.matmul(x2, x2)', ValueError, "core dimensions"),
+    ('cattn.matmul(1.0, x2)', ValueError, "a is 0-d"),
+    ('cattn.matmul(np.zeros((2, 2, 3)), np.zeros((3, 3, 4)))', ValueError, "batch dimensions"),
+    ('cattn.matmul(np.zeros((2, 3), np.int32), x2.T)', TypeError, "a has dtype int32"),
+    ('cattn.matmul(x2, np.zeros((3, 2), np.float16))', TypeError, "b has dtype float16"),
+    ('cattn.matmul(x2, x2.T, out=np.zeros((3, 3)))', ValueError, "out has shape"),
+    ('cattn.matmul(x2, x2.T, num_threads=0)', ValueError, "num_threads"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4[..., :2, :])', ValueError, "same number of keys"),
+    ('cattn.scaled_dot_product_attention(q4, q4[..., :3], q4)', ValueError, "same last dimension E"),
+    ('cattn.scaled_dot_product_attention(q4[0, 0, 0], q4, q4)', ValueError, "at least 2 dimensions"),
+    ('cattn.scaled_dot_product_attention(q4, q4[:, :1].repeat(3, 1), q4[:, :1].repeat(3, 1))', ValueError, "do not broadcast"),
+    ('cattn.scaled_dot_product_attention(np.zeros((1, 3, 2, 4)), q4[:, :1].repeat(2, 1), q4[:, :1].repeat(2, 1), enable_gqa=True)', ValueError, "multiple of the key/value heads"),
+    ('cattn.scaled_dot_product_attention(q4.astype(int), q4, q4)', TypeError, "query has dtype"),
+    ('cattn.scaled_dot_product_attention(q4, q4.astype(bool), q4)', TypeError, "key has dtype bool"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4.astype(np.complex128))', TypeError, "value has dtype complex128"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, np.zeros((3, 4), np.int8))', TypeError, "attn_mask has dtype int8"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, np.ones((2, 3), bool))', ValueError, "attn_mask of shape"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, scale=np.nan)', ValueError, "scale must be finite"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, scale=np.inf)', ValueError, "scale must be finite"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, scale=[1.0])', TypeError, "scale must be a real number"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, is_causal="yes")', ValueError, "is_causal"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, window=(-1, 0))', ValueError, "window"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, window=5)', ValueError, "window"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, out=np.zeros((1, 2, 3, 4), np.float32))', TypeError, "out has dtype"),
+    ('cattn.self_attention(np.zeros(4))', ValueError, "at least 2 dimensions"),
+    ('cattn.attention_weights(q4, q4[..., :2])', ValueError, "same last dimension E"),
+    ('cattn.MultiHeadAttention(10, 3)', ValueError, "must divide embed_dim"),
+    ('cattn.MultiHeadAttention(8, 2, num_kv_heads=3)', ValueError, "must divide num_heads"),
+    ('cattn.MultiHeadAttention(8, 2, dtype=int)', TypeError, "dtype must be float32 or float64"),
+    ('cattn.MultiHeadAttention(8, 2)(np.zeros((1, 2, 7), np.float32))', ValueError, "query has 7 features"),
+    ('cattn.MultiHeadAttention(8, 2).load_state_dict({})', KeyError, "missing keys"),
+    ('cattn.MultiHeadAttention(8, 2).new_cache(0, 4)', ValueError, "batch must be >= 1"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, top_k=0)', ValueError, "top_k must be None or an int >= 1"),
+    ('cattn.scaled_dot_product_attention(q4, q4, q4, top_k=1.5)', TypeError, "top_k must be None or an int"),
+    ('cattn.hard_attention(q4, q4, q4.astype(np.int8))', TypeError, "value has dtype int8"),
+    ('cattn.hard_attention(q4, q4, q4[..., :2, :])', ValueError, "same number of keys S"),
+    ('cattn.scaled_dot_product_attention_grad(q4, q4, q4, q4, q4[..., :2, :], q4[..., 0])', ValueError, "out must have shape"),
+    ('cattn.scaled_dot_product_attention_grad(q4, q4, q4, q4, q4, q4)', ValueError, "lse must have shape"),
+    ('cattn.scaled_dot_product_attention_grad(q4, q4, q4, q4, q4, q4[..., 0], need_mask_grad=True)', ValueError, "needs a float attn_mask"),
+    ('cattn.MultiHeadAttention(8, 2).backward(np.zeros((1, 2, 8), np.float32), np.zeros((1, 3, 8), np.float32))', ValueError, "grad_out has shape"),
+    ('cattn.show_config(mode="yaml")', ValueError, "mode"),
+    # scaled_dot_product_attention, every argument
+    ("sdpa(q, k[..., :7], v)", ValueError,
+     "scaled_dot_product_attention: query and key must have the same last "
+     "dimension E"),
+    ("sdpa(q, k, v[..., :4, :])", ValueError, "same number of keys S"),
+    ("sdpa(q[0, 0, 0], k, v)", ValueError, "at least 2 dimensions"),
+    ("sdpa(q, k[:, :2], v[:, :2])", ValueError, "do not broadcast"),
+    ("sdpa(q, k[:, :1], v, enable_gqa=True)", ValueError,
+     "same number of heads"),
+    ("sdpa(q.astype(np.int32), k, v)", TypeError,
+     "scaled_dot_product_attention: query has dtype int32"),
+    ("sdpa(q.astype(np.float16), k, v)", TypeError, "query has dtype float16"),
+    ("sdpa(q.astype(complex), k, v)", TypeError, "query has dtype complex128"),
+    ("sdpa(q, k, v.astype(np.int64))", TypeError, "value has dtype int64"),
+    ("sdpa(q, k, v, np.ones((4, 5), np.int64))", TypeError,
+     "attn_mask has dtype int64"),
+    ("sdpa(q, k, v, np.ones((4, 4), bool))", ValueError,
+     r"attn_mask of shape \(4, 4\)"),
+    ("sdpa(q, k, v, is_causal='upper')", ValueError, "is_causal"),
+    ("sdpa(q, k, v, window=(1,))", ValueError, "window must be None or a pair"),
+    ("sdpa(q, k, v, window=(-1, 2))", ValueError, "window left bound"),
+    ("sdpa(q, k, v, window=(1.5, 2))", ValueError, "window left bound"),
+    ("sdpa(q, k, v, window='ab')", ValueError, "window left bound"),
+    ("sdpa(q, k, v, window=3)", ValueError, "window must be None or a pair"),
+    ("sdpa(q, k, v, scale='1')", TypeError, "scale must be a real number"),
+    ("sdpa(q, k, v, num_threads=0)", ValueError, "num_threads"),
+    ("sdpa(q, k, v, out=np.empty((2, 3, 4, 6)))", TypeError, "out has dtype"),
+    ("sdpa(q, k, v, out=np.empty((2, 3, 4, 8), np.float32))", ValueError,
+     "out has shape"),
+    ("cattn.attention_weights(q.astype(int), k)", TypeError,
+     "attention_weights: query has dtype"),
+    ("cattn.self_attention(np.zeros(3, np.float32))", ValueError,
+     "self_attention: x must have at least 2 dimensions"),
+    ("cattn.self_attention(np.zeros((3, 2), np.int8))", TypeError,
+     "self_attention: x has dtype int8"),
+    # top-k and hard attention
+    ("sdpa(x, x, x, top_k=0)", ValueError,
+     "top_k must be None or an int >= 1, got 0"),
+    ("sdpa(x, x, x, top_k=2.0)", TypeError, "top_k"),
+    ("sdpa(x, x, x, top_k=True)", TypeError, "top_k"),
+    ("hard(x, x, x.astype(np.int64))", TypeError,
+     "hard_attention: value has dtype int64"),
+    ("hard(x, x[:, :3], x)", ValueError, "same last dimension"),
+    ("hard(x, x, x, out=np.empty((5, 3)))", ValueError, "out has shape"),
+    ("hard(x, x, x, out=np.empty((5, 4), np.float32))", TypeError,
+     "out has dtype"),
+    ("hard(x, x, x, np.ones((2, 5), bool))", ValueError, "does not broadcast"),
+    ("hard(x, x, x, window=(-1, 0))", ValueError, "window"),
+    ("hard(x, x, x, num_threads=0)", ValueError, "num_threads"),
+    # the gradient
+    ("grad(go, gq, gk, gk, go[:, :-1], glse)", ValueError,
+     r"out must have shape batch \+ \(L, Ev\)"),
+    ("grad(go[..., :-1], gq, gk, gk, go, glse)", ValueError,
+     "grad_out must have shape"),
+    ("grad(go, gq, gk, gk, go, glse[:, 1:])", ValueError,
+     "lse must have shape"),
+    ("grad(go.astype(np.int32), gq, gk, gk, go, glse)", TypeError,
+     "scaled_dot_product_attention_grad: grad_out has dtype int32"),
+    ("grad(go, gq, gk, gk, go, glse, need_mask_grad=True)", ValueError,
+     "needs a float"),
+    ("grad(go, gq, gk, gk, go, glse, np.ones((4, 6), bool), "
+     "need_mask_grad=True)", ValueError, "got a bool mask"),
+    ("grad(go, gq, gk, gk, go, glse, np.ones((3, 6)))", ValueError,
+     "does not broadcast"),
+    ("grad(go, gq, gk, gk, go, glse, num_threads=0)", ValueError,
+     "num_threads"),
+    ("grad(go, gq, gk, gk, go, glse, is_causal='yes')", ValueError,
+     "is_causal"),
+    # matmul
+    ("cattn.matmul(np.zeros((3, 4)), np.zeros((5, 6)))", ValueError,
+     r"matmul: core dimensions \(n,k\),\(k,m\) disagree: a has shape "
+     r"\(3, 4\), b has shape \(5, 6\)"),
+    ("cattn.matmul(np.float64(1.0), np.zeros(3))", ValueError, "a is 0-d"),
+    ("cattn.matmul(np.zeros(3), 2.0)", ValueError, "b is 0-d"),
+    ("cattn.matmul(np.zeros((2, 3, 4)), np.zeros((3, 4, 5)))", ValueError,
+     "batch dimensions do not broadcast"),
+    ("cattn.matmul(a, b, out=np.zeros((2, 4)))", TypeError,
+     "out has dtype float64"),
+    ("cattn.matmul(a, b, out=np.zeros((4, 2), np.float32))", ValueError,
+     r"out has shape \(4, 2\)"),
+    ("cattn.matmul(a, b, out=ro)", ValueError, "read-only"),
+    ("cattn.matmul(a, b, num_threads=-2)", ValueError, "num_threads"),
+    ("cattn.matmul(a, b, num_threads=2.0)", TypeError, "num_threads"),
+    ("cattn.matmul(a, b, num_threads='2')", TypeError, "num_threads"),
+    # MultiHeadAttention
+    ("cattn.MultiHeadAttention(8, 3)", ValueError, "num_heads .3. must divide"),
+    ("cattn.MultiHeadAttention(12, 4, num_kv_heads=3)", ValueError,
+     "num_kv_heads .3. must divide"),
+    ("cattn.MultiHeadAttention(0, 1)", ValueError, "embed_dim must be >= 1"),
+    ("cattn.MultiHeadAttention(8.0, 2)", TypeError, "embed_dim must be an int"),
+    ("cattn.MultiHeadAttention(8, 2, dtype=np.float16)", TypeError,
+     "dtype must be float32 or float64"),
+    ("mha(np.zeros(8, np.float32))", ValueError, "query must be"),
+    ("mha(np.zeros((2, 3, 8), np.int64))", TypeError,
+     "MultiHeadAttention: query has dtype int64"),
+    ("mha(x8, key_padding_mask=np.zeros((2, 4), bool))", ValueError,
+     "key_padding_mask has shape"),
+    ("mha(x8, key_padding_mask=np.zeros((2, 3)))", TypeError,
+     "key_padding_mask has dtype"),
+    ("mha(x8, x8, cache=mha.new_cache(2, 4))", ValueError,
+     "cache= is for self-attention"),
+    ("mha(x8, x8, np.zeros((2, 4, 8), np.float32))", ValueError,
+     "same batch and length"),
+    ("mha.backward(x8[:, :2], x8)", ValueError, "grad_out has shape"),
+    ("mha.backward(x8, x8, mha.project_memory(x8))", ValueError,
+     "ProjectedMemory"),
+    ("mha.backward(x8.astype(np.int32), x8)", TypeError,
+     "grad_out has dtype"),
+    ("mha.backward(x8, x8, key_padding_mask=np.zeros((2, 4), bool))",
+     ValueError, "key_padding_mask has shape"),
+    ("mha.load_state_dict({n: w for n, w in sd.items() "
+     "if n != 'in_proj_bias'})", KeyError, r"missing keys \['in_proj_bias'\]"),
+    ("mha.load_state_dict(dict(sd, extra=np.zeros(1)))", KeyError,
+     r"unexpected keys \['extra'\]"),
+    ("mha.load_state_dict(dict(sd, in_proj_weight=np.zeros((8, 8))))",
+     ValueError, r"in_proj_weight has shape \(8, 8\)"),
+    ("mha.load_state_dict(dict(sd, in_proj_bias=np.array(['a'] * 24)))",
+     TypeError, "in_proj_bias has dtype"),
+]
+
+# softmax, log_softmax and logsumexp share every rule.
+for _f in SOFTMAX_FAMILY:
+    _out = "(2,)" if _f == "logsumexp" else "(2, 3)"
+    _ro = "ro1" if _f == "logsumexp" else "ro2"
+    ROWS += [
+        (f"cattn.{_f}(np.zeros(3, np.int64))", TypeError,
+         f"{_f}: x has dtype int64"),
+        (f"cattn.{_f}(np.zeros(3, np.float16))", TypeError,
+         f"{_f}: x has dtype float16"),
+        (f"cattn.{_f}(np.zeros(3, complex))", TypeError,
+         f"{_f}: x has dtype complex128"),
+        (f"cattn.{_f}(np.zeros(3, bool))", TypeError, f"{_f}: x has dtype bool"),
+        (f"cattn.{_f}(['a', 'b'])", TypeError, f"{_f}: x has dtype <U1"),
+        (f"cattn.{_f}(x2, axis=2)", np.exceptions.AxisError, _f),
+        (f"cattn.{_f}(x2, axis=1.5)", TypeError, "axis"),
+        (f"cattn.{_f}(x2, num_threads=0)", ValueError, "num_threads"),
+        (f"cattn.{_f}(x2, num_threads=-1)", ValueError, "num_threads"),
+        (f"cattn.{_f}(x2, num_threads=1.5)", TypeError, "num_threads"),
+        (f"cattn.{_f}(x2, num_threads=True)", TypeError, "num_threads"),
+        (f"cattn.{_f}(x2, out=np.zeros({_out}, np.float32))", TypeError,
+         "out has dtype float32"),
+        (f"cattn.{_f}(x2, out=np.zeros((7,)))", ValueError, "out has shape"),
+        (f"cattn.{_f}(x2, out={_ro})", ValueError, "out is read-only"),
+        (f"cattn.{_f}(x2, out=[0.0, 0.0])", TypeError,
+         "out must be a numpy.ndarray"),
+    ]
