@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 import cattn
+from conftest import TOL
 from cattn import _reference
 
 sdpa = cattn.scaled_dot_product_attention
 DTYPES = [np.float32, np.float64]
 # Normwise relative error bounds against float64 (the contract).
-NORM_TOL = {np.float32: 1e-5, np.float64: 1e-12}
+NORM_TOL = TOL["attention"]
 
 
 def qkv(rng, shape_q, shape_k, shape_v, dtype):

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 import cattn
+from conftest import TOL
 from cattn import _reference
 
 sdpa = cattn.scaled_dot_product_attention
 grad = cattn.scaled_dot_product_attention_grad
 DTYPES = [np.float32, np.float64]
 # Normwise relative error of each gradient against float64.
-NORM_TOL = {np.float32: 2e-5, np.float64: 1e-12}
+NORM_TOL = TOL["gradient"]
 
 
 def inputs(rng, shape_q, shape_k, shape_v, dtype):

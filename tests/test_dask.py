@@ -8,10 +8,11 @@ import pytest
 da = pytest.importorskip("dask.array")
 
 import cattn                                            # noqa: E402
+from conftest import TOL as TOLERANCES                   # noqa: E402
 import cattn.dask as cd                                 # noqa: E402
 
 # float32: the merged result against one kernel call over all keys.
-TOL = {np.float32: 2e-6, np.float64: 1e-13}
+TOL = TOLERANCES["elementwise"]
 
 
 def chunked(x, chunks):

@@ -14,6 +14,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 import cattn  # noqa: E402
+from conftest import TOL as TOLERANCES                   # noqa: E402
 from cattn import _reference  # noqa: E402
 
 THOROUGH = os.environ.get("CATTN_FUZZ") == "thorough"
@@ -23,7 +24,7 @@ settings.register_profile("thorough", max_examples=10_000, deadline=None)
 settings.load_profile("thorough" if THOROUGH else "ci")
 
 DTYPES = st.sampled_from([np.float32, np.float64])
-TOL = {np.float32: 2e-5, np.float64: 1e-12}
+TOL = TOLERANCES["layer"]
 
 
 @st.composite

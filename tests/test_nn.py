@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import cattn
+from conftest import TOL
 from cattn import _reference
 
-RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+RTOL = TOL["layer"]
 
 
 def reference(mha, query, key=None, value=None, **kw):

@@ -61,7 +61,8 @@ from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
                      pack_b)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
-                       cattn_cols_f64_for)
+                       cattn_cols_f64_for, cattn_topk_f32_for,
+                       cattn_topk_f64_for)
 from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
                            block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
@@ -72,12 +73,6 @@ cnp.import_array()
 
 cdef extern from "cattn_omp.h":
     pass
-
-cdef extern from "topk/cattn_topk.h":
-    int cattn_hide_below_f32(int isa, int64_t n, float *x,
-                             const float *t) nogil
-    int cattn_hide_below_f64(int isa, int64_t n, double *x,
-                             const double *t) nogil
 
 
 # Block sizes come from the ISA's row of the attention table
@@ -197,9 +192,9 @@ cdef void nonfinite_values(const Problem *p, const floating *v,
 cdef inline bint hide_below(int isa, int64_t n, floating *x,
                             const floating *t) noexcept nogil:
     if floating is float:
-        return cattn_hide_below_f32(isa, n, x, t)
+        return cattn_topk_f32_for(isa).hide_below(n, x, t)
     else:
-        return cattn_hide_below_f64(isa, n, x, t)
+        return cattn_topk_f64_for(isa).hide_below(n, x, t)
 
 
 cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,

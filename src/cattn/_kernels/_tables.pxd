@@ -1,6 +1,8 @@
-# The C kernel table of the attention family (include/attention/
-# cattn_attention.h), declared once for the drivers: one row per dtype x
-# ISA, reached with cattn_cols_<dtype>_for(active_isa()) like the GEMM's
+# The C kernel tables of the attention family, declared once for the
+# drivers: include/attention/cattn_attention.h (online-softmax columns,
+# element-wise mask and non-finite steps, block sizes) and
+# include/topk/cattn_topk.h (the top-k scans).  One row per dtype x ISA,
+# reached with cattn_<table>_<dtype>_for(active_isa()), like the GEMM's
 # (_gemm.pxd) and the softmax rows' (_softmax.pxd).
 from libc.stdint cimport int64_t, uint8_t
 
@@ -62,3 +64,18 @@ cdef extern from "attention/cattn_attention.h":
         cattn_attention_blocks blocks
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
+
+
+cdef extern from "topk/cattn_topk.h":
+    ctypedef struct cattn_topk_f32:
+        const char *name
+        int64_t (*first_reaching)(int64_t, const float *,
+                                  float) noexcept nogil
+        int (*hide_below)(int64_t, float *, const float *) noexcept nogil
+    ctypedef struct cattn_topk_f64:
+        const char *name
+        int64_t (*first_reaching)(int64_t, const double *,
+                                  double) noexcept nogil
+        int (*hide_below)(int64_t, double *, const double *) noexcept nogil
+    const cattn_topk_f32 *cattn_topk_f32_for(int isa) nogil
+    const cattn_topk_f64 *cattn_topk_f64_for(int isa) nogil

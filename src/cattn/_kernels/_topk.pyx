@@ -34,6 +34,7 @@ from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, read_call)
 from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
                      pack_a, pack_b, tile_product)
+from ._tables cimport cattn_topk_f32_for, cattn_topk_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_visible, imax, imin, last_visible, mask_rows,
@@ -43,12 +44,6 @@ cnp.import_array()
 
 cdef extern from "cattn_omp.h":
     pass
-
-cdef extern from "topk/cattn_topk.h":
-    int64_t cattn_first_reaching_f32(int isa, int64_t n, const float *x,
-                                     float t) nogil
-    int64_t cattn_first_reaching_f64(int isa, int64_t n, const double *x,
-                                     double t) nogil
 
 cdef int64_t BQ_TARGET = 96
 cdef int64_t BK_TARGET = 256
@@ -157,9 +152,9 @@ cdef inline void replace_root(uint64_t *hk, int64_t *hj, int64_t n,
 cdef inline int64_t first_reaching(int isa, int64_t n, const floating *x,
                                    floating t) noexcept nogil:
     if floating is float:
-        return cattn_first_reaching_f32(isa, n, x, t)
+        return cattn_topk_f32_for(isa).first_reaching(n, x, t)
     else:
-        return cattn_first_reaching_f64(isa, n, x, t)
+        return cattn_topk_f64_for(isa).first_reaching(n, x, t)
 
 
 cdef inline void offer_row(const floating *row, int64_t nk, int64_t k0,

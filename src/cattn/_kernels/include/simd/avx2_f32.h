@@ -19,3 +19,9 @@
 #define RW_HSUM cattn_hsum_f32_avx2
 #define RW_HMAX cattn_hmax_f32_avx2
 #define RW_LOG logf
+/* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
+ * where v < t replaced by x's (the top-k scans). */
+#define RW_CMP(a, b, pred)                                                  \
+    ((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, b, pred)))
+#define RW_BELOW_TO(v, t, x)                                                \
+    _mm256_blendv_ps(v, x, _mm256_cmp_ps(v, t, _CMP_LT_OQ))

@@ -19,3 +19,9 @@
 #define RW_HSUM cattn_hsum_f64_avx2
 #define RW_HMAX cattn_hmax_f64_avx2
 #define RW_LOG log
+/* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
+ * where v < t replaced by x's (the top-k scans). */
+#define RW_CMP(a, b, pred)                                                  \
+    ((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, pred)))
+#define RW_BELOW_TO(v, t, x)                                                \
+    _mm256_blendv_pd(v, x, _mm256_cmp_pd(v, t, _CMP_LT_OQ))

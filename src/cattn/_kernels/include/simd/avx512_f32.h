@@ -19,3 +19,8 @@
 #define RW_HSUM _mm512_reduce_add_ps
 #define RW_HMAX _mm512_reduce_max_ps
 #define RW_LOG logf
+/* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
+ * where v < t replaced by x's (the top-k scans). */
+#define RW_CMP(a, b, pred) ((unsigned)_mm512_cmp_ps_mask(a, b, pred))
+#define RW_BELOW_TO(v, t, x)                                                \
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, t, _CMP_LT_OQ), v, x)

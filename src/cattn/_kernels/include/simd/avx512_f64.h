@@ -19,3 +19,8 @@
 #define RW_HSUM _mm512_reduce_add_pd
 #define RW_HMAX _mm512_reduce_max_pd
 #define RW_LOG log
+/* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
+ * where v < t replaced by x's (the top-k scans). */
+#define RW_CMP(a, b, pred) ((unsigned)_mm512_cmp_pd_mask(a, b, pred))
+#define RW_BELOW_TO(v, t, x)                                                \
+    _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, t, _CMP_LT_OQ), v, x)

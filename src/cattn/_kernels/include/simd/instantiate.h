@@ -6,46 +6,61 @@
  * defines the template's functions as cattn_<op>_<dtype>_<isa> for dtype in
  * f32, f64 and isa in generic, avx2, avx512, each SIMD one inside its
  * `#pragma GCC target` region with the RW_* operations of <isa>_<dtype>.h.
- * The templates' users then index their kernel tables by enum cattn_isa.
+ * RW_NAME(op) names this instantiation's function, RW_SCALAR(op) the
+ * dtype's portable one (generic comes first, so vector code can finish a
+ * tail with it).  The templates' users then index their kernel tables by
+ * enum cattn_isa.
  */
 #include "generic_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_generic
+#define RW_SCALAR(op) cattn_##op##_f32_generic
 #include CATTN_TEMPLATE
 #include "undef.h"
 #undef RW_NAME
+#undef RW_SCALAR
 #include "generic_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_generic
+#define RW_SCALAR(op) cattn_##op##_f64_generic
 #include CATTN_TEMPLATE
 #include "undef.h"
 #undef RW_NAME
+#undef RW_SCALAR
 
 #if CATTN_X86
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 #include "avx512_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx512
+#define RW_SCALAR(op) cattn_##op##_f32_generic
 #include CATTN_TEMPLATE
 #include "undef.h"
 #undef RW_NAME
+#undef RW_SCALAR
 #include "avx512_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx512
+#define RW_SCALAR(op) cattn_##op##_f64_generic
 #include CATTN_TEMPLATE
 #include "undef.h"
 #undef RW_NAME
+#undef RW_SCALAR
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include "avx2_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx2
+#define RW_SCALAR(op) cattn_##op##_f32_generic
 #include CATTN_TEMPLATE
 #include "undef.h"
 #undef RW_NAME
+#undef RW_SCALAR
 #include "avx2_f64.h"
 #define RW_NAME(op) cattn_##op##_f64_avx2
+#define RW_SCALAR(op) cattn_##op##_f64_generic
 #include CATTN_TEMPLATE
 #include "undef.h"
 #undef RW_NAME
+#undef RW_SCALAR
 #pragma GCC pop_options
 #endif
 

@@ -17,3 +17,5 @@
 #undef RW_LOG
 #undef RW_NAME
 #undef RW_FMA
+#undef RW_CMP
+#undef RW_BELOW_TO
