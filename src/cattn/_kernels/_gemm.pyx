@@ -53,24 +53,20 @@ cdef extern from "gemm/cattn_gemm.h":
         const char *name
         int64_t mr, nr, kc, mc, nc
         cattn_gemm_ukernel_f32_fn ukernel
+        void (*pack_a)(int64_t, int64_t, const float *, int64_t, int64_t,
+                       int64_t, float *) noexcept nogil
+        void (*pack_b)(int64_t, int64_t, const float *, int64_t, int64_t,
+                       int64_t, int64_t, int64_t, float *) noexcept nogil
     ctypedef struct cattn_gemm_kernel_f64:
         const char *name
         int64_t mr, nr, kc, mc, nc
         cattn_gemm_ukernel_f64_fn ukernel
+        void (*pack_a)(int64_t, int64_t, const double *, int64_t, int64_t,
+                       int64_t, double *) noexcept nogil
+        void (*pack_b)(int64_t, int64_t, const double *, int64_t, int64_t,
+                       int64_t, int64_t, int64_t, double *) noexcept nogil
     const cattn_gemm_kernel_f32 *cattn_gemm_kernel_f32_for(int isa) nogil
     const cattn_gemm_kernel_f64 *cattn_gemm_kernel_f64_for(int isa) nogil
-
-cdef extern from "gemm/pack.h":
-    void cattn_gemm_pack_a_f32(int64_t, int64_t, const float *, int64_t,
-                               int64_t, int64_t, float *, int) nogil
-    void cattn_gemm_pack_a_f64(int64_t, int64_t, const double *, int64_t,
-                               int64_t, int64_t, double *, int) nogil
-    void cattn_gemm_pack_b_f32(int64_t, int64_t, const float *, int64_t,
-                               int64_t, int64_t, int64_t, int64_t,
-                               float *, int) nogil
-    void cattn_gemm_pack_b_f64(int64_t, int64_t, const double *, int64_t,
-                               int64_t, int64_t, int64_t, int64_t,
-                               double *, int) nogil
 
 cdef extern from "gemm/cattn_gemv.h":
     ctypedef struct cattn_gemv_f32:
@@ -134,20 +130,22 @@ cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
 cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
                  int64_t cs_a, int64_t mr, floating *dst) noexcept nogil:
     if floating is float:
-        cattn_gemm_pack_a_f32(mc, kc, a, rs_a, cs_a, mr, dst, active_isa())
+        cattn_gemm_kernel_f32_for(active_isa()).pack_a(mc, kc, a, rs_a, cs_a,
+                                                       mr, dst)
     else:
-        cattn_gemm_pack_a_f64(mc, kc, a, rs_a, cs_a, mr, dst, active_isa())
+        cattn_gemm_kernel_f64_for(active_isa()).pack_a(mc, kc, a, rs_a, cs_a,
+                                                       mr, dst)
 
 
 cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                  int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
                  floating *dst) noexcept nogil:
     if floating is float:
-        cattn_gemm_pack_b_f32(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst,
-                              active_isa())
+        cattn_gemm_kernel_f32_for(active_isa()).pack_b(kc, nc, b, rs_b, cs_b,
+                                                       nr, q0, q1, dst)
     else:
-        cattn_gemm_pack_b_f64(kc, nc, b, rs_b, cs_b, nr, q0, q1, dst,
-                              active_isa())
+        cattn_gemm_kernel_f64_for(active_isa()).pack_b(kc, nc, b, rs_b, cs_b,
+                                                       nr, q0, q1, dst)
 
 
 cdef void tile_product(const GemmKernel *kern, int64_t depth,

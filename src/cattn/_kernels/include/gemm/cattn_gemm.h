@@ -1,7 +1,8 @@
 /* cattn_gemm.h -- the GEMM micro-kernel contract and the per-CPU kernel table.
  *
- * Contract of every micro-kernel `cattn_gemm_ukernel_<dtype>_<isa>_<MR>x<NR>`
- * (the same for each dtype, ISA and tile; the BLIS contract, row-major):
+ * Contract of every micro-kernel `cattn_gemm_ukernel_<dtype>_<isa>` (one
+ * template, ukernel.tmpl.h, whose tile each ISA's simd/ header sets; the
+ * table names it <dtype>_<isa>_<MR>x<NR>; the BLIS contract, row-major):
  *
  *     C[0:m, 0:n] := alpha * A·B + beta * C[0:m, 0:n]
  *
@@ -47,11 +48,24 @@ typedef void (*cattn_gemm_ukernel_f64_fn)(
  * columns of packed B kept in L3.  MC is a multiple of MR, NC of NR.
  * KC fixes how the sum over k is grouped, so it depends only on the kernel,
  * never on the thread count. */
+typedef void (*cattn_gemm_pack_a_f32_fn)(int64_t, int64_t, const float *,
+                                         int64_t, int64_t, int64_t, float *);
+typedef void (*cattn_gemm_pack_a_f64_fn)(int64_t, int64_t, const double *,
+                                         int64_t, int64_t, int64_t, double *);
+typedef void (*cattn_gemm_pack_b_f32_fn)(int64_t, int64_t, const float *,
+                                         int64_t, int64_t, int64_t, int64_t,
+                                         int64_t, float *);
+typedef void (*cattn_gemm_pack_b_f64_fn)(int64_t, int64_t, const double *,
+                                         int64_t, int64_t, int64_t, int64_t,
+                                         int64_t, double *);
+
 typedef struct {
     const char *name;
     int isa;
     int64_t mr, nr, kc, mc, nc;
     cattn_gemm_ukernel_f32_fn ukernel;
+    cattn_gemm_pack_a_f32_fn pack_a;   /* layouts in pack.tmpl.h */
+    cattn_gemm_pack_b_f32_fn pack_b;
 } cattn_gemm_kernel_f32;
 
 typedef struct {
@@ -59,32 +73,41 @@ typedef struct {
     int isa;
     int64_t mr, nr, kc, mc, nc;
     cattn_gemm_ukernel_f64_fn ukernel;
+    cattn_gemm_pack_a_f64_fn pack_a;
+    cattn_gemm_pack_b_f64_fn pack_b;
 } cattn_gemm_kernel_f64;
 
-#include "ukernel_ref.h"
-#include "ukernel_avx2.h"
-#include "ukernel_avx512.h"
+#include "../softmax/exp_simd.h"   /* immintrin.h where the ISA has it */
+#include "transpose_avx512.h"
+#define CATTN_TEMPLATE "gemm/ukernel.tmpl.h"
+#include "../simd/instantiate.h"
+#define CATTN_TEMPLATE "gemm/pack.tmpl.h"
+#include "../simd/instantiate.h"
 
-/* The one table of kernels and blocksizes, indexed by enum cattn_isa. */
+#define CATTN_GEMM_ENTRY(sfx, isa, tile, mr, nr, kc, mc, nc)                \
+    {#sfx "_" tile, isa, mr, nr, kc, mc, nc, cattn_gemm_ukernel_##sfx,      \
+     cattn_gemm_pack_a_##sfx, cattn_gemm_pack_b_##sfx}
+
+/* The one table of kernels and blocksizes, indexed by enum cattn_isa.  The
+ * tiles (MR, NR) must repeat the simd/ headers' RW_GEMM_* (the tests run
+ * every table row against the float64 twin on edge tiles). */
 static const cattn_gemm_kernel_f32 cattn_gemm_kernels_f32[] = {
-    {"f32_generic_4x8", CATTN_ISA_GENERIC, 4, 8, 256, 128, 4096,
-     cattn_gemm_ukernel_f32_generic_4x8},
+    CATTN_GEMM_ENTRY(f32_generic, CATTN_ISA_GENERIC, "4x8", 4, 8, 256, 128,
+                     4096),
 #if CATTN_X86
-    {"f32_avx2_6x16", CATTN_ISA_AVX2, 6, 16, 256, 144, 4096,
-     cattn_gemm_ukernel_f32_avx2_6x16},
-    {"f32_avx512_6x64", CATTN_ISA_AVX512, 6, 64, 256, 240, 4096,
-     cattn_gemm_ukernel_f32_avx512_6x64},
+    CATTN_GEMM_ENTRY(f32_avx2, CATTN_ISA_AVX2, "6x16", 6, 16, 256, 144, 4096),
+    CATTN_GEMM_ENTRY(f32_avx512, CATTN_ISA_AVX512, "6x64", 6, 64, 256, 240,
+                     4096),
 #endif
 };
 
 static const cattn_gemm_kernel_f64 cattn_gemm_kernels_f64[] = {
-    {"f64_generic_4x4", CATTN_ISA_GENERIC, 4, 4, 256, 128, 2048,
-     cattn_gemm_ukernel_f64_generic_4x4},
+    CATTN_GEMM_ENTRY(f64_generic, CATTN_ISA_GENERIC, "4x4", 4, 4, 256, 128,
+                     2048),
 #if CATTN_X86
-    {"f64_avx2_6x8", CATTN_ISA_AVX2, 6, 8, 256, 96, 2048,
-     cattn_gemm_ukernel_f64_avx2_6x8},
-    {"f64_avx512_6x32", CATTN_ISA_AVX512, 6, 32, 256, 120, 2048,
-     cattn_gemm_ukernel_f64_avx512_6x32},
+    CATTN_GEMM_ENTRY(f64_avx2, CATTN_ISA_AVX2, "6x8", 6, 8, 256, 96, 2048),
+    CATTN_GEMM_ENTRY(f64_avx512, CATTN_ISA_AVX512, "6x32", 6, 32, 256, 120,
+                     2048),
 #endif
 };
 

@@ -1,8 +1,7 @@
-/* pack.tmpl.h -- copy blocks of A and B into the micro-kernel's panel layout.
- *
- * Instantiated with PK_T and PK_SFX (f32/f64).  Portable C: packing is
- * O(m·k + k·n) against the O(m·n·k) of the product, so it needs to stream
- * well, not to be clever.  Any strides are accepted (negative, zero for a
+/* pack.tmpl.h -- copy blocks of A and B into the micro-kernel's panel layout,
+ * per dtype x ISA, in the RW_* dialect of simd/ (instantiated by
+ * simd/instantiate.h).  Plain loops: packing is O(m·k + k·n) against the
+ * O(m·n·k) of the product, so it needs to stream well, not to be clever.  Any strides are accepted (negative, zero for a
  * * broadcast operand).
  *
  *   pack_a: A block mc x kc -> ceil(mc/mr) panels of mr x kc, by columns
@@ -13,34 +12,30 @@
  *           columns past nc zero-filled.
  * Zero padding keeps the micro-kernel free of edge cases in its inner loop.
  * The two transposing cases -- A stored by rows (cs_a == 1), B stored by
- * columns (rs_b == 1) -- copy PK_TB x PK_TB blocks through registers when
- * `isa` is AVX-512 (transpose_avx512.h); the result is the same bits.
+ * columns (rs_b == 1) -- copy RW_TB x RW_TB blocks through registers where
+ * the ISA has a block transpose (RW_TRANSPOSE: AVX-512,
+ * transpose_avx512.h); the result is the same bits.
  * Unit-stride runs are copied with plain loops, not memcpy: they are short
  * (MR or NR elements) and a library call per run costs more than the copy
- * (PK_NO_MEMCPY stops GCC from turning the loops back into memcpy calls).
+ * (CATTN_NO_MEMCPY stops GCC from turning the loops back into memcpy calls).
  */
-#ifndef PK_NO_MEMCPY
-#define PK_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#ifndef CATTN_NO_MEMCPY
+#define CATTN_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #endif
-#define PK_CAT2(a, b) a##b
-#define PK_CAT(a, b) PK_CAT2(a, b)
 
 /* Pack all ceil(mc/mr) panels of an mc x kc block of A (a thread's own). */
-PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
-    int64_t mc, int64_t kc, const PK_T *a, int64_t rs_a, int64_t cs_a,
-    int64_t mr, PK_T *dst, int isa)
+CATTN_NO_MEMCPY static void RW_NAME(gemm_pack_a)(
+    int64_t mc, int64_t kc, const RW_T *a, int64_t rs_a, int64_t cs_a,
+    int64_t mr, RW_T *dst)
 {
-    (void)isa;
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
         const int64_t rows = mc - i0 < mr ? mc - i0 : mr;
-        const PK_T *src = a + i0 * rs_a;
-#if CATTN_X86
-        if (cs_a == 1 && rows == mr && mr <= PK_TB
-                && isa == CATTN_ISA_AVX512) {
+        const RW_T *src = a + i0 * rs_a;
+#ifdef RW_TRANSPOSE
+        if (cs_a == 1 && rows == mr && mr <= RW_TB) {
             int64_t p = 0;
-            for (; p + PK_TB <= kc; p += PK_TB)
-                PK_CAT(PK_CAT(cattn_transpose_, PK_SFX), _avx512)(
-                    (int)mr, src + p, rs_a, dst + p * mr, mr);
+            for (; p + RW_TB <= kc; p += RW_TB)
+                RW_TRANSPOSE((int)mr, src + p, rs_a, dst + p * mr, mr);
             for (; p < kc; ++p)
                 for (int64_t i = 0; i < mr; ++i)
                     dst[p * mr + i] = src[i * rs_a + p];
@@ -54,7 +49,7 @@ PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
                     dst[p * mr + i] = src[p * cs_a + i];
         } else {
             for (int64_t p = 0; p < kc; ++p) {
-                PK_T *d = dst + p * mr;
+                RW_T *d = dst + p * mr;
                 int64_t i = 0;
                 for (; i < rows; ++i)
                     d[i] = src[i * rs_a + p * cs_a];
@@ -68,28 +63,26 @@ PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_a_, PK_SFX)(
 
 /* Pack panels [q0, q1) of a kc x nc block of B: threads share the packed
  * block and each packs a range of its panels. */
-PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
-    int64_t kc, int64_t nc, const PK_T *b, int64_t rs_b, int64_t cs_b,
-    int64_t nr, int64_t q0, int64_t q1, PK_T *dst, int isa)
+CATTN_NO_MEMCPY static void RW_NAME(gemm_pack_b)(
+    int64_t kc, int64_t nc, const RW_T *b, int64_t rs_b, int64_t cs_b,
+    int64_t nr, int64_t q0, int64_t q1, RW_T *dst)
 {
-    (void)isa;
     for (int64_t q = q0; q < q1; ++q) {
         const int64_t j0 = q * nr;
         const int64_t cols = nc - j0 < nr ? nc - j0 : nr;
-        const PK_T *src = b + j0 * cs_b;
-        PK_T *d = dst + q * nr * kc;
+        const RW_T *src = b + j0 * cs_b;
+        RW_T *d = dst + q * nr * kc;
         if (cs_b == 1 && cols == nr) {
             for (int64_t p = 0; p < kc; ++p)
                 for (int64_t j = 0; j < nr; ++j)
                     d[p * nr + j] = src[p * rs_b + j];
-#if CATTN_X86
-        } else if (rs_b == 1 && cols == nr && nr % PK_TB == 0
-                   && isa == CATTN_ISA_AVX512) {
+#ifdef RW_TRANSPOSE
+        } else if (rs_b == 1 && cols == nr && nr % RW_TB == 0) {
             int64_t p0 = 0;
-            for (; p0 + PK_TB <= kc; p0 += PK_TB)
-                for (int64_t j = 0; j < nr; j += PK_TB)
-                    PK_CAT(PK_CAT(cattn_transpose_, PK_SFX), _avx512)(
-                        PK_TB, src + j * cs_b + p0, cs_b, d + p0 * nr + j, nr);
+            for (; p0 + RW_TB <= kc; p0 += RW_TB)
+                for (int64_t j = 0; j < nr; j += RW_TB)
+                    RW_TRANSPOSE(RW_TB, src + j * cs_b + p0, cs_b,
+                                 d + p0 * nr + j, nr);
             for (int64_t p = p0; p < kc; ++p)
                 for (int64_t j = 0; j < nr; ++j)
                     d[p * nr + j] = src[j * cs_b + p];
@@ -116,5 +109,3 @@ PK_NO_MEMCPY static void PK_CAT(cattn_gemm_pack_b_, PK_SFX)(
     }
 }
 
-#undef PK_CAT
-#undef PK_CAT2

@@ -25,3 +25,9 @@
     ((unsigned)_mm256_movemask_pd(_mm256_cmp_pd(a, b, pred)))
 #define RW_BELOW_TO(v, t, x)                                                \
     _mm256_blendv_pd(v, x, _mm256_cmp_pd(v, t, _CMP_LT_OQ))
+/* The GEMM's: this ISA's scalar multiply-add for edge tiles (fused where
+ * the vector kernel fuses, so an element's bits never depend on whether its
+ * tile was full) and its register tile (MR rows x NV vectors). */
+#define RW_SFMA(a, b, c) fma((a), (b), (c))
+#define RW_GEMM_MR 6
+#define RW_GEMM_NV 2

@@ -24,3 +24,12 @@
 #define RW_CMP(a, b, pred) ((unsigned)_mm512_cmp_pd_mask(a, b, pred))
 #define RW_BELOW_TO(v, t, x)                                                \
     _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, t, _CMP_LT_OQ), v, x)
+/* The GEMM's: this ISA's scalar multiply-add for edge tiles (fused where
+ * the vector kernel fuses, so an element's bits never depend on whether its
+ * tile was full) and its register tile (MR rows x NV vectors); the block
+ * transpose that packs row-stored A / column-stored B (RW_TB x RW_TB). */
+#define RW_SFMA(a, b, c) fma((a), (b), (c))
+#define RW_GEMM_MR 6
+#define RW_GEMM_NV 4
+#define RW_TRANSPOSE cattn_transpose_f64_avx512
+#define RW_TB 8

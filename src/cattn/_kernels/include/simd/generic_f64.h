@@ -8,3 +8,9 @@
 #define RW_EXP_NEG exp  /* x <= 0 or NaN only */
 #define RW_LOG log
 #include "generic_ops.h"
+/* The GEMM's: this ISA's scalar multiply-add for edge tiles (fused where
+ * the vector kernel fuses, so an element's bits never depend on whether its
+ * tile was full) and its register tile (MR x NR, portable loops). */
+#define RW_SFMA(a, b, c) ((a) * (b) + (c))
+#define RW_GEMM_MR 4
+#define RW_GEMM_NR 4

@@ -19,3 +19,9 @@
 #undef RW_FMA
 #undef RW_CMP
 #undef RW_BELOW_TO
+#undef RW_SFMA
+#undef RW_GEMM_MR
+#undef RW_GEMM_NV
+#undef RW_GEMM_NR
+#undef RW_TRANSPOSE
+#undef RW_TB
