@@ -6,6 +6,20 @@ ctypedef fused floating:
     float
     double
 
+
+# The small integer helpers of every driver (defined once, here, at the
+# bottom of the cimport graph).
+cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
+    return (x + y - 1) // y
+
+
+cdef inline int64_t imin(int64_t x, int64_t y) noexcept nogil:
+    return x if x < y else y
+
+
+cdef inline int64_t imax(int64_t x, int64_t y) noexcept nogil:
+    return x if x > y else y
+
 cdef struct GemmKernel:
     const void *ukernel      # cattn_gemm_ukernel_f32_fn or _f64_fn
     const char *name

@@ -209,14 +209,6 @@ cdef struct Operands:
     int64_t rs_a, cs_a, rs_b, cs_b, rs_c, cs_c
 
 
-cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
-    return (x + y - 1) // y
-
-
-cdef inline int64_t imin(int64_t x, int64_t y) noexcept nogil:
-    return x if x < y else y
-
-
 cdef void compute_share(const GemmKernel *kern, const Operands *op,
                         int64_t jc, int64_t nc, int64_t pc, int64_t kc,
                         floating beta, int64_t share, int64_t nshares,

@@ -12,7 +12,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint8_t
 
 from ._cpu cimport active_isa
-from ._gemm cimport floating
+from ._gemm cimport cdiv, floating, imax, imin
 from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
                        cattn_cols_f64_for)
 
@@ -34,18 +34,6 @@ cdef inline void set_visibility(Visibility *v, int64_t L, int64_t S,
     v.has_right = right is not None
     v.left = left if left is not None else 0
     v.right = right if right is not None else 0
-
-
-cdef inline int64_t cdiv(int64_t x, int64_t y) noexcept nogil:
-    return (x + y - 1) // y
-
-
-cdef inline int64_t imin(int64_t x, int64_t y) noexcept nogil:
-    return x if x < y else y
-
-
-cdef inline int64_t imax(int64_t x, int64_t y) noexcept nogil:
-    return x if x > y else y
 
 
 cdef inline int64_t first_visible(const Visibility *v,
