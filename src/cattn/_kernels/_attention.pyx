@@ -701,14 +701,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
     cdef Operand *ov = ops.add(v, items, p.f.S, p.f.Ev, func, "value")
     cdef Operand *oo = ops.add(o, items, p.f.L, p.f.Ev, func, "out")
-    cdef Operand *om
     if ops.keep[3] is not o:
         raise AssertionError(f"{func}: cattn internal error: out copied")
-    if mask is None:
-        om = ops.absent()
-    else:
-        om = ops.add(mask.view(np.uint8) if p.f.mask_kind == MASK_BOOL
-                     else mask, items, p.f.L, p.f.S, func, "attn_mask")
+    cdef Operand *om = ops.add_mask(mask, &p.f, items, func)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_m, p.cs_m = om.rs, om.cs

@@ -514,12 +514,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef Operand *oq = qops.add(q, q_items, p.f.L, p.f.E, func, "query")
     cdef Operand *oo = qops.add(o, q_items, p.f.L, p.f.Ev, func, "out")
     cdef Operand *og = qops.add(go, q_items, p.f.L, p.f.Ev, func, "grad_out")
-    cdef Operand *om
-    if mask is None:
-        om = qops.absent()
-    else:
-        om = qops.add(mask.view(np.uint8) if p.f.mask_kind == MASK_BOOL
-                      else mask, q_items, p.f.L, p.f.S, func, "attn_mask")
+    cdef Operand *om = qops.add_mask(mask, &p.f, q_items, func)
     cdef Operand *ok = kops.add(k, kv_items, p.f.S, p.f.E, func, "key")
     cdef Operand *ov = kops.add(v, kv_items, p.f.S, p.f.Ev, func, "value")
     for a, n, name in ((lse, nkv * p.G * p.f.L, "lse"),

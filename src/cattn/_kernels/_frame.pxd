@@ -44,6 +44,8 @@ cdef class Operands:
     cdef Operand *add(self, object x, tuple items, int64_t rows,
                       int64_t cols, str func, str name) except NULL
     cdef Operand *absent(self) except NULL
+    cdef Operand *add_mask(self, object mask, const Frame *f, tuple items,
+                           str func) except NULL
 
 
 cdef int read_call(Frame *f, object call, tuple items) except -1

@@ -4,6 +4,7 @@ _frame.pxd): the problem read from a Call, operand descriptors with their
 contracts checked, and the per-thread scratch arena."""
 cimport cython
 cimport numpy as cnp
+import numpy as np
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -134,6 +135,15 @@ cdef class Operands:
         self.keep.append(a)
         self.count += 1
         return op
+
+    cdef Operand *add_mask(self, object mask, const Frame *f, tuple items,
+                           str func) except NULL:
+        """The attention mask (L, S) of f's kind: absent without one, a bool
+        mask read as its bytes, a float mask as it is."""
+        if mask is None:
+            return self.absent()
+        return self.add(mask.view(np.uint8) if f.mask_kind == MASK_BOOL
+                        else mask, items, f.L, f.S, func, "attn_mask")
 
     cdef Operand *absent(self) except NULL:
         """A missing operand (no mask): strides 0, offsets all 0."""

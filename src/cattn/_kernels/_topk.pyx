@@ -290,12 +290,7 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
     cdef Operands ops = Operands(nbh)
     cdef Operand *oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
     cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
-    cdef Operand *om
-    if mask is None:
-        om = ops.absent()
-    else:
-        om = ops.add(mask.view(np.uint8) if p.f.mask_kind == MASK_BOOL
-                     else mask, items, p.f.L, p.f.S, func, "attn_mask")
+    cdef Operand *om = ops.add_mask(mask, &p.f, items, func)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_m, p.cs_m = om.rs, om.cs
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
