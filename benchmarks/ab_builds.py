@@ -18,6 +18,7 @@ import inspect
 import itertools
 import json
 import os
+import re
 import pathlib
 import shlex
 import statistics
@@ -68,9 +69,11 @@ def best_time(fn, budget=0.25):
             return best
 
 
-def worker(path):
+def worker(path, only):
     out = {}
     for name, cls, meth, combo in cases():
+        if only and not re.search(only, name):
+            continue
         obj = cls()
         try:
             if hasattr(obj, "setup"):
@@ -82,9 +85,9 @@ def worker(path):
         json.dump(out, f)
 
 
-def run(cmd, path):
-    subprocess.run(shlex.split(cmd) + [__file__, "--worker", path],
-                   check=True)
+def run(cmd, path, only):
+    subprocess.run(shlex.split(cmd) + [__file__, "--worker", path,
+                                       "--only", only], check=True)
     with open(path) as f:
         return json.load(f)
 
@@ -94,16 +97,18 @@ def main():
     ap.add_argument("--a", help="command running build A's python")
     ap.add_argument("--b", help="command running build B's python")
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--only", default="",
+                    help="regular expression: the cases to run")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker)
+        return worker(args.worker, args.only)
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             order = ("a", "b") if r % 2 == 0 else ("b", "a")
-            got = {who: run(getattr(args, who), os.path.join(tmp, who))
-                   for who in order}
+            got = {who: run(getattr(args, who), os.path.join(tmp, who),
+                            args.only) for who in order}
             for name in got["a"]:
                 if name in got["b"]:
                     ratios.setdefault(name, []).append(

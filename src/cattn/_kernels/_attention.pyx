@@ -37,8 +37,8 @@ choice made from the shapes alone — each chunk yields a partial (m, l, O),
 and the partials are merged in chunk order, as in Flash-Decoding.  With one
 thread none of this starts a thread team: the per-head order runs as it is.
 
-The element-wise steps (masks on tiles and rows, the non-finite scan) and
-the block sizes come from the ISA's row of the attention table
+The element-wise steps (masks on tiles and rows, the non-finite scan, the
+key-chunk partials and their merge) and the block sizes come from the ISA's row of the attention table
 (include/attention/, tile.tmpl.h and cattn_attention.h); this driver keeps
 the plan, the work items and the tile step.
 
@@ -464,47 +464,30 @@ cdef void write_rows(const Problem *p, Scratch *w, int64_t nq,
             lse)
 
 
-cdef void save_partial(const Problem *p, Scratch *w, int64_t nq,
-                       floating *part) noexcept nogil:
-    """Store (m, l, acc) of nq rows as rows of [m, l, acc[0:Ev]]."""
-    cdef int64_t r, c, row_len = p.f.Ev + 2
-    cdef floating *acc = <floating *>w.acc
-    for r in range(nq):
-        part[r * row_len] = <floating>w.m[r]
-        part[r * row_len + 1] = <floating>w.l[r]
-        for c in range(p.f.Ev):
-            part[r * row_len + 2 + c] = acc[r * p.ev_pad + c]
+cdef inline void save_partial(const Problem *p, Scratch *w, int64_t nq,
+                              floating *part) noexcept nogil:
+    """Store (m, l, acc) of nq rows as rows of [m, l, acc[0:Ev]]
+    (tile.tmpl.h)."""
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).save_partial(
+            nq, p.f.Ev, w.m, w.l, <float *>w.acc, p.ev_pad, part)
+    else:
+        cattn_cols_f64_for(active_isa()).save_partial(
+            nq, p.f.Ev, w.m, w.l, <double *>w.acc, p.ev_pad, part)
 
 
-cdef void merge_partials(const Problem *p, const floating *part,
-                         int64_t nq, Scratch *w) noexcept nogil:
-    """Combine the nchunks partials of nq rows, in chunk order, into w."""
-    cdef int64_t r, c, ch, row_len = p.f.Ev + 2, ev_pad = p.ev_pad
-    cdef int64_t stride = p.bq * row_len
-    cdef floating *acc = <floating *>w.acc
-    cdef double big, a
-    cdef const floating *pr
-    for r in range(nq):
-        big = -INFINITY
-        for ch in range(p.nchunks):
-            pr = part + ch * stride + r * row_len
-            if pr[0] > big:
-                big = pr[0]
-        w.m[r] = big
-        w.l[r] = 0
-        for c in range(p.f.Ev):
-            acc[r * ev_pad + c] = 0
-        for ch in range(p.nchunks):
-            pr = part + ch * stride + r * row_len
-            if pr[1] == 0:
-                continue
-            a = exp(pr[0] - big) if big != -INFINITY else 1
-            if a == 0:
-                continue                # weight 0: its values never reach
-            w.l[r] = w.l[r] + pr[1] * a
-            for c in range(p.f.Ev):
-                acc[r * ev_pad + c] = (acc[r * ev_pad + c]
-                                       + pr[2 + c] * <floating>a)
+cdef inline void merge_partials(const Problem *p, const floating *part,
+                                int64_t nq, Scratch *w) noexcept nogil:
+    """Combine the nchunks partials of nq rows, in chunk order, into w
+    (tile.tmpl.h)."""
+    if floating is float:
+        cattn_cols_f32_for(active_isa()).merge_partials(
+            nq, p.nchunks, p.f.Ev, part, p.bq * (p.f.Ev + 2), w.m, w.l,
+            <float *>w.acc, p.ev_pad)
+    else:
+        cattn_cols_f64_for(active_isa()).merge_partials(
+            nq, p.nchunks, p.f.Ev, part, p.bq * (p.f.Ev + 2), w.m, w.l,
+            <double *>w.acc, p.ev_pad)
 
 
 cdef void attend_item(const Problem *p, const GemmKernel *kern,

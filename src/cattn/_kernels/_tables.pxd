@@ -35,6 +35,11 @@ cdef extern from "attention/cattn_attention.h":
                               int64_t) noexcept nogil
         int (*any_nonfinite)(int64_t, const float *) noexcept nogil
         int (*zero_nonfinite)(int64_t, float *) noexcept nogil
+        void (*save_partial)(int64_t, int64_t, const double *, const double *,
+                             const float *, int64_t, float *) noexcept nogil
+        void (*merge_partials)(int64_t, int64_t, int64_t, const float *,
+                               int64_t, double *, double *, float *,
+                               int64_t) noexcept nogil
         cattn_attention_blocks blocks
     ctypedef struct cattn_cols_f64:
         const char *name
@@ -61,6 +66,11 @@ cdef extern from "attention/cattn_attention.h":
                               int64_t) noexcept nogil
         int (*any_nonfinite)(int64_t, const double *) noexcept nogil
         int (*zero_nonfinite)(int64_t, double *) noexcept nogil
+        void (*save_partial)(int64_t, int64_t, const double *, const double *,
+                             const double *, int64_t, double *) noexcept nogil
+        void (*merge_partials)(int64_t, int64_t, int64_t, const double *,
+                               int64_t, double *, double *, double *,
+                               int64_t) noexcept nogil
         cattn_attention_blocks blocks
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil

@@ -44,6 +44,10 @@ typedef struct {
     void (*row_mask_bool)(int64_t, float *, const uint8_t *, int64_t);
     int (*any_nonfinite)(int64_t, const float *);
     int (*zero_nonfinite)(int64_t, float *);
+    void (*save_partial)(int64_t, int64_t, const double *, const double *,
+                         const float *, int64_t, float *);
+    void (*merge_partials)(int64_t, int64_t, int64_t, const float *, int64_t,
+                           double *, double *, float *, int64_t);
     cattn_attention_blocks blocks;
 } cattn_cols_f32;
 
@@ -66,6 +70,10 @@ typedef struct {
     void (*row_mask_bool)(int64_t, double *, const uint8_t *, int64_t);
     int (*any_nonfinite)(int64_t, const double *);
     int (*zero_nonfinite)(int64_t, double *);
+    void (*save_partial)(int64_t, int64_t, const double *, const double *,
+                         const double *, int64_t, double *);
+    void (*merge_partials)(int64_t, int64_t, int64_t, const double *, int64_t,
+                           double *, double *, double *, int64_t);
     cattn_attention_blocks blocks;
 } cattn_cols_f64;
 
@@ -84,7 +92,8 @@ typedef struct {
      cattn_tile_mask_add_##sfx, cattn_tile_mask_bool_##sfx,           \
      cattn_hide_outside_##sfx, cattn_row_mask_add_##sfx,              \
      cattn_row_mask_bool_##sfx, cattn_any_nonfinite_##sfx,            \
-     cattn_zero_nonfinite_##sfx, CATTN_BLOCKS}
+     cattn_zero_nonfinite_##sfx, cattn_save_partial_##sfx,            \
+     cattn_merge_partials_##sfx, CATTN_BLOCKS}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {

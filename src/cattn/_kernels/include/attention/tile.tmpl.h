@@ -18,6 +18,18 @@
  *   any_nonfinite(n, x): 1 if x[0:n] holds an inf or a NaN
  *   zero_nonfinite(n, x): the infs and NaNs of x[0:n] become 0; returns 1
  *       if there were any
+ *
+ * Key-chunk partials (the split-key path): a partial row is [m, l,
+ * acc[0:ev]] (row_len = ev + 2 values), chunk ch's rows `stride` values
+ * after chunk ch-1's.
+ *   save_partial(nq, ev, m, l, acc, ld, part): store nq rows (m and l
+ *       rounded to RW_T)
+ *   merge_partials(nq, nchunks, ev, part, stride, m, l, acc, ld): combine
+ *       the chunks of nq rows in chunk order by the log-sum-exp rule into
+ *       (m, l, acc): m = max of the chunks' m; each chunk weighs
+ *       a = exp(m_ch - m) (in double; 1 if m = -inf), and a chunk that saw
+ *       nothing (l = 0) or weighs exactly 0 adds nothing, not even its inf
+ *       or NaN values.
  */
 static void RW_NAME(tile_mask_add)(int64_t nk, int64_t nq, RW_T *st,
                                    int64_t ld, const RW_T *m, int64_t rs_m,
@@ -101,3 +113,52 @@ static int RW_NAME(zero_nonfinite)(int64_t n, RW_T *x)
         x[i] = x[i] - x[i] != 0 ? (RW_T)0 : x[i];
     return 1;
 }
+
+
+static void RW_NAME(save_partial)(int64_t nq, int64_t ev, const double *m,
+                                  const double *l, const RW_T *acc,
+                                  int64_t ld, RW_T *part)
+{
+    const int64_t row_len = ev + 2;
+    for (int64_t r = 0; r < nq; ++r) {
+        RW_T *pr = part + r * row_len;
+        pr[0] = (RW_T)m[r];
+        pr[1] = (RW_T)l[r];
+        for (int64_t c = 0; c < ev; ++c)
+            pr[2 + c] = acc[r * ld + c];
+    }
+}
+
+static void RW_NAME(merge_partials)(int64_t nq, int64_t nchunks, int64_t ev,
+                                    const RW_T *part, int64_t stride,
+                                    double *m, double *l, RW_T *acc,
+                                    int64_t ld)
+{
+    const int64_t row_len = ev + 2;
+    for (int64_t r = 0; r < nq; ++r) {
+        double big = -INFINITY;
+        for (int64_t ch = 0; ch < nchunks; ++ch) {
+            const RW_T *pr = part + ch * stride + r * row_len;
+            if (pr[0] > big)
+                big = pr[0];
+        }
+        m[r] = big;
+        l[r] = 0;
+        RW_T *row = acc + r * ld;
+        for (int64_t c = 0; c < ev; ++c)
+            row[c] = 0;
+        for (int64_t ch = 0; ch < nchunks; ++ch) {
+            const RW_T *pr = part + ch * stride + r * row_len;
+            if (pr[1] == 0)
+                continue;
+            const double a = big != -INFINITY ? exp(pr[0] - big) : 1;
+            if (a == 0)
+                continue;           /* weight 0: its values never reach */
+            l[r] = l[r] + pr[1] * a;
+            const RW_T w = (RW_T)a;
+            for (int64_t c = 0; c < ev; ++c)
+                row[c] = row[c] + pr[2 + c] * w;
+        }
+    }
+}
+
