@@ -5,7 +5,10 @@ import cattn
 
 from .common import THREADS, normal, pick, ratio, threads, torch_or_skip
 
-SHAPES = pick([(1024, 1024), (4096, 4096)], [(256, 1024)])
+# (1, 1, 8, 16): the per-call cost of a small softmax (decoding calls one
+# per token), issue 17's "tiny softmax".
+SHAPES = pick([(1, 1, 8, 16), (1024, 1024), (4096, 4096)],
+              [(1, 1, 8, 16), (256, 1024)])
 DTYPES = pick(["float32", "float64"], ["float32"])
 
 
