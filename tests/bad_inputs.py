@@ -57,7 +57,9 @@ ROWS = [
     ('cattn.softmax(np.zeros(3, np.int64))', TypeError, "x has dtype int64"),
     ('cattn.softmax(np.zeros(3, bool))', TypeError, "x has dtype bool"),
     ('cattn.softmax(np.zeros(3, np.complex64))', TypeError, "x has dtype complex64"),
-    ('cattn.softmax(np.zeros(3, np.float16))', TypeError, "x has dtype float16"),
+    ('cattn.softmax(np.zeros(3, np.uint16))', TypeError, "x has dtype uint16"),
+    ("cattn.softmax(np.zeros(3, np.float16), out=np.zeros(3))", TypeError,
+     "out has dtype float64; the result has dtype float16"),
     ('cattn.softmax(np.array([object()]))', TypeError, "x has dtype object"),
     ('cattn.softmax("abc")', TypeError, "x has dtype <U3"),
     ('cattn.softmax(x2, axis=5)', np.exceptions.AxisError, "softmax"),
@@ -238,8 +240,9 @@ for _f in SOFTMAX_FAMILY:
     ROWS += [
         (f"cattn.{_f}(np.zeros(3, np.int64))", TypeError,
          f"{_f}: x has dtype int64"),
-        (f"cattn.{_f}(np.zeros(3, np.float16))", TypeError,
-         f"{_f}: x has dtype float16"),
+        (f"cattn.{_f}(np.zeros(3, np.int16))", TypeError,
+         f"{_f}: x has dtype int16; expected float32, float64, float16 or "
+         "bfloat16"),
         (f"cattn.{_f}(np.zeros(3, complex))", TypeError,
          f"{_f}: x has dtype complex128"),
         (f"cattn.{_f}(np.zeros(3, bool))", TypeError, f"{_f}: x has dtype bool"),

@@ -36,6 +36,25 @@ from ._typing import FloatArray
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def is_storage16(dtype: np.dtype[Any]) -> bool:
+    """float16, or ml_dtypes.bfloat16 recognised by its dtype (ml_dtypes is
+    never imported here): the 16-bit storage dtypes, computed in float32."""
+    return dtype == np.float16 or (dtype.itemsize == 2
+                                   and dtype.name == "bfloat16")
+
+
+def as_storage_array(x: ArrayLike, name: str, func: str) -> NDArray[Any]:
+    """`x` as an ndarray of float32, float64, float16 or bfloat16, else
+    TypeError (the functions that take 16-bit storage)."""
+    arr = np.asarray(x)
+    if arr.dtype not in SUPPORTED_DTYPES and not is_storage16(arr.dtype):
+        raise TypeError(
+            f"{func}: {name} has dtype {arr.dtype}; expected float32, "
+            f"float64, float16 or bfloat16 (convert explicitly, e.g. "
+            f"{name}.astype(np.float32))")
+    return arr
+
+
 def as_float_array(x: ArrayLike, name: str, func: str) -> FloatArray:
     """`x` as an ndarray of float32 or float64, else TypeError."""
     arr = np.asarray(x)

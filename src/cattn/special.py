@@ -7,6 +7,7 @@ float64 twins the tests compare against.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -67,11 +68,11 @@ def _view_2d(a: FloatArray, rows: int, n: int) -> FloatArray | None:
 def _map(op: int, func: str, x: ArrayLike, axis: Axis,
          out: FloatArray | None, num_threads: Threads) -> FloatArray:
     """softmax or log_softmax: one row kernel call per slice along `axis`."""
-    x = _checks.as_float_array(x, "x", func)
+    x = _checks.as_storage_array(x, "x", func)
     nthreads = _checks.resolve_threads(num_threads, func)
     axes = _reduced_axes(x, axis, func)
-    overlap = out is not None and _checks.check_out(out, x.shape, x.dtype,
-                                                    func, (x,))
+    overlap = out is not None and _checks.check_out(
+        out, x.shape, _out_dtype(x, out), func, (x,))
     result = out if out is not None else np.empty(x.shape, dtype=x.dtype)
     if x.size == 0:
         return result
@@ -84,10 +85,19 @@ def _map(op: int, func: str, x: ArrayLike, axis: Axis,
     if dest is not None:
         _softmax.map_rows(op, src, dest, nthreads)
     else:
-        tmp = np.empty(src.shape, dtype=x.dtype)
+        tmp = np.empty(src.shape, dtype=result.dtype)
         _softmax.map_rows(op, src, tmp, nthreads)
         np.copyto(_move_last(result, axes), tmp.reshape(moved_shape))
     return result
+
+
+def _out_dtype(x: FloatArray, out: object) -> np.dtype[Any]:
+    """The dtype `out=` must have: x's, or float32 for 16-bit x (the
+    compute dtype, so the result is not rounded to 16 bits)."""
+    if (_checks.is_storage16(x.dtype) and isinstance(out, np.ndarray)
+            and out.dtype == np.float32):
+        return np.dtype(np.float32)
+    return x.dtype
 
 
 def _same_layout(a: FloatArray, b: FloatArray) -> bool:
@@ -106,8 +116,10 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
 
     Parameters
     ----------
-    x : array_like of float32 or float64
-        Input values.
+    x : array_like of float32, float64, float16 or bfloat16
+        Input values.  16-bit storage (``numpy.float16``,
+        ``ml_dtypes.bfloat16``) is computed in float32 and rounded once,
+        to nearest even: the float32 result, correctly rounded.
     axis : int, tuple of ints or None, optional
         Axis or axes along which the values sum to 1 (default: the last).
         None means all axes.
@@ -129,7 +141,8 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
     Raises
     ------
     TypeError
-        If `x` is not float32 or float64, or `out` has another dtype.
+        If `x` is not float32, float64, float16 or bfloat16, or `out` has
+        another dtype (for 16-bit `x`, `out` may also be float32).
     ValueError
         If `out` has the wrong shape or is read-only, or `num_threads` < 1.
     numpy.exceptions.AxisError
@@ -172,6 +185,8 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
            [0.5   , 0.5   , 0.    ]])
     >>> cattn.softmax(x, axis=0)[:, 0].sum()
     np.float64(1.0)
+    >>> cattn.softmax(np.array([0.0, 1.0, 2.0], np.float16))  # 16-bit storage
+    array([0.09  , 0.2448, 0.665 ], dtype=float16)
     """
     return _map(_softmax.SOFTMAX, "softmax", x, axis, out, num_threads)
 
@@ -187,8 +202,10 @@ def log_softmax(x: ArrayLike, axis: Axis = -1, *,
 
     Parameters
     ----------
-    x : array_like of float32 or float64
-        Input values.
+    x : array_like of float32, float64, float16 or bfloat16
+        Input values.  16-bit storage (``numpy.float16``,
+        ``ml_dtypes.bfloat16``) is computed in float32 and rounded once,
+        to nearest even: the float32 result, correctly rounded.
     axis : int, tuple of ints or None, optional
         Axis or axes to normalise over (default: the last); None means all.
     out : ndarray, optional
@@ -204,7 +221,8 @@ def log_softmax(x: ArrayLike, axis: Axis = -1, *,
     Raises
     ------
     TypeError
-        If `x` is not float32 or float64, or `out` has another dtype.
+        If `x` is not float32, float64, float16 or bfloat16, or `out` has
+        another dtype (for 16-bit `x`, `out` may also be float32).
     ValueError
         If `out` has the wrong shape or is read-only, or `num_threads` < 1.
     numpy.exceptions.AxisError
@@ -253,8 +271,10 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, *, keepdims: bool = False,
 
     Parameters
     ----------
-    x : array_like of float32 or float64
-        Input values.
+    x : array_like of float32, float64, float16 or bfloat16
+        Input values.  16-bit storage (``numpy.float16``,
+        ``ml_dtypes.bfloat16``) is computed in float32 and rounded once,
+        to nearest even: the float32 result, correctly rounded.
     axis : int, tuple of ints or None, optional
         Axis or axes to reduce (default: the last); None reduces all.
     keepdims : bool, optional
@@ -273,7 +293,8 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, *, keepdims: bool = False,
     Raises
     ------
     TypeError
-        If `x` is not float32 or float64, or `out` has another dtype.
+        If `x` is not float32, float64, float16 or bfloat16, or `out` has
+        another dtype (for 16-bit `x`, `out` may also be float32).
     ValueError
         If `out` has the wrong shape or is read-only, or `num_threads` < 1.
     numpy.exceptions.AxisError
@@ -309,16 +330,18 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, *, keepdims: bool = False,
            [1.098612]])
     """
     func = "logsumexp"
-    x = _checks.as_float_array(x, "x", func)
+    x = _checks.as_storage_array(x, "x", func)
     nthreads = _checks.resolve_threads(num_threads, func)
     axes = _reduced_axes(x, axis, func)
     kept = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
     shape = kept if keepdims else tuple(
         s for d, s in enumerate(x.shape) if d not in axes)
+    dtype = x.dtype
     if out is not None:
-        _checks.check_out(out, shape, x.dtype, func, (x,))
+        dtype = _out_dtype(x, out)
+        _checks.check_out(out, shape, dtype, func, (x,))
     src, _ = _as_rows(x, axes)
-    result = np.empty(src.shape[0], dtype=x.dtype)
+    result = np.empty(src.shape[0], dtype=dtype)
     _softmax.logsumexp_rows(src, result, nthreads)
     if out is None:
         return result.reshape(shape)

@@ -6,14 +6,30 @@ The caller (cattn.softmax) moves the reduced axes last and hands over
 Parallel design: a static prange over rows, one row per task, each row
 reduced by one thread with the row kernels of include/softmax/; a row's
 bits depend only on the row, so any num_threads gives the same result.
+
+16-bit storage (float16, bfloat16): each thread widens its row into a
+float32 buffer (exact), runs the float32 row kernel and rounds the result
+once, to nearest even (include/convert/), so the answer is the float32
+answer correctly rounded.
 """
-from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t, uint16_t
 
 cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
+from ._frame cimport Arena, arena_at, arena_free, arena_new
+
+cdef extern from "convert/cattn_convert.h":
+    ctypedef struct cattn_convert:
+        const char *name
+        void (*to_f32)(int64_t, const uint16_t *, float *) noexcept nogil
+        void (*from_f32)(int64_t, const float *, uint16_t *) noexcept nogil
+    const cattn_convert *cattn_convert_for(int isa, int storage) nogil
+    enum cattn_storage:
+        CATTN_STORAGE_F16
+        CATTN_STORAGE_BF16
 
 cnp.import_array()
 
@@ -93,14 +109,124 @@ cdef void _reduce_rows(const floating *x, int64_t rs_x, floating *y,
             y[r] = k64.logsumexp(n, x + r * rs_x)
 
 
+cdef int storage_of(cnp.ndarray a) except -2:
+    """The storage column of a 16-bit float array (convert/cattn_convert.h),
+    or -1 for float32/float64.  bfloat16 is recognised by its dtype
+    (ml_dtypes' has no buffer protocol; only its data pointer is read)."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT16:
+        return CATTN_STORAGE_F16
+    if a.dtype.itemsize == 2 and a.dtype.name == "bfloat16":
+        return CATTN_STORAGE_BF16
+    return -1
+
+
+cdef inline void row16(int op, const cattn_convert *cv,
+                       const cattn_rows_f32 *k32, int64_t n,
+                       const uint16_t *x, void *y, bint y16,
+                       float *buf) noexcept nogil:
+    """One row of 16-bit storage: widened into buf (exact), the float32
+    row kernel, then rounded once to 16 bits (or written as float32)."""
+    cv.to_f32(n, x, buf)
+    cdef float *dst = buf if y16 else <float *>y
+    if op == OP_SOFTMAX:
+        k32.softmax(n, buf, dst)
+    else:
+        k32.log_softmax(n, buf, dst)
+    if y16:
+        cv.from_f32(n, buf, <uint16_t *>y)
+
+
+cdef void _map_rows16(int op, const cattn_convert *cv, const uint16_t *x,
+                      int64_t rs_x, char *y, int64_t rs_y, bint y16,
+                      int64_t rows, int64_t n, const Arena *arena,
+                      int nthreads) noexcept nogil:
+    cdef int64_t r
+    cdef int64_t y_item = 2 if y16 else 4
+    cdef const cattn_rows_f32 *k32 = cattn_rows_f32_for(active_isa())
+    if nthreads == 1:
+        for r in range(rows):
+            row16(op, cv, k32, n, x + r * rs_x, y + r * rs_y * y_item, y16,
+                  <float *>arena_at(arena, 0, 0))
+        return
+    for r in prange(rows, schedule='static', num_threads=nthreads):
+        row16(op, cv, k32, n, x + r * rs_x, y + r * rs_y * y_item, y16,
+              <float *>arena_at(arena, threadid(), 0))
+
+
+cdef void _reduce_rows16(const cattn_convert *cv, const uint16_t *x,
+                         int64_t rs_x, char *y, bint y16, int64_t rows,
+                         int64_t n, const Arena *arena,
+                         int nthreads) noexcept nogil:
+    cdef int64_t r
+    cdef float v
+    cdef float *buf
+    cdef const cattn_rows_f32 *k32 = cattn_rows_f32_for(active_isa())
+    for r in prange(rows, schedule='static', num_threads=nthreads):
+        buf = <float *>arena_at(arena, threadid(), 0)
+        cv.to_f32(n, x + r * rs_x, buf)
+        v = k32.logsumexp(n, buf)
+        if y16:
+            cv.from_f32(1, &v, <uint16_t *>y + r)
+        else:
+            (<float *>y)[r] = v
+
+
+cdef int rows16(int op, cnp.ndarray x, cnp.ndarray y, int storage,
+                int64_t rows, int64_t n, int nthreads) except -1:
+    """softmax/log_softmax (op) or logsumexp (op = -1) of the rows of a
+    16-bit x into y (x's dtype or float32), through one float32 row per
+    thread."""
+    cdef const cattn_convert *cv = cattn_convert_for(active_isa(), storage)
+    cdef bint y16 = y.itemsize == 2
+    cdef int64_t rs_x = x.strides[0] // 2
+    cdef int64_t rs_y = y.strides[0] // y.itemsize if y.ndim == 2 else 0
+    cdef Arena arena
+    arena_new(&arena, nthreads, n * sizeof(float),
+              "logsumexp" if op < 0 else "softmax")
+    try:
+        with nogil:
+            if op < 0:
+                _reduce_rows16(cv, <const uint16_t *>cnp.PyArray_DATA(x),
+                               rs_x, <char *>cnp.PyArray_DATA(y), y16, rows,
+                               n, &arena, nthreads)
+            else:
+                _map_rows16(op, cv, <const uint16_t *>cnp.PyArray_DATA(x),
+                            rs_x, <char *>cnp.PyArray_DATA(y), rs_y, y16,
+                            rows, n, &arena, nthreads)
+    finally:
+        arena_free(&arena)
+    return 0
+
+
+def convert(cnp.ndarray src, cnp.ndarray dst):
+    """dst = src between a contiguous 1-D 16-bit array (float16 or
+    bfloat16) and a contiguous 1-D float32 array, either way, with the
+    active ISA's conversions (the tests check their rounding with this)."""
+    cdef int64_t n = src.shape[0]
+    cdef int s_src = storage_of(src), s_dst = storage_of(dst)
+    if s_src >= 0:
+        cattn_convert_for(active_isa(), s_src).to_f32(
+            n, <const uint16_t *>cnp.PyArray_DATA(src),
+            <float *>cnp.PyArray_DATA(dst))
+    else:
+        cattn_convert_for(active_isa(), s_dst).from_f32(
+            n, <const float *>cnp.PyArray_DATA(src),
+            <uint16_t *>cnp.PyArray_DATA(dst))
+
+
 def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
     """y[r] = softmax(x[r]) (op SOFTMAX) or log_softmax(x[r]) for 2-D x, y
-    of one float dtype with unit column stride.  y may be x (in place)."""
+    of one float dtype with unit column stride, or 16-bit x (float16,
+    bfloat16) with y of x's dtype or float32.  y may be x (in place)."""
     cdef int64_t rows = x.shape[0], n = x.shape[1]
     cdef int64_t rs_x = x.strides[0] // x.itemsize
     cdef int64_t rs_y = y.strides[0] // y.itemsize
     cdef int nthreads = threads_for(rows, n, num_threads)
     if rows == 0 or n == 0:
+        return
+    cdef int storage = storage_of(x)
+    if storage >= 0:
+        rows16(op, x, y, storage, rows, n, nthreads)
         return
     if x.dtype == np.float32:
         with nogil:
@@ -116,11 +242,15 @@ def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
 
 def logsumexp_rows(cnp.ndarray x, cnp.ndarray y, int num_threads):
     """y[r] = logsumexp(x[r]) for 2-D x with unit column stride and
-    contiguous 1-D y of the same dtype."""
+    contiguous 1-D y of the same dtype (float32 also for 16-bit x)."""
     cdef int64_t rows = x.shape[0], n = x.shape[1]
     cdef int64_t rs_x = x.strides[0] // x.itemsize
     cdef int nthreads = threads_for(rows, n, num_threads)
     if rows == 0:
+        return
+    cdef int storage = storage_of(x)
+    if storage >= 0:
+        rows16(-1, x, y, storage, rows, n, nthreads)
         return
     if x.dtype == np.float32:
         with nogil:

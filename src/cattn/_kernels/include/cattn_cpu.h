@@ -10,8 +10,8 @@
 
 enum cattn_isa {
     CATTN_ISA_GENERIC = 0,  /* portable C, baseline x86-64 (SSE2) */
-    CATTN_ISA_AVX2 = 1,     /* AVX2 + FMA3, 256-bit */
-    CATTN_ISA_AVX512 = 2    /* AVX-512F, 512-bit */
+    CATTN_ISA_AVX2 = 1,     /* AVX2 + FMA3 + F16C, 256-bit */
+    CATTN_ISA_AVX512 = 2    /* AVX-512F (+ FMA3, F16C), 512-bit */
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -27,9 +27,13 @@ static inline int cattn_cpu_best_isa(void)
 {
 #if CATTN_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+    /* F16C: the 16-bit storage conversions of both levels (convert/). */
+    const int f16c = __builtin_cpu_supports("f16c");
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")
+            && f16c)
         return CATTN_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && f16c)
         return CATTN_ISA_AVX2;
 #endif
     return CATTN_ISA_GENERIC;

@@ -31,3 +31,5 @@
 #define RW_SFMA(a, b, c) fmaf((a), (b), (c))
 #define RW_GEMM_MR 6
 #define RW_GEMM_NV 2
+/* float32 instantiation: the 16-bit storage conversions exist only here. */
+#define RW_IS_F32 1

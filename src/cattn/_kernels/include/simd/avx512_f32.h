@@ -33,3 +33,5 @@
 #define RW_GEMM_NV 4
 #define RW_TRANSPOSE cattn_transpose_f32_avx512
 #define RW_TB 16
+/* float32 instantiation: the 16-bit storage conversions exist only here. */
+#define RW_IS_F32 1

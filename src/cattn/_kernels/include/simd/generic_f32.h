@@ -14,3 +14,5 @@
 #define RW_SFMA(a, b, c) ((a) * (b) + (c))
 #define RW_GEMM_MR 4
 #define RW_GEMM_NR 8
+/* float32 instantiation: the 16-bit storage conversions exist only here. */
+#define RW_IS_F32 1

@@ -28,7 +28,7 @@
 
 #if CATTN_X86
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
+#pragma GCC target("avx512f,avx2,fma,f16c")
 #include "avx512_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx512
 #define RW_SCALAR(op) cattn_##op##_f32_generic
@@ -46,7 +46,7 @@
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #include "avx2_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx2
 #define RW_SCALAR(op) cattn_##op##_f32_generic

@@ -25,3 +25,4 @@
 #undef RW_GEMM_NR
 #undef RW_TRANSPOSE
 #undef RW_TB
+#undef RW_IS_F32

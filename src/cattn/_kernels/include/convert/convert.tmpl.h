@@ -1,0 +1,50 @@
+/* convert.tmpl.h -- the 16-bit storage dtypes to and from float32, the
+ * compute dtype of 16-bit inputs (only the float32 instantiations define
+ * them; RW_IS_F32).  Rounding to 16 bits is to nearest, ties to even, and
+ * keeps inf, NaN (quiet) and subnormals; widening is exact.
+ *
+ *   from_f16(n, src, dst), to_f16(n, src, dst):   IEEE binary16
+ *   from_bf16(n, src, dst), to_bf16(n, src, dst): bfloat16 (the top half
+ *       of a float32; what ml_dtypes.bfloat16 stores)
+ *
+ * float16 goes through the compiler's _Float16 conversions (the current
+ * rounding mode, which the kernels never change: nearest-even); bfloat16
+ * through the bits: widening is a shift, narrowing adds 0x7FFF plus the
+ * kept part's lowest bit before the shift (nearest, ties to even; an
+ * overflow carries into the exponent and gives inf, as it must), and a
+ * NaN keeps its sign and top payload with the quiet bit set.
+ */
+#if RW_IS_F32
+static void RW_NAME(from_f16)(int64_t n, const uint16_t *src, float *dst)
+{
+    const _Float16 *s = (const _Float16 *)src;
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = (float)s[i];
+}
+
+static void RW_NAME(to_f16)(int64_t n, const float *src, uint16_t *dst)
+{
+    _Float16 *d = (_Float16 *)dst;
+    for (int64_t i = 0; i < n; ++i)
+        d[i] = (_Float16)src[i];
+}
+
+static void RW_NAME(from_bf16)(int64_t n, const uint16_t *src, float *dst)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        const uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &u, sizeof u);
+    }
+}
+
+static void RW_NAME(to_bf16)(int64_t n, const float *src, uint16_t *dst)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t u;
+        memcpy(&u, src + i, sizeof u);
+        const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+        const uint32_t quiet = (u >> 16) | 0x40u;
+        dst[i] = (uint16_t)(src[i] != src[i] ? quiet : rounded);
+    }
+}
+#endif
