@@ -3,13 +3,16 @@ import numpy as np
 
 import cattn
 
-from .common import THREADS, normal, pick, ratio, threads, torch_or_skip
+from .common import (THREADS, normal, pick, ratio, threads, to_torch,
+                     torch_or_skip)
 
 # (1, 1, 8, 16): the per-call cost of a small softmax (decoding calls one
 # per token), issue 17's "tiny softmax".
 SHAPES = pick([(1, 1, 8, 16), (1024, 1024), (4096, 4096)],
               [(1, 1, 8, 16), (256, 1024)])
-DTYPES = pick(["float32", "float64"], ["float32"])
+# 16-bit storage (issue 18): computed in float32, rounded once.
+DTYPES = pick(["float32", "float64", "float16", "bfloat16"],
+              ["float32", "float16"])
 
 
 class Softmax:
@@ -60,13 +63,14 @@ class PeerTorchSoftmax:
 
     def setup(self, shape, dtype):
         self.torch = torch_or_skip()
-        self.x = self.torch.from_numpy(normal(shape, dtype))
+        self.np_x = normal(shape, dtype)
+        self.x = to_torch(self.torch, self.np_x)
 
     def time_softmax(self, shape, dtype):
         self.torch.softmax(self.x, dim=-1)
 
     def track_ratio_torch_softmax(self, shape, dtype):
-        x = self.x.numpy()
+        x = self.np_x
         return ratio(lambda: self.torch.softmax(self.x, dim=-1),
                      lambda: cattn.softmax(x))
 

@@ -28,8 +28,29 @@ def rng():
     return np.random.default_rng(20261123)
 
 
+def storage(dtype):
+    """The NumPy dtype of a benchmark's dtype name; "bfloat16" needs
+    ml_dtypes (else NotImplementedError: asv reports a skip)."""
+    if dtype == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise NotImplementedError("ml_dtypes is not installed") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
+
+
 def normal(shape, dtype):
-    return rng().standard_normal(shape, dtype=np.float32).astype(dtype)
+    return rng().standard_normal(shape, dtype=np.float32).astype(
+        storage(dtype))
+
+
+def to_torch(torch, x):
+    """x as a torch tensor without a copy (bfloat16 through its bits:
+    ml_dtypes arrays have no buffer protocol)."""
+    if x.dtype.name == "bfloat16":
+        return torch.from_numpy(x.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(x)
 
 
 def torch_or_skip():
