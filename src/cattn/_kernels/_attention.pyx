@@ -55,7 +55,7 @@ import numpy as np
 
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
-                      arena_new, carve, read_call)
+                      arena_new, carve, check_rows, read_call)
 from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
                      floating, gemm_kernel_f32, gemm_kernel_f64, pack_a,
                      pack_b)
@@ -810,16 +810,6 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
                             nthreads)
     finally:
         arena_free(&arena)
-
-
-cdef int check_rows(object a, int64_t n, str func, str name) except -1:
-    """Contract of a per-row array (lse, top-k thresholds): C-contiguous,
-    n elements."""
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.size != n:
-        raise AssertionError(f"{func}: cattn internal error: {name} must be "
-                             f"C-contiguous with {n} elements")
-    return 0
 
 
 def exp_neg(cnp.ndarray x, cnp.ndarray y):

@@ -52,7 +52,7 @@ import numpy as np
 
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
-                      arena_new, carve, read_call)
+                      arena_new, carve, check_rows, read_call)
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
                      gemm_kernel_f64, pack_a, pack_b, tile_product)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
@@ -522,10 +522,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
                        (dk, nkv * p.f.S * p.f.E, "dk"),
                        (dv, nkv * p.f.S * p.f.Ev, "dv"),
                        (dmask, nkv * p.G * p.f.L * p.f.S, "dmask")):
-        if a is not None and (not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-                              or (<cnp.ndarray>a).size != n):
-            raise AssertionError(f"{func}: cattn internal error: {name} "
-                                 f"must be C-contiguous with {n} elements")
+        if a is not None:
+            check_rows(a, n, func, name)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs

@@ -59,9 +59,10 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     return 0
 
 
-cdef inline bint walkable(cnp.ndarray x) noexcept:
+cdef bint walkable(cnp.ndarray x) noexcept:
     """Strides in whole elements and data aligned to the item size (a C
-    load of a misaligned float is undefined behaviour)."""
+    load of a misaligned float is undefined behaviour): the kernels can
+    read x in place."""
     cdef int d
     cdef int64_t item = x.itemsize
     if not cnp.PyArray_ISALIGNED(x):
@@ -197,6 +198,16 @@ cdef int batch_offsets_into(cnp.ndarray a, tuple items, int64_t *off,
             cur -= stride[d] * size[d]
             idx[d] = 0
             d -= 1
+    return 0
+
+
+cdef int check_rows(object a, int64_t n, str func, str name) except -1:
+    """Contract of a per-row array or an output the drivers write as one
+    block (lse, top-k thresholds, gradients): C-contiguous, n elements."""
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or arr.size != n:
+        raise AssertionError(f"{func}: cattn internal error: {name} must be "
+                             f"C-contiguous with {n} elements")
     return 0
 
 

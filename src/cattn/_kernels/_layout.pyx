@@ -7,7 +7,7 @@ cimport numpy as cnp
 import numpy as np
 from libc.stdint cimport int64_t
 
-from ._frame cimport batch_offsets_into
+from ._frame cimport batch_offsets_into, walkable
 
 cnp.import_array()
 
@@ -38,14 +38,11 @@ def element_strides(cnp.ndarray arr):
     place -- a stride that is not a whole number of elements, or data not
     aligned to its item size (a C load of a misaligned float is undefined
     behaviour) -- and the caller copies."""
-    cdef int d, nd = arr.ndim
+    cdef int d
     cdef int64_t item = arr.itemsize
-    if not cnp.PyArray_ISALIGNED(arr):
+    if not walkable(arr):
         return None
-    for d in range(nd):
-        if arr.strides[d] % item:
-            return None
-    return tuple([arr.strides[d] // item for d in range(nd)])
+    return tuple([arr.strides[d] // item for d in range(arr.ndim)])
 
 
 def operand(cnp.ndarray x, tuple batch_shape):
@@ -54,7 +51,7 @@ def operand(cnp.ndarray x, tuple batch_shape):
     a C-ordered copy; the strides of its last two axes in elements; and its
     batch_offsets for `batch_shape`.  One call per operand replaces four
     Python-level steps on the per-call path."""
-    if element_strides(x) is None:
+    if not walkable(x):
         x = x.copy()
     cdef int nd = x.ndim
     cdef int64_t item = x.itemsize

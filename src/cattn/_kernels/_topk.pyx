@@ -31,7 +31,7 @@ import numpy as np
 
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
-                      arena_new, carve, read_call)
+                      arena_new, carve, check_rows, read_call)
 from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
                      pack_a, pack_b, tile_product)
 from ._tables cimport cattn_topk_f32_for, cattn_topk_f64_for
@@ -281,12 +281,11 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
         return
     cdef str func = call[0]
     cdef cnp.ndarray thr_a = thr, idx_a = idx
-    if (not cnp.PyArray_IS_C_CONTIGUOUS(thr_a) or thr_a.size != nbh * p.f.L
-            or not cnp.PyArray_IS_C_CONTIGUOUS(idx_a)
-            or idx_a.size != nbh * p.f.L or p.f.top_k < 1):
-        raise AssertionError(f"{func}: cattn internal error: top-k outputs "
-                             f"must be C-contiguous with {nbh * p.f.L} "
-                             f"elements, k >= 1")
+    check_rows(thr_a, nbh * p.f.L, func, "top-k scores")
+    check_rows(idx_a, nbh * p.f.L, func, "top-k indices")
+    if p.f.top_k < 1:
+        raise AssertionError(f"{func}: cattn internal error: top-k needs "
+                             f"k >= 1")
     cdef Operands ops = Operands(nbh)
     cdef Operand *oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
     cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
