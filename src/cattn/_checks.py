@@ -43,25 +43,31 @@ def is_storage16(dtype: np.dtype[Any]) -> bool:
                                    and dtype.name == "bfloat16")
 
 
+def check_dtype(dtype: np.dtype[Any], name: str, func: str,
+                storage: bool = False) -> None:
+    """TypeError naming `func` and `name` unless `dtype` is float32 or
+    float64 (or, with `storage`, a 16-bit storage dtype).  On the dtype
+    alone, so Dask arrays are checked without computing them."""
+    if dtype in SUPPORTED_DTYPES or (storage and is_storage16(dtype)):
+        return
+    want = ("float32, float64, float16 or bfloat16" if storage
+            else "float32 or float64")
+    raise TypeError(f"{func}: {name} has dtype {dtype}; expected {want} "
+                    f"(convert explicitly, e.g. {name}.astype(np.float32))")
+
+
 def as_storage_array(x: ArrayLike, name: str, func: str) -> NDArray[Any]:
     """`x` as an ndarray of float32, float64, float16 or bfloat16, else
     TypeError (the functions that take 16-bit storage)."""
     arr = np.asarray(x)
-    if arr.dtype not in SUPPORTED_DTYPES and not is_storage16(arr.dtype):
-        raise TypeError(
-            f"{func}: {name} has dtype {arr.dtype}; expected float32, "
-            f"float64, float16 or bfloat16 (convert explicitly, e.g. "
-            f"{name}.astype(np.float32))")
+    check_dtype(arr.dtype, name, func, storage=True)
     return arr
 
 
 def as_float_array(x: ArrayLike, name: str, func: str) -> FloatArray:
     """`x` as an ndarray of float32 or float64, else TypeError."""
     arr = np.asarray(x)
-    if arr.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(
-            f"{func}: {name} has dtype {arr.dtype}; expected float32 or "
-            f"float64 (convert explicitly, e.g. {name}.astype(np.float32))")
+    check_dtype(arr.dtype, name, func)
     return arr
 
 

@@ -198,7 +198,6 @@ def mask_kind(dtype: np.dtype[Any], func: str) -> int:
 
 
 NAMES: tuple[str, ...] = ("query", "key", "value")
-_NAMES = NAMES
 
 
 def _new_call(fields: tuple[Any, ...]) -> Call:
@@ -213,7 +212,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
              enable_gqa: bool = False, window: object = None,
              top_k: object = None, num_threads: object = None,
              extra: Sequence[tuple[str, ArrayLike]] = (),
-             names: tuple[str, ...] = _NAMES
+             names: tuple[str, ...] = NAMES
              ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
     """Validate one attention call in one pass.
 
@@ -280,6 +279,17 @@ def expand_kv(x: NDArray[Any]) -> NDArray[Any]:
     return x[..., np.newaxis, :, :]
 
 
+def _grouped(call: Call, q: FloatArray, k: FloatArray,
+             mask: NDArray[Any] | None
+             ) -> tuple[FloatArray, FloatArray, NDArray[Any] | None]:
+    """q, k and the mask walked over call.items: with GQA the query heads
+    as (kv head, group) and k broadcast over the group (views)."""
+    if call.group == 1:
+        return q, k, mask
+    return (split_heads(q, call.group), expand_kv(k),
+            None if mask is None else split_heads(mask, call.group))
+
+
 def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
             mask: NDArray[Any] | None, o: FloatArray,
             lse: FloatArray | None) -> None:
@@ -288,13 +298,10 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     (L,)); top-k first selects each row's keys."""
     if not (o.size or (lse is not None and lse.size)):
         return
-    items = call.batch
+    items = call.items
+    q, k, mask = _grouped(call, q, k, mask)
     if call.group > 1:
-        q, o = split_heads(q, call.group), split_heads(o, call.group)
-        k, v = expand_kv(k), expand_kv(v)
-        if mask is not None:
-            mask = split_heads(mask, call.group)
-        items = call.items
+        o, v = split_heads(o, call.group), expand_kv(v)
     thr: tuple[FloatArray, NDArray[np.int64]] | None = None
     if call.top_k:   # select first; the tiled kernel recomputes equal scores
         thr = (np.empty(items + (call.L,), dtype=call.dtype),
@@ -309,10 +316,7 @@ def select(call: Call, q: FloatArray, k: FloatArray,
     its top-k keys, -1 where it has fewer candidates (top_k=1: the argmax,
     as hard_attention wants it)."""
     items = call.items
-    if call.group > 1:
-        q, k = split_heads(q, call.group), expand_kv(k)
-        if mask is not None:
-            mask = split_heads(mask, call.group)
+    q, k, mask = _grouped(call, q, k, mask)
     idx = np.full(items + (call.L,), -1, dtype=np.int64)
     if idx.size and call.S:
         thr = np.empty(items + (call.L,), dtype=call.dtype)

@@ -116,9 +116,8 @@ def _as_dask(x: ArrayLike | da.Array, name: str, func: str) -> da.Array:
     arr = x if isinstance(x, da.Array) else da.asarray(np.asarray(x))
     if name == "attn_mask":
         _frame.mask_kind(arr.dtype, func)
-    elif arr.dtype not in _checks.SUPPORTED_DTYPES:
-        raise TypeError(f"{func}: {name} has dtype {arr.dtype}; expected "
-                        f"float32 or float64")
+    else:
+        _checks.check_dtype(arr.dtype, name, func)
     return arr
 
 
