@@ -67,7 +67,8 @@ def as_storage_array(x: ArrayLike, name: str, func: str) -> NDArray[Any]:
 def as_float_array(x: ArrayLike, name: str, func: str) -> FloatArray:
     """`x` as an ndarray of float32 or float64, else TypeError."""
     arr = np.asarray(x)
-    check_dtype(arr.dtype, name, func)
+    if arr.dtype not in SUPPORTED_DTYPES:     # per call: no extra frame
+        check_dtype(arr.dtype, name, func)    # when the dtype is fine
     return arr
 
 
