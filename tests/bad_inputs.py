@@ -7,6 +7,7 @@ against NAMESPACE, so the page shows exactly what runs; `message` is a
 regular expression the exception's message must contain.  Every message
 names the function the user called.
 """
+import ml_dtypes
 import numpy as np
 
 import cattn
@@ -31,7 +32,7 @@ _mha = cattn.MultiHeadAttention(8, 2)
 
 # The names the calls use (the page's legend).
 NAMESPACE = {
-    "np": np, "cattn": cattn,
+    "np": np, "cattn": cattn, "bf16": ml_dtypes.bfloat16,
     "x2": np.zeros((2, 3)),                          # float64 (2, 3)
     "q4": np.zeros((1, 2, 3, 4)),                    # float64 (1, 2, 3, 4)
     "q": np.zeros((2, 3, 4, 8), np.float32),         # B H L E
@@ -76,7 +77,9 @@ ROWS = [
     ('cattn.matmul(1.0, x2)', ValueError, "a is 0-d"),
     ('cattn.matmul(np.zeros((2, 2, 3)), np.zeros((3, 3, 4)))', ValueError, "batch dimensions"),
     ('cattn.matmul(np.zeros((2, 3), np.int32), x2.T)', TypeError, "a has dtype int32"),
-    ('cattn.matmul(x2, np.zeros((3, 2), np.float16))', TypeError, "b has dtype float16"),
+    ('cattn.matmul(x2, np.zeros((3, 2), np.int8))', TypeError, "b has dtype int8"),
+    ('cattn.matmul(a.astype(np.float16), b.astype(np.float16), out=np.zeros((2, 4)))', TypeError,
+     r"out has dtype float64; the result has dtype float16 \(or float32\)"),
     ('cattn.matmul(x2, x2.T, out=np.zeros((3, 3)))', ValueError, "out has shape"),
     ('cattn.matmul(x2, x2.T, num_threads=0)', ValueError, "num_threads"),
     ('cattn.scaled_dot_product_attention(q4, q4, q4[..., :2, :])', ValueError, "same number of keys"),
@@ -124,7 +127,13 @@ ROWS = [
      "same number of heads"),
     ("sdpa(q.astype(np.int32), k, v)", TypeError,
      "scaled_dot_product_attention: query has dtype int32"),
-    ("sdpa(q.astype(np.float16), k, v)", TypeError, "query has dtype float16"),
+    ("sdpa(q.astype(bf16), k.astype(bf16), v.astype(bf16), np.zeros((4, 5), np.float16))",
+     TypeError, "attn_mask has dtype float16; expected bool .* or "
+     "float32/float64, bfloat16 like the operands"),
+    ("sdpa(q.astype(np.float16), k, v, np.zeros((4, 5), np.float16))", TypeError,
+     "attn_mask has dtype float16"),
+    ("sdpa(q.astype(np.float16), k.astype(np.float16), v.astype(np.float16), out=np.zeros((2, 3, 4, 6)))",
+     TypeError, "out has dtype float64; the result has dtype float16"),
     ("sdpa(q.astype(complex), k, v)", TypeError, "query has dtype complex128"),
     ("sdpa(q, k, v.astype(np.int64))", TypeError, "value has dtype int64"),
     ("sdpa(q, k, v, np.ones((4, 5), np.int64))", TypeError,

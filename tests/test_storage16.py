@@ -1,13 +1,19 @@
-"""16-bit storage (float16, ml_dtypes.bfloat16) in softmax, log_softmax and
-logsumexp: computed in float32, rounded once to nearest even.
+"""16-bit storage (float16, ml_dtypes.bfloat16): computed in float32,
+rounded once to nearest even.
 
-The exact property: for 16-bit x, op(x) equals op(x.astype(float32))
-rounded to x's dtype (NumPy's and ml_dtypes' casts round to nearest even),
-bit for bit, at every SIMD level and thread count."""
+The exact property, for every operation that takes 16-bit inputs
+(softmax family, matmul, scaled_dot_product_attention with every option,
+hard_attention, attention_weights, the gradient): op(x16...) equals
+op(x16.astype(float32)...) rounded to the 16-bit dtype (NumPy's and
+ml_dtypes' casts round to nearest even), bit for bit, at every SIMD level
+and thread count -- the kernels widen 16-bit operands exactly as they pack
+or stream them and run the float32 kernels unchanged.  The float64 twin
+(cattn._reference) bounds the error on top."""
 import numpy as np
 import pytest
 
 import cattn
+from cattn import _reference
 from cattn._kernels import _softmax
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -112,3 +118,218 @@ def test_conversions_round_to_nearest_even(dtype, isa, rng):
                                   np.isnan(every.astype(np.float32)))
     fin = ~np.isnan(wide)
     np.testing.assert_array_equal(wide[fin], every.astype(np.float32)[fin])
+
+
+# ------------------------------------------------------------- products --
+
+def f32(x):
+    return x.astype(np.float32)
+
+
+def rounded(x, dtype):
+    """A float32 result rounded to `dtype` (nearest even), as the kernels
+    round."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(x).astype(dtype)
+
+
+MATMUL_CASES = [
+    ((1, 70), (70, 90)),          # few rows: the streaming path
+    ((3, 300), (300, 1000)),
+    ((50, 33), (33, 70)),         # packed GEMM, edge tiles
+    ((2, 1, 5, 7), (3, 7, 4)),    # broadcast batch
+    ((7,), (7,)),                 # 1-D x 1-D
+    ((4, 0), (0, 3)),             # k = 0
+    ((300, 260), (260, 20)),      # several KC blocks
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shapes", MATMUL_CASES, ids=str)
+def test_matmul_equals_float32_rounded_once(dtype, shapes, isa, rng):
+    a = rng.standard_normal(shapes[0]).astype(dtype)
+    b = rng.standard_normal(shapes[1]).astype(dtype)
+    got = cattn.matmul(a, b)
+    assert got.dtype == dtype
+    bits_equal(got, rounded(cattn.matmul(f32(a), f32(b)), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matmul_layouts_threads_and_out(dtype, rng):
+    a = rng.standard_normal((60, 40)).astype(dtype)
+    b = rng.standard_normal((40, 50)).astype(dtype)
+    want = rounded(cattn.matmul(f32(a), f32(b)), dtype)
+    for nt in (1, 2, 3):
+        bits_equal(cattn.matmul(a, b, num_threads=nt), want)
+    bits_equal(cattn.matmul(np.asfortranarray(a), np.asfortranarray(b)), want)
+    bits_equal(cattn.matmul(a[::-1], b)[::-1], want)
+    bits_equal(cattn.matmul(b.T, a.T).T, want)          # transposed operands
+    ro = a.copy()
+    ro.flags.writeable = False
+    bits_equal(cattn.matmul(ro, b), want)
+    out = np.empty((50, 60), dtype).T                     # column-major out
+    assert cattn.matmul(a, b, out=out) is out
+    bits_equal(out, want)
+    wide = np.empty((60, 50), np.float32)                 # float32 out: unrounded
+    cattn.matmul(a, b, out=wide)
+    np.testing.assert_array_equal(wide, cattn.matmul(f32(a), f32(b)))
+
+
+def test_mixed_dtypes_promote():
+    h = np.ones((2, 3), np.float16)
+    bf = np.ones((3, 2), ml_dtypes.bfloat16)
+    assert cattn.matmul(h, bf).dtype == np.float32       # no common 16-bit
+    assert cattn.matmul(h, np.ones((3, 2), np.float32)).dtype == np.float32
+    assert cattn.matmul(bf, np.ones((2, 2))).dtype == np.float64
+    q = np.ones((2, 4), np.float16)
+    assert cattn.scaled_dot_product_attention(q, q, q.astype(
+        ml_dtypes.bfloat16)).dtype == np.float32
+
+
+# ------------------------------------------------------------ attention --
+
+def _qkv(dtype, rng, L, S, E=16, Ev=16, batch=(2, 3), hkv=None, spread=1.0):
+    kv = batch if hkv is None else batch[:-1] + (hkv,)
+    q = (rng.standard_normal(batch + (L, E)) * spread).astype(dtype)
+    k = rng.standard_normal(kv + (S, E)).astype(dtype)
+    v = rng.standard_normal(kv + (S, Ev)).astype(dtype)
+    return q, k, v
+
+
+# (L, S, kwargs): every option of the forward; masks are made per case.
+SDPA_CASES = [
+    (7, 9, {}),
+    (40, 300, {"is_causal": True}),
+    (40, 30, {"is_causal": "bottom_right"}),
+    (50, 70, {"window": (5, 2)}),
+    (33, 45, {"mask": "bool"}),
+    (33, 45, {"mask": "same"}),          # float mask of the 16-bit dtype
+    (33, 45, {"mask": "float32"}),
+    (20, 25, {"gqa": True, "is_causal": True}),
+    (20, 60, {"top_k": 3}),
+    (1, 3000, {}),                       # decode, key chunks
+    (3, 200, {"is_causal": "bottom_right", "mask": "bool"}),
+    (64, 2100, {}),                      # tiled, key chunks
+    (0, 5, {}),
+    (4, 0, {}),
+]
+
+
+def _case(dtype, rng, L, S, opts):
+    opts = dict(opts)
+    q, k, v = _qkv(dtype, rng, L, S, hkv=1 if opts.pop("gqa", False)
+                   else None)
+    kind = opts.pop("mask", None)
+    mask = None
+    if kind == "bool":
+        mask = rng.random((L, S)) < 0.7
+        if L:
+            mask[0] = False                     # a fully masked row
+    elif kind is not None:
+        mask = rng.standard_normal((L, S)).astype(
+            dtype if kind == "same" else np.float32)
+    if q.shape[-3] != k.shape[-3]:
+        opts["enable_gqa"] = True
+    return q, k, v, mask, opts
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("L,S,opts", SDPA_CASES,
+                         ids=[f"{c[0]}x{c[1]}-{c[2]}" for c in SDPA_CASES])
+def test_sdpa_equals_float32_rounded_once(dtype, L, S, opts, isa, rng):
+    q, k, v, mask, opts = _case(dtype, rng, L, S, opts)
+    got, lse = cattn.scaled_dot_product_attention(q, k, v, mask,
+                                                  return_lse=True, **opts)
+    m32 = None if mask is None or mask.dtype == bool else f32(mask)
+    want, want_lse = cattn.scaled_dot_product_attention(
+        f32(q), f32(k), f32(v), mask if m32 is None else m32,
+        return_lse=True, **opts)
+    assert got.dtype == dtype and lse.dtype == np.float32
+    bits_equal(got, rounded(want, dtype))
+    np.testing.assert_array_equal(lse, want_lse)
+    if "top_k" not in opts:
+        # The float64 twin on the same 16-bit inputs: float32 error, then
+        # one rounding (half an ulp of the 16-bit dtype, relative to the
+        # row's largest value).
+        ref, _ = _reference.scaled_dot_product_attention(
+            q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+            None if mask is None else mask.astype(np.float64)
+            if mask.dtype != bool else mask, **opts)
+        eps = float(ml_dtypes.finfo(dtype).eps)
+        scale = np.max(np.abs(ref), axis=-1, keepdims=True) + 1e-30
+        assert np.all(np.abs(got.astype(np.float64) - ref) <= eps * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_sdpa_special_values(dtype, rng):
+    """inf and NaN values reach only the rows that weigh them; huge logits
+    stay finite; the bits are still the float32 ones, rounded."""
+    for L, S in [(1, 500), (40, 300)]:            # decode and tiled paths
+        q, k, v = _qkv(dtype, rng, L, S, spread=300.0)   # huge logits
+        v[..., 7, 2] = np.inf
+        v[..., 9, 3] = np.nan
+        mask = np.ones((L, S), bool)
+        mask[:, 7] = False                        # nobody sees the inf
+        got = cattn.scaled_dot_product_attention(q, k, v, mask)
+        want = cattn.scaled_dot_product_attention(f32(q), f32(k), f32(v),
+                                                  mask)
+        bits_equal(got, rounded(want, dtype))
+        assert not np.isinf(f32(got)).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_sdpa_layouts_threads_and_out(dtype, rng):
+    q, k, v = _qkv(dtype, rng, 70, 90, batch=(3, 4))
+    want = cattn.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                              num_threads=1)
+    for nt in (2, 3):
+        bits_equal(cattn.scaled_dot_product_attention(
+            q, k, v, is_causal=True, num_threads=nt), want)
+    bits_equal(cattn.scaled_dot_product_attention(
+        q[::-1], k[::-1], v[::-1], is_causal=True)[::-1], want)
+    qt = np.swapaxes(np.swapaxes(q, -1, -2).copy(), -1, -2)   # column-major
+    bits_equal(cattn.scaled_dot_product_attention(qt, k, v, is_causal=True),
+               want)
+    out = np.empty(want.shape[:-1] + (2 * want.shape[-1],), dtype)[..., ::2]
+    assert cattn.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                              out=out) is out
+    bits_equal(out, want)
+    wide = np.empty(want.shape, np.float32)
+    cattn.scaled_dot_product_attention(q, k, v, is_causal=True, out=wide)
+    np.testing.assert_array_equal(wide, cattn.scaled_dot_product_attention(
+        f32(q), f32(k), f32(v), is_causal=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_hard_attention_and_weights(dtype, rng):
+    q, k, v = _qkv(dtype, rng, 30, 40)
+    mask = rng.random((30, 40)) < 0.8
+    out, idx = cattn.hard_attention(q, k, v, mask, return_indices=True)
+    out32, idx32 = cattn.hard_attention(f32(q), f32(k), f32(v), mask,
+                                        return_indices=True)
+    np.testing.assert_array_equal(idx, idx32)
+    assert out.dtype == dtype
+    bits_equal(out, rounded(out32, dtype))
+    w = cattn.attention_weights(q, k, mask, is_causal=True)
+    assert w.dtype == dtype
+    bits_equal(w, rounded(cattn.attention_weights(f32(q), f32(k), mask,
+                                                  is_causal=True), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("gqa", [False, True])
+def test_gradient_equals_float32_rounded_once(dtype, gqa, isa, rng):
+    q, k, v = _qkv(dtype, rng, 30, 50, batch=(2, 4), hkv=2 if gqa else None)
+    mask = rng.standard_normal((30, 50)).astype(dtype)
+    o, lse = cattn.scaled_dot_product_attention(
+        q, k, v, mask, is_causal=True, enable_gqa=gqa, return_lse=True)
+    go = rng.standard_normal(o.shape).astype(dtype)
+    got = cattn.scaled_dot_product_attention_grad(
+        go, q, k, v, o, lse, mask, is_causal=True, enable_gqa=gqa,
+        need_mask_grad=True)
+    want = cattn.scaled_dot_product_attention_grad(
+        f32(go), f32(q), f32(k), f32(v), f32(o), lse, f32(mask),
+        is_causal=True, enable_gqa=gqa, need_mask_grad=True)
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        bits_equal(g, rounded(w, dtype))

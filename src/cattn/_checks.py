@@ -2,19 +2,24 @@
 
 Rules (the same for every function; tests/test_checks.py holds them):
 
-* Inputs are array-likes.  Only float32 and float64 are computed; any other
-  dtype (ints, bools, float16, complex, object) raises TypeError naming the
+* Inputs are array-likes.  float32 and float64 are computed as they are;
+  the 16-bit storage dtypes float16 and ml_dtypes.bfloat16 are computed in
+  float32 and rounded back once (where a function takes them).  Any other
+  dtype (ints, bools, complex, object) raises TypeError naming the
   argument, its dtype and the supported ones.  Nothing is cast silently.
-* Mixed float32/float64 inputs compute in float64 (NumPy's promotion rule);
-  the float32 operand is converted.
+* Mixed inputs follow one promotion rule, NumPy's: the result dtype holds
+  every input exactly (float16 + float32 -> float32, anything + float64 ->
+  float64), and float16 + bfloat16, which NumPy cannot promote, give
+  float32.  The narrower operands are converted.
 * Shape errors raise ValueError naming the argument, the shapes and the
   expected signature.
 * Non-contiguous, Fortran-ordered, negative-stride and read-only inputs are
   accepted as they are; a copy is made only when a kernel cannot walk the
   strides (a stride that is not a multiple of the item size, or data not
   aligned to it).
-* ``out=`` must be an ndarray of exactly the result's dtype (TypeError) and
-  shape, and writeable (ValueError).  If it overlaps an input the result is
+* ``out=`` must be an ndarray of exactly the result's dtype (or, for a
+  16-bit result, float32: the unrounded answer) (TypeError) and shape, and
+  writeable (ValueError).  If it overlaps an input the result is
   computed into a temporary first, as NumPy does, so the answer is the same
   as without overlap.
 * ``num_threads`` is None (OpenMP's default: ``OMP_NUM_THREADS`` or
@@ -30,10 +35,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._kernels import _cpu, _layout
+from ._kernels import _cpu, _layout, _softmax
 from ._typing import FloatArray
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT32 = np.dtype(np.float32)
 
 
 def is_storage16(dtype: np.dtype[Any]) -> bool:
@@ -64,20 +70,41 @@ def as_storage_array(x: ArrayLike, name: str, func: str) -> NDArray[Any]:
     return arr
 
 
-def as_float_array(x: ArrayLike, name: str, func: str) -> FloatArray:
-    """`x` as an ndarray of float32 or float64, else TypeError."""
+def as_float_array(x: ArrayLike, name: str, func: str,
+                   storage: bool = False) -> FloatArray:
+    """`x` as an ndarray of float32 or float64 (with `storage`, also a
+    16-bit storage dtype), else TypeError."""
     arr = np.asarray(x)
-    if arr.dtype not in SUPPORTED_DTYPES:     # per call: no extra frame
-        check_dtype(arr.dtype, name, func)    # when the dtype is fine
+    if arr.dtype not in SUPPORTED_DTYPES:       # per call: no extra frame
+        check_dtype(arr.dtype, name, func, storage)  # when the dtype is fine
     return arr
 
 
+def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype a kernel computes `dtype` in: float32 for 16-bit storage."""
+    return FLOAT32 if is_storage16(dtype) else dtype
+
+
+def narrow(x: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """A C-contiguous float32 `x` rounded to the 16-bit `dtype` with the
+    kernels' conversion (nearest even; inf, NaN, subnormals kept)."""
+    out = np.empty(x.shape, dtype=dtype)
+    _softmax.convert(x.reshape(-1), out.reshape(-1))
+    return out
+
+
 def common_dtype(arrays: Sequence[NDArray[Any]]) -> np.dtype[Any]:
-    """float64 if any array is float64, else float32."""
+    """The promotion rule of the module docstring: the arrays' dtype if
+    they share one, else the narrowest that holds them all exactly."""
     first = arrays[0].dtype
     if all(a.dtype == first for a in arrays):
         return first
-    return np.result_type(*arrays)
+    dtypes = {a.dtype for a in arrays}
+    if np.dtype(np.float64) in dtypes:
+        return np.dtype(np.float64)
+    if len(dtypes) == 1:
+        return first
+    return FLOAT32       # float32 with 16-bit, or float16 with bfloat16
 
 
 def resolve_threads(num_threads: object, func: str) -> int:
@@ -109,9 +136,11 @@ def check_out(out: object, shape: Sequence[int], dtype: DTypeLike, func: str,
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{func}: out must be a numpy.ndarray, got "
                         f"{type(out).__name__}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and not (is_storage16(np.dtype(dtype))
+                                   and out.dtype == FLOAT32):
+        wider = " (or float32)" if is_storage16(np.dtype(dtype)) else ""
         raise TypeError(f"{func}: out has dtype {out.dtype}; the result has "
-                        f"dtype {np.dtype(dtype)}")
+                        f"dtype {np.dtype(dtype)}{wider}")
     if out.shape != tuple(shape):
         raise ValueError(f"{func}: out has shape {out.shape}; expected "
                          f"{tuple(shape)}")

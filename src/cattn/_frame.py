@@ -39,7 +39,7 @@ class Call(NamedTuple):
     """One attention call, validated.  Immutable; the kernels read it."""
 
     func: str                  # the public name the user called
-    dtype: np.dtype[Any]       # the compute dtype of every float operand
+    dtype: np.dtype[Any]       # every float operand's dtype (storage)
     batch: tuple[int, ...]     # broadcast leading shape (..., query heads)
     group: int                 # query heads per key/value head (GQA), >= 1
     L: int
@@ -52,6 +52,12 @@ class Call(NamedTuple):
     scale: float
     top_k: int                 # 0: full attention
     threads: int
+
+    @property
+    def compute(self) -> np.dtype[Any]:
+        """The dtype the kernels compute in (float32 for 16-bit storage):
+        lse's, a float mask's and the scores'."""
+        return _checks.compute_dtype(self.dtype)
 
     @property
     def diag(self) -> int:
@@ -186,15 +192,22 @@ def batch_and_group(func: str, names: Sequence[str],
                             "attention pass enable_gqa=True")) from None
 
 
-def mask_kind(dtype: np.dtype[Any], func: str) -> int:
-    """The kernels' kind for a mask of `dtype`, else TypeError."""
+def mask_kind(dtype: np.dtype[Any], func: str,
+              operands: np.dtype[Any] | None = None) -> int:
+    """The kernels' kind for a mask of `dtype`, else TypeError.  A float
+    mask is added to the scores in the compute dtype: float32 or float64,
+    or a 16-bit mask of the operands' own 16-bit dtype."""
     if dtype == np.bool_:
         return MASK_BOOL
-    if dtype in _checks.SUPPORTED_DTYPES:
+    if dtype in _checks.SUPPORTED_DTYPES or (
+            operands is not None and dtype == operands
+            and _checks.is_storage16(dtype)):
         return MASK_ADD
+    also = (f", {operands} like the operands" if operands is not None
+            and _checks.is_storage16(operands) else "")
     raise TypeError(f"{func}: attn_mask has dtype {dtype}; expected bool "
-                    "(True = may attend) or float32/float64 (added to the "
-                    "scores)")
+                    f"(True = may attend) or float32/float64{also} (added "
+                    "to the scores)")
 
 
 NAMES: tuple[str, ...] = ("query", "key", "value")
@@ -217,27 +230,28 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     """Validate one attention call in one pass.
 
     Returns the operands (query, key[, value], then each of `extra`) as
-    arrays of the one compute dtype, the mask broadcast to (..., L, S) in
-    the compute dtype or bool (None without one), and the :class:`Call`.
+    arrays of one dtype (float32, float64 or 16-bit storage; mixed dtypes
+    by _checks' promotion rule), the mask broadcast to (..., L, S) in the
+    compute dtype or bool (None without one), and the :class:`Call`.
     `extra` (name, array) pairs join the dtype rule only (the gradient's
     grad_out, out and lse); their shapes are the caller's to check.
     `names` are the user's names of query, key and value in messages
     (self_attention's x).  Without `value`, Ev is E.
     """
     as_float = _checks.as_float_array
-    q = as_float(query, names[0], func)
-    k = q if key is query else as_float(key, names[1], func)
+    q = as_float(query, names[0], func, True)
+    k = q if key is query else as_float(key, names[1], func, True)
     if value is None:
         names, arrays = names[:2], [q, k]
     else:
         arrays = [q, k, k if value is key else as_float(value, names[2],
-                                                        func)]
+                                                        func, True)]
     if extra:
-        arrays += [as_float(a, n, func) for n, a in extra]
+        arrays += [as_float(a, n, func, True) for n, a in extra]
     dtype = q.dtype
     for a in arrays:
-        if a.dtype != dtype:             # mixed: NumPy's promotion
-            dtype = np.result_type(*arrays)
+        if a.dtype != dtype:             # mixed: the promotion rule
+            dtype = _checks.common_dtype(arrays)
             arrays = [a.astype(dtype, copy=False) for a in arrays]
             q, k = arrays[0], arrays[1]
             break
@@ -250,9 +264,9 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     kind = MASK_NONE
     if attn_mask is not None:
         mask = np.asarray(attn_mask)
-        kind = mask_kind(mask.dtype, func)
+        kind = mask_kind(mask.dtype, func, dtype)
         if kind == MASK_ADD:
-            mask = mask.astype(dtype, copy=False)
+            mask = mask.astype(_checks.compute_dtype(dtype), copy=False)
         try:
             mask = np.broadcast_to(mask, batch + (L, S))
         except ValueError:
@@ -293,9 +307,10 @@ def _grouped(call: Call, q: FloatArray, k: FloatArray,
 def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
             mask: NDArray[Any] | None, o: FloatArray,
             lse: FloatArray | None) -> None:
-    """Run the fused forward of `call` into `o` (walkable, of the compute
-    dtype, shape batch + (L, Ev)) and `lse` (None, or C-contiguous batch +
-    (L,)); top-k first selects each row's keys."""
+    """Run the fused forward of `call` into `o` (walkable, shape batch +
+    (L, Ev), of call.dtype or, for 16-bit storage, float32) and `lse`
+    (None, or C-contiguous batch + (L,) of call.compute); top-k first
+    selects each row's keys."""
     if not (o.size or (lse is not None and lse.size)):
         return
     items = call.items
@@ -304,7 +319,7 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         o, v = split_heads(o, call.group), expand_kv(v)
     thr: tuple[FloatArray, NDArray[np.int64]] | None = None
     if call.top_k:   # select first; the tiled kernel recomputes equal scores
-        thr = (np.empty(items + (call.L,), dtype=call.dtype),
+        thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
         _topk.select_top_k(call, items, q, k, mask, *thr)
     _attention.attention(call, items, q, k, v, mask, o, lse, thr)
@@ -319,7 +334,7 @@ def select(call: Call, q: FloatArray, k: FloatArray,
     q, k, mask = _grouped(call, q, k, mask)
     idx = np.full(items + (call.L,), -1, dtype=np.int64)
     if idx.size and call.S:
-        thr = np.empty(items + (call.L,), dtype=call.dtype)
+        thr = np.empty(items + (call.L,), dtype=call.compute)
         _topk.select_top_k(call, items, q, k, mask, thr, idx)
     return idx
 

@@ -62,7 +62,9 @@ def scaled_dot_product_attention(
     Parameters
     ----------
     query : array_like, shape (..., L, E)
-        Queries, float32 or float64.
+        Queries: float32, float64, float16 or ``ml_dtypes.bfloat16``.
+        Mixed dtypes compute in the narrowest dtype that holds them all
+        exactly (NumPy's promotion; float16 with bfloat16 gives float32).
     key : array_like, shape (..., S, E)
         Keys.
     value : array_like, shape (..., S, Ev)
@@ -72,7 +74,9 @@ def scaled_dot_product_attention(
         Broadcastable to (..., L, S).  Boolean: True means *may attend* (the
         meaning of ``torch.nn.functional.scaled_dot_product_attention`` and
         ``jax.nn.dot_product_attention``).  Float: added to the scaled
-        scores (-inf hides a key).  A broadcast mask is read in place.
+        scores (-inf hides a key); float32, float64, or the 16-bit dtype
+        of 16-bit operands (it is added in float32).  A broadcast mask is
+        read in place.
     is_causal : bool or {"top_left", "bottom_right"}, optional
         Hide future keys.  True or "top_left": query i sees keys j <= i
         (PyTorch's meaning).  "bottom_right": query i sees keys
@@ -104,21 +108,23 @@ def scaled_dot_product_attention(
         threadpoolctl limit, or one per core).  The result does not depend
         on it.
     out : ndarray, optional
-        Array of shape (..., L, Ev) and the result's dtype to write to.
+        Array of shape (..., L, Ev) and the result's dtype to write to (for
+        16-bit inputs also float32: the output before rounding).
 
     Returns
     -------
     out : ndarray, shape (..., L, Ev)
-        The attention output, float32 if all inputs are float32 else float64.
+        The attention output, in the inputs' (promoted) dtype.
     lse : ndarray, shape (..., L)
         Only with ``return_lse=True``: log-sum-exp per row, so attentions
-        over key chunks can be merged exactly.
+        over key chunks can be merged exactly; float32 for 16-bit inputs.
 
     Raises
     ------
     TypeError
-        If an input is not float32/float64, the mask is not bool or float,
-        `scale` is not a real number, or `out` has another dtype.
+        If an input is not float32, float64, float16 or bfloat16, the mask
+        is not bool or a float dtype allowed above, `scale` is not a real
+        number, or `out` has another dtype.
     ValueError
         If the shapes disagree (E of query and key, S of key and value, the
         batch dimensions, GQA heads that do not divide, a mask that does not
@@ -138,6 +144,13 @@ def scaled_dot_product_attention(
     run on cattn's GEMM micro-kernels in the input dtype; ``m`` and ``l``
     are kept in float64.  Measured error against float64: about 1e-7
     normwise in float32.
+
+    float16 and bfloat16 inputs are widened to float32 (exactly) as the
+    kernel packs or streams them -- never copied whole -- and the float32
+    kernel runs on them; only the output is rounded, once, to nearest even.
+    So the result is the float32 result on the same inputs correctly
+    rounded: within one ulp of the 16-bit dtype of the exact answer, and
+    bit for bit what ``out32.astype(dtype)`` would give.
 
     A row that sees no key (fully masked) is exactly 0 with lse -inf.  NaN
     in the inputs propagates to the rows it touches; a value whose key a row
@@ -201,7 +214,7 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
         result = np.empty(out_shape, dtype=call.dtype)
     else:
         result = out
-    lse = (np.empty(call.batch + (call.L,), dtype=call.dtype)
+    lse = (np.empty(call.batch + (call.L,), dtype=call.compute)
            if return_lse else None)
     _frame.forward(call, q, k, v, mask, result, lse)
     if out is not None and result is not out:
@@ -224,7 +237,7 @@ def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
     Parameters
     ----------
     x : array_like, shape (..., L, E)
-        The sequence, float32 or float64.
+        The sequence: float32, float64, float16 or ``ml_dtypes.bfloat16``.
     attn_mask : array_like, optional
         Bool (True = may attend) or float (added), broadcastable to
         (..., L, L).
@@ -296,7 +309,9 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     Parameters
     ----------
     query : array_like, shape (..., L, E)
-        Queries, float32 or float64.
+        Queries: float32, float64, float16 or ``ml_dtypes.bfloat16``.
+        Mixed dtypes compute in the narrowest dtype that holds them all
+        exactly (NumPy's promotion; float16 with bfloat16 gives float32).
     key : array_like, shape (..., S, E)
         Keys.
     attn_mask : array_like, optional
@@ -350,9 +365,12 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
         window=window, num_threads=num_threads)
     if call.group > 1:
         q, k = _frame.split_heads(q, call.group), _frame.expand_kv(k)
-    scores = matmul(q, np.swapaxes(k, -1, -2), num_threads=call.threads)
+    # Scores in the compute dtype (16-bit operands: float32, rounded once
+    # at the end, as the fused kernel rounds its output).
+    scores = np.empty(call.items + (call.L, call.S), dtype=call.compute)
+    matmul(q, np.swapaxes(k, -1, -2), out=scores, num_threads=call.threads)
     scores = scores.reshape(call.batch + (call.L, call.S))
-    scores *= call.dtype.type(call.scale)
+    scores *= call.compute.type(call.scale)
     if mask is not None:
         if call.mask_kind == _frame.MASK_BOOL:
             scores[~mask] = -np.inf
@@ -364,6 +382,8 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     dead = np.all(scores == -np.inf, axis=-1)
     weights = softmax(scores, axis=-1, out=scores, num_threads=call.threads)
     weights[dead] = 0
+    if call.dtype != call.compute:
+        return _checks.narrow(weights, call.dtype)
     return weights
 
 
@@ -405,7 +425,9 @@ def hard_attention(
     Parameters
     ----------
     query : array_like, shape (..., L, E)
-        Queries, float32 or float64.
+        Queries: float32, float64, float16 or ``ml_dtypes.bfloat16``.
+        Mixed dtypes compute in the narrowest dtype that holds them all
+        exactly (NumPy's promotion; float16 with bfloat16 gives float32).
     key : array_like, shape (..., S, E)
         Keys.
     value : array_like, shape (..., S, Ev)

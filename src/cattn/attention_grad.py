@@ -11,7 +11,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from . import _frame
+from . import _checks, _frame
 from ._kernels import _attention_grad
 from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
 
@@ -74,12 +74,14 @@ def scaled_dot_product_attention_grad(
     grad_out : array_like, shape (..., L, Ev)
         Gradient with respect to the forward's output.
     query, key, value : array_like
-        The forward's inputs, float32 or float64, shapes (..., L, E),
+        The forward's inputs, float32, float64, float16 or bfloat16
+        (mixed dtypes promote as in the forward), shapes (..., L, E),
         (..., S, E), (..., S, Ev) with broadcastable batch dimensions.
     out : array_like, shape (..., L, Ev)
         The forward's output.
     lse : array_like, shape (..., L)
-        The forward's log-sum-exp (``return_lse=True``), same arguments.
+        The forward's log-sum-exp (``return_lse=True``), same arguments
+        (float32 for 16-bit inputs).
     attn_mask : array_like, optional
         The forward's mask: bool (True = may attend) or float (added to the
         scores), broadcastable to (..., L, S).
@@ -105,8 +107,9 @@ def scaled_dot_product_attention_grad(
     -------
     grad_query, grad_key, grad_value : ndarray
         Same shapes as `query`, `key` and `value`, in the common dtype of
-        all inputs.  A gradient of a broadcast input is summed over the
-        dimensions it was broadcast along, as autograd does.
+        all inputs (16-bit inputs: computed in float32 and rounded once).
+        A gradient of a broadcast input is summed over the dimensions it
+        was broadcast along, as autograd does.
     grad_attn_mask : ndarray
         Only with ``need_mask_grad=True``: the shape of `attn_mask`.
 
@@ -165,12 +168,15 @@ def scaled_dot_product_attention_grad(
     >>> bool(np.allclose(dv.sum(axis=-2), 8))  # 8 queries, weights sum to 1
     True
     """
-    (q, k, v, go, o, lse_in), mask, call = _frame.describe(
+    (q, k, v, go, o), mask, call = _frame.describe(
         _FUNC, query, key, value, attn_mask, is_causal=is_causal,
         scale=scale, enable_gqa=enable_gqa, window=window,
         num_threads=num_threads,
-        extra=(("grad_out", grad_out), ("out", out), ("lse", lse)))
-    batch, group, dtype = call.batch, call.group, call.dtype
+        extra=(("grad_out", grad_out), ("out", out)))
+    # lse is the forward's, in its compute dtype (float32 for 16-bit).
+    lse_in = _checks.as_float_array(lse, "lse", _FUNC).astype(
+        call.compute, copy=False)
+    batch, group, dtype = call.batch, call.group, call.compute
     L, E, S, Ev = call.L, call.E, call.S, call.Ev
     _expect_shape(o, "out", batch + (L, Ev), "batch + (L, Ev)")
     _expect_shape(go, "grad_out", batch + (L, Ev), "batch + (L, Ev)")
@@ -196,10 +202,15 @@ def scaled_dot_product_attention_grad(
             np.ascontiguousarray(lse_in),
             None if mask is None else _query_items(mask, group),
             dq, dk, dv, dmask)
-    grads = (_frame.sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
-             _frame.sum_to_shape(dk, k.shape),
-             _frame.sum_to_shape(dv, v.shape))
+    grads: tuple[FloatArray, ...] = (
+        _frame.sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
+        _frame.sum_to_shape(dk, k.shape), _frame.sum_to_shape(dv, v.shape))
+    if call.dtype != dtype:          # 16-bit: rounded once, at the end
+        grads = tuple(_checks.narrow(np.ascontiguousarray(g), call.dtype)
+                      for g in grads)
     if dmask is not None:
-        return grads + (_frame.sum_to_shape(dmask.reshape(batch + (L, S)),
-                                            mask_shape),)
+        dm = _frame.sum_to_shape(dmask.reshape(batch + (L, S)), mask_shape)
+        if _checks.is_storage16(np.asarray(attn_mask).dtype):
+            dm = _checks.narrow(np.ascontiguousarray(dm), call.dtype)
+        return grads + (dm,)
     return grads

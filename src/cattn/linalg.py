@@ -25,11 +25,14 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
 
     Parameters
     ----------
-    a, b : array_like of float32 or float64
-        Operands, at least 1-D.  If one is float64 and the other float32,
-        the product is computed in float64.
+    a, b : array_like of float32, float64, float16 or bfloat16
+        Operands, at least 1-D.  Mixed dtypes compute in the narrowest
+        dtype that holds both exactly (NumPy's promotion; float16 with
+        ``ml_dtypes.bfloat16`` gives float32).  16-bit operands are
+        multiplied in float32 and the result is rounded once.
     out : ndarray, optional
-        Array of the result's shape and dtype to write to.  It may overlap
+        Array of the result's shape and dtype to write to (for a 16-bit
+        result also float32: the product before rounding).  It may overlap
         `a` or `b`; the product is then computed into a temporary first.
     num_threads : int, optional
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
@@ -39,13 +42,14 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
     Returns
     -------
     c : ndarray
-        The product, float32 if both operands are float32, else float64.
-        A 0-d array when both operands are 1-D.
+        The product, in the operands' (promoted) dtype.  A 0-d array when
+        both operands are 1-D.
 
     Raises
     ------
     TypeError
-        If an operand is not float32 or float64, or `out` has another dtype.
+        If an operand is not float32, float64, float16 or bfloat16, or
+        `out` has another dtype.
     ValueError
         If an operand is 0-d, the core dimensions disagree, the batch
         dimensions do not broadcast, `out` has the wrong shape or is
@@ -66,6 +70,12 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
     broadcast operands are read in place.  Accuracy is that of a
     float32/float64 dot product: relative error of order ``k * eps`` in
     the worst case.
+
+    float16 and bfloat16 operands are widened (exactly) as they are packed
+    and multiplied by the float32 micro-kernels: the result is the float32
+    product of the widened operands, correctly rounded to the 16-bit dtype
+    (round to nearest even), so its error is half an ulp of the 16-bit
+    dtype plus the float32 product's ``k * 2**-24``.
 
     References
     ----------
@@ -89,8 +99,8 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
     array([[3., 3.], [3., 3.], [3., 3.], [3., 3.], [3., 3.]], dtype=float32)
     """
     func = "matmul"
-    a = _checks.as_float_array(a, "a", func)
-    b = _checks.as_float_array(b, "b", func)
+    a = _checks.as_float_array(a, "a", func, storage=True)
+    b = _checks.as_float_array(b, "b", func, storage=True)
     nthreads = _checks.resolve_threads(num_threads, func)
     for name, x in (("a", a), ("b", b)):
         if x.ndim == 0:
@@ -118,8 +128,12 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
 
     overlap = out is not None and _checks.check_out(out, shape, dtype, func,
                                                     (a, b))
-    if out is None or overlap or _checks.element_strides(out) is None:
-        c = np.empty(shape, dtype=dtype)
+    # 16-bit operands: the kernel writes the float32 product, rounded
+    # afterwards (straight into a float32 `out`).
+    compute = _checks.compute_dtype(dtype)
+    if (out is None or overlap or out.dtype != compute
+            or _checks.element_strides(out) is None):
+        c = np.empty(shape, dtype=compute)
     else:
         c = out
     c3 = c.reshape(batch + (m, n)) if c.ndim != len(batch) + 2 else c
@@ -132,6 +146,8 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
             raise AssertionError("cattn internal error: output copied")
         _gemm.matmul(a2, b2, c3, off_a, off_b, off_c, m, n, k, rs_a, cs_a,
                      rs_b, cs_b, rs_c, cs_c, nthreads)
+    if compute != dtype and (out is None or out.dtype == dtype):
+        c = _checks.narrow(c, dtype)
     if out is not None and c is not out:
         out[...] = c
         return out

@@ -42,6 +42,13 @@ key-chunk partials and their merge) and the block sizes come from the ISA's row 
 (include/attention/, tile.tmpl.h and cattn_attention.h); this driver keeps
 the plan, the work items and the tile step.
 
+16-bit storage (float16, bfloat16; _convert.pxd): Q, K and V are read in
+their storage and widened exactly as they are packed (or, on the decode
+path, as their rows stream), so the float32 kernels run on them unchanged
+and no float32 copy is made; the output is rounded once, to nearest even,
+as its rows are finished (or written as float32 if `out` is).  A 16-bit
+call gives the float32 call's bits on the widened inputs, rounded.
+
 Memory: one arena (_frame.pxd) of per-thread tiles plus the packed K/V of
 one group, independent of L·S; allocated before the parallel region, so
 failure raises MemoryError naming the function called.
@@ -56,9 +63,10 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
-from ._gemm cimport (GemmKernel, axpy_rows, call_ukernel, dot_rows,
-                     floating, gemm_kernel_f32, gemm_kernel_f64, pack_a,
-                     pack_b)
+from ._convert cimport NATIVE, element, narrow, storage_of, widen
+from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
+                     floating, gemm_kernel_f32, gemm_kernel_f64, pack_a_from,
+                     pack_b_from, shift)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
                        cattn_cols_f64_for, cattn_topk_f32_for,
@@ -99,6 +107,10 @@ cdef struct Problem:
     Frame f           # sizes, visibility, mask kind, scale (_frame.pxd)
     # Strides (in elements) of the operands, the same for every item.
     int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_m, cs_m
+    # Q, K and V are held in `storage` (NATIVE or 16-bit, _convert.pxd),
+    # elements of in_size bytes; out in out_storage, out_size bytes.
+    int storage, out_storage
+    int64_t in_size, out_size
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
@@ -121,12 +133,13 @@ cdef struct Scratch:
     void *acc         # O accumulator: bq x ev_pad
     void *colbuf      # 4 x bq: column max, shift, sum; alpha
     void *prev        # decode: the accumulator before a key block, ev_pad
+    void *qrow        # decode, 16-bit storage: the query row widened, E
     double *m         # bq running max
     double *l         # bq running sum
 
 
 cdef void pack_kv(const Problem *p, const GemmKernel *kern,
-                  const floating *k, const floating *v, int64_t kb,
+                  const void *k, const void *v, int64_t kb,
                   floating *kpack, floating *vpack,
                   uint8_t *vflag) noexcept nogil:
     """Pack key block kb (keys kb·bk..) of K (as the A operand of Sᵀ = K Qᵀ)
@@ -137,10 +150,12 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     for t in range(imax(1, cdiv(p.f.E, kern.kc))):
         pc = t * kern.kc
         kc = imin(kern.kc, p.f.E - pc)
-        pack_a(nk, kc, k + k0 * p.rs_k + pc * p.cs_k, p.rs_k, p.cs_k,
-               kern.mr, kpack + pc * p.s_pad + k0 * kc)
-    pack_b(nk, p.f.Ev, v + k0 * p.rs_v, p.rs_v, p.cs_v, kern.nr, 0,
-           cdiv(p.f.Ev, kern.nr), vpack + k0 * p.ev_pad)
+        pack_a_from(p.storage, nk, kc,
+                    shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size), p.rs_k,
+                    p.cs_k, kern.mr, kpack + pc * p.s_pad + k0 * kc)
+    pack_b_from(p.storage, nk, p.f.Ev, shift(v, k0 * p.rs_v, p.in_size),
+                p.rs_v, p.cs_v, kern.nr, 0, cdiv(p.f.Ev, kern.nr),
+                vpack + k0 * p.ev_pad)
     # Values that are inf or NaN: the P·V product would multiply them by the
     # exact zeros of hidden keys (0·inf = NaN) and so reach rows that cannot
     # see them, depending on which blocks a row visits.  The packed copy
@@ -169,7 +184,7 @@ cdef inline bint sanitize(int64_t n, floating *x) noexcept nogil:
         return cattn_cols_f64_for(active_isa()).zero_nonfinite(n, x)
 
 
-cdef void nonfinite_values(const Problem *p, const floating *v,
+cdef void nonfinite_values(const Problem *p, const void *v,
                            const floating *pt, int64_t j0, int64_t j1,
                            int64_t nq, floating *acc) noexcept nogil:
     """acc[q, c] += P[q, j]·V[j, c] for the inf/NaN values V[j, c] of keys
@@ -180,7 +195,8 @@ cdef void nonfinite_values(const Problem *p, const floating *v,
     cdef floating x, wgt
     for j in range(j0, j1):
         for c in range(p.f.Ev):
-            x = v[j * p.rs_v + c * p.cs_v]
+            x = <floating>element(p.storage, floating is float, v,
+                                  j * p.rs_v + c * p.cs_v)
             if not nonfinite(x):
                 continue
             for r in range(nq):
@@ -270,9 +286,9 @@ cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
 
 
 cdef void attend_block(const Problem *p, const GemmKernel *kern,
-                       const floating *q, const floating *kpack,
+                       const void *q, const floating *kpack,
                        const floating *vpack, const uint8_t *vflag,
-                       const floating *v, const void *mask,
+                       const void *v, const void *mask,
                        const floating *thr, const int64_t *thr_idx,
                        int64_t qb, int64_t chunk, Scratch *w) noexcept nogil:
     """Online-softmax attention of query block qb over key chunk `chunk`;
@@ -306,8 +322,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     for t in range(n_pc):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_b(kc, nq, q + i0 * p.rs_q + pc * p.cs_q, p.cs_q, p.rs_q, nr, 0,
-               cdiv(nq, nr), qpack + pc * bq)
+        pack_b_from(p.storage, kc, nq,
+                    shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size), p.cs_q,
+                    p.rs_q, nr, 0, cdiv(nq, nr), qpack + pc * bq)
 
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
         # The packed block is keys k0..k0+nk; the keys computed, j0..j1, are
@@ -373,17 +390,23 @@ cdef inline floating row_exp_sum(int64_t n, floating *x,
         return cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
-cdef void attend_row(const Problem *p, const floating *q,
-                     const floating *k, const floating *v, const void *mask,
-                     int64_t i, int64_t chunk, Scratch *w) noexcept nogil:
+cdef void attend_row(const Problem *p, const void *q, const void *k,
+                     const void *v, const void *mask, int64_t i,
+                     int64_t chunk, Scratch *w, floating *acc) noexcept nogil:
     """Decode path: query row i over key chunk `chunk`, streaming K and V
-    rows (unit inner stride); leaves (m, l, acc) of the row in w."""
+    rows (unit inner stride) in their storage; leaves (m, l, acc) of the
+    row in w (acc is w.acc, in the compute dtype)."""
     cdef int64_t k_lo, k_hi, kb, nk, j, j1, c
     cdef floating *s = <floating *>w.st
-    cdef floating *acc = <floating *>w.acc
     cdef floating *prev = <floating *>w.prev
+    cdef const floating *qi = <const floating *>shift(q, i * p.rs_q,
+                                                      p.in_size)
     cdef floating mx, m_new
     cdef double alpha
+    if p.storage != NATIVE:
+        if floating is float:
+            widen(p.storage, active_isa(), p.f.E, qi, 1, <float *>w.qrow)
+        qi = <const floating *>w.qrow
     w.m[0] = -INFINITY
     w.l[0] = 0
     for c in range(p.f.Ev):
@@ -395,8 +418,9 @@ cdef void attend_row(const Problem *p, const floating *q,
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
-        dot_rows(nk, p.f.E, q + i * p.rs_q, k + kb * p.rs_k, p.rs_k,
-                 <floating>p.f.scale, s)
+        dot_rows_from(p.storage, nk, p.f.E, qi,
+                      shift(k, kb * p.rs_k, p.in_size), p.rs_k,
+                      <floating>p.f.scale, s)
         if p.f.mask_kind == MASK_ADD:
             if floating is float:
                 cattn_cols_f32_for(active_isa()).row_mask_add(
@@ -430,7 +454,8 @@ cdef void attend_row(const Problem *p, const floating *q,
                     acc[c] = acc[c] * <floating>alpha
             for c in range(p.f.Ev):
                 prev[c] = acc[c]
-            axpy_rows(nk, p.f.Ev, s, v + kb * p.rs_v, p.rs_v, acc)
+            axpy_rows_from(p.storage, nk, p.f.Ev, s,
+                           shift(v, kb * p.rs_v, p.in_size), p.rs_v, acc)
             if any_nonfinite(p.f.Ev, acc):
                 # An inf or NaN value arrived: redo the block without the
                 # keys of weight 0 (hidden ones), whose values must not
@@ -443,25 +468,36 @@ cdef void attend_row(const Problem *p, const floating *q,
                     while j1 < nk and s[j1] != 0:
                         j1 += 1
                     if j1 > j:
-                        axpy_rows(j1 - j, p.f.Ev, s + j,
-                                  v + (kb + j) * p.rs_v, p.rs_v, acc)
+                        axpy_rows_from(p.storage, j1 - j, p.f.Ev, s + j,
+                                       shift(v, (kb + j) * p.rs_v, p.in_size),
+                                       p.rs_v, acc)
                     j = j1 + 1
             w.m[0] = m_new
         kb += nk
 
 
 cdef void write_rows(const Problem *p, Scratch *w, int64_t nq,
-                     floating *o, floating *lse) noexcept nogil:
+                     void *o, floating *lse) noexcept nogil:
     """out = acc / l and lse = m + log l for nq rows; a row that saw no key
-    (l == 0) gets 0 and -inf."""
-    if floating is float:
+    (l == 0) gets 0 and -inf.  A 16-bit out: the rows are finished in
+    place in acc, then rounded into out."""
+    cdef int64_t r
+    cdef floating *acc = <floating *>w.acc
+    if p.out_storage == NATIVE:
+        if floating is float:
+            cattn_cols_f32_for(active_isa()).finish_rows(
+                nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, <float *>o, p.rs_o,
+                p.cs_o, lse)
+        else:
+            cattn_cols_f64_for(active_isa()).finish_rows(
+                nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, <double *>o, p.rs_o,
+                p.cs_o, lse)
+    elif floating is float:
         cattn_cols_f32_for(active_isa()).finish_rows(
-            nq, p.f.Ev, <float *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
-            lse)
-    else:
-        cattn_cols_f64_for(active_isa()).finish_rows(
-            nq, p.f.Ev, <double *>w.acc, p.ev_pad, w.m, w.l, o, p.rs_o, p.cs_o,
-            lse)
+            nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, acc, p.ev_pad, 1, lse)
+        for r in range(nq):
+            narrow(p.out_storage, active_isa(), p.f.Ev, acc + r * p.ev_pad,
+                   <char *>o + r * p.rs_o * p.out_size, p.cs_o)
 
 
 cdef inline void save_partial(const Problem *p, Scratch *w, int64_t nq,
@@ -491,9 +527,9 @@ cdef inline void merge_partials(const Problem *p, const floating *part,
 
 
 cdef void attend_item(const Problem *p, const GemmKernel *kern,
-                      const floating *q, const floating *v,
+                      const void *q, const void *v,
                       const floating *kv, const uint8_t *vflag,
-                      const void *mask, floating *o, floating *lse,
+                      const void *mask, void *o, floating *lse,
                       const int64_t *off_q, const int64_t *off_v,
                       const int64_t *off_m, const int64_t *off_o,
                       int64_t bh, int64_t qb, int64_t ch, Scratch *w,
@@ -506,22 +542,28 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_block(p, kern, q + off_q[bh], kv, kv + p.kpack_size, vflag,
-                 v + off_v[bh], mask_bh,
+    attend_block(p, kern, shift(q, off_q[bh], p.in_size), kv,
+                 kv + p.kpack_size, vflag, shift(v, off_v[bh], p.in_size),
+                 mask_bh,
                  <const floating *>p.thr + bh * p.f.L
                  if p.thr_idx != NULL else NULL,
                  p.thr_idx + bh * p.f.L if p.thr_idx != NULL else NULL,
                  qb, ch, w)
     if p.nchunks == 1:
-        write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
+        write_rows(p, w, nq, out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                    lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
     else:
         save_partial(p, w, nq, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
                      * p.bq * row_len)
 
 
-cdef void decode_item(const Problem *p, const floating *q, const floating *k,
-                      const floating *v, const void *mask, floating *o,
+cdef inline void *out_at(const Problem *p, void *o, int64_t i) noexcept nogil:
+    """Element i of out, in its storage."""
+    return <void *>shift(o, i, p.out_size)
+
+
+cdef void decode_item(const Problem *p, const void *q, const void *k,
+                      const void *v, const void *mask, void *o,
                       floating *lse, const int64_t *off_q,
                       const int64_t *off_k, const int64_t *off_v,
                       const int64_t *off_m, const int64_t *off_o,
@@ -536,10 +578,11 @@ cdef void decode_item(const Problem *p, const floating *q, const floating *k,
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_row(p, q + off_q[bh], k + off_k[bh], v + off_v[bh], mask_bh, qb,
-               ch, w)
+    attend_row(p, shift(q, off_q[bh], p.in_size),
+               shift(k, off_k[bh], p.in_size), shift(v, off_v[bh], p.in_size),
+               mask_bh, qb, ch, w, <floating *>w.acc)
     if p.nchunks == 1:
-        write_rows(p, w, 1, o + off_o[bh] + qb * p.rs_o,
+        write_rows(p, w, 1, out_at(p, o, off_o[bh] + qb * p.rs_o),
                    lse + bh * p.f.L + qb if lse != NULL else NULL)
     else:
         save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
@@ -547,8 +590,8 @@ cdef void decode_item(const Problem *p, const floating *q, const floating *k,
 
 
 cdef void whole_head(const Problem *p, const GemmKernel *kern,
-                     const floating *q, const floating *k, const floating *v,
-                     const void *mask, floating *o, floating *lse,
+                     const void *q, const void *k, const void *v,
+                     const void *mask, void *o, floating *lse,
                      const int64_t *off_q, const int64_t *off_k,
                      const int64_t *off_v, const int64_t *off_m,
                      const int64_t *off_o, int64_t bh, floating *kv,
@@ -556,26 +599,26 @@ cdef void whole_head(const Problem *p, const GemmKernel *kern,
     """Every item of head bh, packing its K/V into this thread's slot."""
     cdef int64_t kb, j
     for kb in range(cdiv(p.f.S, p.bk)):
-        pack_kv(p, kern, k + off_k[bh], v + off_v[bh], kb, kv,
-                kv + p.kpack_size, fl)
+        pack_kv(p, kern, shift(k, off_k[bh], p.in_size),
+                shift(v, off_v[bh], p.in_size), kb, kv, kv + p.kpack_size, fl)
     for j in range(p.nqb * p.nchunks):
         attend_item(p, kern, q, v, kv, fl, mask, o, lse, off_q, off_v, off_m,
                     off_o, bh, j // p.nchunks, j % p.nchunks, w, parts)
 
 
-cdef void merge_item(const Problem *p, floating *o, floating *lse,
+cdef void merge_item(const Problem *p, void *o, floating *lse,
                      const int64_t *off_o, int64_t item, Scratch *w,
                      floating *parts) noexcept nogil:
     """Merge the key-chunk partials of item (bh, query block), in order."""
     cdef int64_t bh = item // p.nqb, qb = item % p.nqb
     cdef int64_t nq = imin(p.bq, p.f.L - qb * p.bq)
     merge_partials(p, parts + item * p.nchunks * p.bq * (p.f.Ev + 2), nq, w)
-    write_rows(p, w, nq, o + off_o[bh] + qb * p.bq * p.rs_o,
+    write_rows(p, w, nq, out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
 
 
-cdef void run(const Problem *p, const floating *q, const floating *k,
-              const floating *v, const void *mask, floating *o,
+cdef void run(const Problem *p, const void *q, const void *k,
+              const void *v, const void *mask, void *o,
               floating *lse, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_v, const int64_t *off_m,
               const int64_t *off_o, int64_t nbh, int64_t group,
@@ -632,8 +675,8 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
                 ng = imin(group, nbh - g0)
                 for item in prange(ng * nkb, schedule='static'):
                     bh = g0 + item // nkb
-                    pack_kv(p, &kern, k + off_k[bh], v + off_v[bh],
-                            item % nkb, kvpack + (bh - g0) * kv_size,
+                    pack_kv(p, &kern, shift(k, off_k[bh], p.in_size),
+                            shift(v, off_v[bh], p.in_size), item % nkb, kvpack + (bh - g0) * kv_size,
                             kvpack + (bh - g0) * kv_size + p.kpack_size,
                             vflags + (bh - g0) * nkb)
                 for item in prange(ng * per_bh, schedule='dynamic'):
@@ -664,7 +707,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
 
     q, k, v, o and mask (None, bool or the compute dtype) have shapes
     items-broadcastable + (L, E), (S, E), (S, Ev), (L, Ev), (L, S); o must
-    be walkable in place (the frame allocates it so).  lse: None or a
+    be walkable in place (the frame allocates it so).  q, k and v share
+    call.dtype (float32, float64 or 16-bit storage); o has that dtype or,
+    for 16-bit storage, float32; lse and the mask the compute dtype.  lse: None or a
     C-contiguous array of nitems·L elements; thr: None or the pair (score,
     index) of each row's worst kept key from _topk.select_top_k, each
     C-contiguous of nitems·L elements.  Every operand's contract is checked
@@ -690,6 +735,14 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_m, p.cs_m = om.rs, om.cs
+    p.storage, p.out_storage = storage_of(q), storage_of(o)
+    p.in_size, p.out_size = q.itemsize, o.itemsize
+    if (storage_of(k) != p.storage or storage_of(v) != p.storage
+            or (p.storage == NATIVE) != p.f.is_native
+            or (p.out_storage == NATIVE and o.itemsize != (
+                4 if p.f.is_f32 else 8))):
+        raise AssertionError(f"{func}: cattn internal error: operand dtypes "
+                             f"{q.dtype}, {k.dtype}, {v.dtype} -> {o.dtype}")
     p.thr = NULL
     p.thr_idx = NULL
     if thr is not None:
@@ -762,6 +815,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     cdef size_t at_acc = carve(&used, p.bq * p.ev_pad * itemsize)
     cdef size_t at_col = carve(&used, 4 * p.bq * itemsize)
     cdef size_t at_prev = carve(&used, p.ev_pad * itemsize)
+    cdef size_t at_qrow = carve(&used, p.f.E * itemsize)
     cdef size_t at_m = carve(&used, p.bq * sizeof(double))
     cdef size_t at_l = carve(&used, p.bq * sizeof(double))
     # Shared: one slot of packed K/V (and its flags) per head of a group,
@@ -785,13 +839,13 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
             w.acc = arena_at(&arena, t, at_acc)
             w.colbuf = arena_at(&arena, t, at_col)
             w.prev = arena_at(&arena, t, at_prev)
+            w.qrow = arena_at(&arena, t, at_qrow)
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:
             if p.f.is_f32:
-                run[float](&p, <const float *>oq.data,
-                           <const float *>ok.data, <const float *>ov.data,
-                           om.data, <float *>oo.data, <float *>lse_ptr,
+                run[float](&p, oq.data, ok.data, ov.data, om.data,
+                           <void *>oo.data, <float *>lse_ptr,
                            oq.off, ok.off, ov.off, om.off, oo.off, nbh,
                            group, &arena,
                            <float *>arena_at(&arena, nthreads, at_kv),
@@ -799,9 +853,8 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
                            <float *>arena_at(&arena, nthreads, at_parts),
                            nthreads)
             else:
-                run[double](&p, <const double *>oq.data,
-                            <const double *>ok.data, <const double *>ov.data,
-                            om.data, <double *>oo.data, <double *>lse_ptr,
+                run[double](&p, oq.data, ok.data, ov.data, om.data,
+                            <void *>oo.data, <double *>lse_ptr,
                             oq.off, ok.off, ov.off, om.off, oo.off, nbh,
                             group, &arena,
                             <double *>arena_at(&arena, nthreads, at_kv),

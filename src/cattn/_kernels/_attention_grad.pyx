@@ -53,8 +53,10 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
+from ._convert cimport element, storage_of
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
-                     gemm_kernel_f64, pack_a, pack_b, tile_product)
+                     gemm_kernel_f64, pack_a, pack_a_from, pack_b_from,
+                     shift, tile_product)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
@@ -88,6 +90,10 @@ cdef struct Problem:
     int64_t G                 # query heads per key/value head
     int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_g, cs_g
     int64_t rs_m, cs_m
+    # q, k, v, out and grad_out are held in `storage` (NATIVE or 16-bit,
+    # _convert.pxd), in_size bytes each; the gradients in the compute dtype.
+    int storage
+    int64_t in_size
     int64_t bq, bk, nqb, nkb, ld
     int64_t e_pad, ev_pad     # E, Ev in whole NR panels
     # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
@@ -108,8 +114,8 @@ cdef struct Scratch:
 # ------------------------------------------------------------- packing --
 
 cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
-                           const floating *q, const floating *o,
-                           const floating *go, int64_t qb,
+                           const void *q, const void *o,
+                           const void *go, int64_t qb,
                            floating *dst) noexcept nogil:
     """Query block qb of one query head, in the forms the products read:
     QA (A of S = Q Kᵀ, MR panels, depth E in KC chunks), dOA (A of
@@ -126,27 +132,31 @@ cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_a(nq, kc, q + i0 * p.rs_q + pc * p.cs_q, p.rs_q, p.cs_q,
-               kern.mr, qa + pc * p.bq)
+        pack_a_from(p.storage, nq, kc,
+                    shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size), p.rs_q,
+                    p.cs_q, kern.mr, qa + pc * p.bq)
     for t in range(cdiv(p.f.Ev, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.Ev - pc)
-        pack_a(nq, kc, go + i0 * p.rs_g + pc * p.cs_g, p.rs_g, p.cs_g,
-               kern.mr, goa + pc * p.bq)
-    pack_b(nq, p.f.E, q + i0 * p.rs_q, p.rs_q, p.cs_q, kern.nr, 0,
-           cdiv(p.f.E, kern.nr), qbp)
-    pack_b(nq, p.f.Ev, go + i0 * p.rs_g, p.rs_g, p.cs_g, kern.nr, 0,
-           cdiv(p.f.Ev, kern.nr), gob)
+        pack_a_from(p.storage, nq, kc,
+                    shift(go, i0 * p.rs_g + pc * p.cs_g, p.in_size), p.rs_g,
+                    p.cs_g, kern.mr, goa + pc * p.bq)
+    pack_b_from(p.storage, nq, p.f.E, shift(q, i0 * p.rs_q, p.in_size),
+                p.rs_q, p.cs_q, kern.nr, 0, cdiv(p.f.E, kern.nr), qbp)
+    pack_b_from(p.storage, nq, p.f.Ev, shift(go, i0 * p.rs_g, p.in_size),
+                p.rs_g, p.cs_g, kern.nr, 0, cdiv(p.f.Ev, kern.nr), gob)
     for r in range(nq):
         acc = 0
         for c in range(p.f.Ev):
-            acc += (<double>go[(i0 + r) * p.rs_g + c * p.cs_g]
-                    * o[(i0 + r) * p.rs_o + c * p.cs_o])
+            acc += (element(p.storage, floating is float, go,
+                            (i0 + r) * p.rs_g + c * p.cs_g)
+                    * element(p.storage, floating is float, o,
+                              (i0 + r) * p.rs_o + c * p.cs_o))
         d[r] = <floating>acc
 
 
 cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
-                         const floating *k, const floating *v, int64_t kb,
+                         const void *k, const void *v, int64_t kb,
                          floating *dst) noexcept nogil:
     """Key block kb of one kv head: KTB (B of S = Q Kᵀ: NR panels of keys,
     depth E in KC chunks), VTB (B of dP = dO Vᵀ), KB (B of dQ = dS K)."""
@@ -158,15 +168,17 @@ cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_b(kc, nk, k + k0 * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k,
-               kern.nr, 0, cdiv(nk, kern.nr), ktb + pc * p.ld)
+        pack_b_from(p.storage, kc, nk,
+                    shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size), p.cs_k,
+                    p.rs_k, kern.nr, 0, cdiv(nk, kern.nr), ktb + pc * p.ld)
     for t in range(cdiv(p.f.Ev, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.Ev - pc)
-        pack_b(kc, nk, v + k0 * p.rs_v + pc * p.cs_v, p.cs_v, p.rs_v,
-               kern.nr, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
-    pack_b(nk, p.f.E, k + k0 * p.rs_k, p.rs_k, p.cs_k, kern.nr, 0,
-           cdiv(p.f.E, kern.nr), kbp)
+        pack_b_from(p.storage, kc, nk,
+                    shift(v, k0 * p.rs_v + pc * p.cs_v, p.in_size), p.cs_v,
+                    p.rs_v, kern.nr, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
+    pack_b_from(p.storage, nk, p.f.E, shift(k, k0 * p.rs_k, p.in_size),
+                p.rs_k, p.cs_k, kern.nr, 0, cdiv(p.f.E, kern.nr), kbp)
 
 
 cdef inline floating *query_pack(const Problem *p, floating *head,
@@ -180,9 +192,9 @@ cdef inline floating *key_pack(const Problem *p, floating *head,
 
 
 cdef void pack_head_item(const Problem *p, const GemmKernel *kern,
-                         const floating *q, const floating *k,
-                         const floating *v, const floating *o,
-                         const floating *go, const int64_t *off_q,
+                         const void *q, const void *k,
+                         const void *v, const void *o,
+                         const void *go, const int64_t *off_q,
                          const int64_t *off_k, const int64_t *off_v,
                          const int64_t *off_o, const int64_t *off_g,
                          int64_t kvh, int64_t item,
@@ -193,12 +205,14 @@ cdef void pack_head_item(const Problem *p, const GemmKernel *kern,
     if item < p.G * p.nqb:
         g = item // p.nqb
         qh = kvh * p.G + g
-        pack_query_block(p, kern, q + off_q[qh], o + off_o[qh],
-                         go + off_g[qh], item % p.nqb,
+        pack_query_block(p, kern, shift(q, off_q[qh], p.in_size),
+                         shift(o, off_o[qh], p.in_size),
+                         shift(go, off_g[qh], p.in_size), item % p.nqb,
                          query_pack(p, head, g, item % p.nqb))
     else:
         item -= p.G * p.nqb
-        pack_key_block(p, kern, k + off_k[kvh], v + off_v[kvh], item,
+        pack_key_block(p, kern, shift(k, off_k[kvh], p.in_size),
+                       shift(v, off_v[kvh], p.in_size), item,
                        key_pack(p, head, item))
 
 
@@ -398,8 +412,8 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
 
 # --------------------------------------------------------------- drivers --
 
-cdef void run(const Problem *p, const floating *q, const floating *k,
-              const floating *v, const floating *o, const floating *go,
+cdef void run(const Problem *p, const void *q, const void *k,
+              const void *v, const void *o, const void *go,
               const floating *lse, const void *mask, const int64_t *off_q,
               const int64_t *off_k, const int64_t *off_v,
               const int64_t *off_o, const int64_t *off_g,
@@ -527,6 +541,11 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
+    p.storage, p.in_size = storage_of(q), q.itemsize
+    for a in (k, v, o, go):
+        if storage_of(a) != p.storage or a.itemsize != p.in_size:
+            raise AssertionError(f"{func}: cattn internal error: operands "
+                                 "of different dtypes")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     cdef GemmKernel kern = (gemm_kernel_f32(active_isa()) if p.f.is_f32
                             else gemm_kernel_f64(active_isa()))
@@ -597,9 +616,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             w.packs = arena_at(&arena, t, at_packs) if fused else NULL
         with nogil:
             if p.f.is_f32:
-                run[float](&p, <const float *>oq.data, <const float *>ok.data,
-                           <const float *>ov.data, <const float *>oo.data,
-                           <const float *>og.data, <const float *>lse_ptr,
+                run[float](&p, oq.data, ok.data, ov.data, oo.data, og.data,
+                           <const float *>lse_ptr,
                            mask_ptr, oq.off, ok.off, ov.off, oo.off, og.off,
                            om.off, <float *>dq_ptr, <float *>dk_ptr,
                            <float *>dv_ptr, <float *>dmask_ptr, nkv,
@@ -608,10 +626,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
                            <float *>arena_at(&arena, nthreads, at_parts),
                            nthreads)
             else:
-                run[double](&p, <const double *>oq.data,
-                            <const double *>ok.data, <const double *>ov.data,
-                            <const double *>oo.data, <const double *>og.data,
-                            <const double *>lse_ptr, mask_ptr, oq.off,
+                run[double](&p, oq.data, ok.data, ov.data, oo.data,
+                            og.data, <const double *>lse_ptr, mask_ptr, oq.off,
                             ok.off, ov.off, oo.off, og.off, om.off,
                             <double *>dq_ptr, <double *>dk_ptr,
                             <double *>dv_ptr, <double *>dmask_ptr, nkv,

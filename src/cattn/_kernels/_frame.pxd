@@ -27,6 +27,8 @@ cdef struct Frame:
     int64_t top_k           # 0: full attention
     int threads             # the caller's num_threads, resolved
     int is_f32              # compute dtype float32 (else float64)
+    int is_native           # operands in the compute dtype (else 16-bit
+                            # storage computed in float32, _convert.pxd)
 
 
 cdef struct Operand:

@@ -48,7 +48,9 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.scale = c[C_SCALE]
     f.top_k = c[C_TOP_K]
     f.threads = c[C_THREADS]
-    f.is_f32 = (<cnp.dtype>c[C_DTYPE]).type_num == cnp.NPY_FLOAT32
+    cdef cnp.dtype dtype = <cnp.dtype>c[C_DTYPE]
+    f.is_native = dtype.type_num in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)
+    f.is_f32 = dtype.type_num != cnp.NPY_FLOAT64    # 16-bit: float32
     for d in items:
         n *= d
     f.nitems = n

@@ -35,6 +35,7 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
+from ._convert cimport NATIVE, cattn_convert_for, storage_of, widen
 from ._cpu cimport active_isa
 
 cnp.import_array()
@@ -148,6 +149,26 @@ cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                                                        nr, q0, q1, dst)
 
 
+cdef void pack_a_from(int storage, int64_t mc, int64_t kc, const void *a,
+                      int64_t rs_a, int64_t cs_a, int64_t mr,
+                      floating *dst) noexcept nogil:
+    if storage == NATIVE:
+        pack_a(mc, kc, <const floating *>a, rs_a, cs_a, mr, dst)
+    elif floating is float:       # storage dtypes compute in float32
+        cattn_convert_for(active_isa(), storage).pack_a(mc, kc, a, rs_a,
+                                                        cs_a, mr, dst)
+
+
+cdef void pack_b_from(int storage, int64_t kc, int64_t nc, const void *b,
+                      int64_t rs_b, int64_t cs_b, int64_t nr, int64_t q0,
+                      int64_t q1, floating *dst) noexcept nogil:
+    if storage == NATIVE:
+        pack_b(kc, nc, <const floating *>b, rs_b, cs_b, nr, q0, q1, dst)
+    elif floating is float:
+        cattn_convert_for(active_isa(), storage).pack_b(kc, nc, b, rs_b,
+                                                        cs_b, nr, q0, q1, dst)
+
+
 cdef void tile_product(const GemmKernel *kern, int64_t depth,
                        const floating *a, int64_t a_rows, const floating *b,
                        int64_t b_cols, int64_t m, int64_t n, floating alpha,
@@ -198,15 +219,39 @@ cdef void axpy_rows(int64_t n, int64_t k, const floating *coef,
         cattn_gemv_f64_for(active_isa()).axpy_rows(n, k, coef, rows, rs, acc)
 
 
+cdef void dot_rows_from(int storage, int64_t n, int64_t k,
+                        const floating *x, const void *rows, int64_t rs,
+                        floating scale, floating *out) noexcept nogil:
+    if storage == NATIVE:
+        dot_rows(n, k, x, <const floating *>rows, rs, scale, out)
+    elif floating is float:
+        cattn_convert_for(active_isa(), storage).dot_rows(n, k, x, rows, rs,
+                                                          scale, out)
+
+
+cdef void axpy_rows_from(int storage, int64_t n, int64_t k,
+                         const floating *coef, const void *rows, int64_t rs,
+                         floating *acc) noexcept nogil:
+    if storage == NATIVE:
+        axpy_rows(n, k, coef, <const floating *>rows, rs, acc)
+    elif floating is float:
+        cattn_convert_for(active_isa(), storage).axpy_rows(n, k, coef, rows,
+                                                           rs, acc)
+
+
 # ------------------------------------------------------------------ loops --
 
 cdef struct Operands:
-    # One product C = alpha·A·B + beta·C, strides in elements.
+    # One product C = alpha·A·B + beta·C, strides in elements.  A and B are
+    # held in `storage` (_convert.pxd), elements of `size` bytes; C in the
+    # compute dtype.
     const void *a
     const void *b
     void *c
     int64_t m, n, k
     int64_t rs_a, cs_a, rs_b, cs_b, rs_c, cs_c
+    int storage
+    int64_t size
 
 
 cdef void compute_share(const GemmKernel *kern, const Operands *op,
@@ -215,7 +260,6 @@ cdef void compute_share(const GemmKernel *kern, const Operands *op,
                         const floating *bpack, floating *apack) noexcept nogil:
     """Loops 3, 2, 1 for share `share` of `nshares` of the C block
     C[:, jc:jc+nc], depth pc:pc+kc, against the packed B block."""
-    cdef const floating *a = <const floating *>op.a
     cdef floating *c = <floating *>op.c
     cdef int64_t mr = kern.mr, nr = kern.nr
     cdef int64_t row_panels = cdiv(op.m, mr), col_panels = cdiv(nc, nr)
@@ -232,8 +276,9 @@ cdef void compute_share(const GemmKernel *kern, const Operands *op,
     ic = i_lo
     while ic < i_hi:                                   # loop 3
         mc = imin(kern.mc, i_hi - ic)
-        pack_a(mc, kc, a + ic * op.rs_a + pc * op.cs_a, op.rs_a, op.cs_a,
-               mr, apack)
+        pack_a_from(op.storage, mc, kc,
+                    shift(op.a, ic * op.rs_a + pc * op.cs_a, op.size),
+                    op.rs_a, op.cs_a, mr, apack)
         for q in range(q_lo, q_hi):                            # loop 2
             jr = q * nr
             for r in range(cdiv(mc, mr)):                      # loop 1
@@ -249,7 +294,6 @@ cdef void gemm_serial(const GemmKernel *kern, const Operands *op,
                       floating beta, floating *bpack,
                       floating *apack) noexcept nogil:
     """The five loops on the calling thread alone."""
-    cdef const floating *b = <const floating *>op.b
     cdef int64_t jb, jc, nc, pb, pc, kc
     for jb in range(cdiv(op.n, kern.nc)):                       # loop 5
         jc = jb * kern.nc
@@ -257,8 +301,10 @@ cdef void gemm_serial(const GemmKernel *kern, const Operands *op,
         for pb in range(cdiv(op.k, kern.kc)):                   # loop 4
             pc = pb * kern.kc
             kc = imin(kern.kc, op.k - pc)
-            pack_b(kc, nc, b + pc * op.rs_b + jc * op.cs_b, op.rs_b,
-                   op.cs_b, kern.nr, 0, cdiv(nc, kern.nr), bpack)
+            pack_b_from(op.storage, kc, nc,
+                        shift(op.b, pc * op.rs_b + jc * op.cs_b, op.size),
+                        op.rs_b, op.cs_b, kern.nr, 0, cdiv(nc, kern.nr),
+                        bpack)
             compute_share(kern, op, jc, nc, pc, kc,
                           beta if pc == 0 else <floating>1, 0, 1, bpack,
                           apack)
@@ -276,7 +322,7 @@ cdef void fill_beta(const Operands *op, floating beta) noexcept nogil:
                 c[i * op.rs_c + j * op.cs_c] *= beta
 
 
-cdef int gemm_batch(const floating *a, const floating *b, floating *c,
+cdef int gemm_batch(const void *a, const void *b, floating *c,
                     const int64_t *off_a, const int64_t *off_b,
                     const int64_t *off_c, int64_t nbatch, Operands op,
                     floating beta, int nthreads, bint by_matrix,
@@ -301,8 +347,8 @@ cdef int gemm_batch(const floating *a, const floating *b, floating *c,
     if nthreads == 1:
         for bi in range(nbatch):
             mine = op
-            mine.a = a + off_a[bi]
-            mine.b = b + off_b[bi]
+            mine.a = shift(a, off_a[bi], op.size)
+            mine.b = shift(b, off_b[bi], op.size)
             mine.c = c + off_c[bi]
             gemm_serial(&kern, &mine, beta, bpack, apack)
         return 0
@@ -313,8 +359,8 @@ cdef int gemm_batch(const floating *a, const floating *b, floating *c,
             tid = threadid()
             for bi in prange(nbatch, schedule='static'):
                 mine = op
-                mine.a = a + off_a[bi]
-                mine.b = b + off_b[bi]
+                mine.a = shift(a, off_a[bi], op.size)
+                mine.b = shift(b, off_b[bi], op.size)
                 mine.c = c + off_c[bi]
                 gemm_serial(&kern, &mine, beta, bpack + tid * b_stride,
                             apack + tid * a_stride)
@@ -323,8 +369,8 @@ cdef int gemm_batch(const floating *a, const floating *b, floating *c,
     with parallel(num_threads=nthreads):
         for bi in range(nbatch):
             mine = op
-            mine.a = a + off_a[bi]
-            mine.b = b + off_b[bi]
+            mine.a = shift(a, off_a[bi], op.size)
+            mine.b = shift(b, off_b[bi], op.size)
             mine.c = c + off_c[bi]
             for jb in range(cdiv(op.n, kern.nc)):               # loop 5
                 jc = jb * kern.nc
@@ -333,9 +379,11 @@ cdef int gemm_batch(const floating *a, const floating *b, floating *c,
                     pc = pb * kern.kc
                     kc = imin(kern.kc, op.k - pc)
                     for q in prange(cdiv(nc, kern.nr), schedule='static'):
-                        pack_b(kc, nc, b + off_b[bi] + pc * op.rs_b
-                               + jc * op.cs_b, op.rs_b, op.cs_b, kern.nr,
-                               q, q + 1, bpack)
+                        pack_b_from(op.storage, kc, nc,
+                                    shift(b, off_b[bi] + pc * op.rs_b
+                                          + jc * op.cs_b, op.size),
+                                    op.rs_b, op.cs_b, kern.nr, q, q + 1,
+                                    bpack)
                     for share in prange(nthreads, schedule='static'):
                         compute_share(&kern, &mine, jc, nc, pc, kc,
                                       beta if pc == 0 else <floating>1,
@@ -362,30 +410,37 @@ cdef bint gemv_applies(int64_t m, int64_t k, int64_t rs_a, int64_t cs_a,
 cdef void gemv_item(const Operands *op, int64_t i, int64_t j0,
                     floating *tmp) noexcept nogil:
     """Row i, columns [j0, j0 + GEMV_CHUNK) of C = A·B, streaming B.
-    tmp: k + GEMV_CHUNK elements of this thread's scratch."""
-    cdef const floating *a = <const floating *>op.a
-    cdef const floating *b = <const floating *>op.b
+    tmp: k + GEMV_CHUNK elements of this thread's scratch.  A 16-bit row
+    of A is widened into tmp; B is streamed in its storage."""
     cdef floating *c = <floating *>op.c
     cdef int64_t nj = imin(GEMV_CHUNK, op.n - j0), p, j
     cdef floating *row = tmp + op.k
-    cdef const floating *coef = a + i * op.rs_a
+    cdef const floating *coef = <const floating *>shift(op.a, i * op.rs_a,
+                                                        op.size)
+    if op.storage != NATIVE:
+        if floating is float:
+            widen(op.storage, active_isa(), op.k, coef, op.cs_a, tmp)
+        coef = tmp
+    elif op.cs_a != 1:
+        for p in range(op.k):
+            tmp[p] = coef[p * op.cs_a]
+        coef = tmp
     if op.cs_b == 1:
         # C[i, :] = Σ_p A[i, p] · B[p, :]: axpy over contiguous rows of B.
-        if op.cs_a != 1:
-            for p in range(op.k):
-                tmp[p] = coef[p * op.cs_a]
-            coef = tmp
         for j in range(nj):
             row[j] = 0
-        axpy_rows(op.k, nj, coef, b + j0, op.rs_b, row)
+        axpy_rows_from(op.storage, op.k, nj, coef,
+                       shift(op.b, j0, op.size), op.rs_b, row)
     else:
         # C[i, j] = A[i, :] · B[:, j]: dot products with contiguous columns.
-        dot_rows(nj, op.k, coef, b + j0 * op.cs_b, op.cs_b, <floating>1, row)
+        dot_rows_from(op.storage, nj, op.k, coef,
+                      shift(op.b, j0 * op.cs_b, op.size), op.cs_b,
+                      <floating>1, row)
     for j in range(nj):
         c[i * op.rs_c + (j0 + j) * op.cs_c] = row[j]
 
 
-cdef void gemv_batch(const floating *a, const floating *b, floating *c,
+cdef void gemv_batch(const void *a, const void *b, floating *c,
                      const int64_t *off_a, const int64_t *off_b,
                      const int64_t *off_c, int64_t nbatch, Operands op,
                      int nthreads, floating *scratch,
@@ -397,8 +452,8 @@ cdef void gemv_batch(const floating *a, const floating *b, floating *c,
         bi = item // per
         r = item % per
         mine = op
-        mine.a = a + off_a[bi]
-        mine.b = b + off_b[bi]
+        mine.a = shift(a, off_a[bi], op.size)
+        mine.b = shift(b, off_b[bi], op.size)
         mine.c = c + off_c[bi]
         gemv_item(&mine, r // chunks, (r % chunks) * GEMV_CHUNK,
                   scratch + threadid() * scratch_stride)
@@ -426,24 +481,30 @@ def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c,
            int64_t rs_c, int64_t cs_c, int num_threads):
     """C[i] = A[i]·B[i] for a stack of products (validated by the caller).
 
-    a, b, c share one dtype (float32 or float64); offsets and strides are in
-    elements, relative to each array's data pointer.  Releases the GIL.
+    a and b share one dtype: float32 or float64, with c of that dtype, or
+    a 16-bit storage dtype (float16, bfloat16) with c float32 (the caller
+    rounds it).  Offsets and strides are in elements, relative to each
+    array's data pointer.  Releases the GIL.
     """
-    if a.dtype == np.float32:
-        _matmul[float](<const float *>cnp.PyArray_DATA(a),
-                       <const float *>cnp.PyArray_DATA(b),
-                       <float *>cnp.PyArray_DATA(c), off_a, off_b, off_c,
-                       m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c, cs_c,
-                       num_threads)
+    cdef int storage = storage_of(a)
+    if storage_of(b) != storage or (c.dtype != a.dtype if storage == NATIVE
+                                    else c.dtype != np.float32):
+        raise AssertionError("cattn internal error: matmul operand dtypes "
+                             f"{a.dtype}, {b.dtype} -> {c.dtype}")
+    if c.dtype == np.float32:
+        _matmul[float](cnp.PyArray_DATA(a), cnp.PyArray_DATA(b), storage,
+                       a.itemsize, <float *>cnp.PyArray_DATA(c), off_a,
+                       off_b, off_c, m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c,
+                       cs_c, num_threads)
     else:
-        _matmul[double](<const double *>cnp.PyArray_DATA(a),
-                        <const double *>cnp.PyArray_DATA(b),
-                        <double *>cnp.PyArray_DATA(c), off_a, off_b, off_c,
-                        m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c, cs_c,
-                        num_threads)
+        _matmul[double](cnp.PyArray_DATA(a), cnp.PyArray_DATA(b), storage,
+                        a.itemsize, <double *>cnp.PyArray_DATA(c), off_a,
+                        off_b, off_c, m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c,
+                        cs_c, num_threads)
 
 
-cdef _matmul(const floating *a, const floating *b, floating *c,
+cdef _matmul(const void *a, const void *b, int storage, int64_t size,
+             floating *c,
              const int64_t[::1] off_a, const int64_t[::1] off_b,
              const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
              int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
@@ -467,6 +528,7 @@ cdef _matmul(const floating *a, const floating *b, floating *c,
         rs_a, cs_a, rs_b, cs_b = cs_b, rs_b, cs_a, rs_a
         rs_c, cs_c = cs_c, rs_c
     op.a, op.b, op.c = NULL, NULL, NULL
+    op.storage, op.size = storage, size
     op.m, op.n, op.k = m, n, k
     op.rs_a, op.cs_a, op.rs_b, op.cs_b, op.rs_c, op.cs_c = (
         rs_a, cs_a, rs_b, cs_b, rs_c, cs_c)

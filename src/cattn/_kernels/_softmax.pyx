@@ -21,15 +21,7 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport Arena, arena_at, arena_free, arena_new
 
-cdef extern from "convert/cattn_convert.h":
-    ctypedef struct cattn_convert:
-        const char *name
-        void (*to_f32)(int64_t, const uint16_t *, float *) noexcept nogil
-        void (*from_f32)(int64_t, const float *, uint16_t *) noexcept nogil
-    const cattn_convert *cattn_convert_for(int isa, int storage) nogil
-    enum cattn_storage:
-        CATTN_STORAGE_F16
-        CATTN_STORAGE_BF16
+from ._convert cimport NATIVE, cattn_convert, cattn_convert_for, storage_of
 
 cnp.import_array()
 
@@ -107,17 +99,6 @@ cdef void _reduce_rows(const floating *x, int64_t rs_x, floating *y,
             y[r] = k32.logsumexp(n, x + r * rs_x)
         else:
             y[r] = k64.logsumexp(n, x + r * rs_x)
-
-
-cdef int storage_of(cnp.ndarray a) except -2:
-    """The storage column of a 16-bit float array (convert/cattn_convert.h),
-    or -1 for float32/float64.  bfloat16 is recognised by its dtype
-    (ml_dtypes' has no buffer protocol; only its data pointer is read)."""
-    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT16:
-        return CATTN_STORAGE_F16
-    if a.dtype.itemsize == 2 and a.dtype.name == "bfloat16":
-        return CATTN_STORAGE_BF16
-    return -1
 
 
 cdef inline void row16(int op, const cattn_convert *cv,
@@ -204,7 +185,7 @@ def convert(cnp.ndarray src, cnp.ndarray dst):
     active ISA's conversions (the tests check their rounding with this)."""
     cdef int64_t n = src.shape[0]
     cdef int s_src = storage_of(src), s_dst = storage_of(dst)
-    if s_src >= 0:
+    if s_src != NATIVE:
         cattn_convert_for(active_isa(), s_src).to_f32(
             n, <const uint16_t *>cnp.PyArray_DATA(src),
             <float *>cnp.PyArray_DATA(dst))
@@ -225,7 +206,7 @@ def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
     if rows == 0 or n == 0:
         return
     cdef int storage = storage_of(x)
-    if storage >= 0:
+    if storage != NATIVE:
         rows16(op, x, y, storage, rows, n, nthreads)
         return
     if x.dtype == np.float32:
@@ -249,7 +230,7 @@ def logsumexp_rows(cnp.ndarray x, cnp.ndarray y, int num_threads):
     if rows == 0:
         return
     cdef int storage = storage_of(x)
-    if storage >= 0:
+    if storage != NATIVE:
         rows16(-1, x, y, storage, rows, n, nthreads)
         return
     if x.dtype == np.float32:

@@ -32,8 +32,9 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
+from ._convert cimport storage_of
 from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
-                     pack_a, pack_b, tile_product)
+                     pack_a_from, pack_b_from, shift, tile_product)
 from ._tables cimport cattn_topk_f32_for, cattn_topk_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
@@ -53,6 +54,8 @@ cdef struct Problem:
     Frame f           # sizes, visibility, mask kind, scale, k (_frame.pxd)
     int64_t rs_q, cs_q, rs_k, cs_k, rs_m, cs_m
     int64_t bq, bk, ld, nqb
+    int storage       # of q and k (_convert.pxd), in_size bytes each
+    int64_t in_size
 
 
 cdef struct Scratch:
@@ -193,7 +196,7 @@ cdef inline void offer_row(const floating *row, int64_t nk, int64_t k0,
 
 
 cdef void select_block(const Problem *p, const GemmKernel *kern,
-                       const floating *q, const floating *k,
+                       const void *q, const void *k,
                        const void *mask, int64_t qb, floating *thr,
                        int64_t *idx, Scratch *w) noexcept nogil:
     """Top-k of the rows of query block qb of one head; writes thr and idx
@@ -210,8 +213,9 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_a(nq, kc, q + i0 * p.rs_q + pc * p.cs_q, p.rs_q, p.cs_q, mr,
-               qa + pc * p.bq)
+        pack_a_from(p.storage, nq, kc,
+                    shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size), p.rs_q,
+                    p.cs_q, mr, qa + pc * p.bq)
     k_lo = imax(first_visible(&p.f.vis, i0), 0)
     k_hi = imin(last_visible(&p.f.vis, i0 + nq - 1) + 1, p.f.S)
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk) if k_lo < k_hi else 0):
@@ -222,8 +226,9 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
         for t in range(cdiv(p.f.E, kc_max)):
             pc = t * kc_max
             kc = imin(kc_max, p.f.E - pc)
-            pack_b(kc, nk, k + k0 * p.rs_k + pc * p.cs_k, p.cs_k, p.rs_k, nr,
-                   0, cdiv(nk, nr), ktb + pc * ld)
+            pack_b_from(p.storage, kc, nk,
+                        shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
+                        p.cs_k, p.rs_k, nr, 0, cdiv(nk, nr), ktb + pc * ld)
         tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale,
                      st, ld)
         if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
@@ -242,7 +247,7 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
             idx[i0 + r] = -1
 
 
-cdef void run(const Problem *p, const floating *q, const floating *k,
+cdef void run(const Problem *p, const void *q, const void *k,
               const void *mask, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_m, floating *thr, int64_t *idx, int64_t nbh,
               const Arena *arena, int nthreads) noexcept nogil:
@@ -260,7 +265,8 @@ cdef void run(const Problem *p, const floating *q, const floating *k,
         mask_bh = NULL
         if p.f.mask_kind != MASK_NONE:
             mask_bh = <const char *>mask + off_m[bh] * mask_item
-        select_block(p, &kern, q + off_q[bh], k + off_k[bh], mask_bh, qb,
+        select_block(p, &kern, shift(q, off_q[bh], p.in_size),
+                     shift(k, off_k[bh], p.in_size), mask_bh, qb,
                      thr + bh * p.f.L, idx + bh * p.f.L, <Scratch *>arena_at(arena, threadid(), 0))
 
 
@@ -269,8 +275,9 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
     (call.top_k >= 1), the worst of its top-k keys: thr its score, idx its
     index, or -1 if the row has fewer than k candidate keys.
 
-    q, k and mask (None, bool or the compute dtype) broadcast from items +
-    (L, E), (S, E), (L, S); thr (compute dtype) and idx (int64) are
+    q, k (call.dtype: float32, float64 or 16-bit storage, widened as they
+    are packed) and mask (None, bool or the compute dtype) broadcast from
+    items + (L, E), (S, E), (L, S); thr (compute dtype) and idx (int64) are
     C-contiguous with nitems·L elements.  Contracts checked before the
     kernel runs (Operands.add).
     """
@@ -292,6 +299,7 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
     cdef Operand *om = ops.add_mask(mask, &p.f, items, func)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_m, p.cs_m = om.rs, om.cs
+    p.storage, p.in_size = storage_of(q), q.itemsize
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     cdef GemmKernel kern = (gemm_kernel_f32(active_isa()) if p.f.is_f32
                             else gemm_kernel_f64(active_isa()))
@@ -324,14 +332,12 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
             w.size = <int64_t *>arena_at(&arena, t, at_size)
         with nogil:
             if p.f.is_f32:
-                run[float](&p, <const float *>oq.data, <const float *>ok.data,
-                           om.data, oq.off, ok.off, om.off,
+                run[float](&p, oq.data, ok.data, om.data, oq.off, ok.off, om.off,
                            <float *>cnp.PyArray_DATA(thr_a),
                            <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
                            nthreads)
             else:
-                run[double](&p, <const double *>oq.data,
-                            <const double *>ok.data, om.data, oq.off, ok.off,
+                run[double](&p, oq.data, ok.data, om.data, oq.off, ok.off,
                             om.off, <double *>cnp.PyArray_DATA(thr_a),
                             <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
                             nthreads)

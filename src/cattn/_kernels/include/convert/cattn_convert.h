@@ -1,7 +1,9 @@
-/* cattn_convert.h -- the storage dtypes' conversions to and from the
- * compute dtype (contract in convert.tmpl.h): one table, a row per ISA
- * (enum cattn_isa) and a column per storage dtype.  Adding a storage dtype
- * adds a column and its two conversions. */
+/* cattn_convert.h -- the storage dtypes: their conversions to and from the
+ * compute dtype float32 (contract in convert.tmpl.h) and the readers that
+ * hand the float32 kernels their operands straight from storage (packers
+ * and row streams, read.tmpl.h).  One table, a row per ISA (enum cattn_isa)
+ * and a column per storage dtype.  Adding a storage dtype adds a column:
+ * its conversions and its widening load (RW_WIDEN_* in simd/). */
 #ifndef CATTN_CONVERT_H
 #define CATTN_CONVERT_H
 
@@ -20,14 +22,48 @@ typedef struct {
     const char *name;
     void (*to_f32)(int64_t n, const uint16_t *src, float *dst);
     void (*from_f32)(int64_t n, const float *src, uint16_t *dst);
+    /* The readers (read.tmpl.h): gemm/'s packers and row streams. */
+    void (*pack_a)(int64_t mc, int64_t kc, const void *a, int64_t rs_a,
+                   int64_t cs_a, int64_t mr, float *dst);
+    void (*pack_b)(int64_t kc, int64_t nc, const void *b, int64_t rs_b,
+                   int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
+                   float *dst);
+    void (*dot_rows)(int64_t nk, int64_t E, const float *q, const void *k,
+                     int64_t rs_k, float scale, float *s);
+    void (*axpy_rows)(int64_t nk, int64_t Ev, const float *p, const void *v,
+                      int64_t rs_v, float *acc);
 } cattn_convert;
 
+/* One element widened, exactly (the scalar tails of the readers). */
+static inline float cattn_f16_to_f32(uint16_t h)
+{
+    _Float16 x;
+    memcpy(&x, &h, sizeof x);
+    return (float)x;
+}
+
+static inline float cattn_bf16_to_f32(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+#ifndef CATTN_NO_MEMCPY
+#define CATTN_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 #define CATTN_TEMPLATE "convert/convert.tmpl.h"
 #include "../simd/instantiate.h"
+#define CATTN_TEMPLATE "convert/read.tmpl.h"
+#include "../simd/instantiate.h"
 
+#define CATTN_CONVERT_COLUMN(st, isa)                                       \
+    {#st "_" #isa, cattn_from_##st##_f32_##isa, cattn_to_##st##_f32_##isa,  \
+     cattn_gemm_pack_a_##st##_f32_##isa, cattn_gemm_pack_b_##st##_f32_##isa,\
+     cattn_dot_rows_##st##_f32_##isa, cattn_axpy_rows_##st##_f32_##isa}
 #define CATTN_CONVERT_ROW(isa)                                              \
-    {{"f16_" #isa, cattn_from_f16_f32_##isa, cattn_to_f16_f32_##isa},       \
-     {"bf16_" #isa, cattn_from_bf16_f32_##isa, cattn_to_bf16_f32_##isa}}
+    {CATTN_CONVERT_COLUMN(f16, isa), CATTN_CONVERT_COLUMN(bf16, isa)}
 
 static const cattn_convert cattn_convert_kernels[][2] = {
     CATTN_CONVERT_ROW(generic),

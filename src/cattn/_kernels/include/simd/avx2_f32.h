@@ -33,3 +33,10 @@
 #define RW_GEMM_NV 2
 /* float32 instantiation: the 16-bit storage conversions exist only here. */
 #define RW_IS_F32 1
+/* RW_VL 16-bit elements widened to a vector (exact): binary16 by F16C,
+ * bfloat16 by a 16-bit shift into the top half of each lane. */
+#define RW_WIDEN_F16(p)                                                     \
+    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define RW_WIDEN_BF16(p)                                                    \
+    _mm256_castsi256_ps(_mm256_slli_epi32(                                  \
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))

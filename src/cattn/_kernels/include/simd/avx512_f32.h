@@ -35,3 +35,10 @@
 #define RW_TB 16
 /* float32 instantiation: the 16-bit storage conversions exist only here. */
 #define RW_IS_F32 1
+/* RW_VL 16-bit elements widened to a vector (exact): binary16 by F16C,
+ * bfloat16 by a 16-bit shift into the top half of each lane. */
+#define RW_WIDEN_F16(p)                                                     \
+    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define RW_WIDEN_BF16(p)                                                    \
+    _mm512_castsi512_ps(_mm512_slli_epi32(                                  \
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))

@@ -16,3 +16,6 @@
 #define RW_GEMM_NR 8
 /* float32 instantiation: the 16-bit storage conversions exist only here. */
 #define RW_IS_F32 1
+/* One 16-bit element widened (exact; convert/cattn_convert.h). */
+#define RW_WIDEN_F16(p) cattn_f16_to_f32(*(const uint16_t *)(p))
+#define RW_WIDEN_BF16(p) cattn_bf16_to_f32(*(const uint16_t *)(p))

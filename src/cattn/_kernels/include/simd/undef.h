@@ -26,3 +26,5 @@
 #undef RW_TRANSPOSE
 #undef RW_TB
 #undef RW_IS_F32
+#undef RW_WIDEN_F16
+#undef RW_WIDEN_BF16

@@ -1,0 +1,40 @@
+/* gemv_body.h -- the row streams of gemv.tmpl.h for one source type of the
+ * rows (SRC_* macros: the compute dtype, or a 16-bit storage dtype widened
+ * on the fly by convert/read.tmpl.h); q, p and acc in the compute dtype. */
+static void SRC_NAME(dot_rows)(int64_t nk, int64_t E, const RW_T *q,
+                               const SRC_ARG *k_, int64_t rs_k, RW_T scale,
+                               RW_T *s)
+{
+    const SRC_T *k = (const SRC_T *)k_;
+    for (int64_t j = 0; j < nk; ++j) {
+        const SRC_T *kj = k + j * rs_k;
+        RW_VEC a0 = RW_SET1(0), a1 = a0;
+        int64_t e = 0;
+        for (; e + 2 * RW_VL <= E; e += 2 * RW_VL) {
+            a0 = RW_FMA(RW_LOAD(q + e), SRC_VEC(kj + e), a0);
+            a1 = RW_FMA(RW_LOAD(q + e + RW_VL), SRC_VEC(kj + e + RW_VL), a1);
+        }
+        for (; e + RW_VL <= E; e += RW_VL)
+            a0 = RW_FMA(RW_LOAD(q + e), SRC_VEC(kj + e), a0);
+        RW_T dot = RW_HSUM(RW_ADD(a0, a1));
+        for (; e < E; ++e)
+            dot += q[e] * SRC_ONE(kj + e);
+        s[j] = scale * dot;
+    }
+}
+
+static void SRC_NAME(axpy_rows)(int64_t nk, int64_t Ev, const RW_T *p,
+                                const SRC_ARG *v_, int64_t rs_v, RW_T *acc)
+{
+    const SRC_T *v = (const SRC_T *)v_;
+    for (int64_t j = 0; j < nk; ++j) {
+        /* no skipping of p[j] == 0: 0 * inf must stay NaN, as in the GEMM */
+        const SRC_T *vj = v + j * rs_v;
+        const RW_VEC pj = RW_SET1(p[j]);
+        int64_t c = 0;
+        for (; c + RW_VL <= Ev; c += RW_VL)
+            RW_STORE(acc + c, RW_FMA(pj, SRC_VEC(vj + c), RW_LOAD(acc + c)));
+        for (; c < Ev; ++c)
+            acc[c] += p[j] * SRC_ONE(vj + c);
+    }
+}
