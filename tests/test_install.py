@@ -102,4 +102,5 @@ def test_no_native_march(so):
     assert not baseline, (f"{so.name}: AVX instructions outside the "
                           f"dispatched kernels: {baseline[:10]}")
     cfg = cattn.show_config(mode="dicts")
-    assert cfg["simd"]["compiled"] == ["generic", "avx2", "avx512"]
+    assert cfg["simd"]["compiled"] == ["generic", "avx2", "avx512",
+                                       "avx512_bf16"]

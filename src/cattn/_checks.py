@@ -93,10 +93,11 @@ def narrow(x: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
     return out
 
 
-def common_dtype(arrays: Sequence[NDArray[Any]]) -> np.dtype[Any]:
+def common_dtype(arrays: Sequence[Any]) -> np.dtype[Any]:
     """The promotion rule of the module docstring: the arrays' dtype if
-    they share one, else the narrowest that holds them all exactly."""
-    first = arrays[0].dtype
+    they share one, else the narrowest that holds them all exactly (on
+    their dtypes alone: NumPy or Dask arrays)."""
+    first: np.dtype[Any] = arrays[0].dtype
     if all(a.dtype == first for a in arrays):
         return first
     dtypes = {a.dtype for a in arrays}

@@ -29,6 +29,7 @@ from ._kernels import _attention, _frame as _kframe, _topk
 from ._typing import ArrayLike, FloatArray
 
 Alignment = Literal["top_left", "bottom_right"]
+Precision = Literal["default", "highest"]
 Bounds = tuple[int | None, int | None]
 
 # Mask kinds, as the kernels number them (_kernels/_frame.pxd).
@@ -52,6 +53,7 @@ class Call(NamedTuple):
     scale: float
     top_k: int                 # 0: full attention
     threads: int
+    precision: Precision       # "default" or "highest" (precision_value)
 
     @property
     def compute(self) -> np.dtype[Any]:
@@ -120,6 +122,20 @@ def scale_value(scale: object, E: int, func: str) -> float:
     if not math.isfinite(scale):
         raise ValueError(f"{func}: scale must be finite, got {scale}")
     return scale
+
+
+def precision_value(precision: object, func: str) -> Precision:
+    """JAX's names: None or "default" lets bfloat16 products run on the
+    CPU's bf16 dot-product instructions, with the softmax weights rounded
+    to bfloat16 before P·V where the inputs are bfloat16; "highest" keeps
+    every product in float32 (float32 and float64 inputs are computed
+    alike under both)."""
+    if precision is None or precision == "default":
+        return "default"
+    if precision == "highest":
+        return "highest"
+    raise ValueError(f"{func}: precision must be None, 'default' or "
+                     f"'highest', got {precision!r}")
 
 
 def top_k_value(top_k: object, S: int, func: str) -> int:
@@ -224,6 +240,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
              is_causal: object = False, scale: object = None,
              enable_gqa: bool = False, window: object = None,
              top_k: object = None, num_threads: object = None,
+             precision: object = None,
              extra: Sequence[tuple[str, ArrayLike]] = (),
              names: tuple[str, ...] = NAMES
              ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
@@ -278,7 +295,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                       window_bounds(window, func),
                       scale_value(scale, E, func),
                       top_k_value(top_k, S, func),
-                      _checks.resolve_threads(num_threads, func)))
+                      _checks.resolve_threads(num_threads, func),
+                      precision_value(precision, func)))
     return arrays, mask, call
 
 
@@ -322,7 +340,8 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
         _topk.select_top_k(call, items, q, k, mask, *thr)
-    _attention.attention(call, items, q, k, v, mask, o, lse, thr)
+    _attention.attention(call, items, q, k, v, mask, o, lse, thr,
+                         call.precision == "default")
 
 
 def select(call: Call, q: FloatArray, k: FloatArray,

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 __all__ = ["ArrayLike", "Axis", "Causal", "DTypeLike", "FloatArray",
-           "Threads", "Window"]
+           "Precision", "Threads", "Window"]
 
 # The kernels compute in float32 or float64 and return that dtype.
 FloatArray: TypeAlias = NDArray[np.floating[Any]]
@@ -18,3 +18,5 @@ Causal: TypeAlias = bool | Literal["top_left", "bottom_right"]
 Window: TypeAlias = tuple[int | None, int | None] | None
 # None = the OpenMP default (OMP_NUM_THREADS, threadpoolctl, cores).
 Threads: TypeAlias = int | None
+# JAX's names; None is "default" (bf16 products on bf16 hardware).
+Precision: TypeAlias = Literal["default", "highest"] | None

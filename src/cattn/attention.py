@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from . import _checks, _frame
 from .linalg import matmul
 from .special import softmax
-from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
+from ._typing import ArrayLike, Causal, FloatArray, Precision, Threads, Window
 
 
 @overload
@@ -28,7 +28,8 @@ def scaled_dot_product_attention(
         window: Window = ..., top_k: int | None = ...,
         return_lse: Literal[False] = ...,
         num_threads: Threads = ...,
-        out: FloatArray | None = ...) -> FloatArray: ...
+        out: FloatArray | None = ...,
+        precision: Precision = ...) -> FloatArray: ...
 
 
 @overload
@@ -39,7 +40,8 @@ def scaled_dot_product_attention(
         window: Window = ..., top_k: int | None = ...,
         return_lse: Literal[True],
         num_threads: Threads = ...,
-        out: FloatArray | None = ...) -> tuple[FloatArray, FloatArray]: ...
+        out: FloatArray | None = ...,
+        precision: Precision = ...) -> tuple[FloatArray, FloatArray]: ...
 
 
 def scaled_dot_product_attention(
@@ -48,7 +50,7 @@ def scaled_dot_product_attention(
         scale: float | None = None, enable_gqa: bool = False,
         window: Window = None, top_k: int | None = None,
         return_lse: bool = False, num_threads: Threads = None,
-        out: FloatArray | None = None,
+        out: FloatArray | None = None, precision: Precision = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -110,6 +112,15 @@ def scaled_dot_product_attention(
     out : ndarray, optional
         Array of shape (..., L, Ev) and the result's dtype to write to (for
         16-bit inputs also float32: the output before rounding).
+    precision : {None, "default", "highest"}, optional
+        JAX's names for the bfloat16 trade-off; float32, float64 and
+        float16 inputs compute alike under both.  None or "default": on
+        CPUs with AVX512_BF16, bfloat16 tiles multiply with its dot-product
+        instruction and the softmax weights are rounded to bfloat16 before
+        they multiply V, as PyTorch and FlashAttention do (about 3/4 of
+        the output within one bf16 ulp of the exact answer).  "highest":
+        the weights stay float32 for the product with V, so the output is
+        the correctly rounded float32 answer (within one ulp).
 
     Returns
     -------
@@ -191,21 +202,22 @@ def scaled_dot_product_attention(
     """
     return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
                    value, attn_mask, is_causal, scale, enable_gqa, window,
-                   top_k, return_lse, num_threads, out)
+                   top_k, return_lse, num_threads, out, precision)
 
 
 def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             key: ArrayLike, value: ArrayLike, attn_mask: ArrayLike | None,
             is_causal: Causal, scale: float | None, enable_gqa: bool,
             window: Window, top_k: int | None, return_lse: bool,
-            num_threads: Threads, out: FloatArray | None
-            ) -> FloatArray | tuple[FloatArray, FloatArray]:
+            num_threads: Threads, out: FloatArray | None,
+            precision: Precision) -> FloatArray | tuple[FloatArray,
+                                                         FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
     (q, k, v), mask, call = _frame.describe(
         func, query, key, value, attn_mask, is_causal=is_causal, scale=scale,
         enable_gqa=enable_gqa, window=window, top_k=top_k,
-        num_threads=num_threads, names=names)
+        num_threads=num_threads, precision=precision, names=names)
     out_shape = call.batch + (call.L, call.Ev)
     overlap = out is not None and _checks.check_out(
         out, out_shape, call.dtype, call.func,
@@ -228,7 +240,8 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
 def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
                    is_causal: Causal = False, scale: float | None = None,
                    window: Window = None, num_threads: Threads = None,
-                   out: FloatArray | None = None) -> FloatArray:
+                   out: FloatArray | None = None,
+                   precision: Precision = None) -> FloatArray:
     """Self-attention with no projections ("VVV"): query = key = value = x.
 
     The VVV case: the input is its own query, key and value, with no
@@ -251,6 +264,8 @@ def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
         Number of OpenMP threads; the result does not depend on it.
     out : ndarray, optional
         Array of shape (..., L, E) to write to.
+    precision : {None, "default", "highest"}, optional
+        As in :func:`scaled_dot_product_attention`.
 
     Returns
     -------
@@ -293,14 +308,15 @@ def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
     """
     return cast(FloatArray, _attend(
         "self_attention", ("x", "x", "x"), x, x, x, attn_mask, is_causal,
-        scale, False, window, None, False, num_threads, out))
+        scale, False, window, None, False, num_threads, out, precision))
 
 
 def attention_weights(query: ArrayLike, key: ArrayLike,
                       attn_mask: ArrayLike | None = None, *,
                       is_causal: Causal = False, scale: float | None = None,
                       enable_gqa: bool = False, window: Window = None,
-                      num_threads: Threads = None) -> FloatArray:
+                      num_threads: Threads = None,
+                      precision: Precision = None) -> FloatArray:
     """The attention weights ``softmax(query · keyᵀ · scale + mask)``.
 
     For inspection and plots: unlike :func:`scaled_dot_product_attention`
@@ -327,6 +343,8 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
         Local attention window.
     num_threads : int, optional
         Number of OpenMP threads.
+    precision : {None, "default", "highest"}, optional
+        For the scores' product, as in :func:`cattn.matmul`.
 
     Returns
     -------
@@ -362,13 +380,14 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     (q, k), mask, call = _frame.describe(
         "attention_weights", query, key, None, attn_mask,
         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
-        window=window, num_threads=num_threads)
+        window=window, num_threads=num_threads, precision=precision)
     if call.group > 1:
         q, k = _frame.split_heads(q, call.group), _frame.expand_kv(k)
     # Scores in the compute dtype (16-bit operands: float32, rounded once
     # at the end, as the fused kernel rounds its output).
     scores = np.empty(call.items + (call.L, call.S), dtype=call.compute)
-    matmul(q, np.swapaxes(k, -1, -2), out=scores, num_threads=call.threads)
+    matmul(q, np.swapaxes(k, -1, -2), out=scores, num_threads=call.threads,
+           precision=call.precision)
     scores = scores.reshape(call.batch + (call.L, call.S))
     scores *= call.compute.type(call.scale)
     if mask is not None:

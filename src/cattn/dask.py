@@ -32,7 +32,8 @@ except ImportError as err:  # pragma: no cover - the optional extra
                       "(or pip install \"dask[array]\")") from err
 
 from . import _checks, _frame
-from ._typing import ArrayLike, Causal, FloatArray, Threads, Window
+from ._typing import (ArrayLike, Causal, FloatArray, Precision, Threads,
+                      Window)
 from .attention import scaled_dot_product_attention as _sdpa
 from .linalg import matmul
 from .nn import MultiHeadAttention
@@ -70,13 +71,17 @@ def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *mask: Any,
     m = mask[0] if mask else None
     if vis is not None:
         if not vis.any():                       # nothing visible: skip
-            res = np.zeros(shape, dtype=q.dtype)
+            res = np.zeros(shape, dtype=call.compute)
             res[..., -1] = -np.inf
             return res
         if not vis.all():
-            m = _frame.hide(m, vis, q.dtype)
+            m = _frame.hide(m, vis, call.compute)
+    # 16-bit inputs: the partial in float32, rounded once after the merge.
     out, lse = _sdpa(q, k, v, m, scale=call.scale, return_lse=True,
-                     num_threads=_task_threads(num_threads))
+                     num_threads=_task_threads(num_threads),
+                     precision=call.precision,
+                     out=np.empty(shape[:-1] + (shape[-1] - 1,),
+                                  call.compute))
     res = np.empty(shape, dtype=out.dtype)
     res[..., :-1] = out
     res[..., -1] = lse
@@ -112,12 +117,11 @@ def _merge(a: Any, b: Any) -> Any:
 
 def _as_dask(x: ArrayLike | da.Array, name: str, func: str) -> da.Array:
     """`x` as a Dask array of a supported dtype, else TypeError naming the
-    function the user called (the frame's rules, on the dtype alone)."""
+    function the user called (the frame's rules, on the dtype alone; a
+    mask is checked against the operands' dtype by its caller)."""
     arr = x if isinstance(x, da.Array) else da.asarray(np.asarray(x))
-    if name == "attn_mask":
-        _frame.mask_kind(arr.dtype, func)
-    else:
-        _checks.check_dtype(arr.dtype, name, func)
+    if name != "attn_mask":
+        _checks.check_dtype(arr.dtype, name, func, storage=True)
     return arr
 
 
@@ -133,7 +137,8 @@ def scaled_dot_product_attention(
         attn_mask: ArrayLike | da.Array | None = None, *,
         is_causal: Causal = False, scale: float | None = None,
         enable_gqa: bool = False, window: Window = None,
-        return_lse: bool = False, num_threads: Threads = None) -> Any:
+        return_lse: bool = False, num_threads: Threads = None,
+        precision: Precision = None) -> Any:
     """:func:`cattn.scaled_dot_product_attention` on Dask arrays, lazily.
 
     Builds a Dask graph: one task per pair of query chunk and key chunk,
@@ -154,9 +159,10 @@ def scaled_dot_product_attention(
         As in :func:`cattn.scaled_dot_product_attention` (bool True = may
         attend, float added), broadcastable to (..., L, S); rechunked to
         the query and key chunks.
-    is_causal, scale, enable_gqa, window : optional
+    is_causal, scale, enable_gqa, window, precision : optional
         As in :func:`cattn.scaled_dot_product_attention`; causal masks and
-        windows use global positions, so they hold across chunks.
+        windows use global positions, so they hold across chunks.  16-bit
+        inputs give 16-bit outputs, merged in float32 and rounded once.
     return_lse : bool, optional
         Also return the log-sum-exp of each row, shape (..., L).
     num_threads : int, optional
@@ -210,7 +216,8 @@ def scaled_dot_product_attention(
     return _attention(_SDPA, query, key, value, attn_mask,
                       is_causal=is_causal, scale=scale,
                       enable_gqa=enable_gqa, window=window,
-                      return_lse=return_lse, num_threads=num_threads)
+                      return_lse=return_lse, num_threads=num_threads,
+                      precision=precision)
 
 
 def _attention(func: str, query: ArrayLike | da.Array,
@@ -218,7 +225,7 @@ def _attention(func: str, query: ArrayLike | da.Array,
                attn_mask: ArrayLike | da.Array | None, *,
                is_causal: Causal, scale: float | None, enable_gqa: bool,
                window: Window, return_lse: bool,
-               num_threads: Threads) -> Any:
+               num_threads: Threads, precision: Precision = None) -> Any:
     """The graph of :func:`scaled_dot_product_attention`, validated by the
     frame's rules on shapes and dtypes; errors name `func`."""
     q = _as_dask(query, "query", func)
@@ -227,14 +234,15 @@ def _attention(func: str, query: ArrayLike | da.Array,
     batch, group = _frame.batch_and_group(
         func, ("query", "key", "value"), (q.shape, k.shape, v.shape),
         enable_gqa)
-    dtype = np.result_type(q.dtype, k.dtype, v.dtype)
+    dtype = _checks.common_dtype((q, k, v))
     q, k, v = (a.astype(dtype) for a in (q, k, v))
+    compute = _checks.compute_dtype(dtype)   # of partials, lse, a float mask
     L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     mask = None
     kind = _frame.MASK_NONE
     if attn_mask is not None:
         mask = _as_dask(attn_mask, "attn_mask", func)
-        kind = _frame.mask_kind(mask.dtype, func)
+        kind = _frame.mask_kind(mask.dtype, func, dtype)
         mask_shape = mask.shape
     call = _frame.Call(
         func, dtype, batch, group, L, S, E, Ev, kind,
@@ -242,7 +250,8 @@ def _attention(func: str, query: ArrayLike | da.Array,
         _frame.window_bounds(window, func),
         _frame.scale_value(scale, E, func), 0,
         1 if num_threads is None else _checks.resolve_threads(num_threads,
-                                                              func))
+                                                              func),
+        _frame.precision_value(precision, func))
     if group > 1:
         # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
         q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])
@@ -256,7 +265,7 @@ def _attention(func: str, query: ArrayLike | da.Array,
     v = _fit(v, batch + (S, Ev), bchunks + (s_chunks, (Ev,)))
     if mask is not None:
         if kind == _frame.MASK_ADD:
-            mask = mask.astype(dtype)
+            mask = mask.astype(compute)
         if group > 1 and mask.ndim >= 3:        # heads as (kv head, group)
             mask = (mask[..., np.newaxis, :, :] if mask.shape[-3] == 1
                     else mask.reshape(mask.shape[:-3]
@@ -271,9 +280,9 @@ def _attention(func: str, query: ArrayLike | da.Array,
                              f"(..., L, S) = {call.batch + (L, S)}") from None
 
     if S == 0 or L == 0:
-        out = da.zeros(batch + (L, Ev), dtype=dtype,
+        out = da.zeros(batch + (L, Ev), dtype=compute,
                        chunks=bchunks + (q.chunks[-2], (Ev,)))
-        lse = da.full(batch + (L,), -np.inf, dtype=dtype,
+        lse = da.full(batch + (L,), -np.inf, dtype=compute,
                       chunks=bchunks + (q.chunks[-2],))
     else:
         b = _LETTERS[:len(batch)]
@@ -292,14 +301,16 @@ def _attention(func: str, query: ArrayLike | da.Array,
                          b + "ls"]
             parts.append(da.blockwise(
                 _pair, b + "lz", *args, new_axes={"z": Ev + 1},
-                concatenate=True, dtype=dtype, **kw))
+                concatenate=True, dtype=compute, **kw))
             j0 += n
         while len(parts) > 1:                   # pairwise, in key order
             parts = [da.map_blocks(_merge, parts[i], parts[i + 1],
-                                   dtype=dtype)
+                                   dtype=compute)
                      if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
         out, lse = parts[0][..., :Ev], parts[0][..., Ev]
+    if compute != dtype:
+        out = out.astype(dtype)     # rounded once, to nearest even
     if group > 1:
         out = out.reshape(out.shape[:-4] + (-1,) + out.shape[-2:])
         lse = lse.reshape(lse.shape[:-3] + (-1,) + lse.shape[-1:])

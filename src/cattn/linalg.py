@@ -10,13 +10,15 @@ import numpy as np
 
 from . import _checks
 from ._kernels import _gemm, _layout
-from ._typing import ArrayLike, FloatArray, Threads
+from . import _frame
+from ._typing import ArrayLike, FloatArray, Precision, Threads
 
 SIGNATURE = "(n?,k),(k,m?)->(n?,m?)"
 
 
 def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
-           num_threads: Threads = None) -> FloatArray:
+           num_threads: Threads = None,
+           precision: Precision = None) -> FloatArray:
     """Matrix product of two arrays, with ``numpy.matmul`` semantics.
 
     Signature ``(n?,k),(k,m?)->(n?,m?)``: the last two axes are matrices,
@@ -38,6 +40,12 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
         threadpoolctl limit, or one per core).  The result does not depend
         on it.
+    precision : {None, "default", "highest"}, optional
+        JAX's names.  None or "default": bfloat16 operands multiply with
+        the CPU's bf16 dot-product instruction where it has one
+        (AVX512_BF16), which sums pairs of products and treats subnormal
+        inputs as zero; "highest": the float32 micro-kernels on the
+        widened operands.  Other dtypes compute alike under both.
 
     Returns
     -------
@@ -102,6 +110,7 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
     a = _checks.as_float_array(a, "a", func, storage=True)
     b = _checks.as_float_array(b, "b", func, storage=True)
     nthreads = _checks.resolve_threads(num_threads, func)
+    pairs = _frame.precision_value(precision, func) == "default"
     for name, x in (("a", a), ("b", b)):
         if x.ndim == 0:
             raise ValueError(
@@ -145,7 +154,7 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
         if c_walk is not c3:  # `c` is made walkable above
             raise AssertionError("cattn internal error: output copied")
         _gemm.matmul(a2, b2, c3, off_a, off_b, off_c, m, n, k, rs_a, cs_a,
-                     rs_b, cs_b, rs_c, cs_c, nthreads)
+                     rs_b, cs_b, rs_c, cs_c, nthreads, pairs)
     if compute != dtype and (out is None or out.dtype == dtype):
         c = _checks.narrow(c, dtype)
     if out is not None and c is not out:

@@ -65,8 +65,8 @@ from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
 from ._convert cimport NATIVE, element, narrow, storage_of, widen
 from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
-                     floating, gemm_kernel_f32, gemm_kernel_f64, pack_a_from,
-                     pack_b_from, shift)
+                     floating, gemm_kernel, pack_a_k, pack_b_k,
+                     panel_depth, shift)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
                        cattn_cols_f64_for, cattn_topk_f32_for,
@@ -111,13 +111,18 @@ cdef struct Problem:
     # elements of in_size bytes; out in out_storage, out_size bytes.
     int storage, out_storage
     int64_t in_size, out_size
+    # The tile products' kernel (its packers read `storage`).  With
+    # kern.pairs (bf16 on AVX512_BF16, _gemm.pxd) P is rounded to bf16 and
+    # O = P V runs as Oᵀ = Vᵀ Pᵀ into a transposed accumulator.
+    GemmKernel kern
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
     bint decode       # one query row per block, no packing (rows.tmpl.h)
     # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
-    # E; V as NR-column panels per key block.
-    int64_t s_pad, ev_pad, kpack_size, vpack_size
+    # E; V per key block (vblk words each): NR-column panels, or with pairs
+    # Vᵀ as MR-row panels of ev_rows rows.
+    int64_t s_pad, ev_pad, ev_rows, vblk, kpack_size, vpack_size
     int64_t vl        # lanes of the column kernels (bq is a multiple)
     # Top-k attention (else NULL): per (batch·head, query) row, the score
     # and index of the worst kept key (_topk.pyx); index -1 keeps all.
@@ -131,6 +136,8 @@ cdef struct Scratch:
     void *st          # score tile Sᵀ: bk x bq (row stride bq), + MR slack:
                       # the P·V product reads whole MR panels of it
     void *acc         # O accumulator: bq x ev_pad
+    void *acct        # pairs: Oᵀ accumulator, ev_rows x bq
+    void *ptpack      # pairs: Pᵀ as bf16 pair panels, bq x bk / 2 words
     void *colbuf      # 4 x bq: column max, shift, sum; alpha
     void *prev        # decode: the accumulator before a key block, ev_pad
     void *qrow        # decode, 16-bit storage: the query row widened, E
@@ -147,21 +154,28 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     infs or NaNs (zeroed in the pack)."""
     cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
     cdef int64_t t, pc, kc
+    cdef floating *vblock = vpack + kb * p.vblk
     for t in range(imax(1, cdiv(p.f.E, kern.kc))):
         pc = t * kern.kc
         kc = imin(kern.kc, p.f.E - pc)
-        pack_a_from(p.storage, nk, kc,
-                    shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size), p.rs_k,
-                    p.cs_k, kern.mr, kpack + pc * p.s_pad + k0 * kc)
-    pack_b_from(p.storage, nk, p.f.Ev, shift(v, k0 * p.rs_v, p.in_size),
-                p.rs_v, p.cs_v, kern.nr, 0, cdiv(p.f.Ev, kern.nr),
-                vpack + k0 * p.ev_pad)
+        pack_a_k(kern, nk, kc, shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
+                 p.rs_k, p.cs_k, kpack + panel_depth(kern, pc) * p.s_pad
+                 + k0 * panel_depth(kern, kc))
     # Values that are inf or NaN: the P·V product would multiply them by the
     # exact zeros of hidden keys (0·inf = NaN) and so reach rows that cannot
     # see them, depending on which blocks a row visits.  The packed copy
     # gets 0 in their place, and the block is flagged: attend_block adds
     # them back only where the weight is not 0 (nonfinite_values).
-    vflag[kb] = sanitize(nk * p.ev_pad, vpack + k0 * p.ev_pad)
+    if kern.pairs:
+        if floating is float:       # Vᵀ: Ev rows, depth the block's keys
+            pack_a_k(kern, p.f.Ev, nk, shift(v, k0 * p.rs_v, p.in_size),
+                     p.cs_v, p.rs_v, vblock)
+            vflag[kb] = kern.zero_nonfinite(
+                p.ev_rows * panel_depth(kern, nk), vblock)
+    else:
+        pack_b_k(kern, nk, p.f.Ev, shift(v, k0 * p.rs_v, p.in_size), p.rs_v,
+                 p.cs_v, 0, cdiv(p.f.Ev, kern.nr), vblock)
+        vflag[kb] = sanitize(nk * p.ev_pad, vblock)
 
 
 cdef inline bint nonfinite(floating x) noexcept nogil:
@@ -186,11 +200,13 @@ cdef inline bint sanitize(int64_t n, floating *x) noexcept nogil:
 
 cdef void nonfinite_values(const Problem *p, const void *v,
                            const floating *pt, int64_t j0, int64_t j1,
-                           int64_t nq, floating *acc) noexcept nogil:
-    """acc[q, c] += P[q, j]·V[j, c] for the inf/NaN values V[j, c] of keys
-    j0..j1 (left out of the packed V) and the queries whose weight P[q, j]
-    (the Pᵀ tile pt, row stride bq, row 0 = key j0) is not 0: a value
-    reaches exactly the rows that give it weight."""
+                           int64_t nq, floating *acc, int64_t rs,
+                           int64_t cs) noexcept nogil:
+    """acc[q, c] (at acc[q·rs + c·cs]) += P[q, j]·V[j, c] for the inf/NaN
+    values V[j, c] of keys j0..j1 (left out of the packed V) and the
+    queries whose weight P[q, j] (the Pᵀ tile pt, row stride bq, row 0 =
+    key j0) is not 0: a value reaches exactly the rows that give it
+    weight."""
     cdef int64_t j, c, r
     cdef floating x, wgt
     for j in range(j0, j1):
@@ -202,7 +218,7 @@ cdef void nonfinite_values(const Problem *p, const void *v,
             for r in range(nq):
                 wgt = pt[(j - j0) * p.bq + r]
                 if wgt != 0:
-                    acc[r * p.ev_pad + c] = acc[r * p.ev_pad + c] + wgt * x
+                    acc[r * rs + c * cs] = acc[r * rs + c * cs] + wgt * x
 
 
 cdef inline bint hide_below(int isa, int64_t n, floating *x,
@@ -297,10 +313,12 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
     cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
+    cdef int64_t kw, pw
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
     cdef floating *st_j
     cdef floating *acc = <floating *>w.acc
+    cdef floating *acct = <floating *>w.acct
     cdef floating *alpha = <floating *>w.colbuf + 3 * bq
     cdef floating scale = <floating>p.f.scale
 
@@ -309,6 +327,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         w.l[r] = 0
         for c in range(ev_pad):
             acc[r * ev_pad + c] = 0
+    if kern.pairs:
+        for r in range(p.ev_rows * bq):
+            acct[r] = 0
 
     # Key blocks this query block may need: the chunk, cut to what its rows
     # can see.
@@ -322,9 +343,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     for t in range(n_pc):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_b_from(p.storage, kc, nq,
-                    shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size), p.cs_q,
-                    p.rs_q, nr, 0, cdiv(nq, nr), qpack + pc * bq)
+        pack_b_k(kern, kc, nq, shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size),
+                 p.cs_q, p.rs_q, 0, cdiv(nq, nr),
+                 qpack + panel_depth(kern, pc) * bq)
 
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
         # The packed block is keys k0..k0+nk; the keys computed, j0..j1, are
@@ -342,11 +363,13 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         for t in range(n_pc):
             pc = t * kc_max
             kc = imin(kc_max, p.f.E - pc)
+            kw = panel_depth(kern, kc)      # words per packed row / column
+            pw = panel_depth(kern, pc)
             for r in range((j0 - k0) // mr, cdiv(j1 - k0, mr)):
                 for jq in range(cdiv(nq, nr)):
                     call_ukernel(kern, kc,
-                                 kpack + pc * p.s_pad + (k0 + r * mr) * kc, mr,
-                                 qpack + pc * bq + jq * nr * kc, nr,
+                                 kpack + pw * p.s_pad + (k0 + r * mr) * kw, mr,
+                                 qpack + pw * bq + jq * nr * kw, nr,
                                  st + r * mr * bq + jq * nr, bq, 1,
                                  imin(mr, j1 - k0 - r * mr),
                                  imin(nr, nq - jq * nr),
@@ -359,20 +382,48 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         # Only the vectors that hold real queries: columns are independent,
         # so a short last block (or a tiny L) skips the padding's work.
         if online_softmax(nj, nq, cdiv(nq, p.vl) * p.vl, st_j, bq, w, alpha):
-            scale_rows(nq, ev_pad, acc, ev_pad, alpha)
+            if kern.pairs:
+                if floating is float:
+                    kern.scale_cols(p.ev_rows, nq, acct, bq, alpha)
+            else:
+                scale_rows(nq, ev_pad, acc, ev_pad, alpha)
 
+        if kern.pairs:
+            # Oᵀ += Vᵀ Pᵀ: Pᵀ rounded to bf16 pairs (whole vectors of
+            # queries), Vᵀ packed per block with the keys as depth, from
+            # key j0 on (j0 - k0 is a multiple of MR, so a whole word).
+            if floating is float:
+                kern.pack_b_f32(nj, nq, st_j, bq, nr, <float *>w.ptpack)
+            kw = panel_depth(kern, nj)
+            for r in range(cdiv(p.f.Ev, mr)):
+                for jq in range(cdiv(nq, nr)):
+                    call_ukernel(kern, nj, vpack + kb * p.vblk
+                                 + r * mr * panel_depth(kern, nk)
+                                 + (j0 - k0) // 2 * mr, mr,
+                                 <floating *>w.ptpack + jq * nr * kw, nr,
+                                 acct + r * mr * bq + jq * nr, bq, 1,
+                                 imin(mr, p.f.Ev - r * mr),
+                                 imin(nr, nq - jq * nr),
+                                 <floating>1, <floating>1)
+            if vflag[kb]:
+                nonfinite_values(p, v, st_j, j0, j1, nq, acct, 1, bq)
+            continue
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
         for r in range(cdiv(nq, mr)):
             for jq in range(cdiv(p.f.Ev, nr)):
                 call_ukernel(kern, nj, st_j + r * mr, bq,
-                             vpack + k0 * ev_pad + jq * nr * nk
+                             vpack + kb * p.vblk + jq * nr * nk
                              + (j0 - k0) * nr, nr,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
                              imin(mr, nq - r * mr), imin(nr, p.f.Ev - jq * nr),
                              <floating>1, <floating>1)
         if vflag[kb]:
-            nonfinite_values(p, v, st_j, j0, j1, nq, acc)
+            nonfinite_values(p, v, st_j, j0, j1, nq, acc, ev_pad, 1)
+    if kern.pairs:          # Oᵀ back to acc's layout, for finishing
+        for r in range(nq):
+            for c in range(p.f.Ev):
+                acc[r * ev_pad + c] = acct[c * bq + r]
 
 
 cdef inline floating row_max(int64_t n, const floating *x) noexcept nogil:
@@ -632,11 +683,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
     way, so the choice never changes a bit.  vflags holds nkb flags per
     kvpack slot (pack_kv); each thread's Scratch is carved first in its
     arena slot."""
-    cdef GemmKernel kern
-    if floating is float:
-        kern = gemm_kernel_f32(active_isa())
-    else:
-        kern = gemm_kernel_f64(active_isa())
+    cdef GemmKernel kern = p.kern
     cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.f.S, p.bk)
     cdef int64_t kv_size = p.kpack_size + p.vpack_size
     cdef int64_t gi, g0, ng, item, bh, qb
@@ -701,7 +748,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
                    <Scratch *>arena_at(arena, threadid(), 0), parts)
 
 
-def attention(call, tuple items, q, k, v, mask, o, lse, thr):
+def attention(call, tuple items, q, k, v, mask, o, lse, thr,
+              bint pairs=False):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -716,7 +764,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     (Operands.add) before the kernel runs.
 
     The decode path (few query rows, streamed K/V rows) is chosen here from
-    the shapes and layouts alone, never from the thread count.
+    the shapes and layouts alone, never from the thread count.  `pairs`:
+    bfloat16 runs the bf16 pair products where the ISA has them (the
+    default precision; P rounded to bf16 before P·V).
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -754,15 +804,12 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     if lse is not None:
         check_rows(lse, nbh * p.f.L, func, "lse")
         lse_ptr = cnp.PyArray_DATA(lse)
-    cdef GemmKernel kern
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8, vl, group, slots
     cdef cattn_attention_blocks blk
     if p.f.is_f32:
-        kern = gemm_kernel_f32(active_isa())
         vl = cattn_cols_f32_for(active_isa()).vl
         blk = cattn_cols_f32_for(active_isa()).blocks
     else:
-        kern = gemm_kernel_f64(active_isa())
         vl = cattn_cols_f64_for(active_isa()).vl
         blk = cattn_cols_f64_for(active_isa()).blocks
     # A few queries (decoding): stream K and V rows instead of packing
@@ -772,6 +819,12 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
                         and (p.f.Ev <= 1 or ov.cs == 1))
     p.decode = decode
     p.vl = vl
+    # bf16 pair products at the default precision, except for top-k: its
+    # selection pass computes the float32 kernel's scores, which the
+    # forward must repeat bit for bit.
+    p.kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+                         pairs and thr is None and not decode)
+    cdef GemmKernel kern = p.kern
     p.chunk = max(p.f.S, 1)
     p.nchunks = 1
     if decode:
@@ -795,8 +848,11 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
             p.nchunks = cdiv(p.f.S, p.chunk)
     p.s_pad = cdiv(p.f.S, kern.mr) * kern.mr
     p.ev_pad = cdiv(p.f.Ev, kern.nr) * kern.nr
+    p.ev_rows = cdiv(p.f.Ev, kern.mr) * kern.mr
+    p.vblk = (p.ev_rows * panel_depth(&kern, p.bk) if kern.pairs
+              else p.bk * p.ev_pad)
     p.kpack_size = p.s_pad * max(p.f.E, 1)
-    p.vpack_size = p.f.S * p.ev_pad
+    p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
     cdef int64_t per_bh = p.nqb * p.nchunks
     cdef int nthreads = <int>min(p.f.threads, nbh * per_bh)
     # Enough batch·heads per group for 4 items per thread, within the
@@ -813,6 +869,10 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     cdef size_t at_qpack = carve(&used, max(p.f.E, 1) * p.bq * itemsize)
     cdef size_t at_st = carve(&used, (p.bk * p.bq + kern.mr) * itemsize)
     cdef size_t at_acc = carve(&used, p.bq * p.ev_pad * itemsize)
+    cdef size_t at_acct = carve(&used, p.ev_rows * p.bq * itemsize
+                                if kern.pairs else 0)
+    cdef size_t at_ptpack = carve(&used, p.bq * panel_depth(&kern, p.bk)
+                                  * itemsize if kern.pairs else 0)
     cdef size_t at_col = carve(&used, 4 * p.bq * itemsize)
     cdef size_t at_prev = carve(&used, p.ev_pad * itemsize)
     cdef size_t at_qrow = carve(&used, p.f.E * itemsize)
@@ -837,6 +897,8 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
             w.qpack = arena_at(&arena, t, at_qpack)
             w.st = arena_at(&arena, t, at_st)
             w.acc = arena_at(&arena, t, at_acc)
+            w.acct = arena_at(&arena, t, at_acct)
+            w.ptpack = arena_at(&arena, t, at_ptpack)
             w.colbuf = arena_at(&arena, t, at_col)
             w.prev = arena_at(&arena, t, at_prev)
             w.qrow = arena_at(&arena, t, at_qrow)

@@ -54,8 +54,8 @@ from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
 from ._convert cimport element, storage_of
-from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel_f32,
-                     gemm_kernel_f64, pack_a, pack_a_from, pack_b_from,
+from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
+                     pack_a, pack_a_k, pack_b_k,
                      shift, tile_product)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
@@ -132,19 +132,17 @@ cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_a_from(p.storage, nq, kc,
-                    shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size), p.rs_q,
-                    p.cs_q, kern.mr, qa + pc * p.bq)
+        pack_a_k(kern, nq, kc, shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size),
+                 p.rs_q, p.cs_q, qa + pc * p.bq)
     for t in range(cdiv(p.f.Ev, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.Ev - pc)
-        pack_a_from(p.storage, nq, kc,
-                    shift(go, i0 * p.rs_g + pc * p.cs_g, p.in_size), p.rs_g,
-                    p.cs_g, kern.mr, goa + pc * p.bq)
-    pack_b_from(p.storage, nq, p.f.E, shift(q, i0 * p.rs_q, p.in_size),
-                p.rs_q, p.cs_q, kern.nr, 0, cdiv(p.f.E, kern.nr), qbp)
-    pack_b_from(p.storage, nq, p.f.Ev, shift(go, i0 * p.rs_g, p.in_size),
-                p.rs_g, p.cs_g, kern.nr, 0, cdiv(p.f.Ev, kern.nr), gob)
+        pack_a_k(kern, nq, kc, shift(go, i0 * p.rs_g + pc * p.cs_g, p.in_size),
+                 p.rs_g, p.cs_g, goa + pc * p.bq)
+    pack_b_k(kern, nq, p.f.E, shift(q, i0 * p.rs_q, p.in_size), p.rs_q, p.cs_q,
+             0, cdiv(p.f.E, kern.nr), qbp)
+    pack_b_k(kern, nq, p.f.Ev, shift(go, i0 * p.rs_g, p.in_size), p.rs_g,
+             p.cs_g, 0, cdiv(p.f.Ev, kern.nr), gob)
     for r in range(nq):
         acc = 0
         for c in range(p.f.Ev):
@@ -168,17 +166,15 @@ cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_b_from(p.storage, kc, nk,
-                    shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size), p.cs_k,
-                    p.rs_k, kern.nr, 0, cdiv(nk, kern.nr), ktb + pc * p.ld)
+        pack_b_k(kern, kc, nk, shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
+                 p.cs_k, p.rs_k, 0, cdiv(nk, kern.nr), ktb + pc * p.ld)
     for t in range(cdiv(p.f.Ev, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.Ev - pc)
-        pack_b_from(p.storage, kc, nk,
-                    shift(v, k0 * p.rs_v + pc * p.cs_v, p.in_size), p.cs_v,
-                    p.rs_v, kern.nr, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
-    pack_b_from(p.storage, nk, p.f.E, shift(k, k0 * p.rs_k, p.in_size),
-                p.rs_k, p.cs_k, kern.nr, 0, cdiv(p.f.E, kern.nr), kbp)
+        pack_b_k(kern, kc, nk, shift(v, k0 * p.rs_v + pc * p.cs_v, p.in_size),
+                 p.cs_v, p.rs_v, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
+    pack_b_k(kern, nk, p.f.E, shift(k, k0 * p.rs_k, p.in_size), p.rs_k, p.cs_k,
+             0, cdiv(p.f.E, kern.nr), kbp)
 
 
 cdef inline floating *query_pack(const Problem *p, floating *head,
@@ -421,11 +417,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
               floating *dmask, int64_t nkv, int schedule, int64_t group,
               const Arena *arena, floating *packs, floating *parts,
               int nthreads) noexcept nogil:
-    cdef GemmKernel kern
-    if floating is float:
-        kern = gemm_kernel_f32(active_isa())
-    else:
-        kern = gemm_kernel_f64(active_isa())
+    cdef GemmKernel kern = gemm_kernel(active_isa(), floating is float,
+                                       p.storage, False)
     cdef int64_t per_head = p.G * p.nqb + p.nkb
     cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb, grp, c, i0, nq
     cdef int64_t ngrp = imin(KEY_GROUPS, p.nkb), head_dq = p.G * p.f.L * p.f.E
@@ -547,8 +540,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             raise AssertionError(f"{func}: cattn internal error: operands "
                                  "of different dtypes")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
-    cdef GemmKernel kern = (gemm_kernel_f32(active_isa()) if p.f.is_f32
-                            else gemm_kernel_f64(active_isa()))
+    cdef GemmKernel kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+                                       False)
     p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
     p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
     p.nqb = cdiv(p.f.L, p.bq)

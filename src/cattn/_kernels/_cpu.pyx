@@ -10,6 +10,7 @@ step through the lower levels.
 cdef extern from "cattn_cpu.h":
     int cattn_cpu_best_isa() nogil
     int CATTN_ISA_GENERIC, CATTN_ISA_AVX2, CATTN_ISA_AVX512
+    int CATTN_ISA_AVX512_BF16
 
 cdef extern from "cattn_omp.h":
     int omp_get_max_threads() nogil
@@ -19,7 +20,8 @@ cdef extern from "cattn_omp.h":
 
 import os
 
-ISA_NAMES = ("generic", "avx2", "avx512")
+# Indexed by enum cattn_isa; each level includes the ones before it.
+ISA_NAMES = ("generic", "avx2", "avx512", "avx512_bf16")
 
 cdef int _best = cattn_cpu_best_isa()
 cdef int _active = _best

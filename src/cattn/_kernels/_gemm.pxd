@@ -27,13 +27,49 @@ cdef inline const void *shift(const void *p, int64_t i,
     storage dtype is a run-time choice are walked through void pointers)."""
     return <const char *>p + i * size
 
+# Packers of float32 panels, reading their source through a void pointer
+# (include/gemm/cattn_gemm.h, convert/, cattn_gemm_bf16.h).
+ctypedef void (*pack_a_fn)(int64_t, int64_t, const void *, int64_t, int64_t,
+                           int64_t, float *) noexcept nogil
+ctypedef void (*pack_b_fn)(int64_t, int64_t, const void *, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, float *) noexcept nogil
+ctypedef void (*pack_b_f32_fn)(int64_t, int64_t, const float *, int64_t,
+                               int64_t, float *) noexcept nogil
+ctypedef int (*zero_nonfinite_fn)(int64_t, float *) noexcept nogil
+ctypedef void (*scale_cols_fn)(int64_t, int64_t, float *, int64_t,
+                               const float *) noexcept nogil
+
+
+# A micro-kernel with its blocking and the packers for one kind of operand
+# (BLIS's context): a row of the float64 or float32 table, the float32
+# kernel with a 16-bit storage's widening packers, or the bf16 pair kernel
+# (pairs: panels of bf16 pairs, ceil(depth / 2) 32-bit words per row or
+# column).  Drivers pack and multiply only through it.
 cdef struct GemmKernel:
-    const void *ukernel      # cattn_gemm_ukernel_f32_fn or _f64_fn
+    const void *ukernel      # cattn_gemm_ukernel_f32_fn (pairs too) or _f64_fn
     const char *name
     int64_t mr, nr, kc, mc, nc
+    int storage              # what the packers read (_convert.pxd)
+    bint pairs
+    pack_a_fn pack_a         # float32 panels (NULL for float64: typed)
+    pack_b_fn pack_b
+    pack_b_f32_fn pack_b_f32  # pairs: a float32 tile rounded to bf16 (Pᵀ)
+    zero_nonfinite_fn zero_nonfinite  # pairs: packed words' inf/NaN halves
+    scale_cols_fn scale_cols  # pairs: the attention's Oᵀ accumulator
 
-cdef GemmKernel gemm_kernel_f32(int isa) noexcept nogil
-cdef GemmKernel gemm_kernel_f64(int isa) noexcept nogil
+# The kernel for operands held in `storage` computed in float32 (is_f32)
+# or float64; with `pairs`, bf16 storage runs the pair kernel where the
+# ISA has one (has_pairs tells), else the float32 kernel on widened panels.
+cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
+                            bint pairs) noexcept nogil
+cdef bint has_pairs(int isa) noexcept nogil
+
+
+cdef inline int64_t panel_depth(const GemmKernel *kern,
+                                int64_t depth) noexcept nogil:
+    """Words (float32-sized slots) a packed row or column of `depth`
+    elements takes: pairs of bf16 share one."""
+    return (depth + 1) // 2 if kern.pairs else depth
 
 cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
                        int64_t lda, const floating *b, int64_t ldb,
@@ -54,14 +90,13 @@ cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                  int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
                  floating *dst) noexcept nogil
 
-# The same, reading A or B from `storage` (_convert.pxd: NATIVE, or a
-# 16-bit storage dtype widened on the fly into float32 panels).
-cdef void pack_a_from(int storage, int64_t mc, int64_t kc, const void *a,
-                      int64_t rs_a, int64_t cs_a, int64_t mr,
-                      floating *dst) noexcept nogil
-cdef void pack_b_from(int storage, int64_t kc, int64_t nc, const void *b,
-                      int64_t rs_b, int64_t cs_b, int64_t nr, int64_t q0,
-                      int64_t q1, floating *dst) noexcept nogil
+# The same through a kernel's packers: A or B read from kern.storage.
+cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,
+                   const void *a, int64_t rs_a, int64_t cs_a,
+                   floating *dst) noexcept nogil
+cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
+                   const void *b, int64_t rs_b, int64_t cs_b, int64_t q0,
+                   int64_t q1, floating *dst) noexcept nogil
 
 # Row-streaming kernels (include/gemm/cattn_gemv.h): products with a few rows.
 cdef void dot_rows(int64_t n, int64_t k, const floating *x,

@@ -35,7 +35,8 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from ._convert cimport NATIVE, cattn_convert_for, storage_of, widen
+from ._convert cimport (CATTN_STORAGE_BF16, NATIVE, cattn_convert_for,
+                       storage_of, widen)
 from ._cpu cimport active_isa
 
 cnp.import_array()
@@ -54,33 +55,43 @@ cdef extern from "gemm/cattn_gemm.h":
         const char *name
         int64_t mr, nr, kc, mc, nc
         cattn_gemm_ukernel_f32_fn ukernel
-        void (*pack_a)(int64_t, int64_t, const float *, int64_t, int64_t,
-                       int64_t, float *) noexcept nogil
-        void (*pack_b)(int64_t, int64_t, const float *, int64_t, int64_t,
-                       int64_t, int64_t, int64_t, float *) noexcept nogil
+        pack_a_fn pack_a
+        pack_b_fn pack_b
     ctypedef struct cattn_gemm_kernel_f64:
         const char *name
         int64_t mr, nr, kc, mc, nc
         cattn_gemm_ukernel_f64_fn ukernel
-        void (*pack_a)(int64_t, int64_t, const double *, int64_t, int64_t,
+        void (*pack_a)(int64_t, int64_t, const void *, int64_t, int64_t,
                        int64_t, double *) noexcept nogil
-        void (*pack_b)(int64_t, int64_t, const double *, int64_t, int64_t,
+        void (*pack_b)(int64_t, int64_t, const void *, int64_t, int64_t,
                        int64_t, int64_t, int64_t, double *) noexcept nogil
     const cattn_gemm_kernel_f32 *cattn_gemm_kernel_f32_for(int isa) nogil
     const cattn_gemm_kernel_f64 *cattn_gemm_kernel_f64_for(int isa) nogil
 
+cdef extern from "gemm/cattn_gemm_bf16.h":
+    ctypedef struct cattn_gemm_kernel_bf16:
+        const char *name
+        int64_t mr, nr, kc, mc, nc
+        cattn_gemm_ukernel_f32_fn ukernel
+        pack_a_fn pack_a
+        pack_b_fn pack_b
+        pack_b_f32_fn pack_b_f32
+        zero_nonfinite_fn zero_nonfinite
+        scale_cols_fn scale_cols
+    const cattn_gemm_kernel_bf16 *cattn_gemm_kernel_bf16_for(int isa) nogil
+
 cdef extern from "gemm/cattn_gemv.h":
     ctypedef struct cattn_gemv_f32:
         const char *name
-        void (*dot_rows)(int64_t, int64_t, const float *, const float *,
+        void (*dot_rows)(int64_t, int64_t, const float *, const void *,
                          int64_t, float, float *) noexcept nogil
-        void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
+        void (*axpy_rows)(int64_t, int64_t, const float *, const void *,
                           int64_t, float *) noexcept nogil
     ctypedef struct cattn_gemv_f64:
         const char *name
-        void (*dot_rows)(int64_t, int64_t, const double *, const double *,
+        void (*dot_rows)(int64_t, int64_t, const double *, const void *,
                          int64_t, double, double *) noexcept nogil
-        void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
+        void (*axpy_rows)(int64_t, int64_t, const double *, const void *,
                           int64_t, double *) noexcept nogil
     const cattn_gemv_f32 *cattn_gemv_f32_for(int isa) nogil
     const cattn_gemv_f64 *cattn_gemv_f64_for(int isa) nogil
@@ -91,29 +102,46 @@ cdef extern from "<stdlib.h>" nogil:
 
 # ---------------------------------------------------------------- kernels --
 
-cdef GemmKernel gemm_kernel_f32(int isa) noexcept nogil:
-    cdef const cattn_gemm_kernel_f32 *k = cattn_gemm_kernel_f32_for(isa)
+cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
+                            bint pairs) noexcept nogil:
+    cdef const cattn_gemm_kernel_f32 *k32 = cattn_gemm_kernel_f32_for(isa)
+    cdef const cattn_gemm_kernel_f64 *k64
+    cdef const cattn_gemm_kernel_bf16 *kbf = cattn_gemm_kernel_bf16_for(isa)
     cdef GemmKernel g
-    g.ukernel = <const void *>k.ukernel
-    g.name = k.name
-    g.mr, g.nr, g.kc, g.mc, g.nc = k.mr, k.nr, k.kc, k.mc, k.nc
-    return g
-
-
-cdef GemmKernel gemm_kernel_f64(int isa) noexcept nogil:
-    cdef const cattn_gemm_kernel_f64 *k = cattn_gemm_kernel_f64_for(isa)
-    cdef GemmKernel g
-    g.ukernel = <const void *>k.ukernel
-    g.name = k.name
-    g.mr, g.nr, g.kc, g.mc, g.nc = k.mr, k.nr, k.kc, k.mc, k.nc
-    return g
-
-
-cdef inline GemmKernel kernel_for(floating dummy) noexcept nogil:
-    if floating is float:
-        return gemm_kernel_f32(active_isa())
+    g.storage = storage
+    g.pairs = False
+    g.pack_b_f32 = NULL
+    g.zero_nonfinite = NULL
+    g.scale_cols = NULL
+    if not is_f32:
+        k64 = cattn_gemm_kernel_f64_for(isa)
+        g.ukernel = <const void *>k64.ukernel
+        g.name = k64.name
+        g.mr, g.nr, g.kc, g.mc, g.nc = k64.mr, k64.nr, k64.kc, k64.mc, k64.nc
+        g.pack_a = NULL
+        g.pack_b = NULL
+        return g
+    if pairs and storage == CATTN_STORAGE_BF16 and kbf.ukernel != NULL:
+        g.ukernel = <const void *>kbf.ukernel
+        g.name = kbf.name
+        g.mr, g.nr, g.kc, g.mc, g.nc = kbf.mr, kbf.nr, kbf.kc, kbf.mc, kbf.nc
+        g.pairs = True
+        g.pack_a, g.pack_b, g.pack_b_f32 = kbf.pack_a, kbf.pack_b, kbf.pack_b_f32
+        g.zero_nonfinite, g.scale_cols = kbf.zero_nonfinite, kbf.scale_cols
+        return g
+    g.ukernel = <const void *>k32.ukernel
+    g.name = k32.name
+    g.mr, g.nr, g.kc, g.mc, g.nc = k32.mr, k32.nr, k32.kc, k32.mc, k32.nc
+    if storage == NATIVE:
+        g.pack_a, g.pack_b = k32.pack_a, k32.pack_b
     else:
-        return gemm_kernel_f64(active_isa())
+        g.pack_a = cattn_convert_for(isa, storage).pack_a
+        g.pack_b = cattn_convert_for(isa, storage).pack_b
+    return g
+
+
+cdef bint has_pairs(int isa) noexcept nogil:
+    return cattn_gemm_kernel_bf16_for(isa).ukernel != NULL
 
 
 cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
@@ -149,24 +177,25 @@ cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
                                                        nr, q0, q1, dst)
 
 
-cdef void pack_a_from(int storage, int64_t mc, int64_t kc, const void *a,
-                      int64_t rs_a, int64_t cs_a, int64_t mr,
-                      floating *dst) noexcept nogil:
-    if storage == NATIVE:
-        pack_a(mc, kc, <const floating *>a, rs_a, cs_a, mr, dst)
-    elif floating is float:       # storage dtypes compute in float32
-        cattn_convert_for(active_isa(), storage).pack_a(mc, kc, a, rs_a,
-                                                        cs_a, mr, dst)
+cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,
+                   const void *a, int64_t rs_a, int64_t cs_a,
+                   floating *dst) noexcept nogil:
+    if floating is float:
+        kern.pack_a(mc, kc, a, rs_a, cs_a, kern.mr, dst)
+    else:
+        cattn_gemm_kernel_f64_for(active_isa()).pack_a(mc, kc, a, rs_a,
+                                                       cs_a, kern.mr, dst)
 
 
-cdef void pack_b_from(int storage, int64_t kc, int64_t nc, const void *b,
-                      int64_t rs_b, int64_t cs_b, int64_t nr, int64_t q0,
-                      int64_t q1, floating *dst) noexcept nogil:
-    if storage == NATIVE:
-        pack_b(kc, nc, <const floating *>b, rs_b, cs_b, nr, q0, q1, dst)
-    elif floating is float:
-        cattn_convert_for(active_isa(), storage).pack_b(kc, nc, b, rs_b,
-                                                        cs_b, nr, q0, q1, dst)
+cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
+                   const void *b, int64_t rs_b, int64_t cs_b, int64_t q0,
+                   int64_t q1, floating *dst) noexcept nogil:
+    if floating is float:
+        kern.pack_b(kc, nc, b, rs_b, cs_b, kern.nr, q0, q1, dst)
+    else:
+        cattn_gemm_kernel_f64_for(active_isa()).pack_b(kc, nc, b, rs_b,
+                                                       cs_b, kern.nr, q0, q1,
+                                                       dst)
 
 
 cdef void tile_product(const GemmKernel *kern, int64_t depth,
@@ -183,14 +212,17 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
     are, so the backward and the top-k selection see the forward's scores
     bit for bit."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
-    cdef int64_t t, pc, kc, r, jk
+    cdef int64_t t, pc, kc, kw, r, jk
     for t in range(cdiv(depth, kc_max) if depth > 0 else 1):
         pc = t * kc_max
         kc = imin(kc_max, depth - pc)
+        kw = panel_depth(kern, kc)
         for r in range(cdiv(m, mr)):
             for jk in range(cdiv(n, nr)):
-                call_ukernel(kern, kc, a + pc * a_rows + r * mr * kc, mr,
-                             b + pc * b_cols + jk * nr * kc, nr,
+                call_ukernel(kern, kc,
+                             a + panel_depth(kern, pc) * a_rows + r * mr * kw,
+                             mr, b + panel_depth(kern, pc) * b_cols
+                             + jk * nr * kw, nr,
                              c + r * mr * ldc + jk * nr, ldc, 1,
                              imin(mr, m - r * mr), imin(nr, n - jk * nr),
                              alpha, 0 if t == 0 else 1)
@@ -264,7 +296,7 @@ cdef void compute_share(const GemmKernel *kern, const Operands *op,
     cdef int64_t mr = kern.mr, nr = kern.nr
     cdef int64_t row_panels = cdiv(op.m, mr), col_panels = cdiv(nc, nr)
     cdef int64_t i_lo = 0, i_hi = op.m, q_lo = 0, q_hi = col_panels
-    cdef int64_t ic, mc, q, jr, r, ir
+    cdef int64_t ic, mc, q, jr, r, ir, kw = panel_depth(kern, kc)
     if nshares > 1 and row_panels >= nshares:
         i_lo = imin(share * row_panels // nshares * mr, op.m)
         i_hi = imin((share + 1) * row_panels // nshares * mr, op.m)
@@ -276,14 +308,14 @@ cdef void compute_share(const GemmKernel *kern, const Operands *op,
     ic = i_lo
     while ic < i_hi:                                   # loop 3
         mc = imin(kern.mc, i_hi - ic)
-        pack_a_from(op.storage, mc, kc,
-                    shift(op.a, ic * op.rs_a + pc * op.cs_a, op.size),
-                    op.rs_a, op.cs_a, mr, apack)
+        pack_a_k(kern, mc, kc,
+                 shift(op.a, ic * op.rs_a + pc * op.cs_a, op.size),
+                 op.rs_a, op.cs_a, apack)
         for q in range(q_lo, q_hi):                            # loop 2
             jr = q * nr
             for r in range(cdiv(mc, mr)):                      # loop 1
                 ir = r * mr
-                call_ukernel(kern, kc, apack + ir * kc, mr, bpack + jr * kc, nr,
+                call_ukernel(kern, kc, apack + ir * kw, mr, bpack + jr * kw, nr,
                              c + (ic + ir) * op.rs_c + (jc + jr) * op.cs_c,
                              op.rs_c, op.cs_c, imin(mr, mc - ir),
                              imin(nr, nc - jr), <floating>1, beta)
@@ -301,10 +333,9 @@ cdef void gemm_serial(const GemmKernel *kern, const Operands *op,
         for pb in range(cdiv(op.k, kern.kc)):                   # loop 4
             pc = pb * kern.kc
             kc = imin(kern.kc, op.k - pc)
-            pack_b_from(op.storage, kc, nc,
-                        shift(op.b, pc * op.rs_b + jc * op.cs_b, op.size),
-                        op.rs_b, op.cs_b, kern.nr, 0, cdiv(nc, kern.nr),
-                        bpack)
+            pack_b_k(kern, kc, nc,
+                     shift(op.b, pc * op.rs_b + jc * op.cs_b, op.size),
+                     op.rs_b, op.cs_b, 0, cdiv(nc, kern.nr), bpack)
             compute_share(kern, op, jc, nc, pc, kc,
                           beta if pc == 0 else <floating>1, 0, 1, bpack,
                           apack)
@@ -325,14 +356,15 @@ cdef void fill_beta(const Operands *op, floating beta) noexcept nogil:
 cdef int gemm_batch(const void *a, const void *b, floating *c,
                     const int64_t *off_a, const int64_t *off_b,
                     const int64_t *off_c, int64_t nbatch, Operands op,
-                    floating beta, int nthreads, bint by_matrix,
+                    floating beta, const GemmKernel *kern_in, int nthreads,
+                    bint by_matrix,
                     floating *bpack, floating *apack,
                     int64_t b_stride, int64_t a_stride) noexcept nogil:
     """C[i] = A[i]·B[i] + beta·C[i] for each of `nbatch` products whose
     element offsets are off_a/off_b/off_c; `op` holds the shared shape and
     strides.  Buffers: `bpack` (one per thread if by_matrix, else shared)
     and `apack`, one per thread, `b_stride`/`a_stride` elements apart."""
-    cdef GemmKernel kern = kernel_for(<floating>0)
+    cdef GemmKernel kern = kern_in[0]
     cdef int64_t bi, jb, jc, nc, pb, pc, kc, q, share
     cdef int tid
     cdef Operands mine
@@ -379,11 +411,10 @@ cdef int gemm_batch(const void *a, const void *b, floating *c,
                     pc = pb * kern.kc
                     kc = imin(kern.kc, op.k - pc)
                     for q in prange(cdiv(nc, kern.nr), schedule='static'):
-                        pack_b_from(op.storage, kc, nc,
-                                    shift(b, off_b[bi] + pc * op.rs_b
-                                          + jc * op.cs_b, op.size),
-                                    op.rs_b, op.cs_b, kern.nr, q, q + 1,
-                                    bpack)
+                        pack_b_k(&kern, kc, nc,
+                                 shift(b, off_b[bi] + pc * op.rs_b
+                                       + jc * op.cs_b, op.size),
+                                 op.rs_b, op.cs_b, q, q + 1, bpack)
                     for share in prange(nthreads, schedule='static'):
                         compute_share(&kern, &mine, jc, nc, pc, kc,
                                       beta if pc == 0 else <floating>1,
@@ -478,13 +509,14 @@ def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c,
            const int64_t[::1] off_a, const int64_t[::1] off_b,
            const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
            int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
-           int64_t rs_c, int64_t cs_c, int num_threads):
+           int64_t rs_c, int64_t cs_c, int num_threads, bint pairs=False):
     """C[i] = A[i]·B[i] for a stack of products (validated by the caller).
 
     a and b share one dtype: float32 or float64, with c of that dtype, or
     a 16-bit storage dtype (float16, bfloat16) with c float32 (the caller
     rounds it).  Offsets and strides are in elements, relative to each
-    array's data pointer.  Releases the GIL.
+    array's data pointer.  `pairs`: bfloat16 runs the bf16 pair kernel
+    where the ISA has one (the default precision).  Releases the GIL.
     """
     cdef int storage = storage_of(a)
     if storage_of(b) != storage or (c.dtype != a.dtype if storage == NATIVE
@@ -495,12 +527,12 @@ def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c,
         _matmul[float](cnp.PyArray_DATA(a), cnp.PyArray_DATA(b), storage,
                        a.itemsize, <float *>cnp.PyArray_DATA(c), off_a,
                        off_b, off_c, m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c,
-                       cs_c, num_threads)
+                       cs_c, num_threads, pairs)
     else:
         _matmul[double](cnp.PyArray_DATA(a), cnp.PyArray_DATA(b), storage,
                         a.itemsize, <double *>cnp.PyArray_DATA(c), off_a,
                         off_b, off_c, m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c,
-                        cs_c, num_threads)
+                        cs_c, num_threads, pairs)
 
 
 cdef _matmul(const void *a, const void *b, int storage, int64_t size,
@@ -508,10 +540,11 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
              const int64_t[::1] off_a, const int64_t[::1] off_b,
              const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
              int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
-             int64_t rs_c, int64_t cs_c, int num_threads):
+             int64_t rs_c, int64_t cs_c, int num_threads, bint pairs):
     cdef int64_t nbatch = off_c.shape[0]
     cdef Operands op
-    cdef GemmKernel kern = kernel_for(<floating>0)
+    cdef GemmKernel kern = gemm_kernel(active_isa(), floating is float,
+                                       storage, pairs)
     cdef int64_t work, a_stride, b_stride, nc_max
     cdef bint by_matrix
     cdef floating *apack = NULL
@@ -563,24 +596,27 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
             nthreads * a_stride * sizeof(floating))
         with nogil:
             gemm_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch, op,
-                       <floating>0, nthreads, by_matrix, bpack, apack,
+                       <floating>0, &kern, nthreads, by_matrix, bpack, apack,
                        b_stride, a_stride)
     finally:
         free(bpack)
         free(apack)
 
 
+cdef GemmKernel kernel_of(dtype):
+    cdef cnp.ndarray probe = np.empty(0, dtype)
+    cdef int storage = storage_of(probe)
+    return gemm_kernel(active_isa(), probe.dtype != np.float64, storage,
+                       storage == CATTN_STORAGE_BF16)
+
+
 def kernel_name(dtype):
-    """Name of the micro-kernel the active ISA uses for `dtype`."""
-    cdef GemmKernel g
-    g = gemm_kernel_f32(active_isa()) if np.dtype(dtype) == np.float32 \
-        else gemm_kernel_f64(active_isa())
-    return g.name.decode()
+    """Name of the micro-kernel the active ISA uses for `dtype`'s products
+    (bfloat16: the bf16 pair kernel where the ISA has one)."""
+    return kernel_of(dtype).name.decode()
 
 
 def kernel_blocking(dtype):
     """(MR, NR, KC, MC, NC) of the active micro-kernel for `dtype`."""
-    cdef GemmKernel g
-    g = gemm_kernel_f32(active_isa()) if np.dtype(dtype) == np.float32 \
-        else gemm_kernel_f64(active_isa())
+    cdef GemmKernel g = kernel_of(dtype)
     return (g.mr, g.nr, g.kc, g.mc, g.nc)

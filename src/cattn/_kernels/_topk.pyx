@@ -33,8 +33,8 @@ from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
 from ._convert cimport storage_of
-from ._gemm cimport (GemmKernel, floating, gemm_kernel_f32, gemm_kernel_f64,
-                     pack_a_from, pack_b_from, shift, tile_product)
+from ._gemm cimport (GemmKernel, floating, gemm_kernel,
+                     pack_a_k, pack_b_k, shift, tile_product)
 from ._tables cimport cattn_topk_f32_for, cattn_topk_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
@@ -213,9 +213,8 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_a_from(p.storage, nq, kc,
-                    shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size), p.rs_q,
-                    p.cs_q, mr, qa + pc * p.bq)
+        pack_a_k(kern, nq, kc, shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size),
+                 p.rs_q, p.cs_q, qa + pc * p.bq)
     k_lo = imax(first_visible(&p.f.vis, i0), 0)
     k_hi = imin(last_visible(&p.f.vis, i0 + nq - 1) + 1, p.f.S)
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk) if k_lo < k_hi else 0):
@@ -226,9 +225,9 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
         for t in range(cdiv(p.f.E, kc_max)):
             pc = t * kc_max
             kc = imin(kc_max, p.f.E - pc)
-            pack_b_from(p.storage, kc, nk,
-                        shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
-                        p.cs_k, p.rs_k, nr, 0, cdiv(nk, nr), ktb + pc * ld)
+            pack_b_k(kern, kc, nk,
+                     shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size), p.cs_k,
+                     p.rs_k, 0, cdiv(nk, nr), ktb + pc * ld)
         tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale,
                      st, ld)
         if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
@@ -251,11 +250,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
               const void *mask, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_m, floating *thr, int64_t *idx, int64_t nbh,
               const Arena *arena, int nthreads) noexcept nogil:
-    cdef GemmKernel kern
-    if floating is float:
-        kern = gemm_kernel_f32(active_isa())
-    else:
-        kern = gemm_kernel_f64(active_isa())
+    cdef GemmKernel kern = gemm_kernel(active_isa(), floating is float,
+                                       p.storage, False)
     cdef int64_t item, bh, qb
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     cdef const void *mask_bh
@@ -301,8 +297,8 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
     p.rs_m, p.cs_m = om.rs, om.cs
     p.storage, p.in_size = storage_of(q), q.itemsize
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
-    cdef GemmKernel kern = (gemm_kernel_f32(active_isa()) if p.f.is_f32
-                            else gemm_kernel_f64(active_isa()))
+    cdef GemmKernel kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+                                       False)
     p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
     p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
     p.ld = p.bk

@@ -11,7 +11,8 @@
 enum cattn_isa {
     CATTN_ISA_GENERIC = 0,  /* portable C, baseline x86-64 (SSE2) */
     CATTN_ISA_AVX2 = 1,     /* AVX2 + FMA3 + F16C, 256-bit */
-    CATTN_ISA_AVX512 = 2    /* AVX-512F (+ FMA3, F16C), 512-bit */
+    CATTN_ISA_AVX512 = 2,   /* AVX-512F (+ FMA3, F16C), 512-bit */
+    CATTN_ISA_AVX512_BF16 = 3  /* + AVX512BW, AVX512_BF16: bf16 products */
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -19,6 +20,15 @@ enum cattn_isa {
 #else
 #define CATTN_X86 0
 #endif
+
+/* The row of a kernel table for `isa`.  A level adds instructions that
+ * only some kernels use (AVX512_BF16: the bf16 tile products of
+ * gemm/cattn_gemm_bf16.h); a table without rows above `top` runs its `top`
+ * row there.  Off x86 only the portable row exists. */
+static inline int cattn_isa_row(int isa, int top)
+{
+    return CATTN_X86 ? (isa < top ? isa : top) : CATTN_ISA_GENERIC;
+}
 
 /* The best level the CPU and the OS support.  libgcc's cpu model checks
  * XCR0 as well, so a level the OS does not save registers for is not
@@ -31,7 +41,9 @@ static inline int cattn_cpu_best_isa(void)
     const int f16c = __builtin_cpu_supports("f16c");
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")
             && f16c)
-        return CATTN_ISA_AVX512;
+        return __builtin_cpu_supports("avx512bw")
+                       && __builtin_cpu_supports("avx512bf16")
+                   ? CATTN_ISA_AVX512_BF16 : CATTN_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
             && f16c)
         return CATTN_ISA_AVX2;

@@ -75,7 +75,7 @@ static const cattn_convert cattn_convert_kernels[][2] = {
 
 static inline const cattn_convert *cattn_convert_for(int isa, int storage)
 {
-    return &cattn_convert_kernels[CATTN_X86 ? isa : CATTN_ISA_GENERIC]
+    return &cattn_convert_kernels[cattn_isa_row(isa, CATTN_ISA_AVX512)]
                                  [storage];
 }
 

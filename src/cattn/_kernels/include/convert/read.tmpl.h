@@ -6,7 +6,6 @@
  * the copy.  Only the float32 instantiations define them (RW_IS_F32). */
 #if RW_IS_F32
 #define SRC_T uint16_t
-#define SRC_ARG void
 #define SRC_NAME(op) RW_NAME(op##_f16)
 #define SRC_VEC RW_WIDEN_F16
 #define SRC_ONE(p) cattn_f16_to_f32(*(p))

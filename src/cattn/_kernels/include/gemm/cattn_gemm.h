@@ -48,14 +48,16 @@ typedef void (*cattn_gemm_ukernel_f64_fn)(
  * columns of packed B kept in L3.  MC is a multiple of MR, NC of NR.
  * KC fixes how the sum over k is grouped, so it depends only on the kernel,
  * never on the thread count. */
-typedef void (*cattn_gemm_pack_a_f32_fn)(int64_t, int64_t, const float *,
+/* Packers read their source through a void pointer: the compute dtype's
+ * own, or a storage dtype's widening ones (convert/), share a signature. */
+typedef void (*cattn_gemm_pack_a_f32_fn)(int64_t, int64_t, const void *,
                                          int64_t, int64_t, int64_t, float *);
-typedef void (*cattn_gemm_pack_a_f64_fn)(int64_t, int64_t, const double *,
+typedef void (*cattn_gemm_pack_a_f64_fn)(int64_t, int64_t, const void *,
                                          int64_t, int64_t, int64_t, double *);
-typedef void (*cattn_gemm_pack_b_f32_fn)(int64_t, int64_t, const float *,
+typedef void (*cattn_gemm_pack_b_f32_fn)(int64_t, int64_t, const void *,
                                          int64_t, int64_t, int64_t, int64_t,
                                          int64_t, float *);
-typedef void (*cattn_gemm_pack_b_f64_fn)(int64_t, int64_t, const double *,
+typedef void (*cattn_gemm_pack_b_f64_fn)(int64_t, int64_t, const void *,
                                          int64_t, int64_t, int64_t, int64_t,
                                          int64_t, double *);
 
@@ -113,12 +115,12 @@ static const cattn_gemm_kernel_f64 cattn_gemm_kernels_f64[] = {
 
 static inline const cattn_gemm_kernel_f32 *cattn_gemm_kernel_f32_for(int isa)
 {
-    return &cattn_gemm_kernels_f32[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_gemm_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 static inline const cattn_gemm_kernel_f64 *cattn_gemm_kernel_f64_for(int isa)
 {
-    return &cattn_gemm_kernels_f64[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_gemm_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 #endif

@@ -11,17 +11,17 @@
 
 typedef struct {
     const char *name;
-    void (*dot_rows)(int64_t, int64_t, const float *, const float *, int64_t,
+    void (*dot_rows)(int64_t, int64_t, const float *, const void *, int64_t,
                      float, float *);
-    void (*axpy_rows)(int64_t, int64_t, const float *, const float *,
+    void (*axpy_rows)(int64_t, int64_t, const float *, const void *,
                       int64_t, float *);
 } cattn_gemv_f32;
 
 typedef struct {
     const char *name;
-    void (*dot_rows)(int64_t, int64_t, const double *, const double *,
+    void (*dot_rows)(int64_t, int64_t, const double *, const void *,
                      int64_t, double, double *);
-    void (*axpy_rows)(int64_t, int64_t, const double *, const double *,
+    void (*axpy_rows)(int64_t, int64_t, const double *, const void *,
                       int64_t, double *);
 } cattn_gemv_f64;
 
@@ -49,12 +49,12 @@ static const cattn_gemv_f64 cattn_gemv_kernels_f64[] = {
 
 static inline const cattn_gemv_f32 *cattn_gemv_f32_for(int isa)
 {
-    return &cattn_gemv_kernels_f32[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_gemv_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 static inline const cattn_gemv_f64 *cattn_gemv_f64_for(int isa)
 {
-    return &cattn_gemv_kernels_f64[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_gemv_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 #endif

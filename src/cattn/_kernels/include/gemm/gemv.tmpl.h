@@ -10,7 +10,6 @@
  */
 #define SRC_NAME RW_NAME
 #define SRC_T RW_T
-#define SRC_ARG RW_T
 #define SRC_ONE(p) (*(p))
 #define SRC_VEC RW_LOAD
 #include "gemv_body.h"

@@ -2,7 +2,7 @@
  * rows (SRC_* macros: the compute dtype, or a 16-bit storage dtype widened
  * on the fly by convert/read.tmpl.h); q, p and acc in the compute dtype. */
 static void SRC_NAME(dot_rows)(int64_t nk, int64_t E, const RW_T *q,
-                               const SRC_ARG *k_, int64_t rs_k, RW_T scale,
+                               const void *k_, int64_t rs_k, RW_T scale,
                                RW_T *s)
 {
     const SRC_T *k = (const SRC_T *)k_;
@@ -24,7 +24,7 @@ static void SRC_NAME(dot_rows)(int64_t nk, int64_t E, const RW_T *q,
 }
 
 static void SRC_NAME(axpy_rows)(int64_t nk, int64_t Ev, const RW_T *p,
-                                const SRC_ARG *v_, int64_t rs_v, RW_T *acc)
+                                const void *v_, int64_t rs_v, RW_T *acc)
 {
     const SRC_T *v = (const SRC_T *)v_;
     for (int64_t j = 0; j < nk; ++j) {

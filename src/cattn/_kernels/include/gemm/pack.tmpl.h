@@ -26,7 +26,6 @@
 /* The compute dtype as its own source (the body: pack_body.h). */
 #define SRC_NAME RW_NAME
 #define SRC_T RW_T
-#define SRC_ARG RW_T
 #define SRC_ONE(p) (*(p))
 #define SRC_VEC RW_LOAD
 #ifdef RW_TRANSPOSE

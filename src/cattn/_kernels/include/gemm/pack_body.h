@@ -4,7 +4,7 @@
  * always of the compute dtype RW_T. */
 /* Pack all ceil(mc/mr) panels of an mc x kc block of A (a thread's own). */
 CATTN_NO_MEMCPY static void SRC_NAME(gemm_pack_a)(
-    int64_t mc, int64_t kc, const SRC_ARG *a_, int64_t rs_a, int64_t cs_a,
+    int64_t mc, int64_t kc, const void *a_, int64_t rs_a, int64_t cs_a,
     int64_t mr, RW_T *dst)
 {
     const SRC_T *a = (const SRC_T *)a_;
@@ -44,7 +44,7 @@ CATTN_NO_MEMCPY static void SRC_NAME(gemm_pack_a)(
 /* Pack panels [q0, q1) of a kc x nc block of B: threads share the packed
  * block and each packs a range of its panels. */
 CATTN_NO_MEMCPY static void SRC_NAME(gemm_pack_b)(
-    int64_t kc, int64_t nc, const SRC_ARG *b_, int64_t rs_b, int64_t cs_b,
+    int64_t kc, int64_t nc, const void *b_, int64_t rs_b, int64_t cs_b,
     int64_t nr, int64_t q0, int64_t q1, RW_T *dst)
 {
     const SRC_T *b = (const SRC_T *)b_;

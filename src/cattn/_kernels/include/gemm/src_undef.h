@@ -2,7 +2,6 @@
  * gemv_body.h). */
 #undef SRC_NAME
 #undef SRC_T
-#undef SRC_ARG
 #undef SRC_ONE
 #undef SRC_VEC
 #undef SRC_TRANSPOSE

@@ -69,12 +69,12 @@ static const cattn_rows_f64 cattn_rows_kernels_f64[] = {
 
 static inline const cattn_rows_f32 *cattn_rows_f32_for(int isa)
 {
-    return &cattn_rows_kernels_f32[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_rows_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 static inline const cattn_rows_f64 *cattn_rows_f64_for(int isa)
 {
-    return &cattn_rows_kernels_f64[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_rows_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 #endif

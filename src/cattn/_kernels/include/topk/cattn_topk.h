@@ -68,12 +68,12 @@ static const cattn_topk_f64 cattn_topk_kernels_f64[] = {
 
 static inline const cattn_topk_f32 *cattn_topk_f32_for(int isa)
 {
-    return &cattn_topk_kernels_f32[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_topk_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 static inline const cattn_topk_f64 *cattn_topk_f64_for(int isa)
 {
-    return &cattn_topk_kernels_f64[CATTN_X86 ? isa : CATTN_ISA_GENERIC];
+    return &cattn_topk_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
 }
 
 #endif
