@@ -10,11 +10,12 @@ every SIMD level and thread count -- the kernels widen 16-bit operands
 exactly as they pack or stream them and run the float32 kernels
 unchanged.  The float64 twin (cattn._reference) bounds the error on top.
 
-The default precision differs only for bfloat16 at the avx512_bf16 level
-(the bf16 pair kernel, cattn_gemm_bf16.h): there matmul equals a NumPy
-emulation of vdpbf16ps bit for bit, and attention (P rounded to bf16) is
-held to the float64 twin's error bounds; everywhere else the default is
-the highest precision, bit for bit."""
+Only bfloat16 at the avx512_bf16 level differs (the bf16 pair kernel,
+cattn_gemm_bf16.h): there matmul at the default precision equals a NumPy
+emulation of vdpbf16ps bit for bit, attention's scores sum the exact bf16
+products in pairs (both precisions) and the default rounds P to bf16, so
+attention is held to the float64 twin's error bounds instead; everywhere
+else the default is the highest precision, bit for bit."""
 import numpy as np
 import pytest
 
@@ -310,8 +311,12 @@ def test_sdpa_equals_float32_rounded_once(dtype, L, S, opts, isa, rng):
         f32(q), f32(k), f32(v), mask if m32 is None else m32,
         return_lse=True, **opts)
     assert got.dtype == dtype and lse.dtype == np.float32
-    bits_equal(got, rounded(want, dtype))
-    np.testing.assert_array_equal(lse, want_lse)
+    exact = not pairs(dtype) or "top_k" in opts or L <= 4   # no pair kernel
+    if exact:
+        bits_equal(got, rounded(want, dtype))
+        np.testing.assert_array_equal(lse, want_lse)
+    else:
+        np.testing.assert_allclose(lse, want_lse, rtol=1e-6, atol=1e-6)
     if "top_k" not in opts:
         # The float64 twin on the same 16-bit inputs: float32 error, then
         # one rounding (half an ulp of the 16-bit dtype, relative to the
@@ -325,9 +330,9 @@ def test_sdpa_equals_float32_rounded_once(dtype, L, S, opts, isa, rng):
         assert np.all(np.abs(got.astype(np.float64) - ref) <= eps * scale)
     default, default_lse = cattn.scaled_dot_product_attention(
         q, k, v, mask, return_lse=True, **opts)
-    if not pairs(dtype) or "top_k" in opts or L <= 4:
-        bits_equal(default, got)          # no bf16 products on this path
-        np.testing.assert_array_equal(default_lse, lse)
+    np.testing.assert_array_equal(default_lse, lse)   # the same scores
+    if exact:
+        bits_equal(default, got)
 
 
 @pytest.mark.parametrize("L,S,opts", SDPA_CASES,
@@ -390,7 +395,9 @@ def test_sdpa_special_values(dtype, rng):
                                                  precision="highest")
         want = cattn.scaled_dot_product_attention(f32(q), f32(k), f32(v),
                                                   mask)
-        bits_equal(got, rounded(want, dtype))
+        if not pairs(dtype) or L == 1:
+            bits_equal(got, rounded(want, dtype))
+        np.testing.assert_array_equal(np.isnan(f32(got)), np.isnan(want))
         assert not np.isinf(f32(got)).any()
         default = f32(cattn.scaled_dot_product_attention(q, k, v, mask))
         assert not np.isinf(default).any()
@@ -417,7 +424,7 @@ def test_sdpa_layouts_threads_and_out(dtype, precision, rng):
     wide = np.empty(want.shape, np.float32)
     sdpa(q, k, v, out=wide)
     bits_equal(wide.astype(dtype), want)
-    if precision == "highest":
+    if precision == "highest" and not pairs(dtype):
         np.testing.assert_array_equal(wide, cattn.scaled_dot_product_attention(
             f32(q), f32(k), f32(v), is_causal=True))
 

@@ -340,8 +340,7 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
         _topk.select_top_k(call, items, q, k, mask, *thr)
-    _attention.attention(call, items, q, k, v, mask, o, lse, thr,
-                         call.precision == "default")
+    _attention.attention(call, items, q, k, v, mask, o, lse, thr)
 
 
 def select(call: Call, q: FloatArray, k: FloatArray,

@@ -111,10 +111,12 @@ cdef struct Problem:
     # elements of in_size bytes; out in out_storage, out_size bytes.
     int storage, out_storage
     int64_t in_size, out_size
-    # The tile products' kernel (its packers read `storage`).  With
-    # kern.pairs (bf16 on AVX512_BF16, _gemm.pxd) P is rounded to bf16 and
-    # O = P V runs as Oᵀ = Vᵀ Pᵀ into a transposed accumulator.
-    GemmKernel kern
+    # The tile products' kernels (their packers read `storage`): kern for
+    # Sᵀ = K Qᵀ, kern_v for O = P V, with the same MR x NR tile.  With
+    # pairs (bf16 on AVX512_BF16, _gemm.pxd) Sᵀ sums exact bf16 products
+    # in float32; a kern_v with pairs rounds P to bf16 and runs O = P V as
+    # Oᵀ = Vᵀ Pᵀ into a transposed accumulator (the default precision).
+    GemmKernel kern, kern_v
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
@@ -166,15 +168,16 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     # see them, depending on which blocks a row visits.  The packed copy
     # gets 0 in their place, and the block is flagged: attend_block adds
     # them back only where the weight is not 0 (nonfinite_values).
-    if kern.pairs:
+    cdef const GemmKernel *kv = &p.kern_v
+    if kv.pairs:
         if floating is float:       # Vᵀ: Ev rows, depth the block's keys
-            pack_a_k(kern, p.f.Ev, nk, shift(v, k0 * p.rs_v, p.in_size),
+            pack_a_k(kv, p.f.Ev, nk, shift(v, k0 * p.rs_v, p.in_size),
                      p.cs_v, p.rs_v, vblock)
-            vflag[kb] = kern.zero_nonfinite(
-                p.ev_rows * panel_depth(kern, nk), vblock)
+            vflag[kb] = kv.zero_nonfinite(
+                p.ev_rows * panel_depth(kv, nk), vblock)
     else:
-        pack_b_k(kern, nk, p.f.Ev, shift(v, k0 * p.rs_v, p.in_size), p.rs_v,
-                 p.cs_v, 0, cdiv(p.f.Ev, kern.nr), vblock)
+        pack_b_k(kv, nk, p.f.Ev, shift(v, k0 * p.rs_v, p.in_size), p.rs_v,
+                 p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
         vflag[kb] = sanitize(nk * p.ev_pad, vblock)
 
 
@@ -321,13 +324,14 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef floating *acct = <floating *>w.acct
     cdef floating *alpha = <floating *>w.colbuf + 3 * bq
     cdef floating scale = <floating>p.f.scale
+    cdef const GemmKernel *kv = &p.kern_v
 
     for r in range(nq):
         w.m[r] = -INFINITY
         w.l[r] = 0
         for c in range(ev_pad):
             acc[r * ev_pad + c] = 0
-    if kern.pairs:
+    if kv.pairs:
         for r in range(p.ev_rows * bq):
             acct[r] = 0
 
@@ -382,23 +386,23 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         # Only the vectors that hold real queries: columns are independent,
         # so a short last block (or a tiny L) skips the padding's work.
         if online_softmax(nj, nq, cdiv(nq, p.vl) * p.vl, st_j, bq, w, alpha):
-            if kern.pairs:
+            if kv.pairs:
                 if floating is float:
-                    kern.scale_cols(p.ev_rows, nq, acct, bq, alpha)
+                    kv.scale_cols(p.ev_rows, nq, acct, bq, alpha)
             else:
                 scale_rows(nq, ev_pad, acc, ev_pad, alpha)
 
-        if kern.pairs:
+        if kv.pairs:
             # Oᵀ += Vᵀ Pᵀ: Pᵀ rounded to bf16 pairs (whole vectors of
             # queries), Vᵀ packed per block with the keys as depth, from
             # key j0 on (j0 - k0 is a multiple of MR, so a whole word).
             if floating is float:
-                kern.pack_b_f32(nj, nq, st_j, bq, nr, <float *>w.ptpack)
-            kw = panel_depth(kern, nj)
+                kv.pack_b_f32(nj, nq, st_j, bq, nr, <float *>w.ptpack)
+            kw = panel_depth(kv, nj)
             for r in range(cdiv(p.f.Ev, mr)):
                 for jq in range(cdiv(nq, nr)):
-                    call_ukernel(kern, nj, vpack + kb * p.vblk
-                                 + r * mr * panel_depth(kern, nk)
+                    call_ukernel(kv, nj, vpack + kb * p.vblk
+                                 + r * mr * panel_depth(kv, nk)
                                  + (j0 - k0) // 2 * mr, mr,
                                  <floating *>w.ptpack + jq * nr * kw, nr,
                                  acct + r * mr * bq + jq * nr, bq, 1,
@@ -412,7 +416,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
         for r in range(cdiv(nq, mr)):
             for jq in range(cdiv(p.f.Ev, nr)):
-                call_ukernel(kern, nj, st_j + r * mr, bq,
+                call_ukernel(kv, nj, st_j + r * mr, bq,
                              vpack + kb * p.vblk + jq * nr * nk
                              + (j0 - k0) * nr, nr,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
@@ -420,7 +424,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                              <floating>1, <floating>1)
         if vflag[kb]:
             nonfinite_values(p, v, st_j, j0, j1, nq, acc, ev_pad, 1)
-    if kern.pairs:          # Oᵀ back to acc's layout, for finishing
+    if kv.pairs:            # Oᵀ back to acc's layout, for finishing
         for r in range(nq):
             for c in range(p.f.Ev):
                 acc[r * ev_pad + c] = acct[c * bq + r]
@@ -748,8 +752,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
                    <Scratch *>arena_at(arena, threadid(), 0), parts)
 
 
-def attention(call, tuple items, q, k, v, mask, o, lse, thr,
-              bint pairs=False):
+def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -764,9 +767,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr,
     (Operands.add) before the kernel runs.
 
     The decode path (few query rows, streamed K/V rows) is chosen here from
-    the shapes and layouts alone, never from the thread count.  `pairs`:
-    bfloat16 runs the bf16 pair products where the ISA has them (the
-    default precision; P rounded to bf16 before P·V).
+    the shapes and layouts alone, never from the thread count.  bfloat16
+    runs the bf16 pair products where the ISA has them (call.precision:
+    "default" also rounds P to bf16 for P·V, "highest" keeps it float32).
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -819,11 +822,16 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr,
                         and (p.f.Ev <= 1 or ov.cs == 1))
     p.decode = decode
     p.vl = vl
-    # bf16 pair products at the default precision, except for top-k: its
-    # selection pass computes the float32 kernel's scores, which the
-    # forward must repeat bit for bit.
-    p.kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
-                         pairs and thr is None and not decode)
+    # bf16 pair products for the scores at both precisions and for P·V at
+    # the default one, except with top-k: its selection pass computes the
+    # float32 kernel's scores, which the forward must repeat bit for bit.
+    cdef bint pairs = thr is None and not decode
+    p.kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage, pairs)
+    p.kern_v = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+                           pairs and not p.f.highest)
+    if p.kern.mr != p.kern_v.mr or p.kern.nr != p.kern_v.nr:
+        raise AssertionError(f"{func}: cattn internal error: tile products "
+                             "of different tiles")
     cdef GemmKernel kern = p.kern
     p.chunk = max(p.f.S, 1)
     p.nchunks = 1
@@ -849,7 +857,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr,
     p.s_pad = cdiv(p.f.S, kern.mr) * kern.mr
     p.ev_pad = cdiv(p.f.Ev, kern.nr) * kern.nr
     p.ev_rows = cdiv(p.f.Ev, kern.mr) * kern.mr
-    p.vblk = (p.ev_rows * panel_depth(&kern, p.bk) if kern.pairs
+    p.vblk = (p.ev_rows * panel_depth(&p.kern_v, p.bk) if p.kern_v.pairs
               else p.bk * p.ev_pad)
     p.kpack_size = p.s_pad * max(p.f.E, 1)
     p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
@@ -870,9 +878,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr,
     cdef size_t at_st = carve(&used, (p.bk * p.bq + kern.mr) * itemsize)
     cdef size_t at_acc = carve(&used, p.bq * p.ev_pad * itemsize)
     cdef size_t at_acct = carve(&used, p.ev_rows * p.bq * itemsize
-                                if kern.pairs else 0)
-    cdef size_t at_ptpack = carve(&used, p.bq * panel_depth(&kern, p.bk)
-                                  * itemsize if kern.pairs else 0)
+                                if p.kern_v.pairs else 0)
+    cdef size_t at_ptpack = carve(&used, p.bq * panel_depth(&p.kern_v, p.bk)
+                                  * itemsize if p.kern_v.pairs else 0)
     cdef size_t at_col = carve(&used, 4 * p.bq * itemsize)
     cdef size_t at_prev = carve(&used, p.ev_pad * itemsize)
     cdef size_t at_qrow = carve(&used, p.f.E * itemsize)

@@ -29,6 +29,7 @@ cdef struct Frame:
     int is_f32              # compute dtype float32 (else float64)
     int is_native           # operands in the compute dtype (else 16-bit
                             # storage computed in float32, _convert.pxd)
+    int highest             # precision="highest" (_frame.precision_value)
 
 
 cdef struct Operand:

@@ -35,6 +35,7 @@ cdef enum CallField:
     C_SCALE = 11
     C_TOP_K = 12
     C_THREADS = 13
+    C_PRECISION = 14
 
 
 cdef int read_call(Frame *f, object call, tuple items) except -1:
@@ -48,6 +49,7 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.scale = c[C_SCALE]
     f.top_k = c[C_TOP_K]
     f.threads = c[C_THREADS]
+    f.highest = c[C_PRECISION] == "highest"
     cdef cnp.dtype dtype = <cnp.dtype>c[C_DTYPE]
     f.is_native = dtype.type_num in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)
     f.is_f32 = dtype.type_num != cnp.NPY_FLOAT64    # 16-bit: float32
