@@ -21,7 +21,7 @@ import pytest
 
 import cattn
 from cattn import _config, _reference
-from cattn._kernels import _softmax
+from cattn._kernels import _gemm, _softmax
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
@@ -215,7 +215,8 @@ def emulate_vdpbf16ps(a, b):
 
 
 @pytest.mark.parametrize("shape", [(6, 64, 64), (7, 9, 5), (50, 301, 130),
-                                   (300, 600, 70), (13, 1, 17)], ids=str)
+                                   (300, 600, 70), (13, 1, 17),
+                                   (20, 4500, 30)], ids=str)
 def test_bf16_pair_kernel_equals_its_instruction(shape, rng):
     """At the avx512_bf16 level, bfloat16 matmul (default precision) gives
     the bits of the instruction's definition, for edge tiles, odd depths,
@@ -227,13 +228,12 @@ def test_bf16_pair_kernel_equals_its_instruction(shape, rng):
     b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
     c = np.empty((m, n), np.float32)
     cattn.matmul(a, b, out=c)
-    if k <= 256:       # one KC block: the emulation is exact
-        np.testing.assert_array_equal(c, emulate_vdpbf16ps(a, b))
-    else:              # KC blocks: each emulated, then summed in order
-        want = emulate_vdpbf16ps(a[:, :256], b[:256])
-        for p in range(256, k, 256):
-            want = want + emulate_vdpbf16ps(a[:, p:p + 256], b[p:p + 256])
-        np.testing.assert_array_equal(c, want)
+    kc = _gemm.kernel_blocking(ml_dtypes.bfloat16)[2]
+    # KC blocks: each emulated, their partial sums added in order.
+    want = emulate_vdpbf16ps(a[:, :kc], b[:kc])
+    for p in range(kc, k, kc):
+        want = want + emulate_vdpbf16ps(a[:, p:p + kc], b[p:p + kc])
+    np.testing.assert_array_equal(c, want)
     for layout in (lambda x, y: (np.asfortranarray(x), y),
                    lambda x, y: (x, np.asfortranarray(y))):
         c2 = np.empty((m, n), np.float32)

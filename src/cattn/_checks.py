@@ -85,11 +85,12 @@ def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return FLOAT32 if is_storage16(dtype) else dtype
 
 
-def narrow(x: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+def narrow(x: NDArray[Any], dtype: np.dtype[Any],
+           num_threads: int = 1) -> NDArray[Any]:
     """A C-contiguous float32 `x` rounded to the 16-bit `dtype` with the
     kernels' conversion (nearest even; inf, NaN, subnormals kept)."""
     out = np.empty(x.shape, dtype=dtype)
-    _softmax.convert(x.reshape(-1), out.reshape(-1))
+    _softmax.convert(x.reshape(-1), out.reshape(-1), num_threads)
     return out
 
 

@@ -404,7 +404,7 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     weights = softmax(scores, axis=-1, out=scores, num_threads=call.threads)
     weights[dead] = 0
     if call.dtype != call.compute:
-        return _checks.narrow(weights, call.dtype)
+        return _checks.narrow(weights, call.dtype, call.threads)
     return weights
 
 

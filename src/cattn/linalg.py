@@ -156,7 +156,7 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
         _gemm.matmul(a2, b2, c3, off_a, off_b, off_c, m, n, k, rs_a, cs_a,
                      rs_b, cs_b, rs_c, cs_c, nthreads, pairs)
     if compute != dtype and (out is None or out.dtype == dtype):
-        c = _checks.narrow(c, dtype)
+        c = _checks.narrow(c, dtype, nthreads)
     if out is not None and c is not out:
         out[...] = c
         return out

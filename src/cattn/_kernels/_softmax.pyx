@@ -179,20 +179,34 @@ cdef int rows16(int op, cnp.ndarray x, cnp.ndarray y, int storage,
     return 0
 
 
-def convert(cnp.ndarray src, cnp.ndarray dst):
+# Conversions run in chunks of this many elements, a chunk per task.
+cdef int64_t CONVERT_CHUNK = 1 << 16
+
+
+def convert(cnp.ndarray src, cnp.ndarray dst, int num_threads=1):
     """dst = src between a contiguous 1-D 16-bit array (float16 or
     bfloat16) and a contiguous 1-D float32 array, either way, with the
-    active ISA's conversions (the tests check their rounding with this)."""
-    cdef int64_t n = src.shape[0]
+    active ISA's conversions (the tests check their rounding with this;
+    the library rounds its float32 results with it), in chunks over up to
+    `num_threads` threads (elementwise: the same bits for any count)."""
+    cdef int64_t n = src.shape[0], c, lo, hi
     cdef int s_src = storage_of(src), s_dst = storage_of(dst)
-    if s_src != NATIVE:
-        cattn_convert_for(active_isa(), s_src).to_f32(
-            n, <const uint16_t *>cnp.PyArray_DATA(src),
-            <float *>cnp.PyArray_DATA(dst))
-    else:
-        cattn_convert_for(active_isa(), s_dst).from_f32(
-            n, <const float *>cnp.PyArray_DATA(src),
-            <uint16_t *>cnp.PyArray_DATA(dst))
+    cdef const cattn_convert *cv = cattn_convert_for(
+        active_isa(), s_src if s_src != NATIVE else s_dst)
+    cdef bint widen = s_src != NATIVE
+    cdef const char *x = <const char *>cnp.PyArray_DATA(src)
+    cdef char *y = <char *>cnp.PyArray_DATA(dst)
+    cdef int64_t chunks = (n + CONVERT_CHUNK - 1) // CONVERT_CHUNK
+    cdef int nthreads = <int>max(1, min(num_threads, chunks))
+    with nogil:
+        for c in prange(chunks, schedule='static', num_threads=nthreads):
+            lo = c * CONVERT_CHUNK
+            hi = min(n, lo + CONVERT_CHUNK)
+            if widen:
+                cv.to_f32(hi - lo, <const uint16_t *>x + lo, <float *>y + lo)
+            else:
+                cv.from_f32(hi - lo, <const float *>x + lo,
+                            <uint16_t *>y + lo)
 
 
 def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):

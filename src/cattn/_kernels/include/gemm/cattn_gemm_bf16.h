@@ -332,7 +332,7 @@ static const cattn_gemm_kernel_bf16 cattn_gemm_kernels_bf16[] = {
 #if CATTN_X86
     {"none", 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
     {"none", 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
-    {"bf16_avx512_bf16_6x64", 6, 64, 256, 240, 4096,
+    {"bf16_avx512_bf16_6x64", 6, 64, 2048, 60, 2048,
      cattn_gemm_ukernel_bf16_avx512_bf16, cattn_gemm_pack_a_bf16_avx512_bf16,
      cattn_gemm_pack_b_bf16_avx512_bf16,
      cattn_gemm_pack_b_f32_bf16_avx512_bf16,
