@@ -463,3 +463,93 @@ def test_gradient_equals_float32_rounded_once(dtype, gqa, isa, rng):
     for g, w in zip(got, want):
         assert g.dtype == dtype
         bits_equal(g, rounded(w, dtype))
+
+
+# ------------------------------------------- mixed operands, layer, Dask --
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("L,S", [(1, 3000), (3, 200), (70, 130)])
+def test_float32_query_reads_16bit_kv_in_place(dtype, L, S, isa, rng):
+    """A float32 query against 16-bit keys and values (a 16-bit KV cache)
+    computes in float32 with K and V widened as they are read: the bits of
+    converting them first, without the copies."""
+    q = rng.standard_normal((2, 4, L, 32)).astype(np.float32)
+    k = rng.standard_normal((2, 2, S, 32)).astype(dtype)
+    v = rng.standard_normal((2, 2, S, 32)).astype(dtype)
+    kw = dict(is_causal="bottom_right", enable_gqa=True, return_lse=True)
+    got, lse = cattn.scaled_dot_product_attention(q, k, v, **kw)
+    want, want_lse = cattn.scaled_dot_product_attention(q, f32(k), f32(v),
+                                                        **kw)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(lse, want_lse)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_multi_head_attention_in_16_bit(dtype, rng):
+    """A 16-bit layer: weights, activations and output in its dtype, every
+    product in float32 (or bf16 pairs), each projection rounded once; close
+    to the float32 layer with the same weights; its cache and backward
+    keep the dtype."""
+    m32 = cattn.MultiHeadAttention(32, 4, num_kv_heads=2, rng=0)
+    m16 = cattn.MultiHeadAttention(32, 4, num_kv_heads=2, dtype=dtype, rng=0)
+    m16.load_state_dict(m32.state_dict())
+    x = rng.standard_normal((2, 20, 32)).astype(np.float32)
+    want = m32(x, is_causal=True).astype(np.float64)
+    got = m16(x.astype(dtype), is_causal=True)
+    assert got.dtype == dtype
+    tol = 8 * float(ml_dtypes.finfo(dtype).eps)
+    assert np.linalg.norm(f32(got) - want) <= tol * np.linalg.norm(want)
+    cache = m16.new_cache(2, 32)
+    assert cache.key.dtype == dtype
+    steps = np.concatenate([m16(x[:, t:t + 1].astype(dtype), cache=cache)
+                            for t in range(20)], axis=1)
+    assert np.linalg.norm(f32(steps) - want) <= tol * np.linalg.norm(want)
+    (dx, _, _), grads = m16.backward(np.ones_like(got), x.astype(dtype),
+                                     is_causal=True)
+    assert dx.dtype == dtype and all(g.dtype == dtype
+                                     for g in grads.values())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_16bit_cache_of_a_float32_layer(dtype, rng):
+    """new_cache(dtype=16-bit) on a float32 layer: the cache rounds what
+    it stores, the attention reads it in place, and each step equals the
+    float32 attention over the rounded keys and values."""
+    mha = cattn.MultiHeadAttention(32, 4, num_kv_heads=2, rng=0)
+    x = rng.standard_normal((1, 12, 32)).astype(np.float32)
+    cache = mha.new_cache(1, 16, dtype=dtype)
+    full = mha.new_cache(1, 16)
+    for t in range(12):
+        got = mha(x[:, t:t + 1], cache=cache)
+        ref = mha(x[:, t:t + 1], cache=full)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(cache.key[:, :, :t + 1],
+                                      full.key[:, :, :t + 1].astype(dtype))
+    tol = 8 * float(ml_dtypes.finfo(dtype).eps)
+    np.testing.assert_allclose(got, ref, atol=tol, rtol=tol)
+    with pytest.raises(TypeError, match="new_cache: dtype must be"):
+        mha.new_cache(1, 4, dtype=np.int32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_dask_in_16_bit(dtype, rng):
+    """cattn.dask: 16-bit chunks, partials merged in float32, the output
+    rounded once; one key chunk gives the NumPy call's bits."""
+    da = pytest.importorskip("dask.array")
+    import cattn.dask
+    x = rng.standard_normal((2, 2, 64, 16)).astype(dtype)
+    want, want_lse = cattn.scaled_dot_product_attention(
+        x, x, x, is_causal=True, return_lse=True, precision="highest")
+    for kv_chunk in (64, 16):
+        q = da.from_array(x, chunks=(1, 2, 32, 16))
+        kv = da.from_array(x, chunks=(1, 2, kv_chunk, 16))
+        out, lse = cattn.dask.scaled_dot_product_attention(
+            q, kv, kv, is_causal=True, return_lse=True, precision="highest")
+        out, lse = out.compute(scheduler="sync"), lse.compute(scheduler="sync")
+        assert out.dtype == dtype and lse.dtype == np.float32
+        if kv_chunk == 64:
+            bits_equal(out, want)
+        tol = float(ml_dtypes.finfo(dtype).eps)
+        np.testing.assert_allclose(f32(out), f32(want), atol=tol, rtol=tol)
+        np.testing.assert_allclose(lse, want_lse, atol=1e-5, rtol=1e-5)

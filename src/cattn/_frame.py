@@ -248,7 +248,9 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
 
     Returns the operands (query, key[, value], then each of `extra`) as
     arrays of one dtype (float32, float64 or 16-bit storage; mixed dtypes
-    by _checks' promotion rule), the mask broadcast to (..., L, S) in the
+    by _checks' promotion rule; a float32 result's forward operands may
+    stay 16-bit, key and value alike, which the kernel reads as they are),
+    the mask broadcast to (..., L, S) in the
     compute dtype or bool (None without one), and the :class:`Call`.
     `extra` (name, array) pairs join the dtype rule only (the gradient's
     grad_out, out and lse); their shapes are the caller's to check.
@@ -269,7 +271,13 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     for a in arrays:
         if a.dtype != dtype:             # mixed: the promotion rule
             dtype = _checks.common_dtype(arrays)
-            arrays = [a.astype(dtype, copy=False) for a in arrays]
+            # A float32 query against a 16-bit key/value (a 16-bit KV
+            # cache): the forward widens each as it reads it, the same
+            # values as converting first, without the copies.
+            if not (dtype == _checks.FLOAT32 and value is not None
+                    and not extra and top_k is None
+                    and arrays[1].dtype == arrays[2].dtype):
+                arrays = [a.astype(dtype, copy=False) for a in arrays]
             q, k = arrays[0], arrays[1]
             break
     qs, ks = q.shape, k.shape

@@ -36,6 +36,20 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _cache_dtype(dtype: object, func: str) -> np.dtype[Any]:
+    """A KV cache's storage dtype, else TypeError naming `func`."""
+    dt: np.dtype[Any] | None
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        dt = None
+    if dt is None or not (dt in _checks.SUPPORTED_DTYPES
+                          or _checks.is_storage16(dt)):
+        raise TypeError(f"{func}: dtype must be float32, float64, float16 "
+                        f"or bfloat16, got {dtype!r}")
+    return dt
+
+
 class KVCache:
     """Projected keys and values of past positions, for incremental decoding.
 
@@ -47,7 +61,10 @@ class KVCache:
     batch, num_kv_heads, max_len, head_dim : int
         Shape of the storage.
     dtype : numpy.dtype
-        Its dtype (the layer's).
+        Its dtype: the layer's, or a narrower one (float16, bfloat16) that
+        halves the bytes decoding reads; appended keys and values are
+        rounded to it (nearest even) and the attention reads them as they
+        are stored.
 
     Attributes
     ----------
@@ -176,8 +193,11 @@ class MultiHeadAttention:
         Feature sizes of the key and value inputs (default `embed_dim`).
     bias : bool, optional
         Add biases to the input and output projections (default True).
-    dtype : {numpy.float32, numpy.float64}, optional
-        Dtype of the weights and of the computation.
+    dtype : {numpy.float32, numpy.float64, numpy.float16, ml_dtypes.bfloat16}, optional
+        Dtype of the weights, the activations and the output.  A 16-bit
+        layer computes every product in float32 (bfloat16 on the CPU's
+        bf16 instructions where it has them) and rounds each projection
+        and the attention output once.
     rng : int or numpy.random.Generator, optional
         Seed or generator for the initial weights (SPEC 7).
 
@@ -199,7 +219,8 @@ class MultiHeadAttention:
     Raises
     ------
     TypeError
-        If a size is not an int or `dtype` is not float32/float64.
+        If a size is not an int or `dtype` is not float32, float64,
+        float16 or bfloat16.
     ValueError
         If a size is < 1, `num_heads` does not divide `embed_dim`, or
         `num_kv_heads` does not divide `num_heads`.
@@ -255,6 +276,7 @@ class MultiHeadAttention:
     head_dim: int
     bias: bool
     dtype: np.dtype[Any]
+    _compute: np.dtype[Any]     # of the products: float32 for 16-bit
     in_proj_weight: FloatArray | None
     q_proj_weight: FloatArray
     k_proj_weight: FloatArray
@@ -281,9 +303,11 @@ class MultiHeadAttention:
             raise ValueError(f"{_FUNC}: num_kv_heads ({self.num_kv_heads}) "
                              f"must divide num_heads ({self.num_heads})")
         self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.SUPPORTED_DTYPES:
-            raise TypeError(f"{_FUNC}: dtype must be float32 or float64, got "
-                            f"{self.dtype}")
+        if not (self.dtype in _checks.SUPPORTED_DTYPES
+                or _checks.is_storage16(self.dtype)):
+            raise TypeError(f"{_FUNC}: dtype must be float32, float64, "
+                            f"float16 or bfloat16, got {self.dtype}")
+        self._compute = _checks.compute_dtype(self.dtype)
         self.bias = bool(bias)
         self.head_dim = self.embed_dim // self.num_heads
         rng = np.random.default_rng(rng)
@@ -438,7 +462,8 @@ class MultiHeadAttention:
         arrays = {}
         for name, shape in shapes.items():
             arr = np.asarray(state[name])
-            if arr.dtype.kind not in "fiu":
+            if arr.dtype.kind not in "fiu" and not _checks.is_storage16(
+                    arr.dtype):
                 raise TypeError(f"{_FUNC}.load_state_dict: {name} has dtype "
                                 f"{arr.dtype}; expected a real numeric array")
             if arr.shape != shape:
@@ -539,17 +564,31 @@ class MultiHeadAttention:
                  bias_slice: slice, num_threads: Threads = None
                  ) -> FloatArray:
         """x Wᵀ + the bias slice, per token (also per Dask chunk)."""
-        out = matmul(x, w.T, num_threads=num_threads)
-        if self.in_proj_bias is not None:
-            out += self.in_proj_bias[bias_slice]
-        return out
+        return self._affine(x, w, None if self.in_proj_bias is None
+                            else self.in_proj_bias[bias_slice], num_threads)
+
+    def _affine(self, x: FloatArray, w: FloatArray, b: FloatArray | None,
+                num_threads: Threads) -> FloatArray:
+        """x Wᵀ + b in the layer's dtype: a 16-bit layer adds the bias to
+        the float32 product and rounds once."""
+        if self._compute == self.dtype:
+            out = matmul(x, w.T, num_threads=num_threads)
+            if b is not None:
+                out += b
+            return out
+        wide = matmul(x, w.T, num_threads=num_threads,
+                      out=np.empty(x.shape[:-1] + (w.shape[0],),
+                                   self._compute))
+        if b is not None:
+            wide += b.astype(self._compute)
+        return _checks.narrow(wide, self.dtype)
 
     def _heads(self, x: FloatArray, n: int) -> FloatArray:
         """(B, T, n·d) -> (B, n, T, d), a view."""
         return x.reshape(x.shape[:-1] + (n, self.head_dim)).swapaxes(-2, -3)
 
     def _input(self, x: ArrayLike, name: str, features: int) -> FloatArray:
-        x = _checks.as_float_array(x, name, _FUNC)
+        x = _checks.as_float_array(x, name, _FUNC, storage=True)
         if x.ndim not in (2, 3):
             raise ValueError(f"{_FUNC}: {name} must be (batch, length, "
                              f"features) or (length, features), got shape "
@@ -642,7 +681,8 @@ class MultiHeadAttention:
         return self._heads(k, self.num_kv_heads), self._heads(
             v, self.num_kv_heads)
 
-    def new_cache(self, batch: int, max_len: int) -> KVCache:
+    def new_cache(self, batch: int, max_len: int,
+                  dtype: DTypeLike | None = None) -> KVCache:
         """Storage for incremental (token-by-token) self-attention.
 
         Each call with ``cache=`` projects only its new positions and appends them,
@@ -654,6 +694,13 @@ class MultiHeadAttention:
             Batch size of the calls that will use it.
         max_len : int
             Most positions it can hold.
+        dtype : dtype, optional
+            Storage of the cached keys and values: the layer's dtype
+            (default) or float32, float64, float16, ``ml_dtypes.bfloat16``.
+            A 16-bit cache next to a float32 layer is read in place by the
+            attention kernel (widened exactly as it streams), so decoding
+            reads half the bytes; the keys and values are rounded once
+            when appended.
 
         Returns
         -------
@@ -665,7 +712,9 @@ class MultiHeadAttention:
         Raises
         ------
         TypeError, ValueError
-            If `batch` or `max_len` is not an int >= 1.
+            If `batch` or `max_len` is not an int >= 1 (ValueError for a
+            value, TypeError for a type), or `dtype` is not one of the
+            above (TypeError).
 
         See Also
         --------
@@ -674,8 +723,8 @@ class MultiHeadAttention:
 
         Notes
         -----
-        Memory: 2 · batch · num_kv_heads · max_len · head_dim elements,
-        allocated once.
+        Memory: 2 · batch · num_kv_heads · max_len · head_dim elements of
+        `dtype`, allocated once.
 
         Examples
         --------
@@ -688,9 +737,11 @@ class MultiHeadAttention:
         ...                  atol=1e-5))
         True
         """
+        func = "MultiHeadAttention.new_cache"
+        storage = self.dtype if dtype is None else _cache_dtype(dtype, func)
         return KVCache(_positive_int(batch, "batch"), self.num_kv_heads,
                        _positive_int(max_len, "max_len"), self.head_dim,
-                       self.dtype)
+                       storage)
 
     def _mask(self, key_padding_mask: Any, attn_mask: Any, batch: int,
               L: int, S: int, func: str = _FUNC,
@@ -703,8 +754,9 @@ class MultiHeadAttention:
         mask = None
         if attn_mask is not None:
             mask = asarray(attn_mask)
-            if _frame.mask_kind(mask.dtype, func) == _frame.MASK_ADD:
-                mask = mask.astype(self.dtype)
+            if _frame.mask_kind(mask.dtype, func,
+                                self.dtype) == _frame.MASK_ADD:
+                mask = mask.astype(self._compute)
             if mask.ndim == 3:  # (B, L, S): the same for every head
                 mask = mask[:, np.newaxis]
         if key_padding_mask is not None:
@@ -718,16 +770,14 @@ class MultiHeadAttention:
                                  f"{kpm.shape}; expected (batch, S) = "
                                  f"{(batch, S)}")
             mask = _frame.hide(mask, ~kpm[:, np.newaxis, np.newaxis, :],
-                               self.dtype)
+                               self._compute)
         return mask
 
     def _output(self, o: FloatArray, num_threads: Threads = None
                 ) -> FloatArray:
         """The output projection of the heads' outputs o (B, L, E)."""
-        out = matmul(o, self.out_proj_weight.T, num_threads=num_threads)
-        if self.out_proj_bias is not None:
-            out += self.out_proj_bias
-        return out
+        return self._affine(o, self.out_proj_weight, self.out_proj_bias,
+                            num_threads)
 
     @overload
     def __call__(self, query: ArrayLike,

@@ -65,7 +65,7 @@ from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
 from ._convert cimport NATIVE, element, narrow, storage_of, widen
 from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
-                     floating, gemm_kernel, pack_a_k, pack_b_k,
+                     floating, gemm_kernel, pack_a_k, pack_b_for, pack_b_k,
                      panel_depth, shift)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
@@ -107,10 +107,11 @@ cdef struct Problem:
     Frame f           # sizes, visibility, mask kind, scale (_frame.pxd)
     # Strides (in elements) of the operands, the same for every item.
     int64_t rs_q, cs_q, rs_k, cs_k, rs_v, cs_v, rs_o, cs_o, rs_m, cs_m
-    # Q, K and V are held in `storage` (NATIVE or 16-bit, _convert.pxd),
-    # elements of in_size bytes; out in out_storage, out_size bytes.
-    int storage, out_storage
-    int64_t in_size, out_size
+    # K and V are held in `storage` (NATIVE or 16-bit, _convert.pxd),
+    # elements of in_size bytes; Q in q_storage (q_size bytes: a float32
+    # query may meet a 16-bit KV cache); out in out_storage, out_size bytes.
+    int storage, q_storage, out_storage
+    int64_t in_size, q_size, out_size
     # The tile products' kernels (their packers read `storage`): kern for
     # Sᵀ = K Qᵀ, kern_v for O = P V, with the same MR x NR tile.  With
     # pairs (bf16 on AVX512_BF16, _gemm.pxd) Sᵀ sums exact bf16 products
@@ -347,7 +348,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     for t in range(n_pc):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
-        pack_b_k(kern, kc, nq, shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size),
+        pack_b_k(kern, kc, nq, shift(q, i0 * p.rs_q + pc * p.cs_q, p.q_size),
                  p.cs_q, p.rs_q, 0, cdiv(nq, nr),
                  qpack + panel_depth(kern, pc) * bq)
 
@@ -455,12 +456,12 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
     cdef floating *s = <floating *>w.st
     cdef floating *prev = <floating *>w.prev
     cdef const floating *qi = <const floating *>shift(q, i * p.rs_q,
-                                                      p.in_size)
+                                                      p.q_size)
     cdef floating mx, m_new
     cdef double alpha
-    if p.storage != NATIVE:
+    if p.q_storage != NATIVE:
         if floating is float:
-            widen(p.storage, active_isa(), p.f.E, qi, 1, <float *>w.qrow)
+            widen(p.q_storage, active_isa(), p.f.E, qi, 1, <float *>w.qrow)
         qi = <const floating *>w.qrow
     w.m[0] = -INFINITY
     w.l[0] = 0
@@ -597,7 +598,7 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_block(p, kern, shift(q, off_q[bh], p.in_size), kv,
+    attend_block(p, kern, shift(q, off_q[bh], p.q_size), kv,
                  kv + p.kpack_size, vflag, shift(v, off_v[bh], p.in_size),
                  mask_bh,
                  <const floating *>p.thr + bh * p.f.L
@@ -610,6 +611,14 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     else:
         save_partial(p, w, nq, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
                      * p.bq * row_len)
+
+
+cdef bint computes(cnp.ndarray x, bint is_f32):
+    """x is held in the compute dtype, or (float32 compute) in a 16-bit
+    storage dtype read through its readers."""
+    if storage_of(x) != NATIVE:
+        return is_f32
+    return x.itemsize == (4 if is_f32 else 8)
 
 
 cdef inline void *out_at(const Problem *p, void *o, int64_t i) noexcept nogil:
@@ -633,7 +642,7 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_row(p, shift(q, off_q[bh], p.in_size),
+    attend_row(p, shift(q, off_q[bh], p.q_size),
                shift(k, off_k[bh], p.in_size), shift(v, off_v[bh], p.in_size),
                mask_bh, qb, ch, w, <floating *>w.acc)
     if p.nchunks == 1:
@@ -788,12 +797,12 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_m, p.cs_m = om.rs, om.cs
-    p.storage, p.out_storage = storage_of(q), storage_of(o)
-    p.in_size, p.out_size = q.itemsize, o.itemsize
-    if (storage_of(k) != p.storage or storage_of(v) != p.storage
-            or (p.storage == NATIVE) != p.f.is_native
-            or (p.out_storage == NATIVE and o.itemsize != (
-                4 if p.f.is_f32 else 8))):
+    p.storage, p.q_storage = storage_of(k), storage_of(q)
+    p.out_storage = storage_of(o)
+    p.in_size, p.q_size, p.out_size = k.itemsize, q.itemsize, o.itemsize
+    if (storage_of(v) != p.storage or v.itemsize != k.itemsize
+            or not computes(q, p.f.is_f32) or not computes(k, p.f.is_f32)
+            or not computes(o, p.f.is_f32)):
         raise AssertionError(f"{func}: cattn internal error: operand dtypes "
                              f"{q.dtype}, {k.dtype}, {v.dtype} -> {o.dtype}")
     p.thr = NULL
@@ -825,8 +834,11 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     # bf16 pair products for the scores at both precisions and for P·V at
     # the default one, except with top-k: its selection pass computes the
     # float32 kernel's scores, which the forward must repeat bit for bit.
-    cdef bint pairs = thr is None and not decode
+    cdef bint pairs = (thr is None and not decode
+                       and p.q_storage == p.storage)
     p.kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage, pairs)
+    if p.q_storage != p.storage:        # K's packers, Q's own B packer
+        p.kern.pack_b = pack_b_for(active_isa(), p.q_storage)
     p.kern_v = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
                            pairs and not p.f.highest)
     if p.kern.mr != p.kern_v.mr or p.kern.nr != p.kern_v.nr:

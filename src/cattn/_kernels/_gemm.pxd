@@ -63,6 +63,10 @@ cdef struct GemmKernel:
 cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
                             bint pairs) noexcept nogil
 cdef bint has_pairs(int isa) noexcept nogil
+# The float32 kernels' B packer for operands held in `storage`: a driver
+# whose two operands differ in storage (a float32 query against a 16-bit
+# KV cache) swaps it into a kernel without pairs.
+cdef pack_b_fn pack_b_for(int isa, int storage) noexcept nogil
 
 
 cdef inline int64_t panel_depth(const GemmKernel *kern,

@@ -140,6 +140,12 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     return g
 
 
+cdef pack_b_fn pack_b_for(int isa, int storage) noexcept nogil:
+    if storage == NATIVE:
+        return cattn_gemm_kernel_f32_for(isa).pack_b
+    return cattn_convert_for(isa, storage).pack_b
+
+
 cdef bint has_pairs(int isa) noexcept nogil:
     return cattn_gemm_kernel_bf16_for(isa).ukernel != NULL
 
