@@ -15,6 +15,9 @@ scaled_dot_product_attention_grad
     Its backward: gradients from the saved output and lse.
 MultiHeadAttention
     The layer with projections, masks, caches and torch-compatible weights.
+quantize, QuantizedArray
+    int8 blocks along the last axis (q8_0): an int8 KV cache the attention
+    kernel reads in place.
 show_config
     Build and run-time facts: OpenMP, SIMD level, threads.
 """
@@ -26,9 +29,10 @@ from .attention import (attention_weights, hard_attention,
                         scaled_dot_product_attention, self_attention)
 from .attention_grad import scaled_dot_product_attention_grad
 from .nn import KVCache, MultiHeadAttention, ProjectedMemory
+from .quant import QuantizedArray, quantize
 
 __all__ = ["__version__", "KVCache", "MultiHeadAttention", "ProjectedMemory",
-           "attention_weights", "hard_attention", "log_softmax", "logsumexp",
+           "QuantizedArray", "attention_weights", "hard_attention", "log_softmax", "logsumexp",
            "matmul", "scaled_dot_product_attention",
-           "scaled_dot_product_attention_grad", "self_attention",
+           "quantize", "scaled_dot_product_attention_grad", "self_attention",
            "show_config", "softmax"]

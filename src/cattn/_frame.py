@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _checks
 from ._kernels import _attention, _frame as _kframe, _topk
+from .quant import QuantizedArray
 from ._typing import ArrayLike, FloatArray
 
 Alignment = Literal["top_left", "bottom_right"]
@@ -259,17 +260,19 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     """
     as_float = _checks.as_float_array
     q = as_float(query, names[0], func, True)
-    k = q if key is query else as_float(key, names[1], func, True)
-    if value is None:
-        names, arrays = names[:2], [q, k]
+    arrays: list[Any]
+    if isinstance(key, QuantizedArray) or isinstance(value, QuantizedArray):
+        arrays = _quantized(func, names, q, key, value, bool(extra), top_k)
     else:
-        arrays = [q, k, k if value is key else as_float(value, names[2],
-                                                        func, True)]
-    if extra:
-        arrays += [as_float(a, n, func, True) for n, a in extra]
-    dtype = q.dtype
-    for a in arrays:
-        if a.dtype != dtype:             # mixed: the promotion rule
+        k = q if key is query else as_float(key, names[1], func, True)
+        if value is None:
+            names, arrays = names[:2], [q, k]
+        else:
+            arrays = [q, k, k if value is key else as_float(
+                value, names[2], func, True)]
+        if extra:
+            arrays += [as_float(a, n, func, True) for n, a in extra]
+        if any(a.dtype != q.dtype for a in arrays):   # the promotion rule
             dtype = _checks.common_dtype(arrays)
             # A float32 query against a 16-bit key/value (a 16-bit KV
             # cache): the forward widens each as it reads it, the same
@@ -278,8 +281,11 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                     and not extra and top_k is None
                     and arrays[1].dtype == arrays[2].dtype):
                 arrays = [a.astype(dtype, copy=False) for a in arrays]
-            q, k = arrays[0], arrays[1]
-            break
+        else:
+            dtype = q.dtype
+    if isinstance(arrays[1], QuantizedArray):
+        dtype = q.dtype                   # the output takes the query's
+    q, k = arrays[0], arrays[1]
     qs, ks = q.shape, k.shape
     vs = ks if value is None else arrays[2].shape
     batch, group = batch_and_group(
@@ -306,6 +312,31 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                       _checks.resolve_threads(num_threads, func),
                       precision_value(precision, func)))
     return arrays, mask, call
+
+
+def _quantized(func: str, names: tuple[str, ...], q: FloatArray,
+               key: Any, value: Any, extra: bool,
+               top_k: object) -> list[Any]:
+    """[q, key, value] for int8 key and value (cattn.quantize), checked:
+    both quantized with one block size, a float32 or 16-bit query, and no
+    option that needs the keys in float (top-k, the gradient)."""
+    if not (isinstance(key, QuantizedArray)
+            and isinstance(value, QuantizedArray)):
+        plain = names[1] if not isinstance(key, QuantizedArray) else names[2]
+        raise TypeError(f"{func}: key and value must both be quantized "
+                        f"(cattn.quantize) or neither; {plain} is not")
+    if key.block_size != value.block_size:
+        raise ValueError(f"{func}: quantized key and value must share one "
+                         f"block_size, got {key.block_size} and "
+                         f"{value.block_size}")
+    if not (q.dtype == _checks.FLOAT32 or _checks.is_storage16(q.dtype)):
+        raise TypeError(f"{func}: quantized key and value need a float32, "
+                        f"float16 or bfloat16 query, got {q.dtype}")
+    if extra or top_k is not None:
+        raise ValueError(f"{func}: quantized key and value are supported by "
+                         f"the forward without top_k (dequantize() them for "
+                         f"top-k, hard attention or the gradient)")
+    return [q, key, value]
 
 
 def split_heads(x: NDArray[Any], group: int) -> NDArray[Any]:
@@ -348,6 +379,11 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
         _topk.select_top_k(call, items, q, k, mask, *thr)
+    if isinstance(k, QuantizedArray):  # read as int8 values and scales
+        vq = cast(QuantizedArray, v)
+        _attention.attention(call, items, q, k.values, vq.values, mask, o,
+                             lse, thr, (k.scales, vq.scales, k.block_size))
+        return
     _attention.attention(call, items, q, k, v, mask, o, lse, thr)
 
 

@@ -19,6 +19,7 @@ from . import _checks, _frame
 from .attention import attention_weights, scaled_dot_product_attention
 from .attention_grad import scaled_dot_product_attention_grad
 from .linalg import matmul
+from .quant import QuantizedArray, quantize
 from ._typing import ArrayLike, Causal, DTypeLike, FloatArray, Threads
 
 # Anything numpy.random.default_rng accepts as a seed.
@@ -45,8 +46,8 @@ def _cache_dtype(dtype: object, func: str) -> np.dtype[Any]:
         dt = None
     if dt is None or not (dt in _checks.SUPPORTED_DTYPES
                           or _checks.is_storage16(dt)):
-        raise TypeError(f"{func}: dtype must be float32, float64, float16 "
-                        f"or bfloat16, got {dtype!r}")
+        raise TypeError(f"{func}: dtype must be float32, float64, float16, "
+                        f"bfloat16 or 'int8', got {dtype!r}")
     return dt
 
 
@@ -60,15 +61,18 @@ class KVCache:
     ----------
     batch, num_kv_heads, max_len, head_dim : int
         Shape of the storage.
-    dtype : numpy.dtype
-        Its dtype: the layer's, or a narrower one (float16, bfloat16) that
-        halves the bytes decoding reads; appended keys and values are
-        rounded to it (nearest even) and the attention reads them as they
-        are stored.
+    dtype : numpy.dtype or "int8"
+        Its storage: the layer's dtype, a narrower one (float16, bfloat16)
+        that halves the bytes decoding reads, or "int8" (cattn.quantize's
+        blocks of `block_size` along head_dim, 1.125 bytes per element);
+        appended keys and values are rounded or quantized once and the
+        attention reads them as they are stored.
+    block_size : int, optional
+        Elements per scale of an int8 cache.
 
     Attributes
     ----------
-    key, value : ndarray, shape (batch, num_kv_heads, max_len, head_dim)
+    key, value : ndarray or QuantizedArray, shape (batch, num_kv_heads, max_len, head_dim)
         The storage; only ``[:, :, :length]`` is valid.
     length : int
         Number of positions cached so far.
@@ -91,14 +95,22 @@ class KVCache:
     (0, 32, (1, 2, 32, 4))
     """
 
-    key: FloatArray
-    value: FloatArray
+    key: Any            # ndarray, or QuantizedArray for an int8 cache
+    value: Any
     length: int
 
     def __init__(self, batch: int, num_kv_heads: int, max_len: int,
-                 head_dim: int, dtype: DTypeLike) -> None:
-        self.key = np.zeros((batch, num_kv_heads, max_len, head_dim), dtype)
-        self.value = np.zeros_like(self.key)
+                 head_dim: int, dtype: DTypeLike | str,
+                 block_size: int = 32) -> None:
+        shape = (batch, num_kv_heads, max_len, head_dim)
+        if isinstance(dtype, str) and dtype == "int8":
+            self.key, self.value = (QuantizedArray(
+                np.zeros(shape, np.int8),
+                np.zeros(shape[:-1] + (head_dim // block_size,), np.float32),
+                block_size) for _ in range(2))
+        else:
+            self.key = np.zeros(shape, dtype)
+            self.value = np.zeros_like(self.key)
         self.length = 0
 
     @property
@@ -120,6 +132,12 @@ class KVCache:
         """
         return int(self.key.shape[2])
 
+    @property
+    def dtype(self) -> np.dtype[Any] | str:
+        """The storage: a float dtype, or "int8" (quantized blocks)."""
+        return ("int8" if isinstance(self.key, QuantizedArray)
+                else self.key.dtype)
+
     def _append(self, k: FloatArray,
                 v: FloatArray) -> tuple[FloatArray, FloatArray]:
         t = k.shape[2]
@@ -130,8 +148,15 @@ class KVCache:
         if self.length + t > self.max_len:
             raise ValueError(f"{_FUNC}: the cache is full: {self.length} "
                              f"cached + {t} new > max_len {self.max_len}")
-        self.key[:, :, self.length:self.length + t] = k
-        self.value[:, :, self.length:self.length + t] = v
+        at = slice(self.length, self.length + t)
+        if isinstance(self.key, QuantizedArray):
+            for store, new in ((self.key, k), (self.value, v)):
+                q = quantize(new, store.block_size)
+                store.values[:, :, at] = q.values
+                store.scales[:, :, at] = q.scales
+        else:
+            self.key[:, :, at] = k
+            self.value[:, :, at] = v
         self.length += t
         return (self.key[:, :, :self.length], self.value[:, :, :self.length])
 
@@ -682,7 +707,7 @@ class MultiHeadAttention:
             v, self.num_kv_heads)
 
     def new_cache(self, batch: int, max_len: int,
-                  dtype: DTypeLike | None = None) -> KVCache:
+                  dtype: DTypeLike | str | None = None) -> KVCache:
         """Storage for incremental (token-by-token) self-attention.
 
         Each call with ``cache=`` projects only its new positions and appends them,
@@ -696,11 +721,13 @@ class MultiHeadAttention:
             Most positions it can hold.
         dtype : dtype, optional
             Storage of the cached keys and values: the layer's dtype
-            (default) or float32, float64, float16, ``ml_dtypes.bfloat16``.
-            A 16-bit cache next to a float32 layer is read in place by the
-            attention kernel (widened exactly as it streams), so decoding
-            reads half the bytes; the keys and values are rounded once
-            when appended.
+            (default) or float32, float64, float16, ``ml_dtypes.bfloat16``,
+            or ``"int8"`` (:func:`cattn.quantize` blocks of 32 along
+            head_dim, or one block of head_dim when 32 does not divide it).
+            A 16-bit or int8 cache next to a float32 layer is read in place
+            by the attention kernel (widened or dequantized as it streams),
+            so decoding reads a half or a quarter of the bytes; the keys
+            and values are rounded or quantized once, when appended.
 
         Returns
         -------
@@ -738,10 +765,14 @@ class MultiHeadAttention:
         True
         """
         func = "MultiHeadAttention.new_cache"
-        storage = self.dtype if dtype is None else _cache_dtype(dtype, func)
+        d = self.head_dim
+        storage: np.dtype[Any] | str = (
+            self.dtype if dtype is None else "int8"
+            if isinstance(dtype, str) and dtype == "int8"
+            else _cache_dtype(dtype, func))
         return KVCache(_positive_int(batch, "batch"), self.num_kv_heads,
-                       _positive_int(max_len, "max_len"), self.head_dim,
-                       storage)
+                       _positive_int(max_len, "max_len"), d, storage,
+                       32 if d % 32 == 0 else d)
 
     def _mask(self, key_padding_mask: Any, attn_mask: Any, batch: int,
               L: int, S: int, func: str = _FUNC,
@@ -906,6 +937,9 @@ class MultiHeadAttention:
             raise ValueError(f"{_FUNC}: query has batch {q.shape[0]}, key "
                              f"has batch {k.shape[0]}")
         if cache is not None:
+            if need_weights and isinstance(cache.key, QuantizedArray):
+                raise ValueError(f"{_FUNC}: need_weights=True needs the keys "
+                                 "in float; an int8 cache has none")
             k, v = cache._append(k, v)
             is_causal = "bottom_right"
         B, L, S = q.shape[0], q.shape[2], k.shape[2]

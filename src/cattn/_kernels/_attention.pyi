@@ -9,8 +9,11 @@ from .._frame import Call
 
 _Float = NDArray[np.floating[Any]]
 
-def attention(call: Call, items: tuple[int, ...], q: _Float, k: _Float,
-              v: _Float, mask: NDArray[Any] | None, o: _Float,
+def attention(call: Call, items: tuple[int, ...], q: _Float,
+              k: NDArray[Any], v: NDArray[Any], mask: NDArray[Any] | None,
+              o: _Float,
               lse: _Float | None,
-              thr: tuple[_Float, NDArray[np.int64]] | None) -> None: ...
+              thr: tuple[_Float, NDArray[np.int64]] | None,
+              quant: tuple[NDArray[np.float32], NDArray[np.float32], int]
+              | None = ...) -> None: ...
 def exp_neg(x: _Float, y: _Float) -> None: ...

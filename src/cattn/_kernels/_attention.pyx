@@ -55,7 +55,7 @@ failure raises MemoryError naming the function called.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int8_t, int64_t, uint8_t
 
 cimport numpy as cnp
 import numpy as np
@@ -63,7 +63,8 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
                       arena_new, carve, check_rows, read_call)
-from ._convert cimport NATIVE, element, narrow, storage_of, widen
+from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_q8_view, element,
+                       narrow, storage_of, widen)
 from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
                      floating, gemm_kernel, pack_a_k, pack_b_for, pack_b_k,
                      panel_depth, shift)
@@ -112,6 +113,12 @@ cdef struct Problem:
     # query may meet a 16-bit KV cache); out in out_storage, out_size bytes.
     int storage, q_storage, out_storage
     int64_t in_size, q_size, out_size
+    # int8 K and V (storage CATTN_STORAGE_Q8): each operand's values and
+    # scales arrays (index 0: K, 1: V); a scale's offset is its first
+    # value's offset / q8_block (the layouts are parallel, checked).
+    const char *q8_values[2]
+    const float *q8_scales[2]
+    int64_t q8_block
     # The tile products' kernels (their packers read `storage`): kern for
     # Sᵀ = K Qᵀ, kern_v for O = P V, with the same MR x NR tile.  With
     # pairs (bf16 on AVX512_BF16, _gemm.pxd) Sᵀ sums exact bf16 products
@@ -148,6 +155,22 @@ cdef struct Scratch:
     double *l         # bq running sum
 
 
+cdef inline const void *kv_src(const Problem *p, int which, const void *x,
+                              int64_t rs, cattn_q8_view *view) noexcept nogil:
+    """What K's (which 0) or V's (1) reader takes for the element at x:
+    x itself, or for int8 storage a view with its scales (rows rs apart)."""
+    cdef int64_t at
+    if p.storage != CATTN_STORAGE_Q8:
+        return x
+    at = <const char *>x - p.q8_values[which]
+    view.values = <const int8_t *>x
+    view.scales = p.q8_scales[which] + at // p.q8_block
+    view.rs_scales = rs // p.q8_block
+    view.block = p.q8_block
+    view.col0 = at % p.q8_block
+    return view
+
+
 cdef void pack_kv(const Problem *p, const GemmKernel *kern,
                   const void *k, const void *v, int64_t kb,
                   floating *kpack, floating *vpack,
@@ -158,10 +181,13 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
     cdef int64_t t, pc, kc
     cdef floating *vblock = vpack + kb * p.vblk
+    cdef cattn_q8_view view
     for t in range(imax(1, cdiv(p.f.E, kern.kc))):
         pc = t * kern.kc
         kc = imin(kern.kc, p.f.E - pc)
-        pack_a_k(kern, nk, kc, shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
+        pack_a_k(kern, nk, kc,
+                 kv_src(p, 0, shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
+                        p.rs_k, &view),
                  p.rs_k, p.cs_k, kpack + panel_depth(kern, pc) * p.s_pad
                  + k0 * panel_depth(kern, kc))
     # Values that are inf or NaN: the P·V product would multiply them by the
@@ -177,8 +203,10 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
             vflag[kb] = kv.zero_nonfinite(
                 p.ev_rows * panel_depth(kv, nk), vblock)
     else:
-        pack_b_k(kv, nk, p.f.Ev, shift(v, k0 * p.rs_v, p.in_size), p.rs_v,
-                 p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
+        pack_b_k(kv, nk, p.f.Ev,
+                 kv_src(p, 1, shift(v, k0 * p.rs_v, p.in_size), p.rs_v,
+                        &view),
+                 p.rs_v, p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
         vflag[kb] = sanitize(nk * p.ev_pad, vblock)
 
 
@@ -459,6 +487,7 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
                                                       p.q_size)
     cdef floating mx, m_new
     cdef double alpha
+    cdef cattn_q8_view view
     if p.q_storage != NATIVE:
         if floating is float:
             widen(p.q_storage, active_isa(), p.f.E, qi, 1, <float *>w.qrow)
@@ -475,8 +504,8 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
         dot_rows_from(p.storage, nk, p.f.E, qi,
-                      shift(k, kb * p.rs_k, p.in_size), p.rs_k,
-                      <floating>p.f.scale, s)
+                      kv_src(p, 0, shift(k, kb * p.rs_k, p.in_size), p.rs_k,
+                             &view), p.rs_k, <floating>p.f.scale, s)
         if p.f.mask_kind == MASK_ADD:
             if floating is float:
                 cattn_cols_f32_for(active_isa()).row_mask_add(
@@ -511,7 +540,8 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
             for c in range(p.f.Ev):
                 prev[c] = acc[c]
             axpy_rows_from(p.storage, nk, p.f.Ev, s,
-                           shift(v, kb * p.rs_v, p.in_size), p.rs_v, acc)
+                           kv_src(p, 1, shift(v, kb * p.rs_v, p.in_size),
+                                  p.rs_v, &view), p.rs_v, acc)
             if any_nonfinite(p.f.Ev, acc):
                 # An inf or NaN value arrived: redo the block without the
                 # keys of weight 0 (hidden ones), whose values must not
@@ -525,8 +555,9 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
                         j1 += 1
                     if j1 > j:
                         axpy_rows_from(p.storage, j1 - j, p.f.Ev, s + j,
-                                       shift(v, (kb + j) * p.rs_v, p.in_size),
-                                       p.rs_v, acc)
+                                       kv_src(p, 1, shift(v, (kb + j) * p.rs_v,
+                                                          p.in_size),
+                                              p.rs_v, &view), p.rs_v, acc)
                     j = j1 + 1
             w.m[0] = m_new
         kb += nk
@@ -619,6 +650,29 @@ cdef bint computes(cnp.ndarray x, bint is_f32):
     if storage_of(x) != NATIVE:
         return is_f32
     return x.itemsize == (4 if is_f32 else 8)
+
+
+cdef bint parallel_q8(cnp.ndarray x, cnp.ndarray sc, int64_t block,
+                      bint is_f32):
+    """int8 values x and float32 scales sc of the same leading shape, unit
+    last strides, and every leading stride of x `block` times sc's (in
+    elements): a scale's offset is its first value's offset / block."""
+    cdef int d, nd = x.ndim
+    if (not is_f32 or x.dtype != np.int8 or sc.dtype != np.float32
+            or sc.ndim != nd or block < 1 or x.shape[nd - 1] % block
+            or sc.shape[nd - 1] * block != x.shape[nd - 1]):
+        return False
+    if x.size == 0:                     # nothing is read
+        return (<object>x).shape[:nd - 1] == (<object>sc).shape[:nd - 1]
+    if x.shape[nd - 1] > 1 and (x.strides[nd - 1] != 1
+                                or sc.strides[nd - 1] != 4):
+        return False
+    for d in range(nd - 1):
+        if (x.shape[d] != sc.shape[d] or (x.shape[d] > 1 and
+                                          x.strides[d] * 4 != sc.strides[d]
+                                          * block)):
+            return False
+    return True
 
 
 cdef inline void *out_at(const Problem *p, void *o, int64_t i) noexcept nogil:
@@ -761,7 +815,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
                    <Scratch *>arena_at(arena, threadid(), 0), parts)
 
 
-def attention(call, tuple items, q, k, v, mask, o, lse, thr):
+def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -779,6 +833,12 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     the shapes and layouts alone, never from the thread count.  bfloat16
     runs the bf16 pair products where the ISA has them (call.precision:
     "default" also rounds P to bf16 for P·V, "highest" keeps it float32).
+
+    quant: None, or int8 K and V (cattn.quantize) as (k_scales, v_scales,
+    block): k and v are then their int8 values (unit last stride), the
+    scales float32 of shape (..., S, E // block) and (..., S, Ev // block)
+    laid out in parallel (each leading stride block times smaller), and
+    the kernel dequantizes as it reads.
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -800,11 +860,27 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr):
     p.storage, p.q_storage = storage_of(k), storage_of(q)
     p.out_storage = storage_of(o)
     p.in_size, p.q_size, p.out_size = k.itemsize, q.itemsize, o.itemsize
-    if (storage_of(v) != p.storage or v.itemsize != k.itemsize
-            or not computes(q, p.f.is_f32) or not computes(k, p.f.is_f32)
-            or not computes(o, p.f.is_f32)):
+    if quant is not None:
+        p.storage = CATTN_STORAGE_Q8
+        p.q8_block = quant[2]
+        for i, (x, sc, cols, name) in enumerate(
+                ((ops.keep[1], quant[0], p.f.E, "key"),
+                 (ops.keep[2], quant[1], p.f.Ev, "value"))):
+            osc = ops.add(sc, items, p.f.S, cols // p.q8_block, func,
+                          name + " scales")
+            if not parallel_q8(x, ops.keep[len(ops.keep) - 1], p.q8_block,
+                               p.f.is_f32):
+                raise AssertionError(f"{func}: cattn internal error: "
+                                     f"quantized {name} layout")
+            p.q8_values[i] = <const char *>cnp.PyArray_DATA(x)
+            p.q8_scales[i] = <const float *>osc.data
+    elif (storage_of(v) != p.storage or v.itemsize != k.itemsize
+            or not computes(k, p.f.is_f32)):
         raise AssertionError(f"{func}: cattn internal error: operand dtypes "
                              f"{q.dtype}, {k.dtype}, {v.dtype} -> {o.dtype}")
+    if not computes(q, p.f.is_f32) or not computes(o, p.f.is_f32):
+        raise AssertionError(f"{func}: cattn internal error: operand dtypes "
+                             f"{q.dtype} -> {o.dtype}")
     p.thr = NULL
     p.thr_idx = NULL
     if thr is not None:

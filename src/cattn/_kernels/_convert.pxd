@@ -4,7 +4,7 @@
 # the readers (packers, row streams) that widen on the fly, so no float32
 # copy of a 16-bit operand is ever made.
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint16_t
+from libc.stdint cimport int8_t, int64_t, uint16_t
 
 from ._cpu cimport active_isa
 
@@ -25,6 +25,11 @@ cdef extern from "convert/cattn_convert.h":
     enum cattn_storage:
         CATTN_STORAGE_F16
         CATTN_STORAGE_BF16
+        CATTN_STORAGE_Q8
+    ctypedef struct cattn_q8_view:
+        const int8_t *values
+        const float *scales
+        int64_t rs_scales, block, col0
 
 # The storage of an operand held in the compute dtype itself.
 cdef enum:

@@ -16,7 +16,20 @@
 enum cattn_storage {
     CATTN_STORAGE_F16 = 0,
     CATTN_STORAGE_BF16 = 1,
+    CATTN_STORAGE_Q8 = 2,   /* readers only (read_q8.tmpl.h): no to/from */
 };
+
+/* An int8-quantized operand as its readers see it: values (element
+ * strides passed to the reader as usual), one float32 scale per `block`
+ * values along the unit-stride axis, row r's scales at scales +
+ * r * rs_scales; values[0] is column col0 of its row (block phase). */
+typedef struct {
+    const int8_t *values;
+    const float *scales;
+    int64_t rs_scales;
+    int64_t block;
+    int64_t col0;
+} cattn_q8_view;
 
 typedef struct {
     const char *name;
@@ -57,15 +70,20 @@ static inline float cattn_bf16_to_f32(uint16_t h)
 #include "../simd/instantiate.h"
 #define CATTN_TEMPLATE "convert/read.tmpl.h"
 #include "../simd/instantiate.h"
+#define CATTN_TEMPLATE "convert/read_q8.tmpl.h"
+#include "../simd/instantiate.h"
 
 #define CATTN_CONVERT_COLUMN(st, isa)                                       \
     {#st "_" #isa, cattn_from_##st##_f32_##isa, cattn_to_##st##_f32_##isa,  \
      cattn_gemm_pack_a_##st##_f32_##isa, cattn_gemm_pack_b_##st##_f32_##isa,\
      cattn_dot_rows_##st##_f32_##isa, cattn_axpy_rows_##st##_f32_##isa}
 #define CATTN_CONVERT_ROW(isa)                                              \
-    {CATTN_CONVERT_COLUMN(f16, isa), CATTN_CONVERT_COLUMN(bf16, isa)}
+    {CATTN_CONVERT_COLUMN(f16, isa), CATTN_CONVERT_COLUMN(bf16, isa),      \
+     {"q8_" #isa, NULL, NULL, cattn_gemm_pack_a_q8_f32_##isa,               \
+      cattn_gemm_pack_b_q8_f32_##isa, cattn_dot_rows_q8_f32_##isa,          \
+      cattn_axpy_rows_q8_f32_##isa}}
 
-static const cattn_convert cattn_convert_kernels[][2] = {
+static const cattn_convert cattn_convert_kernels[][3] = {
     CATTN_CONVERT_ROW(generic),
 #if CATTN_X86
     CATTN_CONVERT_ROW(avx2),

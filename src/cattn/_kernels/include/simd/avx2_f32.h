@@ -40,3 +40,7 @@
 #define RW_WIDEN_BF16(p)                                                    \
     _mm256_castsi256_ps(_mm256_slli_epi32(                                  \
         _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+/* RW_VL int8 widened (exact): the int8 KV cache's values. */
+#define RW_WIDEN_I8(p)                                                      \
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(                                \
+        _mm_loadl_epi64((const __m128i *)(p))))

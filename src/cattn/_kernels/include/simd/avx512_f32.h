@@ -42,3 +42,7 @@
 #define RW_WIDEN_BF16(p)                                                    \
     _mm512_castsi512_ps(_mm512_slli_epi32(                                  \
         _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+/* RW_VL int8 widened (exact): the int8 KV cache's values. */
+#define RW_WIDEN_I8(p)                                                      \
+    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(                                \
+        _mm_loadu_si128((const __m128i *)(p))))

@@ -19,3 +19,4 @@
 /* One 16-bit element widened (exact; convert/cattn_convert.h). */
 #define RW_WIDEN_F16(p) cattn_f16_to_f32(*(const uint16_t *)(p))
 #define RW_WIDEN_BF16(p) cattn_bf16_to_f32(*(const uint16_t *)(p))
+#define RW_WIDEN_I8(p) ((float)*(const int8_t *)(p))

@@ -28,3 +28,4 @@
 #undef RW_IS_F32
 #undef RW_WIDEN_F16
 #undef RW_WIDEN_BF16
+#undef RW_WIDEN_I8

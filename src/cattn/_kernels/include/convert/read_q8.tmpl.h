@@ -1,0 +1,167 @@
+/* read_q8.tmpl.h -- the float32 kernels' operands read from the int8
+ * quantized form (cattn.quantize: symmetric blocks along the last axis,
+ * one float32 scale each, like llama.cpp's q8_0), dequantized on the fly:
+ * an element is (float)value * scale, one float32 rounding -- the values
+ * QuantizedArray.dequantize() gives -- and never stored whole.
+ *
+ * The operand pointer is a cattn_q8_view (cattn_convert.h), the values'
+ * element strides are the readers' usual rs/cs, and the blocks run along
+ * the unit-stride axis (cs == 1 for pack_a and pack_b, the rows of
+ * dot_rows and axpy_rows).  The row streams scale per block: a dot
+ * product is sum_b scale_b * (q . values_b), the axpy adds
+ * (p_j * scale_b) * values_b -- the same sums, grouped by block.
+ * Only the float32 instantiations define them (RW_IS_F32). */
+#if RW_IS_F32
+CATTN_NO_MEMCPY static void RW_NAME(gemm_pack_a_q8)(
+    int64_t mc, int64_t kc, const void *a_, int64_t rs_a, int64_t cs_a,
+    int64_t mr, float *dst)
+{
+    const cattn_q8_view *a = (const cattn_q8_view *)a_;
+    (void)cs_a;                                     /* 1: the block axis */
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+        const int64_t rows = mc - i0 < mr ? mc - i0 : mr;
+        for (int64_t i = 0; i < rows; ++i) {
+            const int8_t *v = a->values + (i0 + i) * rs_a;
+            const float *s = a->scales + (i0 + i) * a->rs_scales;
+            for (int64_t p = 0; p < kc; ++p)
+                dst[p * mr + i] = (float)v[p] * s[(a->col0 + p) / a->block];
+        }
+        for (int64_t i = rows; i < mr; ++i)
+            for (int64_t p = 0; p < kc; ++p)
+                dst[p * mr + i] = 0;
+        dst += mr * kc;
+    }
+}
+
+CATTN_NO_MEMCPY static void RW_NAME(gemm_pack_b_q8)(
+    int64_t kc, int64_t nc, const void *b_, int64_t rs_b, int64_t cs_b,
+    int64_t nr, int64_t q0, int64_t q1, float *dst)
+{
+    const cattn_q8_view *b = (const cattn_q8_view *)b_;
+    (void)cs_b;                                     /* 1: the block axis */
+    for (int64_t q = q0; q < q1; ++q) {
+        const int64_t j0 = q * nr;
+        const int64_t cols = nc - j0 < nr ? nc - j0 : nr;
+        float *d = dst + q * nr * kc;
+        for (int64_t p = 0; p < kc; ++p) {
+            const int8_t *v = b->values + p * rs_b + j0;
+            const float *s = b->scales + p * b->rs_scales;
+            int64_t j = 0;
+            for (; j < cols; ++j)
+                d[p * nr + j] = (float)v[j] * s[(b->col0 + j0 + j) / b->block];
+            for (; j < nr; ++j)
+                d[p * nr + j] = 0;
+        }
+    }
+}
+
+/* Whole blocks of whole vectors from the row's start (the KV cache's rows:
+ * col0 == 0, block a multiple of RW_VL); else the scalar loop. */
+static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
+                                 const void *k_, int64_t rs_k, float scale,
+                                 float *out)
+{
+    const cattn_q8_view *k = (const cattn_q8_view *)k_;
+    const int64_t bs = k->block;
+    const int vec = k->col0 == 0 && bs % RW_VL == 0 && E % bs == 0;
+    int64_t j = 0;
+    /* Four rows at a time share the query's loads; each row's sums are
+     * the single-row loop's, in the same order. */
+    for (; vec && j + 4 <= nk; j += 4) {
+        RW_VEC acc[4];
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+            acc[r] = RW_SET1(0);
+        for (int64_t b = 0; b < E / bs; ++b) {
+            RW_VEC part[4];
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+                part[r] = RW_SET1(0);
+            for (int64_t e = b * bs; e < (b + 1) * bs; e += RW_VL) {
+                const RW_VEC qe = RW_LOAD(q + e);
+                _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+                    part[r] = RW_FMA(qe, RW_WIDEN_I8(k->values
+                                                     + (j + r) * rs_k + e),
+                                     part[r]);
+            }
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+                acc[r] = RW_FMA(RW_SET1(k->scales[(j + r) * k->rs_scales
+                                                  + b]), part[r], acc[r]);
+        }
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+            out[j + r] = scale * RW_HSUM(acc[r]);
+    }
+    for (; j < nk; ++j) {
+        const int8_t *v = k->values + j * rs_k;
+        const float *s = k->scales + j * k->rs_scales;
+        float dot = 0;
+        if (vec) {
+            RW_VEC acc = RW_SET1(0);
+            for (int64_t b = 0; b < E / bs; ++b) {
+                RW_VEC part = RW_SET1(0);
+                for (int64_t e = b * bs; e < (b + 1) * bs; e += RW_VL)
+                    part = RW_FMA(RW_LOAD(q + e), RW_WIDEN_I8(v + e), part);
+                acc = RW_FMA(RW_SET1(s[b]), part, acc);
+            }
+            dot = RW_HSUM(acc);
+        } else {
+            for (int64_t e = 0; e < E; ++e)
+                dot += q[e] * ((float)v[e] * s[(k->col0 + e) / bs]);
+        }
+        out[j] = scale * dot;
+    }
+}
+
+static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
+                                  const void *v_, int64_t rs_v, float *acc)
+{
+    const cattn_q8_view *vw = (const cattn_q8_view *)v_;
+    const int64_t bs = vw->block;
+    const int vec = vw->col0 == 0 && bs % RW_VL == 0 && Ev % bs == 0;
+    if (vec) {
+        /* Column strips held in registers over all the rows (each element
+         * still sums its rows in order): the accumulator is loaded and
+         * stored once per call, not once per row; 4 vectors a strip where
+         * they fit (independent chains), then single vectors. */
+        int64_t e = 0;
+        for (; e + 4 * RW_VL <= Ev; e += 4 * RW_VL) {
+            RW_VEC a[4];
+            int64_t blk[4];
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u) {
+                a[u] = RW_LOAD(acc + e + u * RW_VL);
+                blk[u] = (e + u * RW_VL) / bs;
+            }
+            const int8_t *v = vw->values + e;
+            const float *s = vw->scales;
+            for (int64_t j = 0; j < nk; ++j) {
+                const float pj = p[j];
+                _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u)
+                    a[u] = RW_FMA(RW_SET1(pj * s[blk[u]]),
+                                  RW_WIDEN_I8(v + u * RW_VL), a[u]);
+                v += rs_v;
+                s += vw->rs_scales;
+            }
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u)
+                RW_STORE(acc + e + u * RW_VL, a[u]);
+        }
+        for (; e < Ev; e += RW_VL) {
+            RW_VEC a0 = RW_LOAD(acc + e);
+            const int8_t *v = vw->values + e;
+            const float *s = vw->scales + e / bs;
+            for (int64_t j = 0; j < nk; ++j) {
+                a0 = RW_FMA(RW_SET1(p[j] * s[0]), RW_WIDEN_I8(v), a0);
+                v += rs_v;
+                s += vw->rs_scales;
+            }
+            RW_STORE(acc + e, a0);
+        }
+        return;
+    }
+    for (int64_t j = 0; j < nk; ++j) {
+        const int8_t *v = vw->values + j * rs_v;
+        const float *s = vw->scales + j * vw->rs_scales;
+        {
+            for (int64_t e = 0; e < Ev; ++e)
+                acc[e] += p[j] * ((float)v[e] * s[(vw->col0 + e) / bs]);
+        }
+    }
+}
+#endif
