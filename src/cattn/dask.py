@@ -159,7 +159,7 @@ def scaled_dot_product_attention(
         As in :func:`cattn.scaled_dot_product_attention` (bool True = may
         attend, float added), broadcastable to (..., L, S); rechunked to
         the query and key chunks.
-    is_causal, scale, enable_gqa, window, precision : optional
+    is_causal, scale, enable_gqa, window : optional
         As in :func:`cattn.scaled_dot_product_attention`; causal masks and
         windows use global positions, so they hold across chunks.  16-bit
         inputs give 16-bit outputs, merged in float32 and rounded once.
@@ -170,6 +170,8 @@ def scaled_dot_product_attention(
         scheduler (its pool has a thread per core already); in a
         dask.distributed worker, OpenMP's default there, which the nanny
         sets to 1 per process unless its ``pre-spawn-environ`` says more.
+    precision : {None, "default", "highest"}, optional
+        As in :func:`cattn.scaled_dot_product_attention`.
 
     Returns
     -------

@@ -22,7 +22,7 @@ _FUNC = "quantize"
 
 
 class QuantizedArray:
-    """int8 values with one float32 scale per block of the last axis.
+    """An int8 array with one float32 scale per block of the last axis.
 
     The form llama.cpp calls q8_0: ``x ≈ values * scale`` per block of
     `block_size` consecutive elements along the last axis, symmetric
@@ -33,9 +33,13 @@ class QuantizedArray:
     Parameters
     ----------
     values : ndarray of int8, shape (..., n)
+        The quantized values, in [-127, 127].
     scales : ndarray of float32, shape (..., n // block_size)
+        One scale per block: element i of a row stands for
+        ``values[i] * scales[i // block_size]``.
     block_size : int
-        They must fit each other (ValueError); :func:`quantize` makes them.
+        Elements per block; the three must fit each other (ValueError).
+        :func:`quantize` makes them.
 
     Attributes
     ----------
@@ -66,7 +70,6 @@ class QuantizedArray:
     ((64,), dtype('int8'), (2,))
     """
 
-    __slots__ = ("values", "scales", "block_size")
     values: NDArray[np.int8]
     scales: NDArray[np.float32]
     block_size: int
@@ -85,17 +88,57 @@ class QuantizedArray:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The shape of the array it stands for."""
+        """The shape of the array it stands for.
+
+        The values' shape; the scales have ``shape[-1] // block_size``
+        along the last axis.
+
+        See Also
+        --------
+        dequantize : An array of this shape.
+
+        Examples
+        --------
+        >>> import numpy as np, cattn
+        >>> cattn.quantize(np.zeros((3, 64))).shape
+        (3, 64)
+        """
         return tuple(self.values.shape)
 
     @property
     def ndim(self) -> int:
-        """Number of dimensions."""
+        """Number of dimensions.
+
+        As the values' (the scales have as many).
+
+        See Also
+        --------
+        shape : Their sizes.
+
+        Examples
+        --------
+        >>> import numpy as np, cattn
+        >>> cattn.quantize(np.zeros((2, 3, 64))).ndim
+        3
+        """
         return int(self.values.ndim)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the values and scales."""
+        """Bytes of the values and scales.
+
+        One byte per element plus four per block.
+
+        See Also
+        --------
+        quantize : Sets the block size.
+
+        Examples
+        --------
+        >>> import numpy as np, cattn
+        >>> cattn.quantize(np.zeros((4, 64)), block_size=32).nbytes
+        288
+        """
         return int(self.values.nbytes + self.scales.nbytes)
 
     def __repr__(self) -> str:
@@ -115,6 +158,10 @@ class QuantizedArray:
     def dequantize(self) -> NDArray[np.float32]:
         """The float32 array it stands for.
 
+        A new array: the attention kernel never needs one, this is for
+        inspection and for the operations that take float keys (top-k,
+        the gradient).
+
         Returns
         -------
         ndarray of float32
@@ -125,6 +172,10 @@ class QuantizedArray:
         MemoryError
             If the float32 array does not fit in memory.
 
+        See Also
+        --------
+        quantize : The inverse, up to half a step per element.
+
         Notes
         -----
         One float32 rounding per element, exactly as the attention kernel
@@ -134,8 +185,8 @@ class QuantizedArray:
         --------
         >>> import numpy as np, cattn
         >>> x = np.array([[0.5, -1.0, 0.25, 2.0]], np.float32)
-        >>> cattn.quantize(x, block_size=2).dequantize()
-        array([[ 0.503937, -1.      ,  0.25    ,  2.      ]], dtype=float32)
+        >>> cattn.quantize(x, block_size=2).dequantize().round(4)
+        array([[ 0.5039, -1.    ,  0.252 ,  2.    ]], dtype=float32)
         """
         v = self.values.astype(np.float32)
         blocks = v.reshape(v.shape[:-1] + (v.shape[-1] // self.block_size,
@@ -146,6 +197,10 @@ class QuantizedArray:
 
 def quantize(x: ArrayLike, block_size: int = 32) -> QuantizedArray:
     """Quantize `x` to int8 blocks along its last axis (q8_0).
+
+    Symmetric blocks of `block_size` elements with one float32 scale each:
+    about a quarter of float32's bytes, for keys and values that
+    :func:`scaled_dot_product_attention` reads in place.
 
     Parameters
     ----------
