@@ -88,6 +88,17 @@ def main():
             target = 1.8 if decode else (1.6 if dtype == BF16 else 0.95)
             row(f"{case}: cattn float32 / cattn", t_32 / t_ours, target)
 
+    for B, H, L, S, E in DECODE_CASES:
+        case = f"int8 KV decode B{B} H{H} L{L} S{S} E{E}"
+        if not only.search(case):
+            continue
+        q32, k32, v32 = (rng.standard_normal((B, H, n, E), dtype=np.float32)
+                         for n in (L, S, S))
+        kq, vq = cattn.quantize(k32), cattn.quantize(v32)
+        t_ours, t_32 = interleaved([sdpa(q32, kq, vq), sdpa(q32, k32, v32)],
+                                   rounds=args.rounds)
+        row(f"{case}: cattn float32 / cattn int8", t_32 / t_ours, 3)
+
     n = 2048
     a32, b32 = (rng.standard_normal((n, n), dtype=np.float32) for _ in "ab")
     for dtype, name in ((BF16, "bf16"), (F16, "fp16")):

@@ -4,7 +4,7 @@ import numpy as np
 import cattn
 
 from .common import (QUICK, ROUNDS, THREADS, gflops, interleaved, normal,
-                     pick, ratio, threads, torch_or_skip)
+                     pick, ratio, threads, to_torch, torch_or_skip)
 
 # name: (B, H, Hkv, L, S, E, keyword arguments); every case is kept under
 # CATTN_BENCH_QUICK=1, at a tenth of the sequence length.
@@ -86,6 +86,54 @@ class SDPAVersusTorch:
     def track_ratio_torch(self, case, dtype):
         return ratio(self.torch_sdpa, lambda: cattn.scaled_dot_product_attention(
             self.q, self.k, self.v, **self.kw))
+
+    track_ratio_torch.unit = "time(torch)/time(cattn)"
+
+
+class SDPALowPrecision:
+    """16-bit inputs and int8 keys/values ("int8kv": a float32 query on
+    cattn.quantize'd K and V): GFLOP/s and the ratios the low-precision
+    issue sets, against cattn float32 and torch of the same dtype."""
+    params = [pick(["self", "causal", "decode"], ["self"]),
+              pick(["bfloat16", "float16", "int8kv"], ["bfloat16"])]
+    param_names = ["case", "dtype"]
+
+    def setup(self, case, dtype):
+        q, k, v, self.kw = inputs(case, "float32")
+        self.f32 = (q, k, v)
+        if dtype == "int8kv":
+            self.args = (q, cattn.quantize(k), cattn.quantize(v))
+        else:
+            self.args = tuple(normal(x.shape, dtype) for x in (q, k, v))
+
+    def run(self):
+        return cattn.scaled_dot_product_attention(*self.args, **self.kw)
+
+    def time_sdpa(self, case, dtype):
+        self.run()
+
+    def track_gflops(self, case, dtype):
+        return gflops(flops(case), self.run)
+
+    track_gflops.unit = "GFLOP/s"
+
+    def track_ratio_float32(self, case, dtype):
+        return ratio(lambda: cattn.scaled_dot_product_attention(
+            *self.f32, **self.kw), self.run)
+
+    track_ratio_float32.unit = "time(cattn float32)/time(cattn)"
+
+    def track_ratio_torch(self, case, dtype):
+        torch = torch_or_skip()
+        if dtype == "int8kv":
+            raise NotImplementedError("torch SDPA has no int8 keys")
+        tq, tk, tv = (to_torch(torch, x) for x in self.args)
+
+        def theirs():
+            with torch.no_grad():
+                return torch.nn.functional.scaled_dot_product_attention(
+                    tq, tk, tv, **self.kw)
+        return ratio(theirs, self.run)
 
     track_ratio_torch.unit = "time(torch)/time(cattn)"
 

@@ -4,10 +4,12 @@ import numpy as np
 import cattn
 
 from .common import (THREADS, gflops, normal, pick, ratio, threads,
-                     torch_or_skip)
+                     to_torch, torch_or_skip)
 
 SIZES = pick([256, 1024, 2048], [256])
 DTYPES = pick(["float32", "float64"], ["float32"])
+# 16-bit storage (bfloat16 needs ml_dtypes: skipped without it).
+LOWP = pick(["bfloat16", "float16"], ["bfloat16"])
 
 
 class Matmul:
@@ -70,6 +72,40 @@ class PeerNumpyMatmul:
 
     def time_matmul(self, n, dtype):
         np.matmul(self.a, self.b)
+
+
+class MatmulLowPrecision:
+    """16-bit matmul: GFLOP/s and the ratios the low-precision issue sets
+    (float32 cattn / 16-bit cattn; torch of the same dtype / cattn)."""
+    params = [pick([1024, 2048], [256]), LOWP]
+    param_names = ["n", "dtype"]
+
+    def setup(self, n, dtype):
+        self.a, self.b = normal((n, n), dtype), normal((n, n), dtype)
+        self.a32, self.b32 = normal((n, n), "float32"), normal((n, n),
+                                                               "float32")
+
+    def time_matmul(self, n, dtype):
+        cattn.matmul(self.a, self.b)
+
+    def track_gflops(self, n, dtype):
+        return gflops(2.0 * n ** 3, lambda: cattn.matmul(self.a, self.b))
+
+    track_gflops.unit = "GFLOP/s"
+
+    def track_ratio_float32(self, n, dtype):
+        return ratio(lambda: cattn.matmul(self.a32, self.b32),
+                     lambda: cattn.matmul(self.a, self.b))
+
+    track_ratio_float32.unit = "time(cattn float32)/time(cattn)"
+
+    def track_ratio_torch(self, n, dtype):
+        torch = torch_or_skip()
+        ta, tb = to_torch(torch, self.a), to_torch(torch, self.b)
+        return ratio(lambda: torch.matmul(ta, tb),
+                     lambda: cattn.matmul(self.a, self.b))
+
+    track_ratio_torch.unit = "time(torch)/time(cattn)"
 
 
 class PeerTorchMatmul:
