@@ -134,7 +134,21 @@ class KVCache:
 
     @property
     def dtype(self) -> np.dtype[Any] | str:
-        """The storage: a float dtype, or "int8" (quantized blocks)."""
+        """The storage: a float dtype, or "int8" (quantized blocks).
+
+        Set by :meth:`MultiHeadAttention.new_cache`; an int8 cache holds
+        :class:`QuantizedArray` keys and values.
+
+        See Also
+        --------
+        MultiHeadAttention.new_cache : Chooses it.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> cattn.MultiHeadAttention(8, 2).new_cache(1, 4, dtype="int8").dtype
+        'int8'
+        """
         return ("int8" if isinstance(self.key, QuantizedArray)
                 else self.key.dtype)
 
