@@ -149,3 +149,60 @@ def test_matmul_matches_reference(data, dtype):
     bound = 2 * max(k, 1) * np.finfo(dtype).eps * np.matmul(
         np.abs(np.asarray(a, np.float64)), np.abs(np.asarray(b, np.float64)))
     np.testing.assert_array_less(np.abs(got - want), bound + 1e-300)
+
+
+STORAGE16 = st.sampled_from(["float16", "bfloat16"])
+
+
+@given(data=st.data(), name=STORAGE16)
+def test_sdpa_16bit_matches_float32_and_reference(data, name):
+    """16-bit inputs in random shapes, layouts and options: at
+    precision="highest" the bits of the float32 call rounded once (where no
+    bf16 pair kernel runs; else within its bounds), at the default within
+    the float64 twin's bound for the dtype; int8 keys and values within
+    float32 rounding of the call on their dequantized values."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(ml_dtypes.bfloat16 if name == "bfloat16" else name)
+    B = data.draw(st.integers(0, 2))
+    H = data.draw(st.sampled_from([1, 2, 4]))
+    Hkv = data.draw(st.sampled_from([h for h in (1, 2, 4) if H % h == 0]))
+    L = data.draw(st.integers(0, 70))
+    S = data.draw(st.integers(0, 300))
+    E = data.draw(st.sampled_from([1, 8, 32, 64]))
+    q = data.draw(arrays((B, H, L, E), np.float32)).astype(dtype)
+    k = data.draw(arrays((B, Hkv, S, E), np.float32)).astype(dtype)
+    v = data.draw(arrays((B, Hkv, S, E), np.float32)).astype(dtype)
+    kw = dict(enable_gqa=Hkv != H,
+              is_causal=data.draw(st.sampled_from([False, True,
+                                                   "bottom_right"])),
+              window=data.draw(st.sampled_from([None, (3, 1), (None, 0)])),
+              num_threads=data.draw(st.sampled_from([1, 2, 3])))
+    f32 = [x.astype(np.float32) for x in (q, k, v)]
+    want = cattn.scaled_dot_product_attention(*f32, **kw)
+    ref, _ = _reference.scaled_dot_product_attention(
+        *(x.astype(np.float64) for x in (q, k, v)),
+        **{a: b for a, b in kw.items() if a != "num_threads"})
+    eps = float(ml_dtypes.finfo(dtype).eps)
+    rowmax = np.abs(ref).max(axis=-1, keepdims=True) if ref.size else ref
+    # P·V's error scales with the values it averages, not with the output
+    # (which may cancel to ~0): float32 P adds ~2**-24 of them, bf16 P 2**-8.
+    vmax = float(np.abs(v.astype(np.float64)).max(initial=0))
+    for precision in ("highest", "default"):
+        got = cattn.scaled_dot_product_attention(
+            q, k, v, precision=precision, **kw)
+        assert got.dtype == dtype
+        if precision == "highest" and name == "float16":
+            np.testing.assert_array_equal(
+                got.view(np.uint16), want.astype(dtype).view(np.uint16))
+        g = got.astype(np.float64)
+        pv = 2.0 ** -8 if precision == "default" and name == "bfloat16" \
+            else 2.0 ** -20
+        assert np.all(np.abs(g - ref) <= eps * rowmax + pv * vmax + 1e-30)
+    if E % 8 == 0:
+        kq, vq = cattn.quantize(k, 8), cattn.quantize(v, 8)
+        got = cattn.scaled_dot_product_attention(q, kq, vq, **kw)
+        deq = cattn.scaled_dot_product_attention(
+            q, kq.dequantize(), vq.dequantize(), **kw)
+        np.testing.assert_allclose(got.astype(np.float32),
+                                   deq.astype(dtype).astype(np.float32),
+                                   rtol=2 * eps, atol=2 * eps)

@@ -123,17 +123,27 @@ class SDPALowPrecision:
 
     track_ratio_float32.unit = "time(cattn float32)/time(cattn)"
 
-    def track_ratio_torch(self, case, dtype):
-        torch = torch_or_skip()
-        if dtype == "int8kv":
-            raise NotImplementedError("torch SDPA has no int8 keys")
-        tq, tk, tv = (to_torch(torch, x) for x in self.args)
 
+class SDPALowPrecisionVersusTorch:
+    """time(torch SDPA) / time(cattn) on the same 16-bit inputs."""
+    params = [pick(["self", "causal", "decode"], ["self"]),
+              pick(["bfloat16", "float16"], ["bfloat16"])]
+    param_names = ["case", "dtype"]
+
+    def setup(self, case, dtype):
+        torch = torch_or_skip()
+        q, k, v, self.kw = inputs(case, "float32")
+        self.args = tuple(normal(x.shape, dtype) for x in (q, k, v))
+        self.targs = tuple(to_torch(torch, x) for x in self.args)
+        self.sdpa = torch.nn.functional.scaled_dot_product_attention
+        self.no_grad = torch.no_grad
+
+    def track_ratio_torch(self, case, dtype):
         def theirs():
-            with torch.no_grad():
-                return torch.nn.functional.scaled_dot_product_attention(
-                    tq, tk, tv, **self.kw)
-        return ratio(theirs, self.run)
+            with self.no_grad():
+                return self.sdpa(*self.targs, **self.kw)
+        return ratio(theirs, lambda: cattn.scaled_dot_product_attention(
+            *self.args, **self.kw))
 
     track_ratio_torch.unit = "time(torch)/time(cattn)"
 

@@ -99,10 +99,20 @@ class MatmulLowPrecision:
 
     track_ratio_float32.unit = "time(cattn float32)/time(cattn)"
 
-    def track_ratio_torch(self, n, dtype):
+
+class MatmulLowPrecisionVersusTorch:
+    """time(torch.matmul) / time(cattn.matmul), the same 16-bit operands."""
+    params = [pick([1024, 2048], [256]), LOWP]
+    param_names = ["n", "dtype"]
+
+    def setup(self, n, dtype):
         torch = torch_or_skip()
-        ta, tb = to_torch(torch, self.a), to_torch(torch, self.b)
-        return ratio(lambda: torch.matmul(ta, tb),
+        self.a, self.b = normal((n, n), dtype), normal((n, n), dtype)
+        self.ta, self.tb = to_torch(torch, self.a), to_torch(torch, self.b)
+        self.matmul = torch.matmul
+
+    def track_ratio_torch(self, n, dtype):
+        return ratio(lambda: self.matmul(self.ta, self.tb),
                      lambda: cattn.matmul(self.a, self.b))
 
     track_ratio_torch.unit = "time(torch)/time(cattn)"
