@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 git -C "$root" archive HEAD | tar -x -C "$work"     # a clean tree
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q "numpy>=2" scipy pytest threadpoolctl hypothesis Cython "setuptools>=77" wheel
+"$work/venv/bin/pip" install -q "numpy>=2" scipy pytest threadpoolctl hypothesis ml_dtypes Cython "setuptools>=77" wheel
 (cd "$work" && CATTN_SANITIZE=1 "$work/venv/bin/pip" install -q --no-build-isolation --no-deps .)
 libasan="$(gcc -print-file-name=libasan.so)"
 libubsan="$(gcc -print-file-name=libubsan.so)"
