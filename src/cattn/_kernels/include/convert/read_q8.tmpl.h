@@ -65,28 +65,30 @@ static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
     const int64_t bs = k->block;
     const int vec = k->col0 == 0 && bs % RW_VL == 0 && E % bs == 0;
     int64_t j = 0;
-    /* Four rows at a time share the query's loads; each row's sums are
-     * the single-row loop's, in the same order. */
-    for (; vec && j + 4 <= nk; j += 4) {
-        RW_VEC acc[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+    /* Four rows at a time share the query's loads (independent chains
+     * hide the FMA latency); each row's sums are the single-row loop's,
+     * in the same order. */
+    enum { R = 4 };
+    for (; vec && j + R <= nk; j += R) {
+        RW_VEC acc[R];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
             acc[r] = RW_SET1(0);
         for (int64_t b = 0; b < E / bs; ++b) {
-            RW_VEC part[4];
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+            RW_VEC part[R];
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
                 part[r] = RW_SET1(0);
             for (int64_t e = b * bs; e < (b + 1) * bs; e += RW_VL) {
                 const RW_VEC qe = RW_LOAD(q + e);
-                _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
                     part[r] = RW_FMA(qe, RW_WIDEN_I8(k->values
                                                      + (j + r) * rs_k + e),
                                      part[r]);
             }
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
                 acc[r] = RW_FMA(RW_SET1(k->scales[(j + r) * k->rs_scales
                                                   + b]), part[r], acc[r]);
         }
-        _Pragma("GCC unroll 4") for (int r = 0; r < 4; ++r)
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
             out[j + r] = scale * RW_HSUM(acc[r]);
     }
     for (; j < nk; ++j) {
@@ -119,29 +121,34 @@ static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
     if (vec) {
         /* Column strips held in registers over all the rows (each element
          * still sums its rows in order): the accumulator is loaded and
-         * stored once per call, not once per row; 4 vectors a strip where
-         * they fit (independent chains), then single vectors. */
+         * stored once per call, not once per row; then single vectors. */
         int64_t e = 0;
-        for (; e + 4 * RW_VL <= Ev; e += 4 * RW_VL) {
-            RW_VEC a[4];
-            int64_t blk[4];
-            _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u) {
-                a[u] = RW_LOAD(acc + e + u * RW_VL);
-                blk[u] = (e + u * RW_VL) / bs;
-            }
-            const int8_t *v = vw->values + e;
-            const float *s = vw->scales;
-            for (int64_t j = 0; j < nk; ++j) {
-                const float pj = p[j];
-                _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u)
-                    a[u] = RW_FMA(RW_SET1(pj * s[blk[u]]),
-                                  RW_WIDEN_I8(v + u * RW_VL), a[u]);
-                v += rs_v;
-                s += vw->rs_scales;
-            }
-            _Pragma("GCC unroll 4") for (int u = 0; u < 4; ++u)
-                RW_STORE(acc + e + u * RW_VL, a[u]);
+#define CATTN_Q8_STRIP(NV)                                                  \
+        for (; e + NV * RW_VL <= Ev; e += NV * RW_VL) {                    \
+            RW_VEC a[NV];                                                   \
+            int64_t blk[NV];                                                \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u) {          \
+                a[u] = RW_LOAD(acc + e + u * RW_VL);                        \
+                blk[u] = (e + u * RW_VL) / bs;                              \
+            }                                                               \
+            const int8_t *v = vw->values + e;                               \
+            const float *s = vw->scales;                                    \
+            for (int64_t j = 0; j < nk; ++j) {                              \
+                const float pj = p[j];                                      \
+                _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)        \
+                    a[u] = RW_FMA(RW_SET1(pj * s[blk[u]]),                  \
+                                  RW_WIDEN_I8(v + u * RW_VL), a[u]);        \
+                v += rs_v;                                                  \
+                s += vw->rs_scales;                                         \
+            }                                                               \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)            \
+                RW_STORE(acc + e + u * RW_VL, a[u]);                        \
         }
+        /* whole rows of up to 8 vectors in one pass (each row's bytes read
+         * together: 2.4x -> 2.7-2.9x float32 decoding), then 4 vectors */
+        CATTN_Q8_STRIP(8)
+        CATTN_Q8_STRIP(4)
+#undef CATTN_Q8_STRIP
         for (; e < Ev; e += RW_VL) {
             RW_VEC a0 = RW_LOAD(acc + e);
             const int8_t *v = vw->values + e;
