@@ -26,15 +26,32 @@ static void SRC_NAME(dot_rows)(int64_t nk, int64_t E, const RW_T *q,
 static void SRC_NAME(axpy_rows)(int64_t nk, int64_t Ev, const RW_T *p,
                                 const void *v_, int64_t rs_v, RW_T *acc)
 {
+    /* Column strips of up to 8 vectors held in registers over all the
+     * rows, so each row's bytes are read in one pass and acc is loaded and
+     * stored once per call; every element still adds its rows in order
+     * (the bits of a row-by-row loop).  No skipping of p[j] == 0: 0 * inf
+     * must stay NaN, as in the GEMM. */
     const SRC_T *v = (const SRC_T *)v_;
-    for (int64_t j = 0; j < nk; ++j) {
-        /* no skipping of p[j] == 0: 0 * inf must stay NaN, as in the GEMM */
-        const SRC_T *vj = v + j * rs_v;
-        const RW_VEC pj = RW_SET1(p[j]);
-        int64_t c = 0;
-        for (; c + RW_VL <= Ev; c += RW_VL)
-            RW_STORE(acc + c, RW_FMA(pj, SRC_VEC(vj + c), RW_LOAD(acc + c)));
-        for (; c < Ev; ++c)
-            acc[c] += p[j] * SRC_ONE(vj + c);
+    int64_t c = 0;
+#define SRC_AXPY_STRIP(NV)                                                  \
+    for (; c + NV * RW_VL <= Ev; c += NV * RW_VL) {                         \
+        RW_VEC a[NV];                                                       \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)                \
+            a[u] = RW_LOAD(acc + c + u * RW_VL);                            \
+        const SRC_T *vj = v + c;                                            \
+        for (int64_t j = 0; j < nk; ++j, vj += rs_v) {                      \
+            const RW_VEC pj = RW_SET1(p[j]);                                \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)            \
+                a[u] = RW_FMA(pj, SRC_VEC(vj + u * RW_VL), a[u]);           \
+        }                                                                   \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)                \
+            RW_STORE(acc + c + u * RW_VL, a[u]);                            \
     }
+    SRC_AXPY_STRIP(8)
+    SRC_AXPY_STRIP(4)
+    SRC_AXPY_STRIP(1)
+#undef SRC_AXPY_STRIP
+    for (; c < Ev; ++c)
+        for (int64_t j = 0; j < nk; ++j)
+            acc[c] += p[j] * SRC_ONE(v + j * rs_v + c);
 }
