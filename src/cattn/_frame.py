@@ -263,6 +263,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     arrays: list[Any]
     if isinstance(key, QuantizedArray) or isinstance(value, QuantizedArray):
         arrays = _quantized(func, names, q, key, value, bool(extra), top_k)
+        dtype = q.dtype                   # the output takes the query's
     else:
         k = q if key is query else as_float(key, names[1], func, True)
         if value is None:
@@ -283,8 +284,6 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                 arrays = [a.astype(dtype, copy=False) for a in arrays]
         else:
             dtype = q.dtype
-    if isinstance(arrays[1], QuantizedArray):
-        dtype = q.dtype                   # the output takes the query's
     q, k = arrays[0], arrays[1]
     qs, ks = q.shape, k.shape
     vs = ks if value is None else arrays[2].shape

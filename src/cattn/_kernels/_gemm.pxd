@@ -49,7 +49,6 @@ cdef struct GemmKernel:
     const void *ukernel      # cattn_gemm_ukernel_f32_fn (pairs too) or _f64_fn
     const char *name
     int64_t mr, nr, kc, mc, nc
-    int storage              # what the packers read (_convert.pxd)
     bint pairs
     pack_a_fn pack_a         # float32 panels (NULL for float64: typed)
     pack_b_fn pack_b
@@ -59,10 +58,9 @@ cdef struct GemmKernel:
 
 # The kernel for operands held in `storage` computed in float32 (is_f32)
 # or float64; with `pairs`, bf16 storage runs the pair kernel where the
-# ISA has one (has_pairs tells), else the float32 kernel on widened panels.
+# ISA has one, else the float32 kernel on widened panels.
 cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
                             bint pairs) noexcept nogil
-cdef bint has_pairs(int isa) noexcept nogil
 # The float32 kernels' B packer for operands held in `storage`: a driver
 # whose two operands differ in storage (a float32 query against a 16-bit
 # KV cache) swaps it into a kernel without pairs.
@@ -87,14 +85,12 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
                        int64_t b_cols, int64_t m, int64_t n, floating alpha,
                        floating *c, int64_t ldc) noexcept nogil
 
+# A block of A in the compute dtype itself (the backward's dS tile).
 cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
                  int64_t cs_a, int64_t mr, floating *dst) noexcept nogil
 
-cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
-                 int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
-                 floating *dst) noexcept nogil
-
-# The same through a kernel's packers: A or B read from kern.storage.
+# Through a kernel's packers: A or B read from the storage the kernel was
+# made for (gemm_kernel).
 cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,
                    const void *a, int64_t rs_a, int64_t cs_a,
                    floating *dst) noexcept nogil

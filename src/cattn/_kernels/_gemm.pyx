@@ -108,7 +108,6 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     cdef const cattn_gemm_kernel_f64 *k64
     cdef const cattn_gemm_kernel_bf16 *kbf = cattn_gemm_kernel_bf16_for(isa)
     cdef GemmKernel g
-    g.storage = storage
     g.pairs = False
     g.pack_b_f32 = NULL
     g.zero_nonfinite = NULL
@@ -132,11 +131,9 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     g.ukernel = <const void *>k32.ukernel
     g.name = k32.name
     g.mr, g.nr, g.kc, g.mc, g.nc = k32.mr, k32.nr, k32.kc, k32.mc, k32.nc
-    if storage == NATIVE:
-        g.pack_a, g.pack_b = k32.pack_a, k32.pack_b
-    else:
-        g.pack_a = cattn_convert_for(isa, storage).pack_a
-        g.pack_b = cattn_convert_for(isa, storage).pack_b
+    g.pack_a = (k32.pack_a if storage == NATIVE
+                else cattn_convert_for(isa, storage).pack_a)
+    g.pack_b = pack_b_for(isa, storage)
     return g
 
 
@@ -144,10 +141,6 @@ cdef pack_b_fn pack_b_for(int isa, int storage) noexcept nogil:
     if storage == NATIVE:
         return cattn_gemm_kernel_f32_for(isa).pack_b
     return cattn_convert_for(isa, storage).pack_b
-
-
-cdef bint has_pairs(int isa) noexcept nogil:
-    return cattn_gemm_kernel_bf16_for(isa).ukernel != NULL
 
 
 cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
@@ -170,17 +163,6 @@ cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
     else:
         cattn_gemm_kernel_f64_for(active_isa()).pack_a(mc, kc, a, rs_a, cs_a,
                                                        mr, dst)
-
-
-cdef void pack_b(int64_t kc, int64_t nc, const floating *b, int64_t rs_b,
-                 int64_t cs_b, int64_t nr, int64_t q0, int64_t q1,
-                 floating *dst) noexcept nogil:
-    if floating is float:
-        cattn_gemm_kernel_f32_for(active_isa()).pack_b(kc, nc, b, rs_b, cs_b,
-                                                       nr, q0, q1, dst)
-    else:
-        cattn_gemm_kernel_f64_for(active_isa()).pack_b(kc, nc, b, rs_b, cs_b,
-                                                       nr, q0, q1, dst)
 
 
 cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,

@@ -63,6 +63,18 @@ static inline float cattn_bf16_to_f32(uint16_t h)
     return x;
 }
 
+/* One float32 rounded to bf16 bits (contract in convert.tmpl.h: nearest,
+ * ties to even; a NaN keeps sign and top payload, quiet bit set).  A
+ * select, not a branch, so loops over it vectorise. */
+static inline uint16_t cattn_f32_to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet = (u >> 16) | 0x40u;
+    return (uint16_t)(x != x ? quiet : rounded);
+}
+
 #ifndef CATTN_NO_MEMCPY
 #define CATTN_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #endif

@@ -39,12 +39,7 @@ static void RW_NAME(from_bf16)(int64_t n, const uint16_t *src, float *dst)
 
 static void RW_NAME(to_bf16)(int64_t n, const float *src, uint16_t *dst)
 {
-    for (int64_t i = 0; i < n; ++i) {
-        uint32_t u;
-        memcpy(&u, src + i, sizeof u);
-        const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-        const uint32_t quiet = (u >> 16) | 0x40u;
-        dst[i] = (uint16_t)(src[i] != src[i] ? quiet : rounded);
-    }
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = cattn_f32_to_bf16(src[i]);
 }
 #endif

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "cattn_gemm.h"
+#include "../convert/cattn_convert.h"   /* cattn_f32_to_bf16 */
 
 typedef struct {
     const char *name;
@@ -58,16 +59,6 @@ typedef struct {
     void (*scale_cols)(int64_t rows, int64_t nq, float *acc, int64_t ld,
                        const float *alpha);
 } cattn_gemm_kernel_bf16;
-
-/* Round a float32 to bf16 bits, nearest even, NaN kept quiet. */
-static inline uint16_t cattn_f32_to_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if (x != x)
-        return (uint16_t)((u >> 16) | 0x40u);
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
 
 /* The portable packers (any strides), shared by the table's rows. */
 static void cattn_gemm_pack_a_bf16_pairs(int64_t mc, int64_t kc,
