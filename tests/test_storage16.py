@@ -430,8 +430,13 @@ def test_sdpa_layouts_threads_and_out(dtype, precision, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_hard_attention_and_weights(dtype, rng):
+def test_hard_attention_weights_and_self_attention(dtype, isa, rng):
     q, k, v = _qkv(dtype, rng, 30, 40)
+    x = q[..., :16]
+    got = cattn.self_attention(x, is_causal=True, precision="highest")
+    assert got.dtype == dtype
+    bits_equal(got, rounded(cattn.self_attention(f32(x), is_causal=True),
+                            dtype))
     mask = rng.random((30, 40)) < 0.8
     out, idx = cattn.hard_attention(q, k, v, mask, return_indices=True)
     out32, idx32 = cattn.hard_attention(f32(q), f32(k), f32(v), mask,
@@ -486,7 +491,7 @@ def test_float32_query_reads_16bit_kv_in_place(dtype, L, S, isa, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_multi_head_attention_in_16_bit(dtype, rng):
+def test_multi_head_attention_in_16_bit(dtype, isa, rng):
     """A 16-bit layer: weights, activations and output in its dtype, every
     product in float32 (or bf16 pairs), each projection rounded once; close
     to the float32 layer with the same weights; its cache and backward
