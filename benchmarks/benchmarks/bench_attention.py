@@ -148,6 +148,72 @@ class SDPALowPrecisionVersusTorch:
     track_ratio_torch.unit = "time(torch)/time(cattn)"
 
 
+def _variant(name, H):
+    """sdpa keyword arguments of a current-models option (issue 19)."""
+    rng = np.random.default_rng(0)
+    return {"softcap": {"softcap": 30.0},
+            "sinks": {"sinks": rng.standard_normal(H)},
+            "alibi": {"alibi_slopes": 2.0 ** (-8 * np.arange(1, H + 1) / H)},
+            }[name]
+
+
+class SDPAVariants:
+    """softcap, sinks and ALiBi on the "self" case: the cost of each
+    (time with / time without, target <= 1.1) and time(torch) / time(cattn)
+    against what torch needs for it (target >= 3): its SDPA with ALiBi as a
+    float mask, its eager formulas for softcap (Gemma 2) and sinks
+    (gpt-oss)."""
+    params = [["softcap", "sinks", "alibi"]]
+    param_names = ["option"]
+
+    def setup(self, option):
+        q, k, v, _ = inputs("self", "float32")
+        self.args = (q, k, v)
+        self.kw = _variant(option, q.shape[1])
+
+    def time_sdpa(self, option):
+        cattn.scaled_dot_product_attention(*self.args, **self.kw)
+
+    def track_ratio_without(self, option):
+        return ratio(lambda: cattn.scaled_dot_product_attention(
+            *self.args, **self.kw), lambda: cattn.scaled_dot_product_attention(
+            *self.args))
+
+    track_ratio_without.unit = "time(with)/time(without)"
+
+    def track_ratio_torch(self, option):
+        torch = torch_or_skip()
+        q, k, v = self.args
+        tq, tk, tv = (torch.from_numpy(x) for x in self.args)
+        L, S, E = q.shape[-2], k.shape[-2], q.shape[-1]
+        if option == "alibi":
+            i, j = np.arange(L)[:, None], np.arange(S)[None, :]
+            bias = torch.from_numpy((-self.kw["alibi_slopes"][:, None, None]
+                                     * np.abs(i + S - L - j)).astype(
+                                         np.float32))
+
+            def theirs():
+                return torch.nn.functional.scaled_dot_product_attention(
+                    tq, tk, tv, attn_mask=bias)
+        else:
+            sinks = torch.from_numpy(
+                np.asarray(self.kw.get("sinks", np.zeros(1)), np.float32))
+
+            def theirs():
+                s = tq @ tk.transpose(-1, -2) * E ** -0.5
+                if option == "softcap":
+                    return torch.softmax(torch.tanh(s / 30.0) * 30.0,
+                                         dim=-1) @ tv
+                col = sinks.reshape(1, -1, 1, 1).expand(*s.shape[:-1], 1)
+                s = torch.cat([s, col], dim=-1)
+                return torch.softmax(s, dim=-1)[..., :-1] @ tv
+        with torch.inference_mode():
+            return ratio(theirs, lambda: cattn.scaled_dot_product_attention(
+                *self.args, **self.kw))
+
+    track_ratio_torch.unit = "time(torch)/time(cattn)"
+
+
 class SDPAVersusNumpy:
     """The plain composition: matmul, scipy softmax, matmul."""
     params = [["self", "cross", "causal"], DTYPES]

@@ -55,6 +55,12 @@ class Call(NamedTuple):
     top_k: int                 # 0: full attention
     threads: int
     precision: Precision       # "default" or "highest" (precision_value)
+    # What current models do to the scores (None / 0.0: nothing), per
+    # work item as the kernels walk the batch (C order over `batch`, the
+    # same over `items`): float64, C-contiguous, prod(batch) values.
+    softcap: float             # > 0: s -> softcap·tanh(s / softcap); 0: off
+    sinks: NDArray[np.float64] | None    # one logit per item's softmax
+    alibi: NDArray[np.float64] | None    # ALiBi slope per item
 
     @property
     def compute(self) -> np.dtype[Any]:
@@ -137,6 +143,44 @@ def precision_value(precision: object, func: str) -> Precision:
         return "highest"
     raise ValueError(f"{func}: precision must be None, 'default' or "
                      f"'highest', got {precision!r}")
+
+
+def softcap_value(softcap: object, func: str) -> float:
+    """The logit cap as a float > 0, or 0.0 for None (no cap)."""
+    if softcap is None:
+        return 0.0
+    if isinstance(softcap, (bool, np.bool_)) or not isinstance(
+            softcap, numbers.Real):
+        raise TypeError(f"{func}: softcap must be None or a real number > 0, "
+                        f"got {softcap!r}")
+    cap = float(softcap)
+    if not (cap > 0 and math.isfinite(cap)):
+        raise ValueError(f"{func}: softcap must be None or a finite number "
+                         f"> 0, got {cap}")
+    return cap
+
+
+def per_head(x: object, name: str, batch: tuple[int, ...], func: str,
+             finite: bool = False) -> NDArray[np.float64] | None:
+    """`x` (None, or real numbers broadcastable to the batch shape (...,
+    H): one per head, or per batch row and head) as one float64 value per
+    work item, C order; `finite`: inf and NaN are a ValueError."""
+    if x is None:
+        return None
+    a = np.asarray(x)
+    if not (a.dtype.kind in "fiu" or _checks.is_storage16(a.dtype)):
+        raise TypeError(f"{func}: {name} must hold real numbers, got dtype "
+                        f"{a.dtype}")
+    try:
+        b = np.broadcast_to(a.astype(np.float64), batch)
+    except ValueError:
+        raise ValueError(f"{func}: {name} of shape {a.shape} does not "
+                         f"broadcast to the heads: batch shape (..., H) = "
+                         f"{batch}") from None
+    if finite and not np.isfinite(b).all():
+        raise ValueError(f"{func}: {name} must be finite, got "
+                         f"{b[~np.isfinite(b)].flat[0]}")
+    return np.ascontiguousarray(b).reshape(-1)
 
 
 def top_k_value(top_k: object, S: int, func: str) -> int:
@@ -241,7 +285,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
              is_causal: object = False, scale: object = None,
              enable_gqa: bool = False, window: object = None,
              top_k: object = None, num_threads: object = None,
-             precision: object = None,
+             precision: object = None, softcap: object = None,
+             sinks: object = None, alibi_slopes: object = None,
              extra: Sequence[tuple[str, ArrayLike]] = (),
              names: tuple[str, ...] = NAMES
              ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
@@ -256,7 +301,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     `extra` (name, array) pairs join the dtype rule only (the gradient's
     grad_out, out and lse); their shapes are the caller's to check.
     `names` are the user's names of query, key and value in messages
-    (self_attention's x).  Without `value`, Ev is E.
+    (self_attention's x).  Without `value`, Ev is E.  `softcap`, `sinks`
+    and `alibi_slopes` are scaled_dot_product_attention's (per_head).
     """
     as_float = _checks.as_float_array
     q = as_float(query, names[0], func, True)
@@ -309,7 +355,11 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                       scale_value(scale, E, func),
                       top_k_value(top_k, S, func),
                       _checks.resolve_threads(num_threads, func),
-                      precision_value(precision, func)))
+                      precision_value(precision, func),
+                      softcap_value(softcap, func),
+                      per_head(sinks, "sinks", batch, func),
+                      per_head(alibi_slopes, "alibi_slopes", batch, func,
+                               finite=True)))
     return arrays, mask, call
 
 
@@ -421,6 +471,39 @@ def visible(call: Call, qpos: NDArray[Any] | None = None,
         if right is not None:
             ok &= j <= d + right
     return ok
+
+
+def adjust_scores(call: Call, scores: NDArray[Any]) -> None:
+    """Cap and bias the scores (batch + (L, S), the compute dtype) in place
+    as the kernels do (softcap, then ALiBi), for the paths that build them
+    in NumPy."""
+    dt = scores.dtype.type
+    if call.softcap:
+        cap = dt(call.softcap)
+        np.multiply(np.tanh(scores / cap), cap, out=scores)
+    if call.alibi is not None:
+        i = np.arange(call.L)[:, np.newaxis]
+        j = np.arange(call.S)[np.newaxis, :]
+        dist = np.abs(i + (call.S - call.L) - j).astype(dt)
+        slopes = call.alibi.astype(dt).reshape(call.batch)
+        scores -= slopes[..., np.newaxis, np.newaxis] * dist
+
+
+def softmax_with_sinks(call: Call, scores: NDArray[Any]) -> NDArray[Any]:
+    """softmax of each row of `scores` (batch + (L, S)) with the call's
+    sink joining its denominator, in place: exp(s - m) / (exp(sink - m) +
+    Σ exp(s - m)), m the larger of the row's max and the sink."""
+    assert call.sinks is not None
+    dt = scores.dtype.type
+    sink = call.sinks.astype(dt).reshape(call.batch)[..., np.newaxis,
+                                                      np.newaxis]
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = np.maximum(np.max(scores, axis=-1, keepdims=True,
+                              initial=-np.inf), sink)
+        m = np.where(np.isneginf(m), dt(0), m)
+        np.exp(scores - m, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True) + np.exp(sink - m)
+    return scores
 
 
 def hide(mask: Any, attend: Any, dtype: np.dtype[Any]) -> Any:

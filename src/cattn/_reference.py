@@ -104,12 +104,39 @@ def top_k_keep(scores: NDArray[Any], k: int) -> NDArray[np.bool_]:
     return keep
 
 
+def per_head(x: ArrayLike | None, batch: tuple[int, ...]) -> F64 | None:
+    """sinks / alibi_slopes broadcast to the batch (..., H), as (..., H, 1,
+    1) against the scores."""
+    if x is None:
+        return None
+    b: F64 = np.broadcast_to(np.asarray(x, dtype=np.float64), batch)
+    return b[..., None, None]
+
+
+def alibi_bias(slopes: ArrayLike, batch: tuple[int, ...], L: int,
+               S: int) -> F64:
+    """-slope · |i + S - L - j| for query i and key j (FlashAttention's
+    ALiBi), shape batch + (L, S)."""
+    i = np.arange(L)[:, None]
+    j = np.arange(S)[None, :]
+    dist = np.abs(i + S - L - j).astype(np.float64)
+    sl = per_head(slopes, batch)
+    assert sl is not None
+    out: F64 = -sl * dist
+    return out
+
+
 def scores(query: ArrayLike, key: ArrayLike,
            attn_mask: ArrayLike | None = None, is_causal: Causal = False,
            scale: float | None = None, enable_gqa: bool = False,
-           window: Window = None, top_k: int | None = None) -> F64:
-    """scale·Q·Kᵀ + mask in float64, -inf where hidden (mask, causal,
-    window, outside the top_k), GQA by repeating key heads."""
+           window: Window = None, top_k: int | None = None,
+           softcap: float | None = None,
+           alibi_slopes: ArrayLike | None = None,
+           capped: list[F64] | None = None) -> F64:
+    """scale·Q·Kᵀ, capped to softcap·tanh(s / softcap), + ALiBi + mask in
+    float64, -inf where hidden (mask, causal, window, outside the top_k),
+    GQA by repeating key heads.  `capped`, if a list, receives the capped
+    scores before the bias and mask (for the gradient)."""
     q = np.asarray(query, dtype=np.float64)
     k = np.asarray(key, dtype=np.float64)
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
@@ -118,6 +145,12 @@ def scores(query: ArrayLike, key: ArrayLike,
     if scale is None:
         scale = 1.0 / np.sqrt(E) if E else 1.0
     s = scale * np.matmul(q, np.swapaxes(k, -1, -2))
+    if softcap is not None:
+        s = softcap * np.tanh(s / softcap)
+    if capped is not None:
+        capped.append(s)
+    if alibi_slopes is not None:
+        s = s + alibi_bias(alibi_slopes, s.shape[:-2], L, S)
     hidden = ~visible(L, S, is_causal, window)
     if attn_mask is not None:
         mask = np.asarray(attn_mask)
@@ -135,12 +168,31 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
                       attn_mask: ArrayLike | None = None,
                       is_causal: Causal = False, scale: float | None = None,
                       enable_gqa: bool = False, window: Window = None,
-                      top_k: int | None = None) -> tuple[F64, F64]:
-    """softmax(scale·Q·Kᵀ + mask) in float64, GQA by repeating key heads,
-    over only each row's top_k keys if given; returns (weights, lse).  A
-    row that sees no key gets weights 0 and lse -inf."""
+                      top_k: int | None = None,
+                      softcap: float | None = None,
+                      sinks: ArrayLike | None = None,
+                      alibi_slopes: ArrayLike | None = None
+                      ) -> tuple[F64, F64]:
+    """softmax(scores(...)) in float64, GQA by repeating key heads, over
+    only each row's top_k keys if given; returns (weights, lse).  A row
+    that sees no key gets weights 0 and lse -inf.  `sinks`: one more logit
+    per head in each softmax's denominator (torch's eager gpt-oss: the
+    logit joins the row, the softmax runs, its column is dropped); lse
+    includes it, and a row that sees no key then has lse = sink."""
     s = scores(query, key, attn_mask, is_causal, scale, enable_gqa, window,
-               top_k)
+               top_k, softcap, alibi_slopes)
+    if sinks is not None:
+        sk = per_head(sinks, s.shape[:-2])
+        assert sk is not None
+        col = np.broadcast_to(sk, s.shape[:-1] + (1,))
+        w, lse = attention_weights_of(np.concatenate([s, col], axis=-1))
+        return w[..., :-1], lse
+    return attention_weights_of(s)
+
+
+def attention_weights_of(s: F64) -> tuple[F64, F64]:
+    """(softmax, logsumexp) of float64 scores along the last axis; a row
+    all -inf gets weights 0 and lse -inf."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)
         dead = np.isneginf(m) & ~np.isnan(s).any(axis=-1, keepdims=True)
@@ -159,7 +211,10 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
                                  scale: float | None = None,
                                  enable_gqa: bool = False,
                                  window: Window = None,
-                                 top_k: int | None = None
+                                 top_k: int | None = None,
+                                 softcap: float | None = None,
+                                 sinks: ArrayLike | None = None,
+                                 alibi_slopes: ArrayLike | None = None
                                  ) -> tuple[F64, F64]:
     """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
     GQA by repeating key/value heads, top-k by masking all but the top_k
@@ -168,7 +223,8 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
     nonzero weight: an inf or NaN value of a hidden key (weight exactly 0)
     changes nothing, where a plain product would give 0·inf = NaN."""
     weights, lse = attention_weights(query, key, attn_mask, is_causal, scale,
-                                     enable_gqa, window, top_k)
+                                     enable_gqa, window, top_k, softcap,
+                                     sinks, alibi_slopes)
     q = np.asarray(query)
     v = np.asarray(value, dtype=np.float64)
     if enable_gqa and q.ndim >= 3 and v.shape[-3] != q.shape[-3]:
@@ -187,12 +243,14 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
 def hard_attention(query: ArrayLike, key: ArrayLike, value: ArrayLike,
                    attn_mask: ArrayLike | None = None,
                    is_causal: Causal = False, scale: float | None = None,
-                   enable_gqa: bool = False, window: Window = None
+                   enable_gqa: bool = False, window: Window = None,
+                   softcap: float | None = None,
+                   alibi_slopes: ArrayLike | None = None
                    ) -> tuple[F64, NDArray[np.int64]]:
     """(out, indices): each row's best key by top_k_keep(k=1) on the float64
     scores, its value row, or zeros and -1 where the row sees no key."""
     best = scores(query, key, attn_mask, is_causal, scale, enable_gqa,
-                  window, top_k=1)
+                  window, top_k=1, softcap=softcap, alibi_slopes=alibi_slopes)
     chosen = (best > -np.inf) | np.isnan(best)
     first = (chosen.argmax(axis=-1) if chosen.shape[-1]
              else np.zeros(chosen.shape[:-1], np.int64))
@@ -222,22 +280,31 @@ def scaled_dot_product_attention_grad(
         grad_out: ArrayLike, query: ArrayLike, key: ArrayLike,
         value: ArrayLike, attn_mask: ArrayLike | None = None,
         is_causal: Causal = False, scale: float | None = None,
-        enable_gqa: bool = False, window: Window = None
-) -> tuple[F64, F64, F64, F64 | None]:
+        enable_gqa: bool = False, window: Window = None,
+        softcap: float | None = None, sinks: ArrayLike | None = None,
+        alibi_slopes: ArrayLike | None = None
+) -> tuple[F64, F64, F64, F64 | None, F64 | None]:
     """Gradients of sum(grad_out * attention(query, key, value)) in float64
     from the full L x S weights (no saved lse): (grad_query, grad_key,
-    grad_value, grad_attn_mask or None for no or a bool mask), each summed
-    to its input's shape (broadcast and GQA-shared heads add up).
+    grad_value, grad_attn_mask or None for no or a bool mask, grad_sinks
+    or None), each summed to its input's shape (broadcast and GQA-shared
+    heads add up).
 
-        dV = Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP - rowsum(P ∘ dP)),
-        dQ = scale · dS K, dK = scale · dSᵀ Q, d(mask) = dS
+        dV = Pᵀ dO, dP = dO Vᵀ, D = rowsum(P ∘ dP), dS = P ∘ (dP - D),
+        d(mask) = dS, dS_raw = dS ∘ (1 - (c / softcap)²) for the capped
+        scores c, dQ = scale · dS_raw K, dK = scale · dS_rawᵀ Q,
+        d(sink) = -sum over rows of P_sink · D, P_sink = exp(sink - lse)
     """
     q = np.asarray(query, dtype=np.float64)
     k = np.asarray(key, dtype=np.float64)
     v = np.asarray(value, dtype=np.float64)
     go = np.asarray(grad_out, dtype=np.float64)
-    p, _ = attention_weights(q, k, attn_mask, is_causal, scale, enable_gqa,
-                             window)
+    p, lse = attention_weights(q, k, attn_mask, is_causal, scale, enable_gqa,
+                               window, None, softcap, sinks, alibi_slopes)
+    capped: list[F64] = []
+    if softcap is not None:
+        scores(q, k, None, False, scale, enable_gqa, None, None, softcap,
+               None, capped)
     group = 1
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
         group = q.shape[-3] // k.shape[-3]
@@ -251,10 +318,20 @@ def scaled_dot_product_attention_grad(
         # Pairs of weight 0 (hidden keys) carry no gradient, even where
         # dP = dO Vᵀ is inf or NaN (as the forward ignores their values).
         pdp = np.where(p != 0, p * dp, 0.0)
-        ds = np.where(p != 0, p * (dp - pdp.sum(axis=-1, keepdims=True)),
-                      0.0)
-        dq = scale * np.matmul(ds, k_rep)
-        dk = scale * np.matmul(np.swapaxes(ds, -1, -2), q)
+        dd = pdp.sum(axis=-1, keepdims=True)
+        ds = np.where(p != 0, p * (dp - dd), 0.0)
+        ds_raw = (ds * (1 - (capped[0] / softcap) ** 2)
+                  if softcap is not None else ds)
+        dq = scale * np.matmul(ds_raw, k_rep)
+        dk = scale * np.matmul(np.swapaxes(ds_raw, -1, -2), q)
+        dsinks = None
+        if sinks is not None:
+            sk = per_head(sinks, p.shape[:-2])
+            assert sk is not None
+            psink = np.where(np.isneginf(lse[..., None]), 0.0,
+                             np.exp(sk - lse[..., None]))
+            dsinks = sum_to_shape(-(psink * dd)[..., 0].sum(axis=-1),
+                                  np.shape(sinks))
 
     def to_kv(g: F64, shape: tuple[int, ...]) -> F64:
         if group > 1:   # heads h = kv·group + j share kv head kv
@@ -266,7 +343,7 @@ def scaled_dot_product_attention_grad(
     if attn_mask is not None and np.asarray(attn_mask).dtype != bool:
         dmask = sum_to_shape(ds, np.shape(attn_mask))
     return (sum_to_shape(dq, q.shape), to_kv(dk, k.shape),
-            to_kv(dv, v.shape), dmask)
+            to_kv(dv, v.shape), dmask, dsinks)
 
 
 def multi_head_attention(state: Mapping[str, ArrayLike | None],

@@ -29,7 +29,9 @@ def scaled_dot_product_attention(
         return_lse: Literal[False] = ...,
         num_threads: Threads = ...,
         out: FloatArray | None = ...,
-        precision: Precision = ...) -> FloatArray: ...
+        precision: Precision = ..., softcap: float | None = ...,
+        sinks: ArrayLike | None = ...,
+        alibi_slopes: ArrayLike | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -41,7 +43,10 @@ def scaled_dot_product_attention(
         return_lse: Literal[True],
         num_threads: Threads = ...,
         out: FloatArray | None = ...,
-        precision: Precision = ...) -> tuple[FloatArray, FloatArray]: ...
+        precision: Precision = ..., softcap: float | None = ...,
+        sinks: ArrayLike | None = ...,
+        alibi_slopes: ArrayLike | None = ...
+) -> tuple[FloatArray, FloatArray]: ...
 
 
 def scaled_dot_product_attention(
@@ -51,6 +56,8 @@ def scaled_dot_product_attention(
         window: Window = None, top_k: int | None = None,
         return_lse: bool = False, num_threads: Threads = None,
         out: FloatArray | None = None, precision: Precision = None,
+        softcap: float | None = None, sinks: ArrayLike | None = None,
+        alibi_slopes: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -123,6 +130,22 @@ def scaled_dot_product_attention(
         output within one bf16 ulp of the exact answer, measured).
         "highest": the weights stay float32 and multiply the widened V in
         float32 (>= 99.9 % within one ulp).
+    softcap : float, optional
+        Logit cap (Gemma 2 [6]_): each scaled score s becomes
+        ``softcap · tanh(s / softcap)``, before `alibi_slopes` and
+        `attn_mask` are added.  A number > 0.
+    sinks : array_like, optional
+        Attention sinks (gpt-oss [7]_): one logit per head, broadcastable
+        to the batch shape (..., H), that joins each softmax's denominator
+        with no value: ``out_i = Σ_j e^{s_ij} v_j / (e^{sink} + Σ_j
+        e^{s_ij})``, so a row may give part of its weight to nothing.
+        `lse` includes it; a row that sees no key gets 0 and lse = sink.
+    alibi_slopes : array_like, optional
+        ALiBi [8]_ slopes, shape (H,) or (B, H) (broadcastable to the
+        batch shape (..., H)): adds ``-slope · |i + S - L - j|`` to the
+        score of query i and key j (FlashAttention's convention, aligned
+        bottom-right whatever `is_causal` says), computed in the kernel:
+        no L x S array.  Finite.
 
     Returns
     -------
@@ -136,13 +159,16 @@ def scaled_dot_product_attention(
     ------
     TypeError
         If an input is not float32, float64, float16 or bfloat16, the mask
-        is not bool or a float dtype allowed above, `scale` is not a real
-        number, or `out` has another dtype.
+        is not bool or a float dtype allowed above, `scale` or `softcap` is
+        not a real number, `sinks` or `alibi_slopes` does not hold real
+        numbers, or `out` has another dtype.
     ValueError
         If the shapes disagree (E of query and key, S of key and value, the
-        batch dimensions, GQA heads that do not divide, a mask that does not
-        broadcast), `is_causal`, `window` or `scale` is invalid, `out` has the
-        wrong shape or is read-only, or `num_threads` < 1.
+        batch dimensions, GQA heads that do not divide, a mask, `sinks` or
+        `alibi_slopes` that does not broadcast), `is_causal`, `window`,
+        `scale`, `softcap` (<= 0) or `alibi_slopes` (not finite) is
+        invalid, `out` has the wrong shape or is read-only, or
+        `num_threads` < 1.
 
     See Also
     --------
@@ -184,6 +210,14 @@ def scaled_dot_product_attention(
            transformer models from multi-head checkpoints", EMNLP 2023.
     .. [5] I. Beltagy, M. E. Peters and A. Cohan, "Longformer: The
            long-document transformer", arXiv:2004.05150, 2020.
+    .. [6] Gemma Team, "Gemma 2: Improving open language models at a
+           practical size", arXiv:2408.00118, 2024.
+    .. [7] G. Xiao et al., "Efficient streaming language models with
+           attention sinks", ICLR 2024; OpenAI, "gpt-oss-120b & gpt-oss-20b
+           model card", arXiv:2508.10925, 2025.
+    .. [8] O. Press, N. A. Smith and M. Lewis, "Train short, test long:
+           Attention with linear biases enables input length
+           extrapolation", ICLR 2022.
 
     Examples
     --------
@@ -201,10 +235,20 @@ def scaled_dot_product_attention(
     >>> k1 = kv[:, :1]                     # one key/value head (MQA)
     >>> cattn.scaled_dot_product_attention(q, k1, k1, enable_gqa=True).shape
     (2, 4, 16, 8)
+
+    Current models' variants, in the kernel (no L x S array):
+
+    >>> slopes = 2.0 ** -np.arange(1, 5)            # ALiBi, one per head
+    >>> out = cattn.scaled_dot_product_attention(
+    ...     q, kv, kv, softcap=50.0, alibi_slopes=slopes,
+    ...     sinks=np.zeros(4), is_causal="bottom_right")
+    >>> out.shape
+    (2, 4, 16, 8)
     """
     return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
                    value, attn_mask, is_causal, scale, enable_gqa, window,
-                   top_k, return_lse, num_threads, out, precision)
+                   top_k, return_lse, num_threads, out, precision, softcap,
+                   sinks, alibi_slopes)
 
 
 def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
@@ -212,14 +256,17 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             is_causal: Causal, scale: float | None, enable_gqa: bool,
             window: Window, top_k: int | None, return_lse: bool,
             num_threads: Threads, out: FloatArray | None,
-            precision: Precision) -> FloatArray | tuple[FloatArray,
-                                                         FloatArray]:
+            precision: Precision, softcap: float | None = None,
+            sinks: ArrayLike | None = None,
+            alibi_slopes: ArrayLike | None = None
+            ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
     (q, k, v), mask, call = _frame.describe(
         func, query, key, value, attn_mask, is_causal=is_causal, scale=scale,
         enable_gqa=enable_gqa, window=window, top_k=top_k,
-        num_threads=num_threads, precision=precision, names=names)
+        num_threads=num_threads, precision=precision, softcap=softcap,
+        sinks=sinks, alibi_slopes=alibi_slopes, names=names)
     out_shape = call.batch + (call.L, call.Ev)
     overlap = out is not None and _checks.check_out(
         out, out_shape, call.dtype, call.func,
@@ -318,7 +365,10 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
                       is_causal: Causal = False, scale: float | None = None,
                       enable_gqa: bool = False, window: Window = None,
                       num_threads: Threads = None,
-                      precision: Precision = None) -> FloatArray:
+                      precision: Precision = None,
+                      softcap: float | None = None,
+                      sinks: ArrayLike | None = None,
+                      alibi_slopes: ArrayLike | None = None) -> FloatArray:
     """The attention weights ``softmax(query · keyᵀ · scale + mask)``.
 
     For inspection and plots: unlike :func:`scaled_dot_product_attention`
@@ -347,11 +397,14 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
         Number of OpenMP threads.
     precision : {None, "default", "highest"}, optional
         For the scores' product, as in :func:`cattn.matmul`.
+    softcap, sinks, alibi_slopes : optional
+        As in :func:`scaled_dot_product_attention`.
 
     Returns
     -------
     weights : ndarray, shape (..., L, S)
-        Each row sums to 1, or is all 0 if the row sees no key.
+        Each row sums to 1 (less the sink's share with `sinks`), or is all
+        0 if the row sees no key.
 
     Raises
     ------
@@ -382,7 +435,8 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     (q, k), mask, call = _frame.describe(
         "attention_weights", query, key, None, attn_mask,
         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
-        window=window, num_threads=num_threads, precision=precision)
+        window=window, num_threads=num_threads, precision=precision,
+        softcap=softcap, sinks=sinks, alibi_slopes=alibi_slopes)
     if call.group > 1:
         q, k = _frame.split_heads(q, call.group), _frame.expand_kv(k)
     # Scores in the compute dtype (16-bit operands: float32, rounded once
@@ -392,6 +446,7 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
            precision=call.precision)
     scores = scores.reshape(call.batch + (call.L, call.S))
     scores *= call.compute.type(call.scale)
+    _frame.adjust_scores(call, scores)
     if mask is not None:
         if call.mask_kind == _frame.MASK_BOOL:
             scores[~mask] = -np.inf
@@ -401,8 +456,12 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     if visible is not None:
         scores[..., ~visible] = -np.inf
     dead = np.all(scores == -np.inf, axis=-1)
-    weights = softmax(scores, axis=-1, out=scores, num_threads=call.threads)
-    weights[dead] = 0
+    if call.sinks is not None:
+        weights = _frame.softmax_with_sinks(call, scores)
+    else:
+        weights = softmax(scores, axis=-1, out=scores,
+                          num_threads=call.threads)
+        weights[dead] = 0
     if call.dtype != call.compute:
         return _checks.narrow(weights, call.dtype, call.threads)
     return weights
@@ -415,7 +474,8 @@ def hard_attention(
         scale: float | None = ..., enable_gqa: bool = ...,
         window: Window = ..., return_indices: Literal[False] = ...,
         num_threads: Threads = ...,
-        out: FloatArray | None = ...) -> FloatArray: ...
+        out: FloatArray | None = ..., softcap: float | None = ...,
+        alibi_slopes: ArrayLike | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -424,7 +484,8 @@ def hard_attention(
         attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
         scale: float | None = ..., enable_gqa: bool = ...,
         window: Window = ..., return_indices: Literal[True],
-        num_threads: Threads = ..., out: FloatArray | None = ...
+        num_threads: Threads = ..., out: FloatArray | None = ...,
+        softcap: float | None = ..., alibi_slopes: ArrayLike | None = ...
 ) -> tuple[FloatArray, NDArray[np.int64]]: ...
 
 
@@ -434,6 +495,7 @@ def hard_attention(
         scale: float | None = None, enable_gqa: bool = False,
         window: Window = None, return_indices: bool = False,
         num_threads: Threads = None, out: FloatArray | None = None,
+        softcap: float | None = None, alibi_slopes: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, NDArray[np.int64]]:
     """Hard attention: each query takes the value of its best-matching key.
 
@@ -474,6 +536,14 @@ def hard_attention(
         on it.
     out : ndarray, optional
         Array of shape (..., L, Ev) and the result's dtype to write to.
+    softcap : float, optional
+        As in :func:`scaled_dot_product_attention`: capping keeps the order
+        of the scores, but scores that round to the same capped value tie
+        (and go to the lower key index).
+    alibi_slopes : array_like, optional
+        As in :func:`scaled_dot_product_attention`: the bias can change
+        which key is best.  (Attention sinks have no value to take, so
+        hard attention has no `sinks`.)
 
     Returns
     -------
@@ -524,7 +594,8 @@ def hard_attention(
     (q, k, v), mask, call = _frame.describe(
         "hard_attention", query, key, value, attn_mask,
         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
-        window=window, top_k=1, num_threads=num_threads)
+        window=window, top_k=1, num_threads=num_threads, softcap=softcap,
+        alibi_slopes=alibi_slopes)
     call = call._replace(top_k=1)          # S = 1 counts as full attention
     L, S, Ev, dtype = call.L, call.S, call.Ev, call.dtype
     if out is not None:

@@ -39,7 +39,8 @@ def scaled_dot_product_attention_grad(
         attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
         scale: float | None = ..., enable_gqa: bool = ...,
         window: Window = ..., need_mask_grad: Literal[False] = ...,
-        num_threads: Threads = ...
+        num_threads: Threads = ..., softcap: float | None = ...,
+        sinks: None = ..., alibi_slopes: ArrayLike | None = ...
 ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
@@ -49,9 +50,10 @@ def scaled_dot_product_attention_grad(
         value: ArrayLike, out: ArrayLike, lse: ArrayLike,
         attn_mask: ArrayLike | None = ..., *, is_causal: Causal = ...,
         scale: float | None = ..., enable_gqa: bool = ...,
-        window: Window = ..., need_mask_grad: Literal[True],
-        num_threads: Threads = ...
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]: ...
+        window: Window = ..., need_mask_grad: bool = ...,
+        num_threads: Threads = ..., softcap: float | None = ...,
+        sinks: ArrayLike | None = ..., alibi_slopes: ArrayLike | None = ...
+) -> tuple[FloatArray, ...]: ...
 
 
 def scaled_dot_product_attention_grad(
@@ -60,7 +62,9 @@ def scaled_dot_product_attention_grad(
         attn_mask: ArrayLike | None = None, *, is_causal: Causal = False,
         scale: float | None = None, enable_gqa: bool = False,
         window: Window = None, need_mask_grad: bool = False,
-        num_threads: Threads = None) -> tuple[FloatArray, ...]:
+        num_threads: Threads = None, softcap: float | None = None,
+        sinks: ArrayLike | None = None,
+        alibi_slopes: ArrayLike | None = None) -> tuple[FloatArray, ...]:
     """Gradients of :func:`scaled_dot_product_attention` (its backward).
 
     Given ``grad_out``, the gradient of a loss with respect to the output
@@ -102,6 +106,9 @@ def scaled_dot_product_attention_grad(
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
         threadpoolctl limit, or one per core).  The result does not depend
         on it.
+    softcap, sinks, alibi_slopes : optional
+        As in the forward.  The sinks are an input with a gradient of
+        their own (returned last); the ALiBi slopes are constants.
 
     Returns
     -------
@@ -112,6 +119,10 @@ def scaled_dot_product_attention_grad(
         was broadcast along, as autograd does.
     grad_attn_mask : ndarray
         Only with ``need_mask_grad=True``: the shape of `attn_mask`.
+    grad_sinks : ndarray
+        Only with `sinks`: float64 of the shape of `sinks`,
+        ``-Σ_i exp(sink - lse_i) · D_i`` summed over the rows (and any
+        axis the sinks were broadcast along).
 
     Raises
     ------
@@ -135,7 +146,10 @@ def scaled_dot_product_attention_grad(
     ``D = rowsum(dO ∘ O)``, ``dV = Pᵀ dO``, ``dP = dO Vᵀ``,
     ``dS = P ∘ (dP - D)``, ``dQ = scale · dS K``, ``dK = scale · dSᵀ Q``
     (the backward of FlashAttention-2 [1]_).  A query row that saw no key
-    (lse = -inf) gets zero gradients and passes none to the keys.
+    (lse = -inf) gets zero gradients and passes none to the keys.  With
+    `softcap` the scores are recomputed capped and dS is multiplied by the
+    cap's derivative ``1 - tanh²`` before dQ and dK (the mask's gradient
+    is dS before it); `lse` then includes the sinks, so P is exact.
 
     Memory: packed copies of the inputs of the heads in flight and small
     per-thread tiles, O(L + S) per head.  Deterministic: every gradient
@@ -171,7 +185,8 @@ def scaled_dot_product_attention_grad(
     (q, k, v, go, o), mask, call = _frame.describe(
         _FUNC, query, key, value, attn_mask, is_causal=is_causal,
         scale=scale, enable_gqa=enable_gqa, window=window,
-        num_threads=num_threads,
+        num_threads=num_threads, softcap=softcap, sinks=sinks,
+        alibi_slopes=alibi_slopes,
         extra=(("grad_out", grad_out), ("out", out)))
     # lse is the forward's, in its compute dtype (float32 for 16-bit).
     lse_in = _checks.as_float_array(lse, "lse", _FUNC).astype(
@@ -212,5 +227,22 @@ def scaled_dot_product_attention_grad(
         dm = _frame.sum_to_shape(dmask.reshape(batch + (L, S)), mask_shape)
         if _checks.is_storage16(np.asarray(attn_mask).dtype):
             dm = _checks.narrow(np.ascontiguousarray(dm), call.dtype)
-        return grads + (dm,)
+        grads += (dm,)
+    if sinks is not None:
+        grads += (_sinks_grad(call, o, go, lse_in, np.shape(sinks)),)
     return grads
+
+
+def _sinks_grad(call: _frame.Call, o: FloatArray, go: FloatArray,
+                lse: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """d(loss)/d(sink) = -Σ_i P_sink,i · D_i over each item's rows, with
+    P_sink,i = exp(sink - lse_i) (0 where the row saw nothing, lse = -inf)
+    and D_i = dO_i · O_i, in float64, summed to the sinks' shape."""
+    assert call.sinks is not None
+    sink = call.sinks.reshape(call.batch)[..., np.newaxis]
+    lse64 = lse.astype(np.float64)
+    d = np.einsum("...i,...i->...", go.astype(np.float64),
+                  o.astype(np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        p_sink = np.where(np.isneginf(lse64), 0.0, np.exp(sink - lse64))
+    return _frame.sum_to_shape(-(p_sink * d).sum(axis=-1), shape)

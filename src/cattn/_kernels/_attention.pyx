@@ -61,8 +61,9 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
-from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
-                      arena_new, carve, check_rows, read_call)
+from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
+                      adjusts_scores, arena_at, arena_free, arena_new, carve,
+                      check_rows, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_q8_view, element,
                        narrow, storage_of, widen)
 from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
@@ -338,9 +339,10 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                        const floating *vpack, const uint8_t *vflag,
                        const void *v, const void *mask,
                        const floating *thr, const int64_t *thr_idx,
-                       int64_t qb, int64_t chunk, Scratch *w) noexcept nogil:
-    """Online-softmax attention of query block qb over key chunk `chunk`;
-    leaves (m, l, acc) for its rows in w."""
+                       int64_t bh, int64_t qb, int64_t chunk,
+                       Scratch *w) noexcept nogil:
+    """Online-softmax attention of query block qb of item bh over key chunk
+    `chunk`; leaves (m, l, acc) for its rows in w."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
@@ -407,6 +409,9 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                                  imin(mr, j1 - k0 - r * mr),
                                  imin(nr, nq - jq * nr),
                                  scale, 0 if t == 0 else 1)
+        if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
+            adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
+                          i0 + p.f.alibi_diag - j0)
         if (p.f.mask_kind != MASK_NONE or thr_idx != NULL
                 or not block_fully_visible(&p.f.vis, i0, nq, j0, nj)):
             mask_tile(p, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
@@ -475,9 +480,9 @@ cdef inline floating row_exp_sum(int64_t n, floating *x,
 
 
 cdef void attend_row(const Problem *p, const void *q, const void *k,
-                     const void *v, const void *mask, int64_t i,
+                     const void *v, const void *mask, int64_t bh, int64_t i,
                      int64_t chunk, Scratch *w, floating *acc) noexcept nogil:
-    """Decode path: query row i over key chunk `chunk`, streaming K and V
+    """Decode path: query row i of item bh over key chunk `chunk`, streaming K and V
     rows (unit inner stride) in their storage; leaves (m, l, acc) of the
     row in w (acc is w.acc, in the compute dtype)."""
     cdef int64_t k_lo, k_hi, kb, nk, j, j1, c
@@ -506,6 +511,8 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
         dot_rows_from(p.storage, nk, p.f.E, qi,
                       kv_src(p, 0, shift(k, kb * p.rs_k, p.in_size), p.rs_k,
                              &view), p.rs_k, <floating>p.f.scale, s)
+        if adjusts_scores(&p.f):
+            adjust_scores(&p.f, bh, s, nk, 1, nk, kb - i - p.f.alibi_diag)
         if p.f.mask_kind == MASK_ADD:
             if floating is float:
                 cattn_cols_f32_for(active_isa()).row_mask_add(
@@ -563,13 +570,39 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
         kb += nk
 
 
-cdef void write_rows(const Problem *p, Scratch *w, int64_t nq,
+cdef void add_sink(double sink, int64_t nq, int64_t ev, double *m,
+                   double *l, floating *acc, int64_t ld) noexcept nogil:
+    """Join the logit `sink` (no value) to the softmax state (m, l, acc) of
+    nq rows: l += exp(sink - m), by the larger of the two so nothing
+    overflows (acc rescaled when the sink is the larger).  A row that saw
+    no key gets m = sink, l = 1: out 0, lse = sink.  A NaN l or sink
+    stays NaN."""
+    cdef int64_t r, c
+    cdef double a
+    for r in range(nq):
+        if l[r] == 0 and m[r] == -INFINITY:
+            m[r] = sink
+            l[r] = 1
+        elif sink > m[r]:
+            a = exp(m[r] - sink)
+            l[r] = l[r] * a + 1
+            for c in range(ev):
+                acc[r * ld + c] = acc[r * ld + c] * <floating>a
+            m[r] = sink
+        else:
+            l[r] = l[r] + exp(sink - m[r])
+
+
+cdef void write_rows(const Problem *p, Scratch *w, int64_t bh, int64_t nq,
                      void *o, floating *lse) noexcept nogil:
-    """out = acc / l and lse = m + log l for nq rows; a row that saw no key
-    (l == 0) gets 0 and -inf.  A 16-bit out: the rows are finished in
-    place in acc, then rounded into out."""
+    """out = acc / l and lse = m + log l for nq rows of item bh (its sink
+    joined first); a row that saw no key (l == 0) gets 0 and -inf.  A
+    16-bit out: the rows are finished in place in acc, then rounded into
+    out."""
     cdef int64_t r
     cdef floating *acc = <floating *>w.acc
+    if p.f.sinks != NULL:
+        add_sink(p.f.sinks[bh], nq, p.f.Ev, w.m, w.l, acc, p.ev_pad)
     if p.out_storage == NATIVE:
         if floating is float:
             cattn_cols_f32_for(active_isa()).finish_rows(
@@ -635,9 +668,10 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
                  <const floating *>p.thr + bh * p.f.L
                  if p.thr_idx != NULL else NULL,
                  p.thr_idx + bh * p.f.L if p.thr_idx != NULL else NULL,
-                 qb, ch, w)
+                 bh, qb, ch, w)
     if p.nchunks == 1:
-        write_rows(p, w, nq, out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
+        write_rows(p, w, bh, nq,
+                   out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                    lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
     else:
         save_partial(p, w, nq, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
@@ -698,9 +732,9 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
         mask_bh = <const char *>mask + off_m[bh] * mask_item
     attend_row(p, shift(q, off_q[bh], p.q_size),
                shift(k, off_k[bh], p.in_size), shift(v, off_v[bh], p.in_size),
-               mask_bh, qb, ch, w, <floating *>w.acc)
+               mask_bh, bh, qb, ch, w, <floating *>w.acc)
     if p.nchunks == 1:
-        write_rows(p, w, 1, out_at(p, o, off_o[bh] + qb * p.rs_o),
+        write_rows(p, w, bh, 1, out_at(p, o, off_o[bh] + qb * p.rs_o),
                    lse + bh * p.f.L + qb if lse != NULL else NULL)
     else:
         save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
@@ -731,7 +765,7 @@ cdef void merge_item(const Problem *p, void *o, floating *lse,
     cdef int64_t bh = item // p.nqb, qb = item % p.nqb
     cdef int64_t nq = imin(p.bq, p.f.L - qb * p.bq)
     merge_partials(p, parts + item * p.nchunks * p.bq * (p.f.Ev + 2), nq, w)
-    write_rows(p, w, nq, out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
+    write_rows(p, w, bh, nq, out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
 
 
@@ -1035,3 +1069,16 @@ def exp_neg(cnp.ndarray x, cnp.ndarray y):
         cattn_cols_f64_for(active_isa()).exp_neg(
             n, <const double *>cnp.PyArray_DATA(x),
             <double *>cnp.PyArray_DATA(y))
+
+
+def softcap_scores(cnp.ndarray x, double cap):
+    """x = cap·tanh(x / cap) in place with the active ISA's score cap, for
+    contiguous 1-D float32 or float64 x; the tests measure its error with
+    this."""
+    cdef int64_t n = x.shape[0]
+    if x.dtype == np.float32:
+        cattn_cols_f32_for(active_isa()).tile_softcap(
+            1, n, <float *>cnp.PyArray_DATA(x), n, <float>cap)
+    else:
+        cattn_cols_f64_for(active_isa()).tile_softcap(
+            1, n, <double *>cnp.PyArray_DATA(x), n, cap)

@@ -51,8 +51,9 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
-from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
-                      arena_new, carve, check_rows, read_call)
+from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
+                      adjusts_scores, arena_at, arena_free, arena_new, carve,
+                      check_rows, read_call)
 from ._convert cimport element, storage_of
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
@@ -109,6 +110,7 @@ cdef struct Scratch:
     void *dv          # dV accumulator, bk x ev_pad
     void *dq          # dQ accumulator of a query block (split), bq x e_pad
     void *packs       # one head's packed operands (fused schedule)
+    void *capt        # softcap: the capped scores, bq x ld
 
 
 # ------------------------------------------------------------- packing --
@@ -222,14 +224,27 @@ cdef inline void exp_shifted(int64_t n, floating *x,
         cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
+cdef inline void softcap_grad(int64_t n, floating *ds, const floating *c,
+                              floating cap) noexcept nogil:
+    """ds = d/dx of the loss for x capped to c = cap·tanh(x / cap):
+    ds · (1 - tanh²)."""
+    cdef int64_t j
+    cdef floating t
+    for j in range(n):
+        t = c[j] / cap
+        ds[j] = ds[j] * (1 - t * t)
+
+
 cdef void tile(const Problem *p, const GemmKernel *kern,
                const floating *qpack, const floating *kpack,
-               const floating *lse, const void *mask, int64_t i0, int64_t nq,
-               int64_t k0, int64_t nk, floating *dmask,
+               const floating *lse, const void *mask, int64_t qh, int64_t i0,
+               int64_t nq, int64_t k0, int64_t nk, floating *dmask,
                Scratch *w) noexcept nogil:
-    """P and dS of queries i0..i0+nq x keys k0..k0+nk into w.pt and w.dt;
-    lse, mask and dmask point at this query head's rows (dmask: row stride
-    S, or NULL)."""
+    """P and dS of queries i0..i0+nq x keys k0..k0+nk of query head qh
+    into w.pt and w.dt; lse, mask and dmask point at this query head's rows
+    (dmask: row stride S, or NULL).  With softcap, dS is that of the
+    scores before the cap (times 1 - tanh², from the capped scores kept in
+    w.capt); dmask gets the mask's, after it."""
     cdef int64_t ld = p.ld, r, j
     cdef const floating *qa = qpack
     cdef const floating *goa = qa + p.bq * p.f.E
@@ -248,6 +263,9 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
     tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale, pt,
                  ld)
     tile_product(kern, p.f.Ev, goa, p.bq, vtb, ld, nq, nk, <floating>1, dt, ld)
+    if adjusts_scores(&p.f):        # softcap, ALiBi: as the forward
+        adjust_scores(&p.f, qh, pt, ld, nq, nk, k0 - i0 - p.f.alibi_diag,
+                      <floating *>w.capt)
     if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
                                                            k0, nk):
         mask_rows(&p.f.vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
@@ -278,6 +296,9 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
                     drow[j] = 0
         if dmask != NULL:
             memcpy(dmask + (i0 + r) * p.f.S + k0, drow, nk * sizeof(floating))
+        if p.f.softcap > 0:
+            softcap_grad(nk, drow, <floating *>w.capt + r * ld,
+                         <floating>p.f.softcap)
 
 
 cdef void add_dkdv(const Problem *p, const GemmKernel *kern,
@@ -361,8 +382,8 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
             if not block_any_visible(&p.f.vis, i0, nq, k0, nk):
                 continue
             qpack = query_pack(p, head, g, qb)
-            tile(p, kern, qpack, kpack, lse + qh * p.f.L, mask_h, i0, nq, k0,
-                 nk, dmask_h, w)
+            tile(p, kern, qpack, kpack, lse + qh * p.f.L, mask_h, qh, i0, nq,
+                 k0, nk, dmask_h, w)
             add_dkdv(p, kern, qpack, nq, nk, w)
             if dq != NULL:
                 add_dq(p, kern, kpack, nq, nk, dq + (g * p.f.L + i0) * p.f.E,
@@ -397,7 +418,7 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
                                      imin(p.bk, p.f.S - kb * p.bk)):
                 continue
             tile(p, kern, qpack, key_pack(p, head, kb), lse + qh * p.f.L,
-                 mask_h, i0, nq, kb * p.bk, imin(p.bk, p.f.S - kb * p.bk),
+                 mask_h, qh, i0, nq, kb * p.bk, imin(p.bk, p.f.S - kb * p.bk),
                  NULL, w)
             add_dq(p, kern, key_pack(p, head, kb), nq,
                    imin(p.bk, p.f.S - kb * p.bk), acc, p.e_pad, w)
@@ -582,6 +603,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef size_t at_dv = carve(&used, p.bk * p.ev_pad * itemsize)
     cdef size_t at_dq = carve(&used, p.bq * p.e_pad * itemsize)
     cdef size_t at_packs = carve(&used, p.head * itemsize if fused else 0)
+    cdef size_t at_capt = carve(&used, tile_elems * itemsize
+                                if p.f.softcap > 0 else 0)
     cdef size_t at_gpacks = carve(&shared,
                                   0 if fused else group * p.head * itemsize)
     cdef size_t at_parts = carve(&shared, group * part_elems * itemsize
@@ -607,6 +630,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             w.dv = arena_at(&arena, t, at_dv)
             w.dq = arena_at(&arena, t, at_dq)
             w.packs = arena_at(&arena, t, at_packs) if fused else NULL
+            w.capt = arena_at(&arena, t, at_capt)
         with nogil:
             if p.f.is_f32:
                 run[float](&p, oq.data, ok.data, ov.data, oo.data, og.data,

@@ -15,6 +15,9 @@
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 
+from ._cpu cimport active_isa
+from ._gemm cimport floating
+from ._tables cimport cattn_cols_f32_for, cattn_cols_f64_for
 from ._visibility cimport Visibility
 
 
@@ -30,6 +33,13 @@ cdef struct Frame:
     int is_native           # operands in the compute dtype (else 16-bit
                             # storage computed in float32, _convert.pxd)
     int highest             # precision="highest" (_frame.precision_value)
+    # What current models do to the scores, in this order after the scale
+    # and before the mask (adjust_scores); each per work item (C order
+    # over the walked batch) or NULL.
+    double softcap          # > 0: s = softcap·tanh(s / softcap); 0: none
+    const double *slopes    # ALiBi: s -= slope·|i + alibi_diag - j|
+    int64_t alibi_diag      # S - L (FlashAttention's convention)
+    const double *sinks     # one logit without a value in each softmax
 
 
 cdef struct Operand:
@@ -81,3 +91,41 @@ cdef inline void *arena_at(const Arena *a, int t, size_t at) noexcept nogil:
 
 
 cdef void *checked_alloc(size_t nbytes, str func) except NULL
+
+
+cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,
+                               int64_t ld, int64_t rows, int64_t n,
+                               int64_t d0,
+                               floating *capped=NULL) noexcept nogil:
+    """Cap (softcap) and bias (ALiBi) a tile of work item `item`'s scores,
+    x[r*ld + c] for r < rows, c < n, whose ALiBi distance |i + diag - j|
+    is |d0 - r + c|: d0 = i0 + diag - k0 for the forward's transposed
+    tiles (rows: keys from k0, columns: queries from i0), k0 - i0 - diag
+    for row tiles (rows: queries, columns: keys), with diag =
+    f.alibi_diag.  Every driver computes a score the same way, so the
+    top-k pass, the forward and the gradient agree bit for bit.  capped
+    (row stride ld), if not NULL, gets the capped scores before the bias
+    (the gradient's softcap derivative)."""
+    cdef int64_t r, c
+    if f.softcap > 0:
+        if floating is float:
+            cattn_cols_f32_for(active_isa()).tile_softcap(
+                rows, n, x, ld, <float>f.softcap)
+        else:
+            cattn_cols_f64_for(active_isa()).tile_softcap(
+                rows, n, x, ld, f.softcap)
+        if capped != NULL:
+            for r in range(rows):
+                for c in range(n):
+                    capped[r * ld + c] = x[r * ld + c]
+    if f.slopes != NULL:
+        if floating is float:
+            cattn_cols_f32_for(active_isa()).tile_alibi(
+                rows, n, x, ld, <float>-f.slopes[item], d0)
+        else:
+            cattn_cols_f64_for(active_isa()).tile_alibi(
+                rows, n, x, ld, -f.slopes[item], d0)
+
+
+cdef inline bint adjusts_scores(const Frame *f) noexcept nogil:
+    return f.softcap > 0 or f.slopes != NULL

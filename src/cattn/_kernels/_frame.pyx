@@ -36,6 +36,9 @@ cdef enum CallField:
     C_TOP_K = 12
     C_THREADS = 13
     C_PRECISION = 14
+    C_SOFTCAP = 15
+    C_SINKS = 16
+    C_ALIBI = 17
 
 
 cdef int read_call(Frame *f, object call, tuple items) except -1:
@@ -43,24 +46,50 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     operands are walked over (call.batch, or call.items for GQA)."""
     cdef tuple c = <tuple>call
     cdef object causal = c[C_CAUSAL], window = c[C_WINDOW]
-    cdef int64_t n = 1, d
     f.L, f.S, f.E, f.Ev = c[C_L], c[C_S], c[C_E], c[C_EV]
     f.mask_kind = c[C_MASK_KIND]
     f.scale = c[C_SCALE]
     f.top_k = c[C_TOP_K]
     f.threads = c[C_THREADS]
     f.highest = c[C_PRECISION] == "highest"
+    f.softcap = c[C_SOFTCAP]
+    # Per query head of the batch: the forward's and top-k's items, the
+    # gradient's items times its group.
+    f.sinks = per_item(c[C_SINKS], "sinks", nitems_of(c[C_BATCH]),
+                       c[C_FUNC])
+    f.slopes = per_item(c[C_ALIBI], "alibi_slopes", nitems_of(c[C_BATCH]),
+                        c[C_FUNC])
+    f.alibi_diag = f.S - f.L
     cdef cnp.dtype dtype = <cnp.dtype>c[C_DTYPE]
     f.is_native = dtype.type_num in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)
     f.is_f32 = dtype.type_num != cnp.NPY_FLOAT64    # 16-bit: float32
-    for d in items:
-        n *= d
-    f.nitems = n
+    f.nitems = nitems_of(items)
     set_visibility(&f.vis, f.L, f.S, causal is not None,
                    f.S - f.L if causal == "bottom_right" else 0,
                    window[0] if window is not None else None,
                    window[1] if window is not None else None)
     return 0
+
+
+cdef int64_t nitems_of(tuple items):
+    cdef int64_t n = 1, d
+    for d in items:
+        n *= d
+    return n
+
+
+cdef const double *per_item(object a, str name, int64_t n,
+                            str func) except? NULL:
+    """The data of a per-item float64 array of the Call (kept alive by it),
+    or NULL for None; its contract (C-contiguous, n values) checked."""
+    if a is None:
+        return NULL
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if arr.dtype != np.float64:
+        raise AssertionError(f"{func}: cattn internal error: {name} must "
+                             f"be float64")
+    check_rows(arr, n, func, name)
+    return <const double *>cnp.PyArray_DATA(arr)
 
 
 cdef bint walkable(cnp.ndarray x) noexcept:

@@ -40,6 +40,10 @@ cdef extern from "attention/cattn_attention.h":
         void (*merge_partials)(int64_t, int64_t, int64_t, const float *,
                                int64_t, double *, double *, float *,
                                int64_t) noexcept nogil
+        void (*tile_softcap)(int64_t, int64_t, float *, int64_t,
+                             float) noexcept nogil
+        void (*tile_alibi)(int64_t, int64_t, float *, int64_t, float,
+                           int64_t) noexcept nogil
         cattn_attention_blocks blocks
     ctypedef struct cattn_cols_f64:
         const char *name
@@ -71,6 +75,10 @@ cdef extern from "attention/cattn_attention.h":
         void (*merge_partials)(int64_t, int64_t, int64_t, const double *,
                                int64_t, double *, double *, double *,
                                int64_t) noexcept nogil
+        void (*tile_softcap)(int64_t, int64_t, double *, int64_t,
+                             double) noexcept nogil
+        void (*tile_alibi)(int64_t, int64_t, double *, int64_t, double,
+                           int64_t) noexcept nogil
         cattn_attention_blocks blocks
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil

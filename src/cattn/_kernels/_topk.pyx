@@ -30,8 +30,9 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa
-from ._frame cimport (Arena, Frame, Operand, Operands, arena_at, arena_free,
-                      arena_new, carve, check_rows, read_call)
+from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
+                      adjusts_scores, arena_at, arena_free, arena_new, carve,
+                      check_rows, read_call)
 from ._convert cimport storage_of
 from ._gemm cimport (GemmKernel, floating, gemm_kernel,
                      pack_a_k, pack_b_k, shift, tile_product)
@@ -197,9 +198,9 @@ cdef inline void offer_row(const floating *row, int64_t nk, int64_t k0,
 
 cdef void select_block(const Problem *p, const GemmKernel *kern,
                        const void *q, const void *k,
-                       const void *mask, int64_t qb, floating *thr,
-                       int64_t *idx, Scratch *w) noexcept nogil:
-    """Top-k of the rows of query block qb of one head; writes thr and idx
+                       const void *mask, int64_t bh, int64_t qb,
+                       floating *thr, int64_t *idx, Scratch *w) noexcept nogil:
+    """Top-k of the rows of query block qb of head bh; writes thr and idx
     (this head's rows)."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
@@ -230,6 +231,9 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
                      p.rs_k, 0, cdiv(nk, nr), ktb + pc * ld)
         tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale,
                      st, ld)
+        if adjusts_scores(&p.f):    # softcap, ALiBi: as the forward
+            adjust_scores(&p.f, bh, st, ld, nq, nk,
+                          k0 - i0 - p.f.alibi_diag)
         if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
                                                                k0, nk):
             mask_rows(&p.f.vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
@@ -262,7 +266,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
         if p.f.mask_kind != MASK_NONE:
             mask_bh = <const char *>mask + off_m[bh] * mask_item
         select_block(p, &kern, shift(q, off_q[bh], p.in_size),
-                     shift(k, off_k[bh], p.in_size), mask_bh, qb,
+                     shift(k, off_k[bh], p.in_size), mask_bh, bh, qb,
                      thr + bh * p.f.L, idx + bh * p.f.L, <Scratch *>arena_at(arena, threadid(), 0))
 
 

@@ -1,6 +1,7 @@
 /* cattn_attention.h -- the attention kernels' table, per dtype x ISA: the
  * column kernels of the tiled path's online softmax (contract in
  * cols.tmpl.h), the element-wise mask and non-finite steps (tile.tmpl.h),
+ * the logit cap and the ALiBi bias (scores.tmpl.h),
  * and the attention block sizes, one row per ISA beside the GEMM's table
  * (gemm/cattn_gemm.h).  The decode path's products use the row kernels of
  * gemm/cattn_gemv.h.  Adding an ISA or a dtype adds rows here. */
@@ -48,6 +49,8 @@ typedef struct {
                          const float *, int64_t, float *);
     void (*merge_partials)(int64_t, int64_t, int64_t, const float *, int64_t,
                            double *, double *, float *, int64_t);
+    void (*tile_softcap)(int64_t, int64_t, float *, int64_t, float);
+    void (*tile_alibi)(int64_t, int64_t, float *, int64_t, float, int64_t);
     cattn_attention_blocks blocks;
 } cattn_cols_f32;
 
@@ -74,12 +77,16 @@ typedef struct {
                          const double *, int64_t, double *);
     void (*merge_partials)(int64_t, int64_t, int64_t, const double *, int64_t,
                            double *, double *, double *, int64_t);
+    void (*tile_softcap)(int64_t, int64_t, double *, int64_t, double);
+    void (*tile_alibi)(int64_t, int64_t, double *, int64_t, double, int64_t);
     cattn_attention_blocks blocks;
 } cattn_cols_f64;
 
 #define CATTN_TEMPLATE "attention/cols.tmpl.h"
 #include "../simd/instantiate.h"
 #define CATTN_TEMPLATE "attention/tile.tmpl.h"
+#include "../simd/instantiate.h"
+#define CATTN_TEMPLATE "attention/scores.tmpl.h"
 #include "../simd/instantiate.h"
 
 /* Every ISA blocks the same way today (bq 48, bk 256/264, chunks of 1024,
@@ -93,7 +100,8 @@ typedef struct {
      cattn_hide_outside_##sfx, cattn_row_mask_add_##sfx,              \
      cattn_row_mask_bool_##sfx, cattn_any_nonfinite_##sfx,            \
      cattn_zero_nonfinite_##sfx, cattn_save_partial_##sfx,            \
-     cattn_merge_partials_##sfx, CATTN_BLOCKS}
+     cattn_merge_partials_##sfx, cattn_tile_softcap_##sfx,            \
+     cattn_tile_alibi_##sfx, CATTN_BLOCKS}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {

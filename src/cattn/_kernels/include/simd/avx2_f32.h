@@ -19,6 +19,15 @@
 #define RW_HSUM cattn_hsum_f32_avx2
 #define RW_HMAX cattn_hmax_f32_avx2
 #define RW_LOG logf
+/* |v|; m (>= 0) with the sign bit of x; x where a < t, else y; every
+ * lane a < t (the score cap's tanh, attention/scores.tmpl.h). */
+#define RW_ABS(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
+#define RW_WITH_SIGN(m, x)                                                  \
+    _mm256_or_ps(m, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)))
+#define RW_SELECT_LT(a, t, x, y)                                            \
+    _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, t, _CMP_LT_OQ))
+#define RW_ALL_LT(a, t)                                                     \
+    (_mm256_movemask_ps(_mm256_cmp_ps(a, t, _CMP_LT_OQ)) == 0xff)
 /* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
  * where v < t replaced by x's (the top-k scans). */
 #define RW_CMP(a, b, pred)                                                  \

@@ -19,6 +19,15 @@
 #define RW_HSUM cattn_hsum_f64_avx2
 #define RW_HMAX cattn_hmax_f64_avx2
 #define RW_LOG log
+/* |v|; m (>= 0) with the sign bit of x; x where a < t, else y; every
+ * lane a < t (the score cap's tanh, attention/scores.tmpl.h). */
+#define RW_ABS(v) _mm256_andnot_pd(_mm256_set1_pd(-0.0), v)
+#define RW_WITH_SIGN(m, x)                                                  \
+    _mm256_or_pd(m, _mm256_and_pd(x, _mm256_set1_pd(-0.0)))
+#define RW_SELECT_LT(a, t, x, y)                                            \
+    _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, t, _CMP_LT_OQ))
+#define RW_ALL_LT(a, t)                                                     \
+    (_mm256_movemask_pd(_mm256_cmp_pd(a, t, _CMP_LT_OQ)) == 0xf)
 /* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
  * where v < t replaced by x's (the top-k scans). */
 #define RW_CMP(a, b, pred)                                                  \

@@ -19,6 +19,16 @@
 #define RW_HSUM _mm512_reduce_add_ps
 #define RW_HMAX _mm512_reduce_max_ps
 #define RW_LOG logf
+/* |v|; m (>= 0) with the sign bit of x; x where a < t, else y; every
+ * lane a < t (the score cap's tanh, attention/scores.tmpl.h). */
+#define RW_ABS _mm512_abs_ps
+#define RW_WITH_SIGN(m, x)                                                  \
+    _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(m),            \
+        _mm512_and_si512(_mm512_castps_si512(x),                            \
+                         _mm512_set1_epi32((int)0x80000000u))))
+#define RW_SELECT_LT(a, t, x, y)                                            \
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, t, _CMP_LT_OQ), y, x)
+#define RW_ALL_LT(a, t) (_mm512_cmp_ps_mask(a, t, _CMP_LT_OQ) == 0xffff)
 /* Compares as lane bits of an unsigned (a `pred` b), and v with the lanes
  * where v < t replaced by x's (the top-k scans). */
 #define RW_CMP(a, b, pred) ((unsigned)_mm512_cmp_ps_mask(a, b, pred))

@@ -7,6 +7,8 @@
 #define RW_EXP expf
 #define RW_EXP_NEG expf  /* x <= 0 or NaN only */
 #define RW_LOG logf
+#define RW_ABS fabsf
+#define RW_WITH_SIGN copysignf
 #include "generic_ops.h"
 /* The GEMM's: this ISA's scalar multiply-add for edge tiles (fused where
  * the vector kernel fuses, so an element's bits never depend on whether its

@@ -7,6 +7,8 @@
 #define RW_EXP exp
 #define RW_EXP_NEG exp  /* x <= 0 or NaN only */
 #define RW_LOG log
+#define RW_ABS fabs
+#define RW_WITH_SIGN copysign
 #include "generic_ops.h"
 /* The GEMM's: this ISA's scalar multiply-add for edge tiles (fused where
  * the vector kernel fuses, so an element's bits never depend on whether its

@@ -12,3 +12,5 @@
 #define RW_FMA(a, b, c) ((a) * (b) + (c))
 #define RW_HSUM(v) (v)
 #define RW_HMAX(v) (v)
+#define RW_SELECT_LT(a, t, x, y) ((a) < (t) ? (x) : (y))
+#define RW_ALL_LT(a, t) ((a) < (t))

@@ -19,6 +19,10 @@
 #undef RW_FMA
 #undef RW_CMP
 #undef RW_BELOW_TO
+#undef RW_ABS
+#undef RW_WITH_SIGN
+#undef RW_SELECT_LT
+#undef RW_ALL_LT
 #undef RW_SFMA
 #undef RW_GEMM_MR
 #undef RW_GEMM_NV

@@ -1,0 +1,105 @@
+"""The current-models targets of softcap, sinks and ALiBi in one run: each
+ratio, its target and whether it is met.
+
+Run from a venv with cattn and torch==2.13.0 (CPU):
+
+    python benchmarks/compare_variants.py
+
+Case B4 H8 L=S=1024 E64 float32.  Two kinds of ratio:
+
+* cost: time(cattn with the option) / time(cattn without it); target
+  <= 1.1.  Measured first, before torch has run in the process (its
+  spinning worker threads skew what runs after them).
+* versus torch: time(torch) / time(cattn with the option); target >= 3.
+  ALiBi goes to torch's SDPA as the float mask it would need; softcap
+  and sinks have no SDPA argument, so torch runs the eager formulas that
+  transformers' Gemma 2 and gpt-oss use (which build the L x S matrix).
+
+Every comparison is one interleaved series (cattn.__main__.interleaved:
+A B A B ..., a median of a few calls per turn, the median over turns).
+"""
+import argparse
+
+import numpy as np
+
+import cattn
+from cattn.__main__ import interleaved
+
+B, H, L, E = 4, 8, 1024, 64
+
+
+def row(name, value, target, below=False):
+    met = value <= target if below else value >= target
+    sign = "<=" if below else ">="
+    print(f"| {name} | {value:.2f} | {sign} {target:g} | "
+          f"{'yes' if met else 'NO'} |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((B, H, L, E)).astype(np.float32)
+               for _ in range(3))
+    slopes = 2.0 ** (-8 * np.arange(1, H + 1) / H)
+    sinks = rng.standard_normal(H)
+    options = {"softcap": {"softcap": 30.0}, "sinks": {"sinks": sinks},
+               "softcap 2 (most scores near the cap)": {"softcap": 2.0},
+               "alibi": {"alibi_slopes": slopes},
+               "all three": {"softcap": 30.0, "sinks": sinks,
+                             "alibi_slopes": slopes}}
+    sdpa = cattn.scaled_dot_product_attention
+    threads = cattn.show_config(mode="dicts")["openmp"]["default_threads"]
+    print(f"cattn {cattn.__version__} "
+          f"({cattn.show_config(mode='dicts')['simd']['active']}), "
+          f"B{B} H{H} L=S={L} E{E} float32, {threads} threads, "
+          f"{args.rounds} rounds\n")
+    print("| case | ratio | target | met |\n|---|---|---|---|")
+    for causal in (False, True):
+        for name, kw in options.items():
+            plain, opt = interleaved(
+                [lambda: sdpa(q, k, v, is_causal=causal),
+                 lambda: sdpa(q, k, v, is_causal=causal, **kw)],
+                rounds=args.rounds)
+            row(f"cost of {name}{' (causal)' if causal else ''}: "
+                f"with / without", opt / plain, 1.1, below=True)
+
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
+    i, j = np.arange(L)[:, None], np.arange(L)[None, :]
+    bias = torch.from_numpy(
+        (-slopes[:, None, None] * np.abs(i - j)).astype(np.float32))
+    ts = torch.from_numpy(sinks.astype(np.float32))
+
+    def torch_softcap():
+        s = tq @ tk.transpose(-1, -2) * E ** -0.5
+        s = torch.tanh(s / 30.0) * 30.0
+        return torch.softmax(s, dim=-1) @ tv
+
+    def torch_sinks():
+        s = tq @ tk.transpose(-1, -2) * E ** -0.5
+        col = ts.reshape(1, -1, 1, 1).expand(B, -1, L, 1)
+        s = torch.cat([s, col], dim=-1)
+        s = s - s.max(dim=-1, keepdim=True).values
+        return torch.softmax(s, dim=-1)[..., :-1] @ tv
+
+    with torch.inference_mode():
+        for name, fn, kw in (
+                ("softcap vs torch eager (Gemma 2's formula)",
+                 torch_softcap, options["softcap"]),
+                ("sinks vs torch eager (gpt-oss's formula)", torch_sinks,
+                 options["sinks"]),
+                ("ALiBi vs torch SDPA with the bias as a float mask",
+                 lambda: F.scaled_dot_product_attention(tq, tk, tv,
+                                                        attn_mask=bias),
+                 options["alibi"])):
+            ours, theirs = interleaved(
+                [lambda: sdpa(q, k, v, **kw), fn], rounds=args.rounds)
+            row(name, theirs / ours, 3.0)
+
+
+if __name__ == "__main__":
+    main()
