@@ -1,11 +1,12 @@
-"""The current-models targets of softcap, sinks and ALiBi in one run: each
-ratio, its target and whether it is met.
+"""The current-models targets of softcap, sinks, ALiBi and per-row
+lengths in one run: each ratio, its target and whether it is met.
 
 Run from a venv with cattn and torch==2.13.0 (CPU):
 
     python benchmarks/compare_variants.py
 
-Case B4 H8 L=S=1024 E64 float32.  Two kinds of ratio:
+Case B4 H8 L=S=1024 E64 float32 (per-row lengths: lengths_rows).  Two
+kinds of ratio:
 
 * cost: time(cattn with the option) / time(cattn without it); target
   <= 1.1.  Measured first, before torch has run in the process (its
@@ -65,6 +66,8 @@ def main():
             row(f"cost of {name}{' (causal)' if causal else ''}: "
                 f"with / without", opt / plain, 1.1, below=True)
 
+    lengths_rows(args.rounds)
+
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -99,6 +102,35 @@ def main():
             ours, theirs = interleaved(
                 [lambda: sdpa(q, k, v, **kw), fn], rounds=args.rounds)
             row(name, theirs / ours, 3.0)
+
+
+def lengths_rows(rounds):
+    """Per-row lengths, B8 H8 L=S=1024 E64, lengths uniform in [64, 1024]:
+    one padded call against the sum over rows of dense calls at each row's
+    own length (time with lengths / that sum; target <= 1.15), with both
+    lengths (padded sequences) and with key lengths alone (L = 1024)."""
+    rng = np.random.default_rng(1)
+    Bl, Hl, Ll = 8, 8, 1024
+    lens = rng.integers(64, Ll + 1, Bl)
+    q, k, v = (rng.standard_normal((Bl, Hl, Ll, E)).astype(np.float32)
+               for _ in range(3))
+    sdpa = cattn.scaled_dot_product_attention
+    for label, both in (("query and key lengths", True),
+                        ("key lengths alone", False)):
+        for causal in ((False, "bottom_right") if both else (False,)):
+            kw = dict(key_lengths=lens, is_causal=causal)
+            if both:
+                kw["query_lengths"] = lens
+
+            def rows():
+                for b, n in enumerate(lens):
+                    lq = n if both else Ll
+                    sdpa(q[b:b + 1, :, :lq], k[b:b + 1, :, :n],
+                         v[b:b + 1, :, :n], is_causal=causal)
+            padded, dense = interleaved(
+                [lambda: sdpa(q, k, v, **kw), rows], rounds=rounds)
+            row(f"{label}{' (causal)' if causal else ''}: padded call / "
+                f"sum of dense rows", padded / dense, 1.15, below=True)
 
 
 if __name__ == "__main__":

@@ -158,10 +158,10 @@ def _variant(name, H):
 
 
 class SDPAVariants:
-    """softcap, sinks and ALiBi on the "self" case: the cost of each
-    (time with / time without, target <= 1.1) and time(torch) / time(cattn)
-    against what torch needs for it (target >= 3): its SDPA with ALiBi as a
-    float mask, its eager formulas for softcap (Gemma 2) and sinks
+    """softcap, sinks and ALiBi on the "self" case: the cost of each, time
+    with / time without (target <= 1.1).  Against torch (target >= 3):
+    SDPAVariantsVersusTorch, where torch runs its SDPA with ALiBi as a
+    float mask and its eager formulas for softcap (Gemma 2) and sinks
     (gpt-oss)."""
     params = [["softcap", "sinks", "alibi"]]
     param_names = ["option"]
@@ -180,6 +180,19 @@ class SDPAVariants:
             *self.args))
 
     track_ratio_without.unit = "time(with)/time(without)"
+
+
+class SDPAVariantsVersusTorch:
+    """time(torch) / time(cattn) for softcap, sinks and ALiBi (see
+    SDPAVariants for what torch runs)."""
+    params = [["softcap", "sinks", "alibi"]]
+    param_names = ["option"]
+
+    def setup(self, option):
+        torch_or_skip()
+        q, k, v, _ = inputs("self", "float32")
+        self.args = (q, k, v)
+        self.kw = _variant(option, q.shape[1])
 
     def track_ratio_torch(self, option):
         torch = torch_or_skip()

@@ -61,6 +61,11 @@ class Call(NamedTuple):
     softcap: float             # > 0: s -> softcap·tanh(s / softcap); 0: off
     sinks: NDArray[np.float64] | None    # one logit per item's softmax
     alibi: NDArray[np.float64] | None    # ALiBi slope per item
+    # Per-row lengths (None: all L and S), per item as above, int64: only
+    # the first k_lens keys exist, rows at or past q_lens give 0 (lse
+    # -inf); causal alignments and ALiBi count from them.  Both or neither.
+    q_lens: NDArray[np.int64] | None
+    k_lens: NDArray[np.int64] | None
 
     @property
     def compute(self) -> np.dtype[Any]:
@@ -183,6 +188,43 @@ def per_head(x: object, name: str, batch: tuple[int, ...], func: str,
     return np.ascontiguousarray(b).reshape(-1)
 
 
+def row_lengths(query_lengths: object, key_lengths: object,
+                batch: tuple[int, ...], L: int, S: int, func: str
+                ) -> tuple[NDArray[np.int64] | None, NDArray[np.int64] | None]:
+    """Per-row query and key lengths (each None or integers broadcastable to
+    the batch without its head axis, batch[:-1]: one per batch row), as
+    one int64 per work item (C order over `batch`, heads sharing their
+    row's); both None without either, the missing one then all L or S."""
+    if query_lengths is None and key_lengths is None:
+        return None, None
+    rows = batch[:-1]
+    out = []
+    for name, lengths, top, axis in (("query_lengths", query_lengths, L, "L"),
+                                     ("key_lengths", key_lengths, S, "S")):
+        if lengths is None:
+            out.append(np.full(math.prod(batch), top, dtype=np.int64))
+            continue
+        a = np.asarray(lengths)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{func}: {name} must be an integer array, got "
+                            f"dtype {a.dtype}")
+        try:
+            b = np.broadcast_to(a, rows)
+        except ValueError:
+            raise ValueError(f"{func}: {name} of shape {a.shape} does not "
+                             f"broadcast to the batch rows {rows} (the "
+                             f"batch shape without its head axis)") from None
+        bad = (b < 0) | (b > top)
+        if bad.any():
+            raise ValueError(f"{func}: {name} must lie in [0, {axis}] = "
+                             f"[0, {top}], got {b[bad].flat[0]}")
+        per_item = (b.astype(np.int64).reshape(1) if not batch else
+                    np.broadcast_to(b.astype(np.int64)[..., np.newaxis],
+                                    batch))
+        out.append(np.ascontiguousarray(per_item).reshape(-1))
+    return out[0], out[1]
+
+
 def top_k_value(top_k: object, S: int, func: str) -> int:
     """k for top-k attention, or 0 for full attention (None, or k >= S)."""
     if top_k is None:
@@ -287,6 +329,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
              top_k: object = None, num_threads: object = None,
              precision: object = None, softcap: object = None,
              sinks: object = None, alibi_slopes: object = None,
+             query_lengths: object = None, key_lengths: object = None,
              extra: Sequence[tuple[str, ArrayLike]] = (),
              names: tuple[str, ...] = NAMES
              ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
@@ -302,7 +345,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     grad_out, out and lse); their shapes are the caller's to check.
     `names` are the user's names of query, key and value in messages
     (self_attention's x).  Without `value`, Ev is E.  `softcap`, `sinks`
-    and `alibi_slopes` are scaled_dot_product_attention's (per_head).
+    and `alibi_slopes` are scaled_dot_product_attention's (per_head),
+    `query_lengths` and `key_lengths` its per-row lengths (row_lengths).
     """
     as_float = _checks.as_float_array
     q = as_float(query, names[0], func, True)
@@ -359,7 +403,9 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                       softcap_value(softcap, func),
                       per_head(sinks, "sinks", batch, func),
                       per_head(alibi_slopes, "alibi_slopes", batch, func,
-                               finite=True)))
+                               finite=True))
+                     + row_lengths(query_lengths, key_lengths, batch, L, S,
+                                   func))
     return arrays, mask, call
 
 

@@ -397,3 +397,95 @@ def multi_head_attention(state: Mapping[str, ArrayLike | None],
     if "out_proj.bias" in f64:
         out = out + f64["out_proj.bias"]
     return out, np.stack(weights, axis=1)
+
+
+def _per_row(x: ArrayLike | None, batch: tuple[int, ...]) -> Any:
+    """sinks / slopes (..., H) broadcast to batch, or None."""
+    return None if x is None else np.broadcast_to(np.asarray(x), batch)
+
+
+def attention_with_lengths(query: ArrayLike, key: ArrayLike,
+                           value: ArrayLike, query_lengths: ArrayLike,
+                           key_lengths: ArrayLike,
+                           attn_mask: ArrayLike | None = None,
+                           **kw: Any) -> tuple[F64, F64]:
+    """scaled_dot_product_attention with per-row lengths, from the
+    definition: batch row b (leading axis of 4-D (B, H, L, E) inputs) is
+    attention on its first query_lengths[b] queries and key_lengths[b]
+    keys alone -- so causal alignments and ALiBi count from them -- and
+    its rows past the query length are 0 with lse -inf."""
+    q = np.asarray(query, dtype=np.float64)
+    k = np.asarray(key, dtype=np.float64)
+    v = np.asarray(value, dtype=np.float64)
+    B, H, L, Ev = q.shape[0], q.shape[1], q.shape[2], v.shape[-1]
+    S = k.shape[-2]
+    ql = np.broadcast_to(np.asarray(query_lengths), (B,))
+    kl = np.broadcast_to(np.asarray(key_lengths), (B,))
+    mask = (None if attn_mask is None else
+            np.broadcast_to(np.asarray(attn_mask), (B, H, L, S)))
+    sinks = _per_row(kw.pop("sinks", None), (B, H))
+    slopes = _per_row(kw.pop("alibi_slopes", None), (B, H))
+    out = np.zeros((B, H, L, Ev))
+    lse = np.full((B, H, L), -np.inf)
+    for b in range(B):
+        lb, sb = int(ql[b]), int(kl[b])
+        if lb == 0:
+            continue
+        kb = np.broadcast_to(k, (B,) + k.shape[1:])[b, :, :sb]
+        vb = np.broadcast_to(v, (B,) + v.shape[1:])[b, :, :sb]
+        o, s = scaled_dot_product_attention(
+            q[b, :, :lb], kb, vb,
+            None if mask is None else mask[b, :, :lb, :sb],
+            sinks=None if sinks is None else sinks[b],
+            alibi_slopes=None if slopes is None else slopes[b], **kw)
+        out[b, :, :lb] = o
+        lse[b, :, :lb] = s
+    return out, lse
+
+
+def attention_grad_with_lengths(
+        grad_out: ArrayLike, query: ArrayLike, key: ArrayLike,
+        value: ArrayLike, query_lengths: ArrayLike, key_lengths: ArrayLike,
+        attn_mask: ArrayLike | None = None, **kw: Any
+) -> tuple[F64, F64, F64, F64 | None, F64 | None]:
+    """scaled_dot_product_attention_grad with per-row lengths, batch row by
+    batch row as attention_with_lengths: what lies past a row's lengths
+    gets no gradient."""
+    q = np.asarray(query, dtype=np.float64)
+    k = np.asarray(key, dtype=np.float64)
+    v = np.asarray(value, dtype=np.float64)
+    go = np.asarray(grad_out, dtype=np.float64)
+    B, H, L = q.shape[0], q.shape[1], q.shape[2]
+    S = k.shape[-2]
+    ql = np.broadcast_to(np.asarray(query_lengths), (B,))
+    kl = np.broadcast_to(np.asarray(key_lengths), (B,))
+    mask = (None if attn_mask is None else
+            np.broadcast_to(np.asarray(attn_mask), (B, H, L, S)))
+    sinks_in = kw.pop("sinks", None)
+    sinks = _per_row(sinks_in, (B, H))
+    slopes = _per_row(kw.pop("alibi_slopes", None), (B, H))
+    kfull = np.broadcast_to(k, (B,) + k.shape[1:])
+    vfull = np.broadcast_to(v, (B,) + v.shape[1:])
+    dq, dk, dv = np.zeros(q.shape), np.zeros(kfull.shape), np.zeros(
+        vfull.shape)
+    dmask = None if mask is None else np.zeros(mask.shape)
+    dsinks = None if sinks is None else np.zeros((B, H))
+    for b in range(B):
+        lb, sb = int(ql[b]), int(kl[b])
+        if lb == 0:
+            continue
+        g = scaled_dot_product_attention_grad(
+            go[b, :, :lb], q[b, :, :lb], kfull[b, :, :sb], vfull[b, :, :sb],
+            None if mask is None else mask[b, :, :lb, :sb],
+            sinks=None if sinks is None else sinks[b],
+            alibi_slopes=None if slopes is None else slopes[b], **kw)
+        dq[b, :, :lb], dk[b, :, :sb], dv[b, :, :sb] = g[0], g[1], g[2]
+        if dmask is not None and g[3] is not None:
+            dmask[b, :, :lb, :sb] = g[3]
+        if dsinks is not None and g[4] is not None:
+            dsinks[b] = g[4]
+    return (dq, sum_to_shape(dk, k.shape), sum_to_shape(dv, v.shape),
+            None if dmask is None or np.asarray(attn_mask).dtype == bool
+            else sum_to_shape(dmask, np.asarray(attn_mask).shape),
+            None if dsinks is None else sum_to_shape(
+                dsinks, np.shape(np.asarray(sinks_in))))

@@ -31,7 +31,9 @@ def scaled_dot_product_attention(
         out: FloatArray | None = ...,
         precision: Precision = ..., softcap: float | None = ...,
         sinks: ArrayLike | None = ...,
-        alibi_slopes: ArrayLike | None = ...) -> FloatArray: ...
+        alibi_slopes: ArrayLike | None = ...,
+        query_lengths: ArrayLike | None = ...,
+        key_lengths: ArrayLike | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -45,7 +47,9 @@ def scaled_dot_product_attention(
         out: FloatArray | None = ...,
         precision: Precision = ..., softcap: float | None = ...,
         sinks: ArrayLike | None = ...,
-        alibi_slopes: ArrayLike | None = ...
+        alibi_slopes: ArrayLike | None = ...,
+        query_lengths: ArrayLike | None = ...,
+        key_lengths: ArrayLike | None = ...
 ) -> tuple[FloatArray, FloatArray]: ...
 
 
@@ -58,6 +62,8 @@ def scaled_dot_product_attention(
         out: FloatArray | None = None, precision: Precision = None,
         softcap: float | None = None, sinks: ArrayLike | None = None,
         alibi_slopes: ArrayLike | None = None,
+        query_lengths: ArrayLike | None = None,
+        key_lengths: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -146,6 +152,16 @@ def scaled_dot_product_attention(
         score of query i and key j (FlashAttention's convention, aligned
         bottom-right whatever `is_causal` says), computed in the kernel:
         no L x S array.  Finite.
+    query_lengths, key_lengths : array_like of int, optional
+        Per-row lengths of a padded batch (JAX's ``query_seq_lengths`` /
+        ``key_value_seq_lengths``), broadcastable to the batch shape
+        without its head axis (``(B,)`` for (B, H, L, E) inputs): batch
+        row b has only its first ``key_lengths[b]`` keys, and its rows at
+        or past ``query_lengths[b]`` are 0 with lse -inf.  Causal
+        alignments, windows and ALiBi count from these lengths (so
+        "bottom_right" aligns each row's last query with its last key).
+        Padded blocks are skipped, not computed; what the padding holds
+        (even inf or NaN) never matters.  0 <= length <= L (or S).
 
     Returns
     -------
@@ -166,8 +182,9 @@ def scaled_dot_product_attention(
         If the shapes disagree (E of query and key, S of key and value, the
         batch dimensions, GQA heads that do not divide, a mask, `sinks` or
         `alibi_slopes` that does not broadcast), `is_causal`, `window`,
-        `scale`, `softcap` (<= 0) or `alibi_slopes` (not finite) is
-        invalid, `out` has the wrong shape or is read-only, or
+        `scale`, `softcap` (<= 0), `alibi_slopes` (not finite) or a length
+        (outside [0, L] or [0, S], or not broadcastable to the batch rows)
+        is invalid, `out` has the wrong shape or is read-only, or
         `num_threads` < 1.
 
     See Also
@@ -248,7 +265,7 @@ def scaled_dot_product_attention(
     return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
                    value, attn_mask, is_causal, scale, enable_gqa, window,
                    top_k, return_lse, num_threads, out, precision, softcap,
-                   sinks, alibi_slopes)
+                   sinks, alibi_slopes, query_lengths, key_lengths)
 
 
 def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
@@ -258,7 +275,9 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             num_threads: Threads, out: FloatArray | None,
             precision: Precision, softcap: float | None = None,
             sinks: ArrayLike | None = None,
-            alibi_slopes: ArrayLike | None = None
+            alibi_slopes: ArrayLike | None = None,
+            query_lengths: ArrayLike | None = None,
+            key_lengths: ArrayLike | None = None
             ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
@@ -266,7 +285,8 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
         func, query, key, value, attn_mask, is_causal=is_causal, scale=scale,
         enable_gqa=enable_gqa, window=window, top_k=top_k,
         num_threads=num_threads, precision=precision, softcap=softcap,
-        sinks=sinks, alibi_slopes=alibi_slopes, names=names)
+        sinks=sinks, alibi_slopes=alibi_slopes, query_lengths=query_lengths,
+        key_lengths=key_lengths, names=names)
     out_shape = call.batch + (call.L, call.Ev)
     overlap = out is not None and _checks.check_out(
         out, out_shape, call.dtype, call.func,
@@ -475,7 +495,9 @@ def hard_attention(
         window: Window = ..., return_indices: Literal[False] = ...,
         num_threads: Threads = ...,
         out: FloatArray | None = ..., softcap: float | None = ...,
-        alibi_slopes: ArrayLike | None = ...) -> FloatArray: ...
+        alibi_slopes: ArrayLike | None = ...,
+        query_lengths: ArrayLike | None = ...,
+        key_lengths: ArrayLike | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -485,7 +507,9 @@ def hard_attention(
         scale: float | None = ..., enable_gqa: bool = ...,
         window: Window = ..., return_indices: Literal[True],
         num_threads: Threads = ..., out: FloatArray | None = ...,
-        softcap: float | None = ..., alibi_slopes: ArrayLike | None = ...
+        softcap: float | None = ..., alibi_slopes: ArrayLike | None = ...,
+        query_lengths: ArrayLike | None = ...,
+        key_lengths: ArrayLike | None = ...
 ) -> tuple[FloatArray, NDArray[np.int64]]: ...
 
 
@@ -496,6 +520,8 @@ def hard_attention(
         window: Window = None, return_indices: bool = False,
         num_threads: Threads = None, out: FloatArray | None = None,
         softcap: float | None = None, alibi_slopes: ArrayLike | None = None,
+        query_lengths: ArrayLike | None = None,
+        key_lengths: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, NDArray[np.int64]]:
     """Hard attention: each query takes the value of its best-matching key.
 
@@ -544,6 +570,9 @@ def hard_attention(
         As in :func:`scaled_dot_product_attention`: the bias can change
         which key is best.  (Attention sinks have no value to take, so
         hard attention has no `sinks`.)
+    query_lengths, key_lengths : array_like of int, optional
+        Per-row lengths, as in :func:`scaled_dot_product_attention`: rows
+        past the query length get zeros and index -1.
 
     Returns
     -------
@@ -595,7 +624,8 @@ def hard_attention(
         "hard_attention", query, key, value, attn_mask,
         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
         window=window, top_k=1, num_threads=num_threads, softcap=softcap,
-        alibi_slopes=alibi_slopes)
+        alibi_slopes=alibi_slopes, query_lengths=query_lengths,
+        key_lengths=key_lengths)
     call = call._replace(top_k=1)          # S = 1 counts as full attention
     L, S, Ev, dtype = call.L, call.S, call.Ev, call.dtype
     if out is not None:

@@ -40,7 +40,9 @@ def scaled_dot_product_attention_grad(
         scale: float | None = ..., enable_gqa: bool = ...,
         window: Window = ..., need_mask_grad: Literal[False] = ...,
         num_threads: Threads = ..., softcap: float | None = ...,
-        sinks: None = ..., alibi_slopes: ArrayLike | None = ...
+        sinks: None = ..., alibi_slopes: ArrayLike | None = ...,
+        query_lengths: ArrayLike | None = ...,
+        key_lengths: ArrayLike | None = ...
 ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
@@ -52,7 +54,9 @@ def scaled_dot_product_attention_grad(
         scale: float | None = ..., enable_gqa: bool = ...,
         window: Window = ..., need_mask_grad: bool = ...,
         num_threads: Threads = ..., softcap: float | None = ...,
-        sinks: ArrayLike | None = ..., alibi_slopes: ArrayLike | None = ...
+        sinks: ArrayLike | None = ..., alibi_slopes: ArrayLike | None = ...,
+        query_lengths: ArrayLike | None = ...,
+        key_lengths: ArrayLike | None = ...
 ) -> tuple[FloatArray, ...]: ...
 
 
@@ -64,7 +68,9 @@ def scaled_dot_product_attention_grad(
         window: Window = None, need_mask_grad: bool = False,
         num_threads: Threads = None, softcap: float | None = None,
         sinks: ArrayLike | None = None,
-        alibi_slopes: ArrayLike | None = None) -> tuple[FloatArray, ...]:
+        alibi_slopes: ArrayLike | None = None,
+        query_lengths: ArrayLike | None = None,
+        key_lengths: ArrayLike | None = None) -> tuple[FloatArray, ...]:
     """Gradients of :func:`scaled_dot_product_attention` (its backward).
 
     Given ``grad_out``, the gradient of a loss with respect to the output
@@ -106,9 +112,10 @@ def scaled_dot_product_attention_grad(
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
         threadpoolctl limit, or one per core).  The result does not depend
         on it.
-    softcap, sinks, alibi_slopes : optional
+    softcap, sinks, alibi_slopes, query_lengths, key_lengths : optional
         As in the forward.  The sinks are an input with a gradient of
-        their own (returned last); the ALiBi slopes are constants.
+        their own (returned last); the ALiBi slopes and the lengths are
+        constants.  Past a row's lengths every gradient is 0.
 
     Returns
     -------
@@ -186,8 +193,8 @@ def scaled_dot_product_attention_grad(
         _FUNC, query, key, value, attn_mask, is_causal=is_causal,
         scale=scale, enable_gqa=enable_gqa, window=window,
         num_threads=num_threads, softcap=softcap, sinks=sinks,
-        alibi_slopes=alibi_slopes,
-        extra=(("grad_out", grad_out), ("out", out)))
+        alibi_slopes=alibi_slopes, query_lengths=query_lengths,
+        key_lengths=key_lengths, extra=(("grad_out", grad_out), ("out", out)))
     # lse is the forward's, in its compute dtype (float32 for 16-bit).
     lse_in = _checks.as_float_array(lse, "lse", _FUNC).astype(
         call.compute, copy=False)
@@ -244,5 +251,8 @@ def _sinks_grad(call: _frame.Call, o: FloatArray, go: FloatArray,
     d = np.einsum("...i,...i->...", go.astype(np.float64),
                   o.astype(np.float64))
     with np.errstate(invalid="ignore", over="ignore"):
-        p_sink = np.where(np.isneginf(lse64), 0.0, np.exp(sink - lse64))
-    return _frame.sum_to_shape(-(p_sink * d).sum(axis=-1), shape)
+        # A row that saw nothing (or lies past its query length) has no
+        # softmax, so whatever its grad_out holds adds nothing.
+        terms = np.where(np.isneginf(lse64), 0.0,
+                         np.exp(sink - lse64) * d)
+    return _frame.sum_to_shape(-terms.sum(axis=-1), shape)

@@ -253,7 +253,8 @@ def _attention(func: str, query: ArrayLike | da.Array,
         _frame.scale_value(scale, E, func), 0,
         1 if num_threads is None else _checks.resolve_threads(num_threads,
                                                               func),
-        _frame.precision_value(precision, func), 0.0, None, None)
+        _frame.precision_value(precision, func), 0.0, None, None, None,
+        None)
     if group > 1:
         # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
         q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])

@@ -63,7 +63,7 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, read_call)
+                      check_rows, item_visibility, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_q8_view, element,
                        narrow, storage_of, widen)
 from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
@@ -262,8 +262,9 @@ cdef inline bint hide_below(int isa, int64_t n, floating *x,
         return cattn_topk_f64_for(isa).hide_below(n, x, t)
 
 
-cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
-                    int64_t k0, int64_t nk, const void *mask,
+cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
+                    int64_t i0, int64_t nq, int64_t k0, int64_t nk,
+                    const void *mask,
                     const floating *thr,
                     const int64_t *thr_idx) noexcept nogil:
     """Add the float mask, or hide (-inf) what the bool mask, causal or the
@@ -293,8 +294,8 @@ cdef void mask_tile(const Problem *p, floating *st, int64_t i0, int64_t nq,
                 + k0 * p.cs_m, p.rs_m, p.cs_m)
     for j in range(nk):
         row = st + j * p.bq
-        lo = first_query(&p.f.vis, k0 + j) - i0
-        hi = last_query(&p.f.vis, k0 + j) - i0
+        lo = first_query(vis, k0 + j) - i0
+        hi = last_query(vis, k0 + j) - i0
         if lo > 0 or hi < nq - 1:
             if floating is float:
                 cattn_cols_f32_for(isa).hide_outside(nq, row, lo, hi)
@@ -334,17 +335,19 @@ cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
         cattn_cols_f64_for(active_isa()).scale_rows(nq, n, acc, ld, alpha)
 
 
-cdef void attend_block(const Problem *p, const GemmKernel *kern,
-                       const void *q, const floating *kpack,
+cdef void attend_block(const Problem *p, const Visibility *vis,
+                       const GemmKernel *kern, const void *q, const floating *kpack,
                        const floating *vpack, const uint8_t *vflag,
                        const void *v, const void *mask,
                        const floating *thr, const int64_t *thr_idx,
                        int64_t bh, int64_t qb, int64_t chunk,
                        Scratch *w) noexcept nogil:
-    """Online-softmax attention of query block qb of item bh over key chunk
-    `chunk`; leaves (m, l, acc) for its rows in w."""
+    """Online-softmax attention of query block qb of item bh (visibility
+    vis) over key chunk `chunk`; leaves (m, l, acc) for its rows in w, the
+    rows at or past vis.L as rows that saw nothing."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
+    cdef int64_t i0 = qb * p.bq, nrows = imin(p.bq, p.f.L - i0)
+    cdef int64_t nq = imax(0, imin(nrows, vis.L - i0))
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
     cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
     cdef int64_t kw, pw
@@ -357,7 +360,7 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     cdef floating scale = <floating>p.f.scale
     cdef const GemmKernel *kv = &p.kern_v
 
-    for r in range(nq):
+    for r in range(nrows):
         w.m[r] = -INFINITY
         w.l[r] = 0
         for c in range(ev_pad):
@@ -365,12 +368,14 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
     if kv.pairs:
         for r in range(p.ev_rows * bq):
             acct[r] = 0
+    if nq == 0:
+        return
 
     # Key blocks this query block may need: the chunk, cut to what its rows
     # can see.
-    k_lo = imax(chunk * p.chunk, first_visible(&p.f.vis, i0))
-    k_hi = imin(imin((chunk + 1) * p.chunk, p.f.S),
-                last_visible(&p.f.vis, i0 + nq - 1) + 1)
+    k_lo = imax(chunk * p.chunk, first_visible(vis, i0))
+    k_hi = imin(imin((chunk + 1) * p.chunk, vis.S),
+                last_visible(vis, i0 + nq - 1) + 1)
     if k_lo >= k_hi:
         return
 
@@ -411,10 +416,10 @@ cdef void attend_block(const Problem *p, const GemmKernel *kern,
                                  scale, 0 if t == 0 else 1)
         if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
             adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
-                          i0 + p.f.alibi_diag - j0)
+                          i0 + vis.offset - j0)
         if (p.f.mask_kind != MASK_NONE or thr_idx != NULL
-                or not block_fully_visible(&p.f.vis, i0, nq, j0, nj)):
-            mask_tile(p, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
+                or not block_fully_visible(vis, i0, nq, j0, nj)):
+            mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         # Only the vectors that hold real queries: columns are independent,
@@ -479,8 +484,9 @@ cdef inline floating row_exp_sum(int64_t n, floating *x,
         return cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
-cdef void attend_row(const Problem *p, const void *q, const void *k,
-                     const void *v, const void *mask, int64_t bh, int64_t i,
+cdef void attend_row(const Problem *p, const Visibility *vis, const void *q,
+                     const void *k, const void *v, const void *mask,
+                     int64_t bh, int64_t i,
                      int64_t chunk, Scratch *w, floating *acc) noexcept nogil:
     """Decode path: query row i of item bh over key chunk `chunk`, streaming K and V
     rows (unit inner stride) in their storage; leaves (m, l, acc) of the
@@ -501,10 +507,13 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
     w.l[0] = 0
     for c in range(p.f.Ev):
         acc[c] = 0
-    # Exactly the keys row i may see, within the chunk.
-    k_lo = imax(chunk * p.chunk, first_visible(&p.f.vis, i))
-    k_hi = imin(imin((chunk + 1) * p.chunk, p.f.S),
-                last_visible(&p.f.vis, i) + 1)
+    # Exactly the keys row i may see, within the chunk (none for a row at
+    # or past its per-row length).
+    k_lo = imax(chunk * p.chunk, first_visible(vis, i))
+    k_hi = imin(imin((chunk + 1) * p.chunk, vis.S),
+                last_visible(vis, i) + 1)
+    if i >= vis.L:
+        k_hi = k_lo
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
@@ -512,7 +521,7 @@ cdef void attend_row(const Problem *p, const void *q, const void *k,
                       kv_src(p, 0, shift(k, kb * p.rs_k, p.in_size), p.rs_k,
                              &view), p.rs_k, <floating>p.f.scale, s)
         if adjusts_scores(&p.f):
-            adjust_scores(&p.f, bh, s, nk, 1, nk, kb - i - p.f.alibi_diag)
+            adjust_scores(&p.f, bh, s, nk, 1, nk, kb - i - vis.offset)
         if p.f.mask_kind == MASK_ADD:
             if floating is float:
                 cattn_cols_f32_for(active_isa()).row_mask_add(
@@ -594,15 +603,16 @@ cdef void add_sink(double sink, int64_t nq, int64_t ev, double *m,
 
 
 cdef void write_rows(const Problem *p, Scratch *w, int64_t bh, int64_t nq,
-                     void *o, floating *lse) noexcept nogil:
-    """out = acc / l and lse = m + log l for nq rows of item bh (its sink
-    joined first); a row that saw no key (l == 0) gets 0 and -inf.  A
+                     int64_t nreal, void *o, floating *lse) noexcept nogil:
+    """out = acc / l and lse = m + log l for nq rows of item bh, the sink
+    joined first to the nreal rows that exist (the rest are past the row's
+    query length); a row that saw no key (l == 0) gets 0 and -inf.  A
     16-bit out: the rows are finished in place in acc, then rounded into
     out."""
     cdef int64_t r
     cdef floating *acc = <floating *>w.acc
     if p.f.sinks != NULL:
-        add_sink(p.f.sinks[bh], nq, p.f.Ev, w.m, w.l, acc, p.ev_pad)
+        add_sink(p.f.sinks[bh], nreal, p.f.Ev, w.m, w.l, acc, p.ev_pad)
     if p.out_storage == NATIVE:
         if floating is float:
             cattn_cols_f32_for(active_isa()).finish_rows(
@@ -660,9 +670,11 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     cdef int64_t nq = imin(p.bq, p.f.L - qb * p.bq), row_len = p.f.Ev + 2
     cdef const void *mask_bh = NULL
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef Visibility vis
+    item_visibility(&p.f, bh, &vis)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_block(p, kern, shift(q, off_q[bh], p.q_size), kv,
+    attend_block(p, &vis, kern, shift(q, off_q[bh], p.q_size), kv,
                  kv + p.kpack_size, vflag, shift(v, off_v[bh], p.in_size),
                  mask_bh,
                  <const floating *>p.thr + bh * p.f.L
@@ -670,7 +682,7 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
                  p.thr_idx + bh * p.f.L if p.thr_idx != NULL else NULL,
                  bh, qb, ch, w)
     if p.nchunks == 1:
-        write_rows(p, w, bh, nq,
+        write_rows(p, w, bh, nq, imax(0, imin(nq, vis.L - qb * p.bq)),
                    out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                    lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
     else:
@@ -728,17 +740,25 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
     cdef int64_t ch = item % p.nchunks
     cdef const void *mask_bh = NULL
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef Visibility vis
+    item_visibility(&p.f, bh, &vis)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_row(p, shift(q, off_q[bh], p.q_size),
+    attend_row(p, &vis, shift(q, off_q[bh], p.q_size),
                shift(k, off_k[bh], p.in_size), shift(v, off_v[bh], p.in_size),
                mask_bh, bh, qb, ch, w, <floating *>w.acc)
     if p.nchunks == 1:
-        write_rows(p, w, bh, 1, out_at(p, o, off_o[bh] + qb * p.rs_o),
+        write_rows(p, w, bh, 1, qb < vis.L,
+                   out_at(p, o, off_o[bh] + qb * p.rs_o),
                    lse + bh * p.f.L + qb if lse != NULL else NULL)
     else:
         save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
                      * row_len)
+
+
+cdef inline int64_t keys_of(const Problem *p, int64_t bh) noexcept nogil:
+    """The keys item bh has: S, or its key length."""
+    return p.f.k_lens[bh] if p.f.k_lens != NULL else p.f.S
 
 
 cdef void whole_head(const Problem *p, const GemmKernel *kern,
@@ -748,9 +768,10 @@ cdef void whole_head(const Problem *p, const GemmKernel *kern,
                      const int64_t *off_v, const int64_t *off_m,
                      const int64_t *off_o, int64_t bh, floating *kv,
                      uint8_t *fl, Scratch *w, floating *parts) noexcept nogil:
-    """Every item of head bh, packing its K/V into this thread's slot."""
+    """Every item of head bh, packing its K/V (the keys it has) into this
+    thread's slot."""
     cdef int64_t kb, j
-    for kb in range(cdiv(p.f.S, p.bk)):
+    for kb in range(cdiv(keys_of(p, bh), p.bk)):
         pack_kv(p, kern, shift(k, off_k[bh], p.in_size),
                 shift(v, off_v[bh], p.in_size), kb, kv, kv + p.kpack_size, fl)
     for j in range(p.nqb * p.nchunks):
@@ -764,8 +785,11 @@ cdef void merge_item(const Problem *p, void *o, floating *lse,
     """Merge the key-chunk partials of item (bh, query block), in order."""
     cdef int64_t bh = item // p.nqb, qb = item % p.nqb
     cdef int64_t nq = imin(p.bq, p.f.L - qb * p.bq)
+    cdef Visibility vis
+    item_visibility(&p.f, bh, &vis)
     merge_partials(p, parts + item * p.nchunks * p.bq * (p.f.Ev + 2), nq, w)
-    write_rows(p, w, bh, nq, out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
+    write_rows(p, w, bh, nq, imax(0, imin(nq, vis.L - qb * p.bq)),
+               out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
 
 
@@ -823,6 +847,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
                 ng = imin(group, nbh - g0)
                 for item in prange(ng * nkb, schedule='static'):
                     bh = g0 + item // nkb
+                    if (item % nkb) * p.bk >= keys_of(p, bh):
+                        continue        # past the head's key length
                     pack_kv(p, &kern, shift(k, off_k[bh], p.in_size),
                             shift(v, off_v[bh], p.in_size), item % nkb, kvpack + (bh - g0) * kv_size,
                             kvpack + (bh - g0) * kv_size + p.kpack_size,

@@ -53,7 +53,7 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, read_call)
+                      check_rows, item_visibility, read_call)
 from ._convert cimport element, storage_of
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
@@ -117,13 +117,17 @@ cdef struct Scratch:
 
 cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
                            const void *q, const void *o,
-                           const void *go, int64_t qb,
+                           const void *go, int64_t qh, int64_t qb,
                            floating *dst) noexcept nogil:
-    """Query block qb of one query head, in the forms the products read:
+    """Query block qb of query head qh, in the forms the products read:
     QA (A of S = Q Kᵀ, MR panels, depth E in KC chunks), dOA (A of
     dP = dO Vᵀ), QB (B of dK = dSᵀ Q), dOB (B of dV = Pᵀ dO), and
-    D = rowsum(dO ∘ O) accumulated in float64."""
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0), kc_max = kern.kc
+    D = rowsum(dO ∘ O) accumulated in float64.  Only the rows before the
+    head's query length: the products take that many as their depth."""
+    cdef Visibility vis
+    item_visibility(&p.f, qh, &vis)
+    cdef int64_t i0 = qb * p.bq, kc_max = kern.kc
+    cdef int64_t nq = imax(0, imin(imin(p.bq, p.f.L - i0), vis.L - i0))
     cdef int64_t t, pc, kc, r, c
     cdef floating *qa = dst
     cdef floating *goa = qa + p.bq * p.f.E
@@ -156,11 +160,13 @@ cdef void pack_query_block(const Problem *p, const GemmKernel *kern,
 
 
 cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
-                         const void *k, const void *v, int64_t kb,
-                         floating *dst) noexcept nogil:
-    """Key block kb of one kv head: KTB (B of S = Q Kᵀ: NR panels of keys,
-    depth E in KC chunks), VTB (B of dP = dO Vᵀ), KB (B of dQ = dS K)."""
-    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0), kc_max = kern.kc
+                         const void *k, const void *v, int64_t kvh,
+                         int64_t kb, floating *dst) noexcept nogil:
+    """Key block kb of kv head kvh: KTB (B of S = Q Kᵀ: NR panels of keys,
+    depth E in KC chunks), VTB (B of dP = dO Vᵀ), KB (B of dQ = dS K).
+    Only the keys before the head's key length (key_count): the products
+    take that many, so the padding is never read."""
+    cdef int64_t k0 = kb * p.bk, nk = key_count(p, kvh, kb), kc_max = kern.kc
     cdef int64_t t, pc, kc
     cdef floating *ktb = dst
     cdef floating *vtb = ktb + p.f.E * p.ld
@@ -177,6 +183,14 @@ cdef void pack_key_block(const Problem *p, const GemmKernel *kern,
                  p.cs_v, p.rs_v, 0, cdiv(nk, kern.nr), vtb + pc * p.ld)
     pack_b_k(kern, nk, p.f.E, shift(k, k0 * p.rs_k, p.in_size), p.rs_k, p.cs_k,
              0, cdiv(p.f.E, kern.nr), kbp)
+
+
+cdef inline int64_t key_count(const Problem *p, int64_t kvh,
+                              int64_t kb) noexcept nogil:
+    """The keys of block kb of kv head kvh that exist: before its key
+    length (the group's query heads share it), at most bk, maybe 0."""
+    cdef int64_t s = p.f.k_lens[kvh * p.G] if p.f.k_lens != NULL else p.f.S
+    return imax(0, imin(p.bk, s - kb * p.bk))
 
 
 cdef inline floating *query_pack(const Problem *p, floating *head,
@@ -205,12 +219,12 @@ cdef void pack_head_item(const Problem *p, const GemmKernel *kern,
         qh = kvh * p.G + g
         pack_query_block(p, kern, shift(q, off_q[qh], p.in_size),
                          shift(o, off_o[qh], p.in_size),
-                         shift(go, off_g[qh], p.in_size), item % p.nqb,
+                         shift(go, off_g[qh], p.in_size), qh, item % p.nqb,
                          query_pack(p, head, g, item % p.nqb))
     else:
         item -= p.G * p.nqb
         pack_key_block(p, kern, shift(k, off_k[kvh], p.in_size),
-                       shift(v, off_v[kvh], p.in_size), item,
+                       shift(v, off_v[kvh], p.in_size), kvh, item,
                        key_pack(p, head, item))
 
 
@@ -235,13 +249,14 @@ cdef inline void softcap_grad(int64_t n, floating *ds, const floating *c,
         ds[j] = ds[j] * (1 - t * t)
 
 
-cdef void tile(const Problem *p, const GemmKernel *kern,
+cdef void tile(const Problem *p, const Visibility *vis,
+               const GemmKernel *kern,
                const floating *qpack, const floating *kpack,
                const floating *lse, const void *mask, int64_t qh, int64_t i0,
                int64_t nq, int64_t k0, int64_t nk, floating *dmask,
                Scratch *w) noexcept nogil:
     """P and dS of queries i0..i0+nq x keys k0..k0+nk of query head qh
-    into w.pt and w.dt; lse, mask and dmask point at this query head's rows
+    (visibility vis) into w.pt and w.dt; lse, mask and dmask point at this query head's rows
     (dmask: row stride S, or NULL).  With softcap, dS is that of the
     scores before the cap (times 1 - tanh², from the capped scores kept in
     w.capt); dmask gets the mask's, after it."""
@@ -264,11 +279,11 @@ cdef void tile(const Problem *p, const GemmKernel *kern,
                  ld)
     tile_product(kern, p.f.Ev, goa, p.bq, vtb, ld, nq, nk, <floating>1, dt, ld)
     if adjusts_scores(&p.f):        # softcap, ALiBi: as the forward
-        adjust_scores(&p.f, qh, pt, ld, nq, nk, k0 - i0 - p.f.alibi_diag,
+        adjust_scores(&p.f, qh, pt, ld, nq, nk, k0 - i0 - vis.offset,
                       <floating *>w.capt)
-    if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
+    if p.f.mask_kind != MASK_NONE or not block_fully_visible(vis, i0, nq,
                                                            k0, nk):
-        mask_rows(&p.f.vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
+        mask_rows(vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
                   k0, nk)
 
     # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
@@ -341,11 +356,13 @@ cdef void add_dq(const Problem *p, const GemmKernel *kern,
                          imin(nr, p.f.E - je * nr), <floating>1, <floating>1)
 
 
-cdef void query_blocks_of(const Problem *p, int64_t k0, int64_t nk,
-                          int64_t *qb_lo, int64_t *qb_hi) noexcept nogil:
-    """Query blocks that may see a key of k0..k0+nk: [qb_lo, qb_hi)."""
-    cdef int64_t lo = imax(first_query(&p.f.vis, k0), 0)
-    cdef int64_t hi = imin(last_query(&p.f.vis, k0 + nk - 1), p.f.L - 1)
+cdef void query_blocks_of(const Problem *p, const Visibility *vis,
+                          int64_t k0, int64_t nk, int64_t *qb_lo,
+                          int64_t *qb_hi) noexcept nogil:
+    """Query blocks that may see a key of k0..k0+nk: [qb_lo, qb_hi) (none
+    for keys past vis.S)."""
+    cdef int64_t lo = imax(first_query(vis, k0), 0)
+    cdef int64_t hi = imin(last_query(vis, k0 + nk - 1), vis.L - 1)
     qb_lo[0] = lo // p.bq
     qb_hi[0] = hi // p.bq + 1 if lo <= hi else qb_lo[0]
 
@@ -360,6 +377,7 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
     heads and query blocks in order; with dq != NULL also adds each tile's
     dS K into dq (the fused schedule; dq: the kv head's G x L x E rows)."""
     cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
+    cdef int64_t nreal = key_count(p, kvh, kb)      # the rest: dK, dV 0
     cdef int64_t g, qb, qb_lo, qb_hi, i0, nq, qh, r, c
     cdef const floating *kpack = key_pack(p, head, kb)
     cdef const floating *qpack
@@ -367,9 +385,13 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
     cdef floating *dmask_h
     cdef floating *dka = <floating *>w.dk
     cdef floating *dva = <floating *>w.dv
+    cdef Visibility vis             # the group's heads share their lengths
+    item_visibility(&p.f, kvh * p.G, &vis)
     memset(w.dk, 0, p.bk * p.e_pad * sizeof(floating))
     memset(w.dv, 0, p.bk * p.ev_pad * sizeof(floating))
-    query_blocks_of(p, k0, nk, &qb_lo, &qb_hi)
+    query_blocks_of(p, &vis, k0, imax(nreal, 1), &qb_lo, &qb_hi)
+    if nreal == 0:
+        qb_hi = qb_lo
     for g in range(p.G):
         qh = kvh * p.G + g
         mask_h = NULL
@@ -378,16 +400,16 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
         dmask_h = dmask + qh * p.f.L * p.f.S if dmask != NULL else NULL
         for qb in range(qb_lo, qb_hi):
             i0 = qb * p.bq
-            nq = imin(p.bq, p.f.L - i0)
-            if not block_any_visible(&p.f.vis, i0, nq, k0, nk):
+            nq = imin(p.bq, vis.L - i0)
+            if not block_any_visible(&vis, i0, nq, k0, nreal):
                 continue
             qpack = query_pack(p, head, g, qb)
-            tile(p, kern, qpack, kpack, lse + qh * p.f.L, mask_h, qh, i0, nq,
-                 k0, nk, dmask_h, w)
-            add_dkdv(p, kern, qpack, nq, nk, w)
+            tile(p, &vis, kern, qpack, kpack, lse + qh * p.f.L, mask_h, qh,
+                 i0, nq, k0, nreal, dmask_h, w)
+            add_dkdv(p, kern, qpack, nq, nreal, w)
             if dq != NULL:
-                add_dq(p, kern, kpack, nq, nk, dq + (g * p.f.L + i0) * p.f.E,
-                       p.f.E, w)
+                add_dq(p, kern, kpack, nq, nreal,
+                       dq + (g * p.f.L + i0) * p.f.E, p.f.E, w)
     for r in range(nk):
         for c in range(p.f.E):
             dk[(k0 + r) * p.f.E + c] = dka[r * p.e_pad + c] * <floating>p.f.scale
@@ -403,25 +425,28 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
     """dQ of query block qb of query head g of kv head kvh (split
     schedule), over the key blocks in order; dq: that head's L x E rows."""
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
-    cdef int64_t qh = kvh * p.G + g, kb, k_lo, k_hi, r, c
+    cdef int64_t qh = kvh * p.G + g, kb, k_lo, k_hi, r, c, nreal, nk
     cdef const floating *qpack = query_pack(p, head, g, qb)
     cdef const void *mask_h = NULL
     cdef floating *acc = <floating *>w.dq
+    cdef Visibility vis
+    item_visibility(&p.f, qh, &vis)
+    nreal = imin(nq, vis.L - i0)    # rows past the query length: dQ 0
     if p.f.mask_kind != MASK_NONE:
         mask_h = <const char *>mask + off_m[qh] * mask_item
     memset(w.dq, 0, p.bq * p.e_pad * sizeof(floating))
-    k_lo = imax(first_visible(&p.f.vis, i0), 0)
-    k_hi = imin(last_visible(&p.f.vis, i0 + nq - 1) + 1, p.f.S)
-    if k_lo < k_hi:
+    k_lo = imax(first_visible(&vis, i0), 0)
+    k_hi = imin(last_visible(&vis, i0 + nreal - 1) + 1, vis.S)
+    if k_lo < k_hi and nreal > 0:
         for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
-            if not block_any_visible(&p.f.vis, i0, nq, kb * p.bk,
-                                     imin(p.bk, p.f.S - kb * p.bk)):
+            nk = key_count(p, kvh, kb)
+            if not block_any_visible(&vis, i0, nreal, kb * p.bk, nk):
                 continue
-            tile(p, kern, qpack, key_pack(p, head, kb), lse + qh * p.f.L,
-                 mask_h, qh, i0, nq, kb * p.bk, imin(p.bk, p.f.S - kb * p.bk),
+            tile(p, &vis, kern, qpack, key_pack(p, head, kb),
+                 lse + qh * p.f.L, mask_h, qh, i0, nreal, kb * p.bk, nk,
                  NULL, w)
-            add_dq(p, kern, key_pack(p, head, kb), nq,
-                   imin(p.bk, p.f.S - kb * p.bk), acc, p.e_pad, w)
+            add_dq(p, kern, key_pack(p, head, kb), nreal, nk, acc, p.e_pad,
+                   w)
     for r in range(nq):
         for c in range(p.f.E):
             dq[(i0 + r) * p.f.E + c] = acc[r * p.e_pad + c] * <floating>p.f.scale

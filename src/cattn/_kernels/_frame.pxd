@@ -37,9 +37,13 @@ cdef struct Frame:
     # and before the mask (adjust_scores); each per work item (C order
     # over the walked batch) or NULL.
     double softcap          # > 0: s = softcap·tanh(s / softcap); 0: none
-    const double *slopes    # ALiBi: s -= slope·|i + alibi_diag - j|
-    int64_t alibi_diag      # S - L (FlashAttention's convention)
+    const double *slopes    # ALiBi: s -= slope·|i + S - L - j|
     const double *sinks     # one logit without a value in each softmax
+    # Per-row lengths, per work item (query heads: the gradient's items
+    # times its group), or both NULL: item_visibility.
+    const int64_t *q_lens
+    const int64_t *k_lens
+    bint bottom_right       # is_causal="bottom_right": diag = S - L
 
 
 cdef struct Operand:
@@ -93,6 +97,21 @@ cdef inline void *arena_at(const Arena *a, int t, size_t at) noexcept nogil:
 cdef void *checked_alloc(size_t nbytes, str func) except NULL
 
 
+cdef inline void item_visibility(const Frame *f, int64_t item,
+                                 Visibility *v) noexcept nogil:
+    """The visibility of work item `item`: f.vis, or with per-row lengths
+    its own L and S (rows at or past L see nothing: the drivers compute
+    only the first L; keys at or past S do not exist), the bottom-right
+    diagonal and the ALiBi offset counted from them."""
+    v[0] = f.vis
+    if f.q_lens != NULL:
+        v.L = f.q_lens[item]
+        v.S = f.k_lens[item]
+        v.offset = v.S - v.L
+        if f.bottom_right:
+            v.diag = v.offset
+
+
 cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,
                                int64_t ld, int64_t rows, int64_t n,
                                int64_t d0,
@@ -101,8 +120,8 @@ cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,
     x[r*ld + c] for r < rows, c < n, whose ALiBi distance |i + diag - j|
     is |d0 - r + c|: d0 = i0 + diag - k0 for the forward's transposed
     tiles (rows: keys from k0, columns: queries from i0), k0 - i0 - diag
-    for row tiles (rows: queries, columns: keys), with diag =
-    f.alibi_diag.  Every driver computes a score the same way, so the
+    for row tiles (rows: queries, columns: keys), with diag the item's
+    Visibility.offset (S - L).  Every driver computes a score the same way, so the
     top-k pass, the forward and the gradient agree bit for bit.  capped
     (row stride ld), if not NULL, gets the capped scores before the bias
     (the gradient's softcap derivative)."""

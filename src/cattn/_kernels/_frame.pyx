@@ -39,6 +39,8 @@ cdef enum CallField:
     C_SOFTCAP = 15
     C_SINKS = 16
     C_ALIBI = 17
+    C_Q_LENS = 18
+    C_K_LENS = 19
 
 
 cdef int read_call(Frame *f, object call, tuple items) except -1:
@@ -55,11 +57,20 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.softcap = c[C_SOFTCAP]
     # Per query head of the batch: the forward's and top-k's items, the
     # gradient's items times its group.
-    f.sinks = per_item(c[C_SINKS], "sinks", nitems_of(c[C_BATCH]),
-                       c[C_FUNC])
-    f.slopes = per_item(c[C_ALIBI], "alibi_slopes", nitems_of(c[C_BATCH]),
-                        c[C_FUNC])
-    f.alibi_diag = f.S - f.L
+    f.sinks = <const double *>per_item(c[C_SINKS], "sinks",
+                                       nitems_of(c[C_BATCH]), c[C_FUNC])
+    f.slopes = <const double *>per_item(c[C_ALIBI], "alibi_slopes",
+                                        nitems_of(c[C_BATCH]), c[C_FUNC])
+    f.q_lens = <const int64_t *>per_item(c[C_Q_LENS], "query_lengths",
+                                         nitems_of(c[C_BATCH]), c[C_FUNC],
+                                         np.int64)
+    f.k_lens = <const int64_t *>per_item(c[C_K_LENS], "key_lengths",
+                                         nitems_of(c[C_BATCH]), c[C_FUNC],
+                                         np.int64)
+    if (f.q_lens == NULL) != (f.k_lens == NULL):
+        raise AssertionError(f"{c[C_FUNC]}: cattn internal error: one "
+                             "length array without the other")
+    f.bottom_right = causal == "bottom_right"
     cdef cnp.dtype dtype = <cnp.dtype>c[C_DTYPE]
     f.is_native = dtype.type_num in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)
     f.is_f32 = dtype.type_num != cnp.NPY_FLOAT64    # 16-bit: float32
@@ -78,18 +89,18 @@ cdef int64_t nitems_of(tuple items):
     return n
 
 
-cdef const double *per_item(object a, str name, int64_t n,
-                            str func) except? NULL:
-    """The data of a per-item float64 array of the Call (kept alive by it),
-    or NULL for None; its contract (C-contiguous, n values) checked."""
+cdef const void *per_item(object a, str name, int64_t n, str func,
+                          object dtype=np.float64) except? NULL:
+    """The data of a per-item array of the Call (kept alive by it), or NULL
+    for None; its contract (dtype, C-contiguous, n values) checked."""
     if a is None:
         return NULL
     cdef cnp.ndarray arr = <cnp.ndarray>a
-    if arr.dtype != np.float64:
+    if arr.dtype != dtype:
         raise AssertionError(f"{func}: cattn internal error: {name} must "
-                             f"be float64")
+                             f"be {dtype}")
     check_rows(arr, n, func, name)
-    return <const double *>cnp.PyArray_DATA(arr)
+    return cnp.PyArray_DATA(arr)
 
 
 cdef bint walkable(cnp.ndarray x) noexcept:

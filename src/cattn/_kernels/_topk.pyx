@@ -32,7 +32,7 @@ import numpy as np
 from ._cpu cimport active_isa
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, read_call)
+                      check_rows, item_visibility, read_call)
 from ._convert cimport storage_of
 from ._gemm cimport (GemmKernel, floating, gemm_kernel,
                      pack_a_k, pack_b_k, shift, tile_product)
@@ -201,27 +201,32 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
                        const void *mask, int64_t bh, int64_t qb,
                        floating *thr, int64_t *idx, Scratch *w) noexcept nogil:
     """Top-k of the rows of query block qb of head bh; writes thr and idx
-    (this head's rows)."""
+    (this head's rows; none kept past its query length)."""
     cdef int64_t mr = kern.mr, nr = kern.nr, kc_max = kern.kc, ld = p.ld
-    cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
+    cdef int64_t i0 = qb * p.bq, nrows = imin(p.bq, p.f.L - i0), nq
+    cdef Visibility vis
+    item_visibility(&p.f, bh, &vis)
+    nq = imax(0, imin(nrows, vis.L - i0))
     cdef int64_t t, pc, kc, r, kb, k0, nk, k_lo, k_hi
     cdef int isa = active_isa()
     cdef floating *qa = <floating *>w.qa
     cdef floating *ktb = <floating *>w.ktb
     cdef floating *st = <floating *>w.st
-    for r in range(nq):
+    for r in range(nrows):
         w.size[r] = 0
     for t in range(cdiv(p.f.E, kc_max)):
         pc = t * kc_max
         kc = imin(kc_max, p.f.E - pc)
         pack_a_k(kern, nq, kc, shift(q, i0 * p.rs_q + pc * p.cs_q, p.in_size),
                  p.rs_q, p.cs_q, qa + pc * p.bq)
-    k_lo = imax(first_visible(&p.f.vis, i0), 0)
-    k_hi = imin(last_visible(&p.f.vis, i0 + nq - 1) + 1, p.f.S)
+    k_lo = imax(first_visible(&vis, i0), 0)
+    k_hi = imin(last_visible(&vis, i0 + nq - 1) + 1, vis.S)
+    if nq == 0:
+        k_hi = k_lo
     for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk) if k_lo < k_hi else 0):
         k0 = kb * p.bk
-        nk = imin(p.bk, p.f.S - k0)
-        if not block_any_visible(&p.f.vis, i0, nq, k0, nk):
+        nk = imin(p.bk, vis.S - k0)
+        if not block_any_visible(&vis, i0, nq, k0, nk):
             continue
         for t in range(cdiv(p.f.E, kc_max)):
             pc = t * kc_max
@@ -232,16 +237,15 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
         tile_product(kern, p.f.E, qa, p.bq, ktb, ld, nq, nk, <floating>p.f.scale,
                      st, ld)
         if adjusts_scores(&p.f):    # softcap, ALiBi: as the forward
-            adjust_scores(&p.f, bh, st, ld, nq, nk,
-                          k0 - i0 - p.f.alibi_diag)
-        if p.f.mask_kind != MASK_NONE or not block_fully_visible(&p.f.vis, i0, nq,
+            adjust_scores(&p.f, bh, st, ld, nq, nk, k0 - i0 - vis.offset)
+        if p.f.mask_kind != MASK_NONE or not block_fully_visible(&vis, i0, nq,
                                                                k0, nk):
-            mask_rows(&p.f.vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
+            mask_rows(&vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
                       nq, k0, nk)
         for r in range(nq):
             offer_row(st + r * ld, nk, k0, p.f.top_k, w.heap_k + r * p.f.top_k,
                       w.heap_j + r * p.f.top_k, &w.size[r], isa)
-    for r in range(nq):
+    for r in range(nrows):
         if w.size[r] == p.f.top_k:
             store_score(w.heap_k[r * p.f.top_k], thr + i0 + r)
             idx[i0 + r] = w.heap_j[r * p.f.top_k]

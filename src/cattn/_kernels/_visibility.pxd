@@ -18,9 +18,10 @@ from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
 
 
 cdef struct Visibility:
-    int64_t L, S
+    int64_t L, S            # the rows and keys that exist (per-row lengths)
     bint causal, has_left, has_right
     int64_t diag, left, right
+    int64_t offset          # S - L: bottom-right's diagonal and ALiBi's
 
 
 cdef inline void set_visibility(Visibility *v, int64_t L, int64_t S,
@@ -28,6 +29,7 @@ cdef inline void set_visibility(Visibility *v, int64_t L, int64_t S,
                                right) except *:
     """Fill v from the drivers' arguments (left/right: None = unbounded)."""
     v.L, v.S = L, S
+    v.offset = S - L
     v.causal = causal
     v.diag = diag
     v.has_left = left is not None
@@ -58,8 +60,11 @@ cdef inline int64_t last_visible(const Visibility *v,
 
 cdef inline int64_t first_query(const Visibility *v,
                                 int64_t j) noexcept nogil:
-    """Smallest query index that may see key j (last_visible(i) >= j)."""
+    """Smallest query index that may see key j (last_visible(i) >= j);
+    none for a key past S (a per-row length's padding in a tile)."""
     cdef int64_t i = -(1 << 62)
+    if j >= v.S:
+        return 1 << 62
     if v.causal:
         i = imax(i, j - v.diag)
     if v.has_right:
