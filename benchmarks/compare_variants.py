@@ -1,12 +1,13 @@
-"""The current-models targets of softcap, sinks, ALiBi and per-row
-lengths in one run: each ratio, its target and whether it is met.
+"""The current-models targets of softcap, sinks, ALiBi, per-row lengths
+and packed sequences in one run: each ratio, its target and whether it is
+met.
 
 Run from a venv with cattn and torch==2.13.0 (CPU):
 
     python benchmarks/compare_variants.py
 
-Case B4 H8 L=S=1024 E64 float32 (per-row lengths: lengths_rows).  Two
-kinds of ratio:
+Case B4 H8 L=S=1024 E64 float32 (per-row lengths: lengths_rows; packed
+sequences: varlen_rows).  Two kinds of ratio:
 
 * cost: time(cattn with the option) / time(cattn without it); target
   <= 1.1.  Measured first, before torch has run in the process (its
@@ -67,6 +68,7 @@ def main():
                 f"with / without", opt / plain, 1.1, below=True)
 
     lengths_rows(args.rounds)
+    varlen_rows(args.rounds)
 
     import torch
     import torch.nn.functional as F
@@ -131,6 +133,39 @@ def lengths_rows(rounds):
                 [lambda: sdpa(q, k, v, **kw), rows], rounds=rounds)
             row(f"{label}{' (causal)' if causal else ''}: padded call / "
                 f"sum of dense rows", padded / dense, 1.15, below=True)
+
+
+def varlen_rows(rounds):
+    """varlen_attention, 16 sequences of 32 ... 2048 tokens (geometric), H8
+    E64 float32, against one dense call of the same work (B1 H8 L=S =
+    sqrt(sum of squared lengths): GFLOP/s ratio, target >= 0.9) and a dense
+    call padded to the longest sequence (B16 H8 L=S=2048: time ratio,
+    target >= 2), with and without causal attention."""
+    rng = np.random.default_rng(2)
+    lens = np.geomspace(32, 2048, 16).round().astype(np.int64)
+    rng.shuffle(lens)
+    cu = np.concatenate([[0], np.cumsum(lens)])
+    Hv, Ev = 8, 64
+    x = rng.standard_normal((int(cu[-1]), Hv, Ev)).astype(np.float32)
+    n = int(round(float(np.sqrt((lens.astype(float) ** 2).sum()))))
+    dense = rng.standard_normal((1, Hv, n, Ev)).astype(np.float32)
+    pad = rng.standard_normal((16, Hv, 2048, Ev)).astype(np.float32)
+    work = 4.0 * Hv * Ev * float((lens.astype(float) ** 2).sum())
+    sdpa = cattn.scaled_dot_product_attention
+    for causal in (False, True):
+        t_var, t_dense, t_pad = interleaved(
+            [lambda: cattn.varlen_attention(x, x, x, cu, cu,
+                                            is_causal=causal),
+             lambda: sdpa(dense, dense, dense, is_causal=causal),
+             lambda: sdpa(pad, pad, pad, is_causal=causal)],
+            rounds=rounds)
+        gf_var = work / (2 if causal else 1) / t_var / 1e9
+        gf_dense = 4.0 * Hv * Ev * n * n / (2 if causal else 1) / t_dense / 1e9
+        tag = " (causal)" if causal else ""
+        print(f"|   varlen {gf_var:.0f} GFLOP/s, dense {gf_dense:.0f} GFLOP/s"
+              f" (L=S={n}){tag} | | | |")
+        row(f"varlen / dense GFLOP/s{tag}", gf_var / gf_dense, 0.9)
+        row(f"padded dense time / varlen time{tag}", t_pad / t_var, 2.0)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 import cattn
 from cattn import _reference
 
-from conftest import TOL
+from conftest import TOL, exact16
 
 DTYPES = [np.float32, np.float64]
 
@@ -182,10 +182,10 @@ def test_threads_and_16bit(rng):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     for dtype in (np.float16, ml_dtypes.bfloat16):
         x16 = [x.astype(dtype) for x in (q, k, v)]
-        got = cattn.scaled_dot_product_attention(*x16, **kw,
-                                                 precision="highest")[0]
-        want = cattn.scaled_dot_product_attention(
-            *(x.astype(np.float32) for x in x16), **kw)[0].astype(dtype)
+        with exact16():
+            got = cattn.scaled_dot_product_attention(*x16, **kw)[0]
+            want = cattn.scaled_dot_product_attention(
+                *(x.astype(np.float32) for x in x16), **kw)[0].astype(dtype)
         np.testing.assert_array_equal(got.view(np.uint16),
                                       want.view(np.uint16))
 

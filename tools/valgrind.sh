@@ -9,7 +9,7 @@
 #   tools/valgrind.sh [pytest -k expression]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-expr="${1:-((float32 and (generic or avx2)) and (test_shapes_and_causal or test_decode_path or test_edge_tiles_sweep or test_rows_match_reference or test_fully_masked or test_nan_propagates or test_few_rows)) or (avx2 and ((test_sdpa_equals_float32_rounded_once and 33x45) or (test_sdpa_on_int8_kv and 3x200) or (test_sdpa_on_int8_kv and 40x300)))}"
+expr="${1:-((float32 and (generic or avx2)) and (test_shapes_and_causal or test_decode_path or test_edge_tiles_sweep or test_rows_match_reference or test_fully_masked or test_nan_propagates or test_few_rows)) or (avx2 and ((test_sdpa_equals_float32_rounded_once and 33x45) or (test_sdpa_on_int8_kv and 3x200) or (test_sdpa_on_int8_kv and 40x300))) or (avx2 and float32 and ((test_varlen_matches_sequences and decode) or (test_matches_gathered_reference and (16-1 or 5-9)) or (test_matches_reference_whatever_the_padding_holds and 37)))}"
 log="$(mktemp)"
 PYTHONMALLOC=malloc valgrind --tool=memcheck --leak-check=full \
     --show-leak-kinds=definite --num-callers=40 --log-file="$log" \

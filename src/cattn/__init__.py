@@ -8,6 +8,10 @@ matmul
     ``numpy.matmul`` on a BLIS-style blocked GEMM.
 scaled_dot_product_attention, self_attention, attention_weights
     Fused attention (tiled online softmax) and its weights.
+varlen_attention
+    Sequences of different lengths packed end to end (cu_seqlens).
+paged_attention
+    New tokens over a paged KV cache (block table, fixed-size pages).
 hard_attention
     The hard form: each query takes its best key's value (top_k= on
     scaled_dot_product_attention keeps the k best).
@@ -26,7 +30,8 @@ from ._config import show_config
 from .linalg import matmul
 from .special import log_softmax, logsumexp, softmax
 from .attention import (attention_weights, hard_attention,
-                        scaled_dot_product_attention, self_attention)
+                        paged_attention, scaled_dot_product_attention,
+                        self_attention, varlen_attention)
 from .attention_grad import scaled_dot_product_attention_grad
 from .nn import KVCache, MultiHeadAttention, ProjectedMemory
 from .quant import QuantizedArray, quantize
@@ -35,4 +40,4 @@ __all__ = ["__version__", "KVCache", "MultiHeadAttention", "ProjectedMemory",
            "QuantizedArray", "attention_weights", "hard_attention", "log_softmax", "logsumexp",
            "matmul", "scaled_dot_product_attention",
            "quantize", "scaled_dot_product_attention_grad", "self_attention",
-           "show_config", "softmax"]
+           "paged_attention", "show_config", "softmax", "varlen_attention"]

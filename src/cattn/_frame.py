@@ -393,7 +393,24 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
             raise ValueError(f"{func}: attn_mask of shape {mask.shape} does "
                              f"not broadcast to (..., L, S) = "
                              f"{batch + (L, S)}") from None
-    call = _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
+    call = _call_of(func, dtype, batch, group, L, S, E, Ev, kind, is_causal,
+                    window, scale, top_k, num_threads, precision, softcap,
+                    sinks, alibi_slopes,
+                    row_lengths(query_lengths, key_lengths, batch, L, S,
+                                func))
+    return arrays, mask, call
+
+
+def _call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
+             group: int, L: int, S: int, E: int, Ev: int, kind: int,
+             is_causal: object, window: object, scale: object,
+             top_k: object, num_threads: object, precision: object,
+             softcap: object, sinks: object, alibi_slopes: object,
+             lengths: tuple[NDArray[np.int64] | None,
+                            NDArray[np.int64] | None]) -> Call:
+    """The Call of validated shapes, the options validated here (every
+    entry point's, in the Call's field order)."""
+    return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
                       causal_alignment(is_causal, func),
                       window_bounds(window, func),
                       scale_value(scale, E, func),
@@ -403,10 +420,240 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                       softcap_value(softcap, func),
                       per_head(sinks, "sinks", batch, func),
                       per_head(alibi_slopes, "alibi_slopes", batch, func,
-                               finite=True))
-                     + row_lengths(query_lengths, key_lengths, batch, L, S,
-                                   func))
-    return arrays, mask, call
+                               finite=True)) + lengths)
+
+
+def cu_seqlens(cu: object, name: str, total: int, what: str,
+               func: str) -> NDArray[np.int64]:
+    """Cumulative sequence offsets (FlashAttention's cu_seqlens): 1-D
+    integers, starting at 0, never decreasing, ending at `total` (the
+    packed arrays' length along axis 0)."""
+    a = np.asarray(cu)
+    if a.dtype.kind not in "iu" or a.ndim != 1 or a.size == 0:
+        raise (TypeError if a.dtype.kind not in "iu" else ValueError)(
+            f"{func}: {name} must be a 1-D integer array of sequence "
+            f"offsets (number of sequences + 1), got "
+            f"{'dtype ' + str(a.dtype) if a.dtype.kind not in 'iu' else 'shape ' + str(a.shape)}")
+    c = a.astype(np.int64)
+    if c[0] != 0:
+        raise ValueError(f"{func}: {name} must start at 0, got {c[0]}")
+    step = np.diff(c)
+    if (step < 0).any():
+        i = int(np.argmax(step < 0))
+        raise ValueError(f"{func}: {name} must not decrease: {name}[{i + 1}]"
+                         f" = {c[i + 1]} < {name}[{i}] = {c[i]}")
+    if c[-1] != total:
+        raise ValueError(f"{func}: {name} must end at the number of "
+                         f"{what} ({total}, the packed array's first "
+                         f"dimension), got {c[-1]}")
+    return c
+
+
+def describe_varlen(func: str, query: ArrayLike, key: ArrayLike,
+                    value: ArrayLike, cu_seqlens_q: object,
+                    cu_seqlens_k: object, *, is_causal: object = False,
+                    scale: object = None, window: object = None,
+                    softcap: object = None, sinks: object = None,
+                    alibi_slopes: object = None, enable_gqa: bool = False,
+                    num_threads: object = None, precision: object = None
+                    ) -> tuple[list[FloatArray], Call,
+                               tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Validate a packed variable-length call (varlen_attention): query
+    (total_q, H, E), key (total_k, Hkv, E), value (total_k, Hkv, Ev),
+    sequences end to end, delimited by the cumulative offsets.  Returns
+    the operands in one dtype, the Call (batch (nseq, H), L and S the
+    longest sequences, per-item lengths) and the sequences' starts."""
+    as_float = _checks.as_float_array
+    arrays = [as_float(x, n, func, True)
+              for x, n in zip((query, key, value), NAMES)]
+    if any(a.dtype != arrays[0].dtype for a in arrays):
+        dtype = _checks.common_dtype(arrays)
+        arrays = [a.astype(dtype, copy=False) for a in arrays]
+    q, k, v = arrays
+    for a, n, dims in ((q, "query", "(total_q, H, E)"),
+                       (k, "key", "(total_k, Hkv, E)"),
+                       (v, "value", "(total_k, Hkv, Ev)")):
+        if a.ndim != 3:
+            raise ValueError(f"{func}: {n} must have 3 dimensions {dims}, "
+                             f"got shape {a.shape}")
+    if k.shape[2] != q.shape[2]:
+        raise ValueError(f"{func}: query and key must have the same last "
+                         f"dimension E: query has shape {q.shape}, key has "
+                         f"shape {k.shape}")
+    if v.shape[:2] != k.shape[:2]:
+        raise ValueError(f"{func}: key and value must have the same number "
+                         f"of tokens and heads: key has shape {k.shape}, "
+                         f"value has shape {v.shape}")
+    H, Hkv = q.shape[1], k.shape[1]
+    group = 1
+    if Hkv != H:
+        if not enable_gqa or Hkv == 0 or H % Hkv:
+            raise ValueError(
+                f"{func}: query has {H} heads and key/value {Hkv}"
+                + ("; the query heads must be a multiple of the key/value "
+                   "heads" if enable_gqa else
+                   "; for grouped-query attention pass enable_gqa=True"))
+        group = H // Hkv
+    cu_q = cu_seqlens(cu_seqlens_q, "cu_seqlens_q", q.shape[0], "queries",
+                      func)
+    cu_k = cu_seqlens(cu_seqlens_k, "cu_seqlens_k", k.shape[0], "keys",
+                      func)
+    if cu_q.size != cu_k.size:
+        raise ValueError(f"{func}: cu_seqlens_q and cu_seqlens_k must "
+                         f"describe as many sequences: {cu_q.size - 1} and "
+                         f"{cu_k.size - 1}")
+    len_q, len_k = np.diff(cu_q), np.diff(cu_k)
+    nseq = len_q.size
+    batch = (nseq, H)
+    L = int(len_q.max(initial=0))
+    S = int(len_k.max(initial=0))
+    E, Ev = q.shape[2], v.shape[2]
+    call = _call_of(func, q.dtype, batch, group, L, S, E, Ev, MASK_NONE,
+                    is_causal, window, scale, None, num_threads, precision,
+                    softcap, sinks, alibi_slopes,
+                    (np.repeat(len_q, H), np.repeat(len_k, H)))
+    return [q, k, v], call, (cu_q[:-1].copy(), cu_k[:-1].copy())
+
+
+def describe_paged(func: str, query: ArrayLike, key_pages: Any,
+                   value_pages: Any, block_table: object, seq_lens: object,
+                   *, scale: object = None, window: object = None,
+                   softcap: object = None, sinks: object = None,
+                   alibi_slopes: object = None, num_threads: object = None,
+                   precision: object = None
+                   ) -> tuple[FloatArray, Any, Any, NDArray[np.int64],
+                              Call]:
+    """Validate a paged-cache call (paged_attention): query (B, H, L, E),
+    the last L tokens of each sequence; key_pages / value_pages
+    (num_pages, Hkv, page_size, E / Ev), float or both int8
+    (cattn.quantize); block_table (B, max_pages); seq_lens (B,).  The
+    pages are never copied: a float query is cast to the pages' compute
+    dtype when it differs (it is small), and pages in a dtype the query
+    would have to be widened to are a TypeError.  Returns the query, the
+    pages, the block table as int64 and the Call (batch (B, H), causal
+    bottom-right, S the longest sequence, per-item lengths)."""
+    q = _checks.as_float_array(query, "query", func, True)
+    quantized = isinstance(key_pages, QuantizedArray)
+    if quantized != isinstance(value_pages, QuantizedArray):
+        raise TypeError(f"{func}: key_pages and value_pages must both be "
+                        f"quantized (cattn.quantize) or neither")
+    if quantized:
+        kp, vp = key_pages, value_pages
+        if kp.block_size != vp.block_size:
+            raise ValueError(f"{func}: quantized key_pages and value_pages "
+                             f"must share one block_size, got "
+                             f"{kp.block_size} and {vp.block_size}")
+        if not (q.dtype == _checks.FLOAT32 or _checks.is_storage16(q.dtype)):
+            raise TypeError(f"{func}: quantized pages need a float32, "
+                            f"float16 or bfloat16 query, got {q.dtype}")
+        dtype = q.dtype
+    else:
+        kp = _checks.as_float_array(key_pages, "key_pages", func, True)
+        vp = _checks.as_float_array(value_pages, "value_pages", func, True)
+        if kp.dtype != vp.dtype:
+            raise TypeError(f"{func}: key_pages and value_pages must share "
+                            f"one dtype, got {kp.dtype} and {vp.dtype}")
+        dtype = _checks.common_dtype([q, kp])
+        store = _checks.compute_dtype(dtype) if (
+            dtype == _checks.FLOAT32 and _checks.is_storage16(kp.dtype)) \
+            else dtype
+        if kp.dtype != dtype and not (store == _checks.FLOAT32
+                                      and _checks.is_storage16(kp.dtype)):
+            raise TypeError(f"{func}: pages of dtype {kp.dtype} with a "
+                            f"{q.dtype} query would compute in {dtype}: "
+                            f"the cache is never copied, so pass a query of "
+                            f"its dtype (or float32 for 16-bit pages)")
+        if q.dtype != dtype:
+            q = q.astype(dtype)
+    if q.ndim != 4:
+        raise ValueError(f"{func}: query must have 4 dimensions (B, H, L, "
+                         f"E), got shape {q.shape}")
+    for x, n, last in ((kp, "key_pages", "E"), (vp, "value_pages", "Ev")):
+        if x.ndim != 4:
+            raise ValueError(f"{func}: {n} must have 4 dimensions "
+                             f"(num_pages, Hkv, page_size, {last}), got "
+                             f"shape {x.shape}")
+    if kp.shape[:3] != vp.shape[:3]:
+        raise ValueError(f"{func}: key_pages and value_pages must have the "
+                         f"same pages, heads and page size: {kp.shape} and "
+                         f"{vp.shape}")
+    if kp.shape[3] != q.shape[3]:
+        raise ValueError(f"{func}: query and key_pages must have the same "
+                         f"last dimension E: {q.shape} and {kp.shape}")
+    B, H, L, E = q.shape
+    num_pages, Hkv, page_size = kp.shape[:3]
+    if page_size == 0:
+        raise ValueError(f"{func}: the page size (key_pages.shape[2]) must "
+                         f"be at least 1")
+    if Hkv == 0 or H % Hkv:
+        raise ValueError(f"{func}: the query heads ({H}) must be a multiple "
+                         f"of the pages' key/value heads ({Hkv})")
+    bt = np.asarray(block_table)
+    if bt.dtype.kind not in "iu":
+        raise TypeError(f"{func}: block_table must be an integer array, "
+                        f"got dtype {bt.dtype}")
+    if bt.ndim != 2 or bt.shape[0] != B:
+        raise ValueError(f"{func}: block_table must have shape (B, "
+                         f"max_pages) = ({B}, ...), got {bt.shape}")
+    sl = np.asarray(seq_lens)
+    if sl.dtype.kind not in "iu":
+        raise TypeError(f"{func}: seq_lens must be an integer array, got "
+                        f"dtype {sl.dtype}")
+    if sl.shape != (B,):
+        raise ValueError(f"{func}: seq_lens must have shape (B,) = ({B},), "
+                         f"got {sl.shape}")
+    sl = sl.astype(np.int64)
+    cap = bt.shape[1] * page_size
+    bad = (sl < L) | (sl > cap)
+    if bad.any():
+        b = int(np.argmax(bad))
+        raise ValueError(f"{func}: seq_lens[{b}] = {sl[b]} must lie in [L, "
+                         f"max_pages · page_size] = [{L}, {cap}] (the query "
+                         f"holds each sequence's last L tokens)")
+    bt64 = np.ascontiguousarray(bt, dtype=np.int64)
+    used = np.arange(bt.shape[1]) < -(-sl[:, None] // page_size)
+    wrong = used & ((bt64 < 0) | (bt64 >= num_pages))
+    if wrong.any():
+        b, i = (int(x) for x in np.argwhere(wrong)[0])
+        raise ValueError(f"{func}: block_table[{b}, {i}] = {bt64[b, i]} is "
+                         f"not a page: it must lie in [0, num_pages) = [0, "
+                         f"{num_pages}) (sequence {b} uses its first "
+                         f"{int(used[b].sum())} entries)")
+    batch = (B, H)
+    Ev = vp.shape[3]
+    call = _call_of(func, dtype, batch, H // Hkv, L, int(sl.max(initial=0)),
+                    E, Ev, MASK_NONE, "bottom_right", window, scale, None,
+                    num_threads, precision, softcap, sinks, alibi_slopes,
+                    (np.full(B * H, L, np.int64), np.repeat(sl, H)))
+    return q, kp, vp, bt64, call
+
+
+def forward_paged(call: Call, q: FloatArray, kp: Any, vp: Any,
+                  block_table: NDArray[np.int64], o: FloatArray,
+                  lse: FloatArray | None) -> None:
+    """The fused forward of a paged call (describe_paged) into `o` (B, H,
+    L, Ev), walkable, and `lse` (None, or C-contiguous (B, H, L)).  Pages
+    whose rows are not unit-strided are copied first (the kernels copy
+    whole rows out of a page)."""
+    items = call.items
+    quant = None
+    if isinstance(kp, QuantizedArray):
+        kfull, vfull = kp.values, vp.values
+        paged: tuple[Any, ...] = (block_table, kfull, vfull, kp.scales,
+                                  vp.scales)
+        quant = (kp.scales[0], vp.scales[0], kp.block_size)
+    else:
+        kfull, vfull = (x if x.shape[3] <= 1 or x.strides[3] == x.itemsize
+                        else np.ascontiguousarray(x) for x in (kp, vp))
+        paged = (block_table, kfull, vfull)
+    k0, v0 = kfull[0], vfull[0]
+    if call.group > 1:
+        q, o = split_heads(q, call.group), split_heads(o, call.group)
+        k0, v0 = expand_kv(k0), expand_kv(v0)
+        if quant is not None:
+            quant = (expand_kv(quant[0]), expand_kv(quant[1]), quant[2])
+    _attention.attention(call, items, q, k0, v0, None, o, lse, None, quant,
+                         None, paged)
 
 
 def _quantized(func: str, names: tuple[str, ...], q: FloatArray,
@@ -478,8 +725,32 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         vq = cast(QuantizedArray, v)
         _attention.attention(call, items, q, k.values, vq.values, mask, o,
                              lse, thr, (k.scales, vq.scales, k.block_size))
-        return
-    _attention.attention(call, items, q, k, v, mask, o, lse, thr)
+    else:
+        _attention.attention(call, items, q, k, v, mask, o, lse, thr)
+    if call.q_lens is not None:
+        # The kernels write only the rows that exist; the padding past each
+        # row's query length is 0, with lse -inf.
+        pad = np.arange(call.L) >= call.q_lens.reshape(items)[..., None]
+        o[pad] = 0
+        if lse is not None:
+            lse.reshape(items + (call.L,))[pad] = -np.inf
+
+
+def forward_varlen(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
+                   o: FloatArray, lse: FloatArray | None,
+                   start_q: NDArray[np.int64],
+                   start_k: NDArray[np.int64]) -> None:
+    """The fused forward of a packed call (describe_varlen) into `o`
+    (total_q, H, Ev), walkable, and `lse` (None, or C-contiguous (nseq, H,
+    L)); the (sequence, head) items are handed to the threads longest
+    first."""
+    assert call.q_lens is not None and call.k_lens is not None
+    work = call.q_lens * np.maximum(call.k_lens, 1)
+    order = np.argsort(-work, kind="stable").astype(np.int64)
+    _attention.attention(call, call.items, q.transpose(1, 0, 2),
+                         k.transpose(1, 0, 2), v.transpose(1, 0, 2), None,
+                         o.transpose(1, 0, 2), lse, None, None,
+                         (start_q, start_k, order))
 
 
 def select(call: Call, q: FloatArray, k: FloatArray,

@@ -18,6 +18,7 @@ from . import _checks, _frame
 from .linalg import matmul
 from .special import softmax
 from ._typing import ArrayLike, Causal, FloatArray, Precision, Threads, Window
+from .quant import QuantizedArray
 
 
 @overload
@@ -287,23 +288,38 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
         num_threads=num_threads, precision=precision, softcap=softcap,
         sinks=sinks, alibi_slopes=alibi_slopes, query_lengths=query_lengths,
         key_lengths=key_lengths, names=names)
-    out_shape = call.batch + (call.L, call.Ev)
+    result, lse = _outputs(call, out, call.batch + (call.L, call.Ev),
+                           [x for x in (q, k, v, mask) if x is not None],
+                           return_lse)
+    _frame.forward(call, q, k, v, mask, result, lse)
+    return _deliver(out, result, lse)
+
+
+def _outputs(call: _frame.Call, out: FloatArray | None,
+             shape: tuple[int, ...], inputs: list[Any], return_lse: bool
+             ) -> tuple[FloatArray, FloatArray | None]:
+    """The array the kernel writes (`out` itself when it can be walked in
+    place and overlaps no input, else a new one) and lse (batch + (L,), the
+    compute dtype) if asked."""
     overlap = out is not None and _checks.check_out(
-        out, out_shape, call.dtype, call.func,
-        [x for x in (q, k, v, mask) if x is not None])
+        out, shape, call.dtype, call.func, inputs)
     if out is None or overlap or _checks.element_strides(out) is None:
-        result = np.empty(out_shape, dtype=call.dtype)
+        result = np.empty(shape, dtype=call.dtype)
     else:
         result = out
     lse = (np.empty(call.batch + (call.L,), dtype=call.compute)
            if return_lse else None)
-    _frame.forward(call, q, k, v, mask, result, lse)
+    return result, lse
+
+
+def _deliver(out: FloatArray | None, result: FloatArray,
+             lse: FloatArray | None
+             ) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """`result` copied into `out` if it is another array; with lse."""
     if out is not None and result is not out:
         out[...] = result
         result = out
-    if lse is not None:
-        return result, lse
-    return result
+    return result if lse is None else (result, lse)
 
 
 def self_attention(x: ArrayLike, attn_mask: ArrayLike | None = None, *,
@@ -648,3 +664,244 @@ def hard_attention(
     if return_indices:
         return result, indices
     return result
+
+
+def varlen_attention(
+        query: ArrayLike, key: ArrayLike, value: ArrayLike,
+        cu_seqlens_q: ArrayLike, cu_seqlens_k: ArrayLike, *,
+        is_causal: Causal = False, scale: float | None = None,
+        window: Window = None, softcap: float | None = None,
+        sinks: ArrayLike | None = None,
+        alibi_slopes: ArrayLike | None = None, enable_gqa: bool = False,
+        return_lse: bool = False, num_threads: Threads = None,
+        out: FloatArray | None = None, precision: Precision = None,
+) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """Attention over sequences of different lengths packed end to end.
+
+    FlashAttention's ``varlen`` layout: the tokens of all sequences follow
+    one another along the first axis, and ``cu_seqlens_q[s]`` ..
+    ``cu_seqlens_q[s + 1]`` are the queries of sequence s (keys and values
+    likewise with `cu_seqlens_k`).  Each sequence attends only to its own
+    keys, exactly as :func:`scaled_dot_product_attention` would on it
+    alone; no padding is computed or stored.
+
+    Parameters
+    ----------
+    query : array_like, shape (total_q, H, E)
+        The queries of every sequence, packed: float32, float64, float16
+        or ``ml_dtypes.bfloat16``.
+    key : array_like, shape (total_k, Hkv, E)
+        The keys, packed the same way.
+    value : array_like, shape (total_k, Hkv, Ev)
+        The values.
+    cu_seqlens_q, cu_seqlens_k : array_like of int, shape (nseq + 1,)
+        Cumulative offsets: 0, then each sequence's end.  They start at 0,
+        never decrease and end at total_q (total_k); both describe nseq
+        sequences.  A sequence may be empty.
+    is_causal : bool or {"top_left", "bottom_right"}, optional
+        Causal attention within each sequence, aligned as in
+        :func:`scaled_dot_product_attention` from the sequence's own
+        lengths ("bottom_right": its last query sees its last key).
+    scale : float, optional
+        Default ``1 / sqrt(E)``.
+    window : (int or None, int or None), optional
+        Local attention window within each sequence.
+    softcap, sinks, alibi_slopes : optional
+        As in :func:`scaled_dot_product_attention`; sinks and slopes per
+        head (H,), or per sequence and head (nseq, H).
+    enable_gqa : bool, optional
+        Allow Hkv to divide H (grouped-query attention).
+    return_lse : bool, optional
+        Also return the log-sum-exp of each query's scores, shape
+        (total_q, H) (float32 for 16-bit inputs).
+    num_threads : int, optional
+        Number of OpenMP threads; the result does not depend on it.
+    out : ndarray, optional
+        Array of shape (total_q, H, Ev) and the result's dtype to write to.
+    precision : {None, "default", "highest"}, optional
+        As in :func:`scaled_dot_product_attention`.
+
+    Returns
+    -------
+    out : ndarray, shape (total_q, H, Ev)
+    lse : ndarray, shape (total_q, H)
+        Only with ``return_lse=True``.
+
+    Raises
+    ------
+    TypeError
+        If an input is not a supported float dtype, or an offset array is
+        not integer.
+    ValueError
+        If a shape does not match (3-D arrays, E of query and key, tokens
+        and heads of key and value, heads that do not divide), an offset
+        array does not start at 0, decreases, does not end at its total or
+        describes another number of sequences, or another argument is
+        invalid as in :func:`scaled_dot_product_attention`.
+
+    See Also
+    --------
+    scaled_dot_product_attention : ``query_lengths`` / ``key_lengths`` for
+        padded batches.
+
+    Notes
+    -----
+    The work items are (sequence, head, query block), each computed in a
+    fixed order, so no bit depends on `num_threads`; threads take whole
+    (sequence, head) pairs longest first, so sequences of very different
+    lengths still share the cores evenly.  Keys past a sequence's end are
+    never read, not even inside a key block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cattn
+    >>> rng = np.random.default_rng(0)
+    >>> lengths = [5, 1, 12]
+    >>> cu = np.concatenate([[0], np.cumsum(lengths)])        # 0 5 6 18
+    >>> x = rng.standard_normal((18, 2, 8))                   # 18 tokens
+    >>> out = cattn.varlen_attention(x, x, x, cu, cu, is_causal=True)
+    >>> out.shape
+    (18, 2, 8)
+    >>> third = cattn.scaled_dot_product_attention(
+    ...     x[6:].transpose(1, 0, 2), x[6:].transpose(1, 0, 2),
+    ...     x[6:].transpose(1, 0, 2), is_causal=True)
+    >>> bool(np.allclose(out[6:], third.transpose(1, 0, 2)))
+    True
+    """
+    func = "varlen_attention"
+    (q, k, v), call, (start_q, start_k) = _frame.describe_varlen(
+        func, query, key, value, cu_seqlens_q, cu_seqlens_k,
+        is_causal=is_causal, scale=scale, window=window, softcap=softcap,
+        sinks=sinks, alibi_slopes=alibi_slopes, enable_gqa=enable_gqa,
+        num_threads=num_threads, precision=precision)
+    result, lse = _outputs(call, out, (q.shape[0], q.shape[1], call.Ev),
+                           [q, k, v], return_lse)
+    if result.size and call.L:
+        _frame.forward_varlen(call, q, k, v, result, lse, start_q, start_k)
+    result = cast(FloatArray, _deliver(out, result, None))
+    if lse is None:
+        return result
+    # (nseq, H, L) -> (total_q, H): token t is row t - start of its sequence.
+    assert call.q_lens is not None
+    len_q = call.q_lens[::call.batch[1]] if call.batch[1] else np.zeros(
+        call.batch[0], np.int64)
+    seq = np.repeat(np.arange(call.batch[0]), len_q)
+    rows = np.arange(seq.size) - start_q[seq]
+    return result, lse[seq, :, rows]
+
+
+def paged_attention(
+        query: ArrayLike, key_pages: ArrayLike | QuantizedArray,
+        value_pages: ArrayLike | QuantizedArray, block_table: ArrayLike,
+        seq_lens: ArrayLike, *, scale: float | None = None,
+        window: Window = None, softcap: float | None = None,
+        sinks: ArrayLike | None = None,
+        alibi_slopes: ArrayLike | None = None, return_lse: bool = False,
+        num_threads: Threads = None, out: FloatArray | None = None,
+        precision: Precision = None,
+) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """Attention of new tokens over a paged KV cache (vLLM's layout).
+
+    The keys and values of many sequences live in fixed-size pages of one
+    pool; sequence b's token j is row ``j % page_size`` of page
+    ``block_table[b, j // page_size]``.  `query` holds the last L tokens
+    of each sequence (L = 1 when decoding), which attend causally among
+    themselves and to everything before them (bottom-right aligned).  The
+    pages are read where they are: nothing is gathered into a contiguous
+    copy on the decode path, and only one key block at a time otherwise.
+
+    Parameters
+    ----------
+    query : array_like, shape (B, H, L, E)
+        The newest L tokens of each of the B sequences: float32, float64,
+        float16 or ``ml_dtypes.bfloat16``.
+    key_pages : array_like or QuantizedArray, shape (num_pages, Hkv, page_size, E)
+        The pool of key pages, in the query's dtype, or 16-bit with a
+        float32 query, or int8 (:func:`cattn.quantize`) with a float32 or
+        16-bit query.  Hkv must divide H (grouped-query attention).
+    value_pages : array_like or QuantizedArray, shape (num_pages, Hkv, page_size, Ev)
+        The pool of value pages, like `key_pages`.
+    block_table : array_like of int, shape (B, max_pages)
+        The pages of each sequence, in order.  Entries past a sequence's
+        last page are not read (any value, e.g. -1).
+    seq_lens : array_like of int, shape (B,)
+        The number of tokens of each sequence, the L new ones included:
+        ``L <= seq_lens[b] <= max_pages · page_size``.
+    scale : float, optional
+        Default ``1 / sqrt(E)``.
+    window : (int or None, int or None), optional
+        Local attention window, counted from each sequence's end.
+    softcap, sinks, alibi_slopes : optional
+        As in :func:`scaled_dot_product_attention`.
+    return_lse : bool, optional
+        Also return the log-sum-exp, shape (B, H, L).
+    num_threads : int, optional
+        Number of OpenMP threads; the result does not depend on it.
+    out : ndarray, optional
+        Array of shape (B, H, L, Ev) and the result's dtype to write to.
+    precision : {None, "default", "highest"}, optional
+        As in :func:`scaled_dot_product_attention`.
+
+    Returns
+    -------
+    out : ndarray, shape (B, H, L, Ev)
+    lse : ndarray, shape (B, H, L)
+        Only with ``return_lse=True``.
+
+    Raises
+    ------
+    TypeError
+        If a dtype is not supported, the pages' dtypes differ or would
+        have to be copied to meet the query's, or block_table / seq_lens
+        are not integers.
+    ValueError
+        If a shape does not match, a sequence length lies outside
+        [L, max_pages · page_size], or a block-table entry a sequence
+        uses is not a page in [0, num_pages).
+
+    See Also
+    --------
+    cattn.nn.PagedKVCache : Allocates, fills and frees the pages.
+    scaled_dot_product_attention : ``key_lengths`` for a padded cache.
+
+    Notes
+    -----
+    The same kernel as :func:`scaled_dot_product_attention` with per-row
+    lengths: the decode path (L <= 4, and every L for int8 pages) streams
+    each sequence's rows page run by page run; the tiled path copies one
+    key block's rows out of their pages, then packs them as usual.  The
+    result equals :func:`scaled_dot_product_attention` on the gathered
+    keys and values with ``is_causal="bottom_right"``, up to rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import cattn
+    >>> rng = np.random.default_rng(0)
+    >>> pages = rng.standard_normal((8, 2, 4, 16))        # 8 pages of 4
+    >>> table = np.array([[5, 2, 7], [0, 1, -1]])         # two sequences
+    >>> seq_lens = np.array([11, 6])
+    >>> q = rng.standard_normal((2, 4, 1, 16))            # H=4, Hkv=2
+    >>> out = cattn.paged_attention(q, pages, pages, table, seq_lens)
+    >>> out.shape
+    (2, 4, 1, 16)
+    >>> keys = pages[[5, 2, 7]].transpose(1, 0, 2, 3).reshape(2, 12, 16)
+    >>> first = cattn.scaled_dot_product_attention(
+    ...     q[0], keys[:, :11], keys[:, :11], enable_gqa=True)
+    >>> bool(np.allclose(out[0], first))
+    True
+    """
+    func = "paged_attention"
+    q, kp, vp, table, call = _frame.describe_paged(
+        func, query, key_pages, value_pages, block_table, seq_lens,
+        scale=scale, window=window, softcap=softcap, sinks=sinks,
+        alibi_slopes=alibi_slopes, num_threads=num_threads,
+        precision=precision)
+    result, lse = _outputs(
+        call, out, call.batch + (call.L, call.Ev),
+        [q] + ([kp.values, vp.values] if isinstance(kp, QuantizedArray)
+               else [kp, vp]), return_lse)
+    if result.size:
+        _frame.forward_paged(call, q, kp, vp, table, result, lse)
+    return _deliver(out, result, lse)

@@ -56,6 +56,7 @@ failure raises MemoryError naming the function called.
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
 from libc.stdint cimport int8_t, int64_t, uint8_t
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 import numpy as np
@@ -139,6 +140,15 @@ cdef struct Problem:
     # and index of the worst kept key (_topk.pyx); index -1 keeps all.
     const void *thr
     const int64_t *thr_idx
+    # The per-head schedule's order of the items (NULL: 0, 1, ...).
+    const int64_t *order
+    # A paged KV cache (paged_attention; else pages is NULL): key j of item
+    # bh is row j % page_size of page pages[b·max_pages + j // page_size],
+    # b = bh // seq_items; an item's K/V operand is its head in page 0,
+    # page_stride[0 for K, 1 for V] elements from one page to the next.
+    const int64_t *pages
+    int64_t max_pages, page_size, seq_items
+    int64_t page_stride[2]
 
 
 cdef struct Scratch:
@@ -152,6 +162,8 @@ cdef struct Scratch:
     void *colbuf      # 4 x bq: column max, shift, sum; alpha
     void *prev        # decode: the accumulator before a key block, ev_pad
     void *qrow        # decode, 16-bit storage: the query row widened, E
+    void *gather      # paged, tiled: one key block's K or V rows, gathered
+                      # from their pages in storage, bk x max(E, Ev)
     double *m         # bq running max
     double *l         # bq running sum
 
@@ -172,25 +184,107 @@ cdef inline const void *kv_src(const Problem *p, int which, const void *x,
     return view
 
 
+cdef inline const void *key_row(const Problem *p, int which, const void *x,
+                                int64_t bh, int64_t j,
+                                int64_t *run) noexcept nogil:
+    """Row j of item bh's K (which 0) or V (1), whose row 0 is at x; run[0]
+    = how many rows lie evenly spaced from it (to its page's end when the
+    cache is paged)."""
+    cdef int64_t rs = p.rs_k if which == 0 else p.rs_v, page, slot
+    if p.pages == NULL:
+        run[0] = 1 << 62
+        return shift(x, j * rs, p.in_size)
+    page = p.pages[(bh // p.seq_items) * p.max_pages + j // p.page_size]
+    slot = j % p.page_size
+    run[0] = p.page_size - slot
+    return shift(x, page * p.page_stride[which] + slot * rs, p.in_size)
+
+
+cdef void stream_keys(const Problem *p, int which, const void *x,
+                      int64_t bh, const floating *vec, int64_t j0, int64_t n,
+                      floating *out) noexcept nogil:
+    """Keys j0..j0+n of item bh, page run by page run: out[j] = scale ·
+    vec · K[j0 + j] (which 0: the scores), or out += Σ_j vec[j] · V[j0 + j]
+    (which 1: the weighted values)."""
+    cdef int64_t j = j0, run, m
+    cdef const void *row
+    cdef cattn_q8_view view
+    while j < j0 + n:
+        row = key_row(p, which, x, bh, j, &run)
+        m = imin(run, j0 + n - j)
+        if which == 0:
+            dot_rows_from(p.storage, m, p.f.E, vec,
+                          kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
+                          <floating>p.f.scale, out + (j - j0))
+        else:
+            axpy_rows_from(p.storage, m, p.f.Ev, vec + (j - j0),
+                           kv_src(p, 1, row, p.rs_v, &view), p.rs_v, out)
+        j += m
+
+
+cdef const void *gathered(const Problem *p, int which, const void *x,
+                          int64_t bh, int64_t k0, int64_t nk,
+                          void *buf) noexcept nogil:
+    """Rows k0..k0+nk of item bh's K or V, copied from their pages into buf
+    (rows of E or Ev elements, unit strides as the pages have them), or x's
+    own rows when the cache is not paged; the packers then read them as
+    one matrix with row stride E (Ev)."""
+    cdef int64_t cols = p.f.E if which == 0 else p.f.Ev, j = k0, run, m, r
+    cdef int64_t rs = p.rs_k if which == 0 else p.rs_v
+    cdef size_t row_bytes = cols * p.in_size
+    cdef const char *row
+    if p.pages == NULL:
+        return shift(x, k0 * rs, p.in_size)
+    while j < k0 + nk:
+        row = <const char *>key_row(p, which, x, bh, j, &run)
+        m = imin(run, k0 + nk - j)
+        for r in range(m):
+            memcpy(<char *>buf + (j - k0 + r) * row_bytes,
+                   row + r * rs * p.in_size, row_bytes)
+        j += m
+    return buf
+
+
+cdef inline int64_t keys_of(const Problem *p, int64_t bh) noexcept nogil:
+    """The keys item bh has: S, or its key length."""
+    return p.f.k_lens[bh] if p.f.k_lens != NULL else p.f.S
+
+
+cdef inline int64_t block_keys(const Problem *p, int64_t s,
+                               int64_t kb) noexcept nogil:
+    """Keys of block kb packed for an item with s keys (the packed panels'
+    depth: pack_kv and attend_block agree on it)."""
+    return imax(0, imin(p.bk, s - kb * p.bk))
+
+
 cdef void pack_kv(const Problem *p, const GemmKernel *kern,
-                  const void *k, const void *v, int64_t kb,
-                  floating *kpack, floating *vpack,
-                  uint8_t *vflag) noexcept nogil:
-    """Pack key block kb (keys kb·bk..) of K (as the A operand of Sᵀ = K Qᵀ)
-    and V (as the B operand of O = P V); vflag[kb]: the block's values had
+                  const void *k, const void *v, int64_t bh, int64_t kb,
+                  floating *kpack, floating *vpack, uint8_t *vflag,
+                  void *gbuf) noexcept nogil:
+    """Pack key block kb (keys kb·bk..) of item bh's K (as the A operand of
+    Sᵀ = K Qᵀ) and V (as the B operand of O = P V), only the keys it has
+    (block_keys: never a key past its length, which may be another
+    sequence's or outside the array); vflag[kb]: the block's values had
     infs or NaNs (zeroed in the pack)."""
-    cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
+    cdef int64_t k0 = kb * p.bk, nk = block_keys(p, keys_of(p, bh), kb)
     cdef int64_t t, pc, kc
     cdef floating *vblock = vpack + kb * p.vblk
     cdef cattn_q8_view view
+    # A paged cache: the block's rows gathered first (gbuf), then packed
+    # as a matrix of row stride E (Ev); int8 pages never come here (their
+    # scales would need gathering too: they take the decode path).
+    cdef int64_t rs_k = p.f.E if p.pages != NULL else p.rs_k
+    cdef int64_t rs_v = p.f.Ev if p.pages != NULL else p.rs_v
+    cdef const void *src = gathered(p, 0, k, bh, k0, nk, gbuf)
     for t in range(imax(1, cdiv(p.f.E, kern.kc))):
         pc = t * kern.kc
         kc = imin(kern.kc, p.f.E - pc)
         pack_a_k(kern, nk, kc,
-                 kv_src(p, 0, shift(k, k0 * p.rs_k + pc * p.cs_k, p.in_size),
-                        p.rs_k, &view),
-                 p.rs_k, p.cs_k, kpack + panel_depth(kern, pc) * p.s_pad
+                 kv_src(p, 0, shift(src, pc * p.cs_k, p.in_size), rs_k,
+                        &view),
+                 rs_k, p.cs_k, kpack + panel_depth(kern, pc) * p.s_pad
                  + k0 * panel_depth(kern, kc))
+    src = gathered(p, 1, v, bh, k0, nk, gbuf)
     # Values that are inf or NaN: the P·V product would multiply them by the
     # exact zeros of hidden keys (0·inf = NaN) and so reach rows that cannot
     # see them, depending on which blocks a row visits.  The packed copy
@@ -199,15 +293,12 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     cdef const GemmKernel *kv = &p.kern_v
     if kv.pairs:
         if floating is float:       # Vᵀ: Ev rows, depth the block's keys
-            pack_a_k(kv, p.f.Ev, nk, shift(v, k0 * p.rs_v, p.in_size),
-                     p.cs_v, p.rs_v, vblock)
+            pack_a_k(kv, p.f.Ev, nk, src, p.cs_v, rs_v, vblock)
             vflag[kb] = kv.zero_nonfinite(
                 p.ev_rows * panel_depth(kv, nk), vblock)
     else:
-        pack_b_k(kv, nk, p.f.Ev,
-                 kv_src(p, 1, shift(v, k0 * p.rs_v, p.in_size), p.rs_v,
-                        &view),
-                 p.rs_v, p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
+        pack_b_k(kv, nk, p.f.Ev, kv_src(p, 1, src, rs_v, &view),
+                 rs_v, p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
         vflag[kb] = sanitize(nk * p.ev_pad, vblock)
 
 
@@ -231,7 +322,7 @@ cdef inline bint sanitize(int64_t n, floating *x) noexcept nogil:
         return cattn_cols_f64_for(active_isa()).zero_nonfinite(n, x)
 
 
-cdef void nonfinite_values(const Problem *p, const void *v,
+cdef void nonfinite_values(const Problem *p, const void *v, int64_t bh,
                            const floating *pt, int64_t j0, int64_t j1,
                            int64_t nq, floating *acc, int64_t rs,
                            int64_t cs) noexcept nogil:
@@ -240,12 +331,14 @@ cdef void nonfinite_values(const Problem *p, const void *v,
     queries whose weight P[q, j] (the Pᵀ tile pt, row stride bq, row 0 =
     key j0) is not 0: a value reaches exactly the rows that give it
     weight."""
-    cdef int64_t j, c, r
+    cdef int64_t j, c, r, run
     cdef floating x, wgt
+    cdef const void *row
     for j in range(j0, j1):
+        row = key_row(p, 1, v, bh, j, &run)
         for c in range(p.f.Ev):
-            x = <floating>element(p.storage, floating is float, v,
-                                  j * p.rs_v + c * p.cs_v)
+            x = <floating>element(p.storage, floating is float, row,
+                                  c * p.cs_v)
             if not nonfinite(x):
                 continue
             for r in range(nq):
@@ -394,7 +487,7 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         # block.  (A key outside [k_lo, k_hi) that a panel drags in is
         # hidden by mask_tile: exp(-inf) = 0 adds exactly nothing.)
         k0 = kb * p.bk
-        nk = imin(p.bk, p.f.S - k0)
+        nk = block_keys(p, vis.S, kb)          # as pack_kv packed it
         j0 = imax(k0, k_lo // mr * mr)
         j1 = imin(k0 + nk, cdiv(k_hi, mr) * mr)
         nj = j1 - j0
@@ -449,7 +542,7 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
                                  imin(nr, nq - jq * nr),
                                  <floating>1, <floating>1)
             if vflag[kb]:
-                nonfinite_values(p, v, st_j, j0, j1, nq, acct, 1, bq)
+                nonfinite_values(p, v, bh, st_j, j0, j1, nq, acct, 1, bq)
             continue
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
@@ -462,7 +555,7 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
                              imin(mr, nq - r * mr), imin(nr, p.f.Ev - jq * nr),
                              <floating>1, <floating>1)
         if vflag[kb]:
-            nonfinite_values(p, v, st_j, j0, j1, nq, acc, ev_pad, 1)
+            nonfinite_values(p, v, bh, st_j, j0, j1, nq, acc, ev_pad, 1)
     if kv.pairs:            # Oᵀ back to acc's layout, for finishing
         for r in range(nq):
             for c in range(p.f.Ev):
@@ -517,9 +610,7 @@ cdef void attend_row(const Problem *p, const Visibility *vis, const void *q,
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
-        dot_rows_from(p.storage, nk, p.f.E, qi,
-                      kv_src(p, 0, shift(k, kb * p.rs_k, p.in_size), p.rs_k,
-                             &view), p.rs_k, <floating>p.f.scale, s)
+        stream_keys(p, 0, k, bh, qi, kb, nk, s)
         if adjusts_scores(&p.f):
             adjust_scores(&p.f, bh, s, nk, 1, nk, kb - i - vis.offset)
         if p.f.mask_kind == MASK_ADD:
@@ -555,9 +646,7 @@ cdef void attend_row(const Problem *p, const Visibility *vis, const void *q,
                     acc[c] = acc[c] * <floating>alpha
             for c in range(p.f.Ev):
                 prev[c] = acc[c]
-            axpy_rows_from(p.storage, nk, p.f.Ev, s,
-                           kv_src(p, 1, shift(v, kb * p.rs_v, p.in_size),
-                                  p.rs_v, &view), p.rs_v, acc)
+            stream_keys(p, 1, v, bh, s, kb, nk, acc)
             if any_nonfinite(p.f.Ev, acc):
                 # An inf or NaN value arrived: redo the block without the
                 # keys of weight 0 (hidden ones), whose values must not
@@ -570,10 +659,8 @@ cdef void attend_row(const Problem *p, const Visibility *vis, const void *q,
                     while j1 < nk and s[j1] != 0:
                         j1 += 1
                     if j1 > j:
-                        axpy_rows_from(p.storage, j1 - j, p.f.Ev, s + j,
-                                       kv_src(p, 1, shift(v, (kb + j) * p.rs_v,
-                                                          p.in_size),
-                                              p.rs_v, &view), p.rs_v, acc)
+                        stream_keys(p, 1, v, bh, s + j, kb + j, j1 - j,
+                                    acc)
                     j = j1 + 1
             w.m[0] = m_new
         kb += nk
@@ -604,15 +691,16 @@ cdef void add_sink(double sink, int64_t nq, int64_t ev, double *m,
 
 cdef void write_rows(const Problem *p, Scratch *w, int64_t bh, int64_t nq,
                      int64_t nreal, void *o, floating *lse) noexcept nogil:
-    """out = acc / l and lse = m + log l for nq rows of item bh, the sink
-    joined first to the nreal rows that exist (the rest are past the row's
-    query length); a row that saw no key (l == 0) gets 0 and -inf.  A
-    16-bit out: the rows are finished in place in acc, then rounded into
-    out."""
+    """out = acc / l and lse = m + log l for the first nreal of the block's
+    nq rows of item bh (the rest lie past its query length and are never
+    written: they may be another sequence's rows), the sink joined first;
+    a row that saw no key (l == 0) gets 0 and -inf.  A 16-bit out: the
+    rows are finished in place in acc, then rounded into out."""
     cdef int64_t r
     cdef floating *acc = <floating *>w.acc
+    nq = nreal
     if p.f.sinks != NULL:
-        add_sink(p.f.sinks[bh], nreal, p.f.Ev, w.m, w.l, acc, p.ev_pad)
+        add_sink(p.f.sinks[bh], nq, p.f.Ev, w.m, w.l, acc, p.ev_pad)
     if p.out_storage == NATIVE:
         if floating is float:
             cattn_cols_f32_for(active_isa()).finish_rows(
@@ -690,6 +778,49 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
                      * p.bq * row_len)
 
 
+cdef int set_pages(Problem *p, tuple paged, const Operand *ok,
+                   const Operand *ov, int64_t nbh, object quant,
+                   str func) except -1:
+    """Read a paged cache into p (see attention's `paged`) and check its
+    contract: the block table's shape and dtype, the pages' shapes, unit
+    column strides (the tiled path copies whole rows), int8 values and
+    scales parallel along the page axis, and every page a sequence uses
+    (its first ceil(key length / page_size) entries) in [0, num_pages)."""
+    cdef cnp.ndarray bt = <cnp.ndarray>paged[0]
+    cdef cnp.ndarray kp = <cnp.ndarray>paged[1], vp = <cnp.ndarray>paged[2]
+    cdef int64_t B, b, i, used, page, num_pages = kp.shape[0]
+    if (bt.dtype != np.int64 or bt.ndim != 2 or kp.ndim != 4
+            or vp.ndim != 4 or vp.shape[0] != num_pages
+            or vp.shape[2] != kp.shape[2] or p.f.q_lens == NULL
+            or not cnp.PyArray_IS_C_CONTIGUOUS(bt) or bt.shape[0] == 0
+            or nbh % bt.shape[0] or (p.f.E > 1 and ok.cs != 1)
+            or (p.f.Ev > 1 and ov.cs != 1)):
+        raise AssertionError(f"{func}: cattn internal error: paged cache")
+    B = bt.shape[0]
+    p.pages = <const int64_t *>cnp.PyArray_DATA(bt)
+    p.max_pages = bt.shape[1]
+    p.page_size = kp.shape[2]
+    p.seq_items = nbh // B
+    p.page_stride[0] = kp.strides[0] // kp.itemsize
+    p.page_stride[1] = vp.strides[0] // vp.itemsize
+    if quant is not None and (
+            paged[3].strides[0] * p.q8_block != kp.strides[0] * 4
+            or paged[4].strides[0] * p.q8_block != vp.strides[0] * 4):
+        raise AssertionError(f"{func}: cattn internal error: int8 pages "
+                             "and scales not parallel")
+    for b in range(B):
+        used = cdiv(p.f.k_lens[b * p.seq_items], p.page_size)
+        if used > p.max_pages:
+            raise AssertionError(f"{func}: cattn internal error: sequence "
+                                 f"{b} needs {used} pages")
+        for i in range(used):
+            page = p.pages[b * p.max_pages + i]
+            if page < 0 or page >= num_pages:
+                raise AssertionError(f"{func}: cattn internal error: block "
+                                     f"table entry ({b}, {i}) = {page}")
+    return 0
+
+
 cdef bint computes(cnp.ndarray x, bint is_f32):
     """x is held in the compute dtype, or (float32 compute) in a 16-bit
     storage dtype read through its readers."""
@@ -756,9 +887,6 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
                      * row_len)
 
 
-cdef inline int64_t keys_of(const Problem *p, int64_t bh) noexcept nogil:
-    """The keys item bh has: S, or its key length."""
-    return p.f.k_lens[bh] if p.f.k_lens != NULL else p.f.S
 
 
 cdef void whole_head(const Problem *p, const GemmKernel *kern,
@@ -773,7 +901,8 @@ cdef void whole_head(const Problem *p, const GemmKernel *kern,
     cdef int64_t kb, j
     for kb in range(cdiv(keys_of(p, bh), p.bk)):
         pack_kv(p, kern, shift(k, off_k[bh], p.in_size),
-                shift(v, off_v[bh], p.in_size), kb, kv, kv + p.kpack_size, fl)
+                shift(v, off_v[bh], p.in_size), bh, kb, kv,
+                kv + p.kpack_size, fl, w.gather)
     for j in range(p.nqb * p.nchunks):
         attend_item(p, kern, q, v, kv, fl, mask, o, lse, off_q, off_v, off_m,
                     off_o, bh, j // p.nchunks, j % p.nchunks, w, parts)
@@ -835,7 +964,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
                         off_o, item,
                         <Scratch *>arena_at(arena, threadid(), 0), parts)
     elif group == 0:
-        for bh in prange(nbh, schedule='dynamic', num_threads=nthreads):
+        for item in prange(nbh, schedule='dynamic', num_threads=nthreads):
+            bh = p.order[item] if p.order != NULL else item
             whole_head(p, &kern, q, k, v, mask, o, lse, off_q, off_k, off_v,
                        off_m, off_o, bh, kvpack + threadid() * kv_size,
                        vflags + threadid() * nkb,
@@ -850,9 +980,11 @@ cdef void run(const Problem *p, const void *q, const void *k,
                     if (item % nkb) * p.bk >= keys_of(p, bh):
                         continue        # past the head's key length
                     pack_kv(p, &kern, shift(k, off_k[bh], p.in_size),
-                            shift(v, off_v[bh], p.in_size), item % nkb, kvpack + (bh - g0) * kv_size,
+                            shift(v, off_v[bh], p.in_size), bh, item % nkb,
+                            kvpack + (bh - g0) * kv_size,
                             kvpack + (bh - g0) * kv_size + p.kpack_size,
-                            vflags + (bh - g0) * nkb)
+                            vflags + (bh - g0) * nkb,
+                            (<Scratch *>arena_at(arena, threadid(), 0)).gather)
                 for item in prange(ng * per_bh, schedule='dynamic'):
                     bh = g0 + item // per_bh
                     qb = (item // p.nchunks) % p.nqb
@@ -875,7 +1007,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
                    <Scratch *>arena_at(arena, threadid(), 0), parts)
 
 
-def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
+def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
+              ragged=None, paged=None):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -899,6 +1032,24 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
     scales float32 of shape (..., S, E // block) and (..., S, Ev // block)
     laid out in parallel (each leading stride block times smaller), and
     the kernel dequantizes as it reads.
+
+    ragged: None, or packed sequences (varlen_attention) as int64 arrays
+    (q_starts, k_starts, order), one start per sequence: q, k, v and o are
+    then (heads, total, cols) views of the packed arrays, item s·H + h
+    reads its sequence's rows from the starts (Operands.add_ragged; the
+    Call's per-item lengths say how many), there is no mask, and the
+    per-head schedule takes the items in `order` (longest first: no
+    thread is left with a long sequence at the end; the order never
+    changes a bit).
+
+    paged: None, or a paged KV cache (paged_attention) as (block_table,
+    key_pages, value_pages): block_table int64 C-contiguous (B, max_pages);
+    the pages (num_pages, Hkv, page_size, cols), int8 values for quant;
+    k and v are then page 0 of them (broadcastable to the items with
+    page_size rows), quant's scales page 0 of the scales.  The Call's
+    per-item key lengths say how many keys each sequence has; every page
+    they use must be a valid page (checked).  int8 pages take the decode
+    path at any L (their scales are not gathered).
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -907,10 +1058,40 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
         return
     cdef str func = call[0]
     cdef Operands ops = Operands(nbh)
-    cdef Operand *oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
-    cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
-    cdef Operand *ov = ops.add(v, items, p.f.S, p.f.Ev, func, "value")
-    cdef Operand *oo = ops.add(o, items, p.f.L, p.f.Ev, func, "out")
+    cdef Operand *oq
+    cdef Operand *ok
+    cdef Operand *ov
+    cdef Operand *oo
+    cdef int64_t group_kv = call[3]
+    cdef cnp.ndarray order_a
+    p.order = NULL
+    cdef int64_t kv_rows = p.f.S if paged is None else paged[1].shape[2]
+    p.pages = NULL
+    if ragged is None:
+        oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
+        ok = ops.add(k, items, kv_rows, p.f.E, func, "key")
+        ov = ops.add(v, items, kv_rows, p.f.Ev, func, "value")
+        oo = ops.add(o, items, p.f.L, p.f.Ev, func, "out")
+    else:
+        if (mask is not None or quant is not None or p.f.q_lens == NULL
+                or thr is not None):
+            raise AssertionError(f"{func}: cattn internal error: packed "
+                                 "sequences with a mask, top-k or int8")
+        # One length per sequence (items[0] of them) from the per-item ones.
+        q_lens = call[18].reshape(items[0], -1)[:, 0].copy()
+        k_lens = call[19].reshape(items[0], -1)[:, 0].copy()
+        oq = ops.add_ragged(q, ragged[0], q_lens, 1, p.f.E, func, "query")
+        ok = ops.add_ragged(k, ragged[1], k_lens, group_kv, p.f.E, func,
+                            "key")
+        ov = ops.add_ragged(v, ragged[1], k_lens, group_kv, p.f.Ev, func,
+                            "value")
+        oo = ops.add_ragged(o, ragged[0], q_lens, 1, p.f.Ev, func, "out")
+        order_a = ragged[2]
+        check_rows(order_a, nbh, func, "order")
+        if order_a.dtype != np.int64 or not (
+                (np.sort(order_a) == np.arange(nbh)).all()):
+            raise AssertionError(f"{func}: cattn internal error: order")
+        p.order = <const int64_t *>cnp.PyArray_DATA(order_a)
     if ops.keep[3] is not o:
         raise AssertionError(f"{func}: cattn internal error: out copied")
     cdef Operand *om = ops.add_mask(mask, &p.f, items, func)
@@ -926,7 +1107,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
         for i, (x, sc, cols, name) in enumerate(
                 ((ops.keep[1], quant[0], p.f.E, "key"),
                  (ops.keep[2], quant[1], p.f.Ev, "value"))):
-            osc = ops.add(sc, items, p.f.S, cols // p.q8_block, func,
+            osc = ops.add(sc, items, kv_rows, cols // p.q8_block, func,
                           name + " scales")
             if not parallel_q8(x, ops.keep[len(ops.keep) - 1], p.q8_block,
                                p.f.is_f32):
@@ -962,7 +1143,11 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
         blk = cattn_cols_f64_for(active_isa()).blocks
     # A few queries (decoding): stream K and V rows instead of packing
     # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
-    cdef bint decode = (p.f.L <= blk.decode_max_l and thr is None
+    if paged is not None:
+        set_pages(&p, paged, ok, ov, nbh, quant, func)
+    cdef bint decode = ((p.f.L <= blk.decode_max_l or (
+                            p.pages != NULL and quant is not None))
+                        and thr is None
                         and (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
                         and (p.f.Ev <= 1 or ov.cs == 1))
     p.decode = decode
@@ -1032,6 +1217,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
     cdef size_t at_col = carve(&used, 4 * p.bq * itemsize)
     cdef size_t at_prev = carve(&used, p.ev_pad * itemsize)
     cdef size_t at_qrow = carve(&used, p.f.E * itemsize)
+    cdef size_t at_gather = carve(&used, p.bk * max(p.f.E, p.f.Ev)
+                                  * p.in_size
+                                  if p.pages != NULL and not decode else 0)
     cdef size_t at_m = carve(&used, p.bq * sizeof(double))
     cdef size_t at_l = carve(&used, p.bq * sizeof(double))
     # Shared: one slot of packed K/V (and its flags) per head of a group,
@@ -1058,6 +1246,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None):
             w.colbuf = arena_at(&arena, t, at_col)
             w.prev = arena_at(&arena, t, at_prev)
             w.qrow = arena_at(&arena, t, at_qrow)
+            w.gather = arena_at(&arena, t, at_gather)
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:

@@ -60,6 +60,9 @@ cdef class Operands:
     cdef Operand op[8]
     cdef Operand *add(self, object x, tuple items, int64_t rows,
                       int64_t cols, str func, str name) except NULL
+    cdef Operand *add_ragged(self, object x, object starts, object lens,
+                             int64_t group, int64_t cols, str func,
+                             str name) except NULL
     cdef Operand *absent(self) except NULL
     cdef Operand *add_mask(self, object mask, const Frame *f, tuple items,
                            str func) except NULL

@@ -181,6 +181,71 @@ cdef class Operands:
         self.count += 1
         return op
 
+    cdef Operand *add_ragged(self, object x, object starts, object lens,
+                             int64_t group, int64_t cols, str func,
+                             str name) except NULL:
+        """Describe a packed operand (varlen_attention's): `x` of shape
+        (heads, total, cols) -- the user's (total, heads, cols) transposed
+        -- holds sequences end to end along `total`; work item s·H + h
+        (H = heads·group query heads) is the matrix of rows starts[s] ..
+        starts[s] + lens[s] of head h // group, itself if x's strides can
+        be walked, else of a C-ordered copy.
+
+        Contract, checked before any kernel runs: `starts` and `lens` are
+        int64 of one length, and every element an item reaches lies inside
+        x's own memory (a kernel reads only an item's first lens[s]
+        rows)."""
+        cdef cnp.ndarray a = <cnp.ndarray>x
+        if not walkable(a):
+            a = a.copy()
+        cdef cnp.ndarray st = <cnp.ndarray>starts, ln = <cnp.ndarray>lens
+        cdef int64_t item = a.itemsize, nseq, heads, H, s, h, i, rows
+        cdef int64_t hs, rs, cs, lo = 0, hi = 0, d, e, reach_lo, reach_hi
+        cdef Operand *op = &self.op[self.count]
+        cdef int64_t *off = self.offsets + self.count * (
+            self.nitems if self.nitems > 0 else 1)
+        if (self.count >= MAX_OPERANDS or a.ndim != 3 or a.shape[2] != cols
+                or st.dtype != np.int64 or ln.dtype != np.int64
+                or st.ndim != 1 or ln.ndim != 1
+                or st.shape[0] != ln.shape[0]):
+            raise AssertionError(f"{func}: cattn internal error: packed "
+                                 f"operand {name} does not fit")
+        nseq, heads = st.shape[0], a.shape[0]
+        H = heads * group
+        if nseq * H != self.nitems:
+            raise AssertionError(f"{func}: cattn internal error: packed "
+                                 f"operand {name}: {nseq} x {H} items, "
+                                 f"expected {self.nitems}")
+        hs = a.strides[0] // item
+        rs = a.strides[1] // item
+        cs = a.strides[2] // item
+        for d in range(3):
+            e = (a.shape[d] - 1) * (a.strides[d] // item)
+            if e < 0:
+                lo += e
+            else:
+                hi += e
+        for s in range(nseq):
+            rows = (<int64_t *>cnp.PyArray_DATA(ln))[s]
+            for h in range(H):
+                i = s * H + h
+                off[i] = ((h // group) * hs
+                          + (<int64_t *>cnp.PyArray_DATA(st))[s] * rs)
+                if rows <= 0 or cols <= 0:
+                    continue
+                reach_lo = min(0, (rows - 1) * rs) + min(0, (cols - 1) * cs)
+                reach_hi = max(0, (rows - 1) * rs) + max(0, (cols - 1) * cs)
+                if off[i] + reach_lo < lo or off[i] + reach_hi > hi:
+                    raise AssertionError(
+                        f"{func}: cattn internal error: packed operand "
+                        f"{name} would be read outside its memory")
+        op.rs, op.cs = rs, cs
+        op.data = <const char *>cnp.PyArray_DATA(a)
+        op.off = off
+        self.keep.append(a)
+        self.count += 1
+        return op
+
     cdef Operand *add_mask(self, object mask, const Frame *f, tuple items,
                            str func) except NULL:
         """The attention mask (L, S) of f's kind: absent without one, a bool

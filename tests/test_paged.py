@@ -1,0 +1,148 @@
+"""paged_attention: new tokens over a paged KV cache.
+
+The definition: sequence b's keys and values are the rows its block table
+names, in order; the result is scaled_dot_product_attention of its query
+(the last L tokens) on them with is_causal="bottom_right" (the float64
+twin on the gathered rows).  Checked at every SIMD level through the
+decode path (L <= 4, and int8 pages at any L) and the tiled path (a key
+block gathered out of its pages), with page sizes that do not divide the
+blocks, 16-bit and int8 pages; unused pages and table entries hold NaN or
+garbage and never matter."""
+import numpy as np
+import pytest
+
+import cattn
+from cattn import _reference
+
+from conftest import TOL, exact16
+
+DTYPES = [np.float32, np.float64]
+
+
+def cache(rng, dtype, seq, page_size=16, P=None, Hkv=2, E=32, Ev=24):
+    """Pages (NaN where unused), a shuffled block table (-1 past each
+    sequence's pages) and the lengths."""
+    need = [-(-int(n) // page_size) for n in seq]
+    P = P or sum(need) + 5
+    kp = np.full((P, Hkv, page_size, E), np.nan, dtype)
+    vp = np.full((P, Hkv, page_size, Ev), np.nan, dtype)
+    table = np.full((len(seq), max(need) + 2), -1, np.int64)
+    free = list(rng.permutation(P))
+    for b, n in enumerate(seq):
+        for i in range(need[b]):
+            page = free.pop()
+            table[b, i] = page
+            kp[page] = rng.standard_normal(kp.shape[1:])
+            vp[page] = rng.standard_normal(vp.shape[1:])
+    return kp, vp, table, np.asarray(seq, np.int64)
+
+
+def gathered(pages, table, n):
+    ps = pages.shape[2]
+    return np.stack([pages[table[j // ps], :, j % ps] for j in range(n)],
+                    axis=1)
+
+
+def reference(q, kp, vp, table, seq, **kw):
+    out, lse = [], []
+    for b in range(q.shape[0]):
+        o, l = _reference.scaled_dot_product_attention(
+            q[b], gathered(kp, table[b], seq[b]),
+            gathered(vp, table[b], seq[b]), enable_gqa=True,
+            is_causal="bottom_right", **kw)
+        out.append(o)
+        lse.append(l)
+    return np.stack(out), np.stack(lse)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("L", [1, 3, 9, 70])
+@pytest.mark.parametrize("page_size", [16, 5, 1])
+def test_matches_gathered_reference(dtype, L, page_size, isa, rng):
+    seq = [L + 3, 300, max(L, 40)] if page_size > 1 else [L + 3, L + 50, L]
+    kp, vp, table, seq = cache(rng, dtype, seq, page_size)
+    q = rng.standard_normal((3, 4, L, 32)).astype(dtype)
+    for kw in ({}, {"softcap": 4.0, "sinks": np.array([0.5, 0.0, -1.0, 2.0]),
+                    "alibi_slopes": np.array([0.5, 0.25, 0.1, 0.05]),
+                    "window": (50, None)}):
+        out, lse = cattn.paged_attention(q, kp, vp, table, seq,
+                                         return_lse=True, **kw)
+        want, want_lse = reference(q, kp, vp, table, seq, **kw)
+        assert np.isfinite(out).all()
+        assert np.linalg.norm(out - want) <= TOL["attention"][dtype] * max(
+            np.linalg.norm(want), 1)
+        np.testing.assert_allclose(lse, want_lse, atol=1e-5,
+                                   rtol=TOL["attention"][dtype])
+
+
+def test_low_precision_pages(rng):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    kp, vp, table, seq = cache(rng, np.float32, [12, 130, 64], 16)
+    kp, vp = np.nan_to_num(kp), np.nan_to_num(vp)
+    for L in (1, 9):
+        q = rng.standard_normal((3, 4, L, 32)).astype(np.float32)
+        for dtype in (np.float16, ml_dtypes.bfloat16):
+            k16, v16 = kp.astype(dtype), vp.astype(dtype)
+            with exact16():                # a float32 query on 16-bit pages
+                got = cattn.paged_attention(q, k16, v16, table, seq)
+                want = cattn.paged_attention(q, k16.astype(np.float32),
+                                             v16.astype(np.float32), table,
+                                             seq)
+                np.testing.assert_array_equal(got, want)
+                got16 = cattn.paged_attention(q.astype(dtype), k16, v16,
+                                              table, seq)
+                assert got16.dtype == dtype
+        kq, vq = cattn.quantize(kp, 8), cattn.quantize(vp, 8)
+        got = cattn.paged_attention(q, kq, vq, table, seq)
+        want, _ = reference(q, kq.dequantize(), vq.dequantize(), table, seq)
+        assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)
+
+
+def test_threads_and_unused_table_entries(rng):
+    kp, vp, table, seq = cache(rng, np.float32, [600, 30, 1000, 7], 16)
+    q = rng.standard_normal((4, 4, 5, 32)).astype(np.float32)
+    one = cattn.paged_attention(q, kp, vp, table, seq, num_threads=1)
+    two = cattn.paged_attention(q, kp, vp, table, seq, num_threads=2)
+    np.testing.assert_array_equal(one, two)
+    wild = table.copy()
+    wild[wild < 0] = 10 ** 9             # past every sequence's pages
+    np.testing.assert_array_equal(
+        cattn.paged_attention(q, kp, vp, wild, seq), one)
+
+
+@pytest.mark.parametrize("change,err,match", [
+    (lambda a: a.update(block_table=np.where(a["block_table"] == 3, 99,
+                                             a["block_table"])),
+     ValueError, r"block_table\[\d, \d\] = 99 is not a page: it must lie in "
+     r"\[0, num_pages\) = \[0, \d+\)"),
+    (lambda a: a.update(seq_lens=np.array([0, 5])), ValueError,
+     r"seq_lens\[0\] = 0 must lie in \[L, max_pages · page_size\] = "
+     r"\[1, \d+\]"),
+    (lambda a: a.update(seq_lens=np.array([10, 500])), ValueError,
+     r"seq_lens\[1\] = 500 must lie in"),
+    (lambda a: a.update(seq_lens=np.array([10.0, 5.0])), TypeError,
+     "seq_lens must be an integer array"),
+    (lambda a: a.update(block_table=a["block_table"].astype(float)),
+     TypeError, "block_table must be an integer array"),
+    (lambda a: a.update(block_table=a["block_table"][:1]), ValueError,
+     r"block_table must have shape \(B, max_pages\) = \(2, ...\)"),
+    (lambda a: a.update(value_pages=a["value_pages"].astype(np.float64)),
+     TypeError, "key_pages and value_pages must share one dtype"),
+    (lambda a: a.update(query=a["query"].astype(np.float64)), TypeError,
+     "pages of dtype float32 with a float64 query would compute in "
+     "float64: the cache is never copied"),
+    (lambda a: a.update(key_pages=cattn.quantize(
+        np.nan_to_num(a["key_pages"]), 8)),
+     TypeError, "key_pages and value_pages must both be quantized"),
+    (lambda a: a.update(query=a["query"][:, :3]), ValueError,
+     r"the query heads \(3\) must be a multiple"),
+    (lambda a: a.update(query=a["query"][0]), ValueError,
+     r"query must have 4 dimensions \(B, H, L, E\)"),
+])
+def test_bad_inputs(change, err, match, rng):
+    kp, vp, table, seq = cache(rng, np.float32, [10, 5], 4)
+    args = dict(query=np.zeros((2, 4, 1, 32), np.float32), key_pages=kp,
+                value_pages=vp, block_table=table, seq_lens=seq)
+    change(args)
+    with pytest.raises(err, match="paged_attention: " + match):
+        cattn.paged_attention(**args)
