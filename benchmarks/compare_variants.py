@@ -7,7 +7,7 @@ Run from a venv with cattn and torch==2.13.0 (CPU):
     python benchmarks/compare_variants.py
 
 Case B4 H8 L=S=1024 E64 float32 (per-row lengths: lengths_rows; packed
-sequences: varlen_rows).  Two kinds of ratio:
+sequences: varlen_rows; the paged cache: paged_rows).  Two kinds of ratio:
 
 * cost: time(cattn with the option) / time(cattn without it); target
   <= 1.1.  Measured first, before torch has run in the process (its
@@ -69,6 +69,7 @@ def main():
 
     lengths_rows(args.rounds)
     varlen_rows(args.rounds)
+    paged_rows(args.rounds)
 
     import torch
     import torch.nn.functional as F
@@ -166,6 +167,54 @@ def varlen_rows(rounds):
               f" (L=S={n}){tag} | | | |")
         row(f"varlen / dense GFLOP/s{tag}", gf_var / gf_dense, 0.9)
         row(f"padded dense time / varlen time{tag}", t_pad / t_var, 2.0)
+
+
+def paged_rows(rounds):
+    """paged_attention decoding, B16 H32 Hkv8 L1 E128, sequence lengths
+    512 ... 4096, pages of 16 tokens in a shuffled pool, against the same
+    decode on a contiguous cache with those key lengths (the same bytes
+    read): time(contiguous) / time(paged) is the bandwidth ratio, target
+    >= 0.9; float32, bfloat16 and int8 pages."""
+    import ml_dtypes
+    rng = np.random.default_rng(3)
+    Bp, Hp, Hkv, Ep, ps = 16, 32, 8, 128, 16
+    lens = np.linspace(512, 4096, Bp).astype(np.int64)
+    rng.shuffle(lens)
+    need = -(-lens // ps)
+    pool = int(need.sum())
+    order = rng.permutation(pool)
+    table = np.full((Bp, int(need.max())), -1, np.int64)
+    c = 0
+    for b in range(Bp):
+        table[b, :need[b]] = order[c:c + need[b]]
+        c += need[b]
+    q = rng.standard_normal((Bp, Hp, 1, Ep)).astype(np.float32)
+    kc = rng.standard_normal((Bp, Hkv, 4096, Ep)).astype(np.float32)
+    vc = rng.standard_normal((Bp, Hkv, 4096, Ep)).astype(np.float32)
+    # The same keys and values, scattered into pages.
+    kp = np.zeros((pool, Hkv, ps, Ep), np.float32)
+    vp = np.zeros((pool, Hkv, ps, Ep), np.float32)
+    for b in range(Bp):
+        for i in range(need[b]):
+            n = min(ps, 4096 - i * ps)
+            kp[table[b, i], :, :n] = kc[b, :, i * ps:i * ps + n]
+            vp[table[b, i], :, :n] = vc[b, :, i * ps:i * ps + n]
+    sdpa = cattn.scaled_dot_product_attention
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    for name, conv in (("float32", lambda x: x),
+                       ("bfloat16", lambda x: x.astype(bf16)),
+                       ("int8", lambda x: cattn.quantize(x))):
+        kpc, vpc, kcc, vcc = (conv(x) for x in (kp, vp, kc, vc))
+        t_paged, t_contig = interleaved(
+            [lambda: cattn.paged_attention(q, kpc, vpc, table, lens),
+             lambda: sdpa(q, kcc, vcc, enable_gqa=True,
+                          key_lengths=lens, is_causal="bottom_right")],
+            rounds=rounds)
+        item = {"float32": 4, "bfloat16": 2, "int8": 1 + 4 / 32}[name]
+        gbs = float(lens.sum()) * Hkv * 2 * Ep * item / t_paged / 1e9
+        print(f"|   paged {name}: {gbs:.1f} GB/s of K/V read | | | |")
+        row(f"paged decode {name}: contiguous time / paged time",
+            t_contig / t_paged, 0.9)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,23 @@ cnp.import_array()
 cdef extern from "cattn_omp.h":
     pass
 
+cdef extern from *:
+    """
+    /* A read of the cache line at p soon.  An asm statement, not
+     * __builtin_prefetch: GCC counts the builtin as free of side effects,
+     * finds a function made of prefetches "pure" and deletes its calls. */
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define cattn_prefetch(p) \
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(p)))
+    #elif defined(__GNUC__) && defined(__aarch64__)
+    #define cattn_prefetch(p) \
+        __asm__ volatile("prfm pldl1keep, %0" : : "Q"(*(const char *)(p)))
+    #else
+    #define cattn_prefetch(p) __builtin_prefetch((p), 0, 3)
+    #endif
+    """
+    void cattn_prefetch(const void *p) noexcept nogil
+
 
 # Block sizes come from the ISA's row of the attention table
 # (include/attention/cattn_attention.h): queries in blocks of at least
@@ -104,6 +121,9 @@ cdef int64_t GROUP_BYTES = 32 << 20
 # many heads per thread (few heads per thread: whole heads would balance
 # badly, so the team shares each head's query blocks instead).
 cdef int64_t PER_HEAD_MIN = 8
+# Query heads of one key/value head a decode item streams K/V for at once.
+cdef enum:
+    DECODE_ROWS = 8
 
 
 cdef struct Problem:
@@ -131,6 +151,9 @@ cdef struct Problem:
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
     bint decode       # one query row per block, no packing (rows.tmpl.h)
+    # The decode path's items take up to decode_rows of the `group` query
+    # heads that share a key/value head (GQA; group 1 without it).
+    int64_t group, decode_rows
     # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
     # E; V per key block (vblk words each): NR-column panels, or with pairs
     # Vᵀ as MR-row panels of ev_rows rows.
@@ -200,25 +223,60 @@ cdef inline const void *key_row(const Problem *p, int which, const void *x,
     return shift(x, page * p.page_stride[which] + slot * rs, p.in_size)
 
 
+cdef void prefetch_run(const Problem *p, int which, const void *x,
+                       int64_t bh, int64_t j, int64_t n) noexcept nogil:
+    """Ask for the rows of item bh's K or V from key j to the end of its
+    page (at most n): pages lie anywhere in the pool, so the hardware
+    prefetcher, which follows a stride, starts over at each one."""
+    cdef int64_t run, rs = p.rs_k if which == 0 else p.rs_v, at, nb
+    cdef const char *row
+    if j >= p.f.S or n <= 0:
+        return
+    row = <const char *>key_row(p, which, x, bh, j, &run)
+    nb = imin(run, n) * rs * p.in_size
+    for at in range(0, nb, 64):
+        cattn_prefetch(row + at)
+    if p.storage == CATTN_STORAGE_Q8:
+        row = <const char *>(p.q8_scales[which] + (
+            row - p.q8_values[which]) // p.q8_block)
+        for at in range(0, nb // p.q8_block * 4, 64):
+            cattn_prefetch(row + at)
+
+
 cdef void stream_keys(const Problem *p, int which, const void *x,
-                      int64_t bh, const floating *vec, int64_t j0, int64_t n,
-                      floating *out) noexcept nogil:
-    """Keys j0..j0+n of item bh, page run by page run: out[j] = scale ·
-    vec · K[j0 + j] (which 0: the scores), or out += Σ_j vec[j] · V[j0 + j]
-    (which 1: the weighted values)."""
-    cdef int64_t j = j0, run, m
+                      const void *other, int64_t bh, int64_t nr,
+                      const floating **qs, floating *s, int64_t ld,
+                      const uint8_t *live, int64_t j0, int64_t n,
+                      floating *acc) noexcept nogil:
+    """Keys j0..j0+n of item bh (the K/V head of rows 0..nr), page run by
+    page run, each run read once for every row r: which 0, the scores
+    s[r·ld + j] = scale · qs[r] · K[j0 + j]; which 1, acc row r (stride
+    ev_pad; with nr = 1, `acc` itself) += Σ_j s[r·ld + j] · V[j0 + j] for
+    the rows whose live[r] (NULL: all).  A paged cache prefetches the
+    next run while it computes one, and after the last the first run of
+    what comes next: `other`'s (V after K) at j0, or K's next block."""
+    cdef int64_t j = j0, run, m, r
     cdef const void *row
     cdef cattn_q8_view view
     while j < j0 + n:
         row = key_row(p, which, x, bh, j, &run)
         m = imin(run, j0 + n - j)
-        if which == 0:
-            dot_rows_from(p.storage, m, p.f.E, vec,
-                          kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
-                          <floating>p.f.scale, out + (j - j0))
-        else:
-            axpy_rows_from(p.storage, m, p.f.Ev, vec + (j - j0),
-                           kv_src(p, 1, row, p.rs_v, &view), p.rs_v, out)
+        if p.pages != NULL:
+            if j + m < j0 + n:
+                prefetch_run(p, which, x, bh, j + m, j0 + n - j - m)
+            elif which == 0:
+                prefetch_run(p, 1, other, bh, j0, n)
+            else:
+                prefetch_run(p, 0, other, bh, j0 + n, p.bk)
+        for r in range(nr):
+            if which == 0:
+                dot_rows_from(p.storage, m, p.f.E, qs[r],
+                              kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
+                              <floating>p.f.scale, s + r * ld + (j - j0))
+            elif live == NULL or live[r]:
+                axpy_rows_from(p.storage, m, p.f.Ev, s + r * ld + (j - j0),
+                               kv_src(p, 1, row, p.rs_v, &view), p.rs_v,
+                               acc + r * p.ev_pad)
         j += m
 
 
@@ -577,29 +635,40 @@ cdef inline floating row_exp_sum(int64_t n, floating *x,
         return cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
 
 
-cdef void attend_row(const Problem *p, const Visibility *vis, const void *q,
-                     const void *k, const void *v, const void *mask,
-                     int64_t bh, int64_t i,
-                     int64_t chunk, Scratch *w, floating *acc) noexcept nogil:
-    """Decode path: query row i of item bh over key chunk `chunk`, streaming K and V
-    rows (unit inner stride) in their storage; leaves (m, l, acc) of the
-    row in w (acc is w.acc, in the compute dtype)."""
-    cdef int64_t k_lo, k_hi, kb, nk, j, j1, c
-    cdef floating *s = <floating *>w.st
-    cdef floating *prev = <floating *>w.prev
-    cdef const floating *qi = <const floating *>shift(q, i * p.rs_q,
-                                                      p.q_size)
+cdef void attend_rows(const Problem *p, const Visibility *vis,
+                      const void *q, const int64_t *off_q, const void *k,
+                      const void *v, const void *mask, const int64_t *off_m,
+                      int64_t bh0, int64_t nr, int64_t i, int64_t chunk,
+                      Scratch *w, floating *accs) noexcept nogil:
+    """Decode path: query row i of the nr items bh0.. (query heads of one
+    key/value head: GQA) over key chunk `chunk`, streaming K and V rows
+    (unit inner stride) in their storage once for all of them; leaves
+    (m, l, acc) of item bh0 + r in w.m[r], w.l[r] and row r of accs
+    (w.acc; row stride ev_pad, the compute dtype).  Each row's sums run in the same
+    order as for one row alone: sharing the stream never changes a bit."""
+    cdef int64_t k_lo, k_hi, kb, nk, j, j1, c, r
+    cdef floating *s
+    cdef floating *acc
+    cdef floating *prev
     cdef floating mx, m_new
     cdef double alpha
-    cdef cattn_q8_view view
-    if p.q_storage != NATIVE:
-        if floating is float:
-            widen(p.q_storage, active_isa(), p.f.E, qi, 1, <float *>w.qrow)
-        qi = <const floating *>w.qrow
-    w.m[0] = -INFINITY
-    w.l[0] = 0
-    for c in range(p.f.Ev):
-        acc[c] = 0
+    cdef const void *mask_r
+    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef uint8_t live[DECODE_ROWS]
+    cdef const floating *qi[DECODE_ROWS]
+    for r in range(nr):
+        qi[r] = <const floating *>shift(q, off_q[bh0 + r] + i * p.rs_q,
+                                        p.q_size)
+        if p.q_storage != NATIVE:
+            if floating is float:
+                widen(p.q_storage, active_isa(), p.f.E, qi[r], 1,
+                      <float *>w.qrow + r * p.f.E)
+            qi[r] = <const floating *>w.qrow + r * p.f.E
+        w.m[r] = -INFINITY
+        w.l[r] = 0
+        acc = accs + r * p.ev_pad
+        for c in range(p.f.Ev):
+            acc[c] = 0
     # Exactly the keys row i may see, within the chunk (none for a row at
     # or past its per-row length).
     k_lo = imax(chunk * p.chunk, first_visible(vis, i))
@@ -610,59 +679,72 @@ cdef void attend_row(const Problem *p, const Visibility *vis, const void *q,
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
-        stream_keys(p, 0, k, bh, qi, kb, nk, s)
-        if adjusts_scores(&p.f):
-            adjust_scores(&p.f, bh, s, nk, 1, nk, kb - i - vis.offset)
-        if p.f.mask_kind == MASK_ADD:
-            if floating is float:
-                cattn_cols_f32_for(active_isa()).row_mask_add(
-                    nk, s, <const float *>mask + i * p.rs_m + kb * p.cs_m,
-                    p.cs_m)
-            else:
-                cattn_cols_f64_for(active_isa()).row_mask_add(
-                    nk, s, <const double *>mask + i * p.rs_m + kb * p.cs_m,
-                    p.cs_m)
-        elif p.f.mask_kind == MASK_BOOL:
-            if floating is float:
-                cattn_cols_f32_for(active_isa()).row_mask_bool(
-                    nk, s, <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m,
-                    p.cs_m)
-            else:
-                cattn_cols_f64_for(active_isa()).row_mask_bool(
-                    nk, s, <const uint8_t *>mask + i * p.rs_m + kb * p.cs_m,
-                    p.cs_m)
-        mx = row_max(nk, s)
-        m_new = mx if mx > w.m[0] else <floating>w.m[0]
-        if m_new == -INFINITY:
-            # Nothing visible yet; a NaN behind the -inf max must propagate.
-            for j in range(nk):
-                if s[j] != s[j]:
-                    w.l[0] = s[j]
-        else:
-            alpha = exp(w.m[0] - m_new)
-            w.l[0] = w.l[0] * alpha + row_exp_sum(nk, s, m_new)
+        stream_keys(p, 0, k, v, bh0, nr, qi, <floating *>w.st, p.bk, NULL,
+                    kb, nk, NULL)
+        for r in range(nr):
+            s = <floating *>w.st + r * p.bk
+            acc = accs + r * p.ev_pad
+            prev = <floating *>w.prev + r * p.ev_pad
+            live[r] = 0
+            if adjusts_scores(&p.f):
+                adjust_scores(&p.f, bh0 + r, s, nk, 1, nk,
+                              kb - i - vis.offset)
+            if p.f.mask_kind != MASK_NONE:
+                mask_r = (<const char *>mask + (off_m[bh0 + r]
+                          + i * p.rs_m + kb * p.cs_m) * mask_item)
+                if p.f.mask_kind == MASK_ADD:
+                    if floating is float:
+                        cattn_cols_f32_for(active_isa()).row_mask_add(
+                            nk, s, <const float *>mask_r, p.cs_m)
+                    else:
+                        cattn_cols_f64_for(active_isa()).row_mask_add(
+                            nk, s, <const double *>mask_r, p.cs_m)
+                elif floating is float:
+                    cattn_cols_f32_for(active_isa()).row_mask_bool(
+                        nk, s, <const uint8_t *>mask_r, p.cs_m)
+                else:
+                    cattn_cols_f64_for(active_isa()).row_mask_bool(
+                        nk, s, <const uint8_t *>mask_r, p.cs_m)
+            mx = row_max(nk, s)
+            m_new = mx if mx > w.m[r] else <floating>w.m[r]
+            if m_new == -INFINITY:
+                # Nothing visible yet; a NaN behind the -inf max must
+                # propagate.
+                for j in range(nk):
+                    if s[j] != s[j]:
+                        w.l[r] = s[j]
+                continue
+            alpha = exp(w.m[r] - m_new)
+            w.l[r] = w.l[r] * alpha + row_exp_sum(nk, s, m_new)
             if alpha != 1:
                 for c in range(p.f.Ev):
                     acc[c] = acc[c] * <floating>alpha
             for c in range(p.f.Ev):
                 prev[c] = acc[c]
-            stream_keys(p, 1, v, bh, s, kb, nk, acc)
-            if any_nonfinite(p.f.Ev, acc):
-                # An inf or NaN value arrived: redo the block without the
-                # keys of weight 0 (hidden ones), whose values must not
-                # reach the row (the same rule as nonfinite_values).
-                for c in range(p.f.Ev):
-                    acc[c] = prev[c]
-                j = 0
-                while j < nk:
-                    j1 = j
-                    while j1 < nk and s[j1] != 0:
-                        j1 += 1
-                    if j1 > j:
-                        stream_keys(p, 1, v, bh, s + j, kb + j, j1 - j,
-                                    acc)
-                    j = j1 + 1
-            w.m[0] = m_new
+            w.m[r] = m_new
+            live[r] = 1
+        stream_keys(p, 1, v, k, bh0, nr, NULL, <floating *>w.st, p.bk,
+                    live, kb, nk, accs)
+        for r in range(nr):
+            acc = accs + r * p.ev_pad
+            if not live[r] or not any_nonfinite(p.f.Ev, acc):
+                continue
+            # An inf or NaN value arrived: redo the block without the keys
+            # of weight 0 (hidden ones), whose values must not reach the
+            # row (the same rule as nonfinite_values).
+            s = <floating *>w.st + r * p.bk
+            prev = <floating *>w.prev + r * p.ev_pad
+            for c in range(p.f.Ev):
+                acc[c] = prev[c]
+            j = 0
+            while j < nk:
+                j1 = j
+                while j1 < nk and s[j1] != 0:
+                    j1 += 1
+                if j1 > j:
+                    stream_keys(p, 1, v, k, bh0 + r, 1, NULL, s + j, 0,
+                                NULL, kb + j, j1 - j, acc)
+                j = j1 + 1
         kb += nk
 
 
@@ -864,29 +946,44 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
                       const int64_t *off_m, const int64_t *off_o,
                       int64_t item, Scratch *w,
                       floating *parts) noexcept nogil:
-    """Work item `item` = (bh, query row, key chunk) of the decode path."""
+    """Work item `item` = (rows, query row, key chunk) of the decode path:
+    rows = up to decode_rows query heads that share a key/value head (GQA),
+    streamed together."""
     cdef int64_t per_bh = p.nqb * p.nchunks, row_len = p.f.Ev + 2
-    cdef int64_t bh = item // per_bh
+    cdef int64_t rb = item // per_bh
     cdef int64_t qb = (item // p.nchunks) % p.nqb
     cdef int64_t ch = item % p.nchunks
-    cdef const void *mask_bh = NULL
-    cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
+    cdef int64_t per_kv = cdiv(p.group, p.decode_rows)
+    cdef int64_t bh0 = (rb // per_kv) * p.group + (rb % per_kv) * p.decode_rows
+    cdef int64_t nr = imin(p.decode_rows, p.group - (rb % per_kv)
+                           * p.decode_rows), r, bh
     cdef Visibility vis
-    item_visibility(&p.f, bh, &vis)
-    if p.f.mask_kind != MASK_NONE:
-        mask_bh = <const char *>mask + off_m[bh] * mask_item
-    attend_row(p, &vis, shift(q, off_q[bh], p.q_size),
-               shift(k, off_k[bh], p.in_size), shift(v, off_v[bh], p.in_size),
-               mask_bh, bh, qb, ch, w, <floating *>w.acc)
-    if p.nchunks == 1:
-        write_rows(p, w, bh, 1, qb < vis.L,
-                   out_at(p, o, off_o[bh] + qb * p.rs_o),
-                   lse + bh * p.f.L + qb if lse != NULL else NULL)
-    else:
-        save_partial(p, w, 1, parts + ((bh * p.nqb + qb) * p.nchunks + ch)
-                     * row_len)
+    cdef Scratch row_w = w[0]
+    item_visibility(&p.f, bh0, &vis)     # the rows' batch row: one visibility
+    attend_rows(p, &vis, q, off_q, shift(k, off_k[bh0], p.in_size),
+                shift(v, off_v[bh0], p.in_size), mask, off_m, bh0, nr, qb,
+                ch, w, <floating *>w.acc)
+    for r in range(nr):
+        bh = bh0 + r
+        row_w.m = w.m + r
+        row_w.l = w.l + r
+        row_w.acc = <floating *>w.acc + r * p.ev_pad
+        if p.nchunks == 1:
+            write_rows(p, &row_w, bh, 1, qb < vis.L,
+                       out_at(p, o, off_o[bh] + qb * p.rs_o),
+                       lse + bh * p.f.L + qb if lse != NULL else NULL)
+        else:
+            save_partial(p, &row_w, 1, parts + ((bh * p.nqb + qb)
+                                                * p.nchunks + ch) * row_len)
 
 
+
+
+cdef inline int64_t decode_items(const Problem *p,
+                                 int64_t nbh) noexcept nogil:
+    """Row groups of the decode path: per key/value head, its query heads
+    in groups of decode_rows."""
+    return nbh // p.group * cdiv(p.group, p.decode_rows)
 
 
 cdef void whole_head(const Problem *p, const GemmKernel *kern,
@@ -944,7 +1041,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
     cdef Scratch *w0 = <Scratch *>arena_at(arena, 0, 0)
 
     if nthreads == 1:       # no thread team for work that fits one thread
-        for item in range(nbh * per_bh if p.decode else nbh):
+        for item in range(decode_items(p, nbh) * per_bh if p.decode
+                          else nbh):
             if p.decode:
                 decode_item(p, q, k, v, mask, o, lse, off_q, off_k, off_v,
                             off_m, off_o, item, w0, parts)
@@ -958,7 +1056,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
         return
 
     if p.decode:
-        for item in prange(nbh * per_bh, schedule='dynamic',
+        for item in prange(decode_items(p, nbh) * per_bh, schedule='dynamic',
                            num_threads=nthreads):
             decode_item(p, q, k, v, mask, o, lse, off_q, off_k, off_v, off_m,
                         off_o, item,
@@ -1195,7 +1293,11 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     p.kpack_size = p.s_pad * max(p.f.E, 1)
     p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
     cdef int64_t per_bh = p.nqb * p.nchunks
-    cdef int nthreads = <int>min(p.f.threads, nbh * per_bh)
+    p.group = call[3]
+    p.decode_rows = min(<int64_t>DECODE_ROWS, p.group) if decode else 1
+    cdef int nthreads = <int>min(p.f.threads,
+                                 (decode_items(&p, nbh) if decode else nbh)
+                                 * per_bh)
     # Enough batch·heads per group for 4 items per thread, within the
     # memory bound (grouping never changes a result).
     cdef int64_t kv_bytes = (p.kpack_size + p.vpack_size) * itemsize
@@ -1208,20 +1310,22 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     cdef size_t used = 0
     cdef size_t at_w = carve(&used, sizeof(Scratch))
     cdef size_t at_qpack = carve(&used, max(p.f.E, 1) * p.bq * itemsize)
-    cdef size_t at_st = carve(&used, (p.bk * p.bq + kern.mr) * itemsize)
-    cdef size_t at_acc = carve(&used, p.bq * p.ev_pad * itemsize)
+    cdef int64_t rows = max(p.bq, p.decode_rows)
+    cdef size_t at_st = carve(&used, (max(p.bk * p.bq + kern.mr,
+                                          p.decode_rows * p.bk)) * itemsize)
+    cdef size_t at_acc = carve(&used, rows * p.ev_pad * itemsize)
     cdef size_t at_acct = carve(&used, p.ev_rows * p.bq * itemsize
                                 if p.kern_v.pairs else 0)
     cdef size_t at_ptpack = carve(&used, p.bq * panel_depth(&p.kern_v, p.bk)
                                   * itemsize if p.kern_v.pairs else 0)
     cdef size_t at_col = carve(&used, 4 * p.bq * itemsize)
-    cdef size_t at_prev = carve(&used, p.ev_pad * itemsize)
-    cdef size_t at_qrow = carve(&used, p.f.E * itemsize)
+    cdef size_t at_prev = carve(&used, p.decode_rows * p.ev_pad * itemsize)
+    cdef size_t at_qrow = carve(&used, p.decode_rows * p.f.E * itemsize)
     cdef size_t at_gather = carve(&used, p.bk * max(p.f.E, p.f.Ev)
                                   * p.in_size
                                   if p.pages != NULL and not decode else 0)
-    cdef size_t at_m = carve(&used, p.bq * sizeof(double))
-    cdef size_t at_l = carve(&used, p.bq * sizeof(double))
+    cdef size_t at_m = carve(&used, rows * sizeof(double))
+    cdef size_t at_l = carve(&used, rows * sizeof(double))
     # Shared: one slot of packed K/V (and its flags) per head of a group,
     # or per thread in the per-head schedule; the decode/chunk partials.
     slots = 0 if decode else (group if group > 0 else nthreads)
