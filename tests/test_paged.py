@@ -146,3 +146,47 @@ def test_bad_inputs(change, err, match, rng):
     change(args)
     with pytest.raises(err, match="paged_attention: " + match):
         cattn.paged_attention(**args)
+
+
+# ------------------------------------------------ the layer's paged cache --
+
+@pytest.mark.parametrize("storage", [None, "bfloat16", "int8"])
+def test_paged_cache_serves_many_sequences(storage, rng):
+    """Sequences that start, grow and end at different times, batched
+    together as they decode, give what the layer gives on each whole
+    sequence with is_causal=True; freed pages are reused."""
+    if storage == "bfloat16":
+        storage = pytest.importorskip("ml_dtypes").bfloat16
+    mha = cattn.MultiHeadAttention(64, 4, num_kv_heads=2, dtype=np.float32,
+                                   rng=0, softcap=8.0, sinks=True)
+    mha.sinks[:] = rng.standard_normal(4)
+    pool = mha.new_paged_cache(num_pages=12, page_size=4, dtype=storage)
+    x = {n: rng.standard_normal((1, t, 64)).astype(np.float32)
+         for n, t in (("a", 9), ("b", 5), ("c", 7))}
+    got = {n: [] for n in x}
+    a, b = pool.add_sequence(), pool.add_sequence()
+    got["a"].append(mha(x["a"][:, :6], cache=pool, sequences=[a]))
+    got["b"].append(mha(x["b"][:, :2], cache=pool, sequences=[b]))
+    for t in range(3):                     # a and b decode together
+        step = mha(np.concatenate([x["a"][:, 6 + t:7 + t],
+                                   x["b"][:, 2 + t:3 + t]]),
+                   cache=pool, sequences=[a, b])
+        got["a"].append(step[:1])
+        got["b"].append(step[1:])
+    pool.free(a)
+    c = pool.add_sequence()               # takes a's pages
+    got["c"].append(mha(x["c"], cache=pool, sequences=[c]))
+    assert pool.length(c) == 7 and pool.length(b) == 5
+    tol = 1e-5 if storage is None else 3e-2
+    for n in ("a", "c"):
+        np.testing.assert_allclose(np.concatenate(got[n], axis=1),
+                                   mha(x[n], is_causal=True), atol=tol)
+    np.testing.assert_allclose(np.concatenate(got["b"], axis=1),
+                               mha(x["b"], is_causal=True), atol=tol)
+    with pytest.raises(ValueError, match="the paged cache is full"):
+        mha(rng.standard_normal((1, 40, 64)).astype(np.float32), cache=pool,
+            sequences=[pool.add_sequence()])
+    with pytest.raises(ValueError, match="no sequence 0"):
+        mha(x["a"][:, :1], cache=pool, sequences=[a])
+    with pytest.raises(ValueError, match="needs sequences="):
+        mha(x["a"][:, :1], cache=pool)

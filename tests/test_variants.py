@@ -378,3 +378,106 @@ def test_hard_attention_has_no_sinks(rng):
         cattn.hard_attention(q, k, v, sinks=np.zeros(4))
     with pytest.raises(ValueError, match="hard_attention: softcap"):
         cattn.hard_attention(q, k, v, softcap=0)
+
+
+# ------------------------------------------- the layer and Dask, the same --
+
+def _layer(dtype=np.float64):
+    rng = np.random.default_rng(5)
+    mha = cattn.MultiHeadAttention(32, 4, num_kv_heads=2, dtype=dtype,
+                                   rng=0, softcap=5.0, sinks=True,
+                                   alibi_slopes=2.0 ** -np.arange(1, 5))
+    mha.sinks[:] = rng.standard_normal(4)
+    return mha
+
+
+def test_layer_options_match_reference(rng):
+    mha = _layer()
+    x = rng.standard_normal((2, 9, 32))
+    y, w = mha(x, is_causal=True, need_weights=True, average_attn_weights=False)
+    b = mha.in_proj_bias
+
+    def heads(t, n):
+        return t.reshape(2, 9, n, 8).transpose(0, 2, 1, 3)
+    q = heads(x @ mha.q_proj_weight.T + b[:32], 4)
+    k = heads(x @ mha.k_proj_weight.T + b[32:48], 2)
+    v = heads(x @ mha.v_proj_weight.T + b[48:], 2)
+    kw = dict(is_causal=True, enable_gqa=True, softcap=5.0, sinks=mha.sinks,
+              alibi_slopes=mha.alibi_slopes)
+    o, _ = _reference.scaled_dot_product_attention(q, k, v, **kw)
+    want = (o.transpose(0, 2, 1, 3).reshape(2, 9, 32) @ mha.out_proj_weight.T
+            + mha.out_proj_bias)
+    np.testing.assert_allclose(y, want, atol=1e-12)
+    want_w, _ = _reference.attention_weights(q, k, **kw)
+    np.testing.assert_allclose(w, want_w, atol=1e-12)
+    # Decoding token by token with a cache gives the same rows.
+    cache = mha.new_cache(2, 9)
+    steps = np.concatenate([mha(x[:, t:t + 1], cache=cache)
+                            for t in range(9)], axis=1)
+    np.testing.assert_allclose(steps, y, atol=1e-12)
+
+
+def test_layer_sinks_are_a_weight(rng):
+    mha = _layer()
+    x = rng.standard_normal((2, 6, 32))
+    g = rng.standard_normal((2, 6, 32))
+    _, grads = mha.backward(g, x, is_causal=True)
+    assert sorted(grads) == sorted(mha.state_dict())
+    assert "sinks" in grads and grads["sinks"].shape == (4,)
+    h = 1e-6
+    for i in range(4):
+        e = np.zeros(4)
+        e[i] = h
+        mha.sinks += e
+        up = (mha(x, is_causal=True) * g).sum()
+        mha.sinks -= 2 * e
+        down = (mha(x, is_causal=True) * g).sum()
+        mha.sinks += e
+        assert abs((up - down) / (2 * h) - grads["sinks"][i]) < 1e-7
+    other = cattn.MultiHeadAttention(32, 4, num_kv_heads=2,
+                                     dtype=np.float64, sinks=True,
+                                     softcap=5.0,
+                                     alibi_slopes=mha.alibi_slopes)
+    other.load_state_dict(mha.state_dict())
+    np.testing.assert_array_equal(other(x), mha(x))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(softcap=0), "MultiHeadAttention: softcap must be None or a "
+     "finite number > 0"),
+    (dict(alibi_slopes=np.ones(3)), r"MultiHeadAttention: alibi_slopes of "
+     r"shape \(3,\) does not broadcast"),
+])
+def test_layer_bad_options(kw, match):
+    with pytest.raises(ValueError, match=match):
+        cattn.MultiHeadAttention(32, 4, **kw)
+
+
+def test_dask_matches_reference(rng):
+    da = pytest.importorskip("dask.array")
+    import cattn.dask
+    q = rng.standard_normal((2, 4, 64, 8))
+    k = rng.standard_normal((2, 2, 80, 8))
+    v = rng.standard_normal((2, 2, 80, 8))
+    kw = dict(softcap=3.0, sinks=rng.standard_normal(4),
+              alibi_slopes=rng.uniform(0, 0.3, 4), is_causal="bottom_right",
+              enable_gqa=True)
+    for mask in (None, rng.random((64, 80)) < 0.8,
+                 rng.standard_normal((64, 80))):
+        out, lse = cattn.dask.scaled_dot_product_attention(
+            da.from_array(q, chunks=(1, 2, 32, 8)),
+            da.from_array(k, chunks=(1, 2, 16, 8)),
+            da.from_array(v, chunks=(1, 2, 16, 8)), mask, return_lse=True,
+            **kw)
+        want, want_lse = _reference.scaled_dot_product_attention(
+            q, k, v, mask, **kw)
+        np.testing.assert_allclose(out.compute(scheduler="sync"), want,
+                                   atol=1e-12)
+        np.testing.assert_allclose(lse.compute(scheduler="sync"), want_lse,
+                                   atol=1e-12)
+    mha = _layer()
+    x = rng.standard_normal((2, 40, 32))
+    got = cattn.dask.multi_head_attention(
+        mha, da.from_array(x, chunks=(1, 20, 32)), is_causal=True)
+    np.testing.assert_allclose(got.compute(scheduler="sync"),
+                               mha(x, is_causal=True), atol=1e-12)

@@ -33,10 +33,11 @@ from .attention import (attention_weights, hard_attention,
                         paged_attention, scaled_dot_product_attention,
                         self_attention, varlen_attention)
 from .attention_grad import scaled_dot_product_attention_grad
-from .nn import KVCache, MultiHeadAttention, ProjectedMemory
+from .nn import KVCache, MultiHeadAttention, PagedKVCache, ProjectedMemory
 from .quant import QuantizedArray, quantize
 
-__all__ = ["__version__", "KVCache", "MultiHeadAttention", "ProjectedMemory",
+__all__ = ["__version__", "KVCache", "MultiHeadAttention", "PagedKVCache",
+           "ProjectedMemory",
            "QuantizedArray", "attention_weights", "hard_attention", "log_softmax", "logsumexp",
            "matmul", "scaled_dot_product_attention",
            "quantize", "scaled_dot_product_attention_grad", "self_attention",

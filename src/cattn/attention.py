@@ -862,7 +862,7 @@ def paged_attention(
 
     See Also
     --------
-    cattn.nn.PagedKVCache : Allocates, fills and frees the pages.
+    cattn.PagedKVCache : Allocates, fills and frees the pages.
     scaled_dot_product_attention : ``key_lengths`` for a padded cache.
 
     Notes

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 try:
     import dask.array as da
@@ -62,13 +63,23 @@ def _task_threads(num_threads: int | None) -> int | None:
         else None
 
 
-def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *mask: Any,
+def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *more: Any,
           call: _frame.Call, num_threads: int | None) -> Any:
     """One task: [out | lse] of a query chunk against a key chunk, the lse
-    in an extra last column."""
+    in an extra last column.  `more`: the mask's block if the call has a
+    mask, then the ALiBi slopes' block (the chunk's batch) if it has
+    slopes; the bias -slope·|i + S - L - j| on global positions joins the
+    mask, the cap runs in the kernel."""
     shape = q.shape[:-1] + (v.shape[-1] + 1,)
     vis = _frame.visible(call, qpos, kpos)
-    m = mask[0] if mask else None
+    m = more[0] if call.mask_kind != _frame.MASK_NONE else None
+    if call.alibi is not None:
+        slopes = more[-1][..., np.newaxis, np.newaxis]
+        dist = np.abs(qpos[:, np.newaxis] + (call.S - call.L)
+                      - kpos[np.newaxis, :]).astype(call.compute)
+        bias = (-slopes * dist).astype(call.compute)
+        m = (bias if m is None else bias + m if m.dtype != np.bool_
+             else np.where(m, bias, call.compute.type(-np.inf)))
     if vis is not None:
         if not vis.any():                       # nothing visible: skip
             res = np.zeros(shape, dtype=call.compute)
@@ -79,7 +90,7 @@ def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *mask: Any,
     # 16-bit inputs: the partial in float32, rounded once after the merge.
     out, lse = _sdpa(q, k, v, m, scale=call.scale, return_lse=True,
                      num_threads=_task_threads(num_threads),
-                     precision=call.precision,
+                     precision=call.precision, softcap=call.softcap or None,
                      out=np.empty(shape[:-1] + (shape[-1] - 1,),
                                   call.compute))
     res = np.empty(shape, dtype=out.dtype)
@@ -115,6 +126,20 @@ def _merge(a: Any, b: Any) -> Any:
     return res
 
 
+def _add_sinks(part: Any, sinks: Any) -> Any:
+    """The merged [out | lse] of a chunk of rows with each row's sink (the
+    chunk's batch block of `sinks`) joined once: out · 1/(1 + e^{sink -
+    lse}), lse = logaddexp(lse, sink); a row that saw nothing gets 0 and
+    lse = sink, as the kernel gives."""
+    lse = part[..., -1:]
+    sink = sinks.astype(part.dtype)             # (..., 1, 1)
+    res = np.empty_like(part)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res[..., :-1] = part[..., :-1] / (1 + np.exp(sink - lse))
+        res[..., -1:] = np.logaddexp(lse, sink)
+    return res
+
+
 def _as_dask(x: ArrayLike | da.Array, name: str, func: str) -> da.Array:
     """`x` as a Dask array of a supported dtype, else TypeError naming the
     function the user called (the frame's rules, on the dtype alone; a
@@ -138,7 +163,9 @@ def scaled_dot_product_attention(
         is_causal: Causal = False, scale: float | None = None,
         enable_gqa: bool = False, window: Window = None,
         return_lse: bool = False, num_threads: Threads = None,
-        precision: Precision = None) -> Any:
+        precision: Precision = None, softcap: float | None = None,
+        sinks: ArrayLike | None = None,
+        alibi_slopes: ArrayLike | None = None) -> Any:
     """:func:`cattn.scaled_dot_product_attention` on Dask arrays, lazily.
 
     Builds a Dask graph: one task per pair of query chunk and key chunk,
@@ -172,6 +199,11 @@ def scaled_dot_product_attention(
         sets to 1 per process unless its ``pre-spawn-environ`` says more.
     precision : {None, "default", "highest"}, optional
         As in :func:`cattn.scaled_dot_product_attention`.
+    softcap, sinks, alibi_slopes : optional
+        As in :func:`cattn.scaled_dot_product_attention` (NumPy arrays:
+        one value per head).  ALiBi uses global positions, so it holds
+        across chunks; each row's sink joins once, after the key chunks
+        are merged.
 
     Returns
     -------
@@ -219,7 +251,8 @@ def scaled_dot_product_attention(
                       is_causal=is_causal, scale=scale,
                       enable_gqa=enable_gqa, window=window,
                       return_lse=return_lse, num_threads=num_threads,
-                      precision=precision)
+                      precision=precision, softcap=softcap, sinks=sinks,
+                      alibi_slopes=alibi_slopes)
 
 
 def _attention(func: str, query: ArrayLike | da.Array,
@@ -227,7 +260,9 @@ def _attention(func: str, query: ArrayLike | da.Array,
                attn_mask: ArrayLike | da.Array | None, *,
                is_causal: Causal, scale: float | None, enable_gqa: bool,
                window: Window, return_lse: bool,
-               num_threads: Threads, precision: Precision = None) -> Any:
+               num_threads: Threads, precision: Precision = None,
+               softcap: float | None = None, sinks: ArrayLike | None = None,
+               alibi_slopes: ArrayLike | None = None) -> Any:
     """The graph of :func:`scaled_dot_product_attention`, validated by the
     frame's rules on shapes and dtypes; errors name `func`."""
     q = _as_dask(query, "query", func)
@@ -253,8 +288,11 @@ def _attention(func: str, query: ArrayLike | da.Array,
         _frame.scale_value(scale, E, func), 0,
         1 if num_threads is None else _checks.resolve_threads(num_threads,
                                                               func),
-        _frame.precision_value(precision, func), 0.0, None, None, None,
-        None)
+        _frame.precision_value(precision, func),
+        _frame.softcap_value(softcap, func),
+        _frame.per_head(sinks, "sinks", batch, func),
+        _frame.per_head(alibi_slopes, "alibi_slopes", batch, func,
+                        finite=True), None, None)
     if group > 1:
         # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
         q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])
@@ -282,11 +320,20 @@ def _attention(func: str, query: ArrayLike | da.Array,
                              f"{mask_shape} does not broadcast to "
                              f"(..., L, S) = {call.batch + (L, S)}") from None
 
+    def per_item(x: NDArray[np.float64]) -> da.Array:
+        """A per-item array of the Call over the walked batch, chunked
+        like it."""
+        return da.from_array(x.reshape(batch), chunks=bchunks)
+
     if S == 0 or L == 0:
         out = da.zeros(batch + (L, Ev), dtype=compute,
                        chunks=bchunks + (q.chunks[-2], (Ev,)))
         lse = da.full(batch + (L,), -np.inf, dtype=compute,
                       chunks=bchunks + (q.chunks[-2],))
+        if call.sinks is not None:              # nothing seen: lse = sink
+            lse = da.broadcast_to(per_item(call.sinks)[..., np.newaxis],
+                                  batch + (L,)).astype(compute).rechunk(
+                                      lse.chunks)
     else:
         b = _LETTERS[:len(batch)]
         qpos = da.arange(L, chunks=(q.chunks[-2],))
@@ -302,6 +349,8 @@ def _attention(func: str, query: ArrayLike | da.Array,
             if mask is not None:
                 args += [mask.blocks[sel[:-1] + (slice(None), sel[-1])],
                          b + "ls"]
+            if call.alibi is not None:
+                args += [per_item(call.alibi), b]
             parts.append(da.blockwise(
                 _pair, b + "lz", *args, new_axes={"z": Ev + 1},
                 concatenate=True, dtype=compute, **kw))
@@ -311,7 +360,11 @@ def _attention(func: str, query: ArrayLike | da.Array,
                                    dtype=compute)
                      if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
-        out, lse = parts[0][..., :Ev], parts[0][..., Ev]
+        merged = parts[0]
+        if call.sinks is not None:
+            merged = da.map_blocks(_add_sinks, merged, per_item(call.sinks)[
+                (Ellipsis,) + (np.newaxis,) * 2], dtype=compute)
+        out, lse = merged[..., :Ev], merged[..., Ev]
     if compute != dtype:
         out = out.astype(dtype)     # rounded once, to nearest even
     if group > 1:
@@ -490,6 +543,6 @@ def multi_head_attention(mha: MultiHeadAttention,
         func, heads(q, H), heads(k, mha.num_kv_heads),
         heads(v, mha.num_kv_heads), mask, is_causal=is_causal, scale=None,
         enable_gqa=mha.num_kv_heads != H, window=None, return_lse=False,
-        num_threads=num_threads)
+        num_threads=num_threads, **mha._scores)
     o = o.transpose(0, 2, 1, 3).reshape(B, L, E)
     return _per_token(o, output, E, mha.dtype)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Literal, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _checks, _frame
-from .attention import attention_weights, scaled_dot_product_attention
+from .attention import (attention_weights, paged_attention,
+                        scaled_dot_product_attention)
 from .attention_grad import scaled_dot_product_attention_grad
 from .linalg import matmul
 from .quant import QuantizedArray, quantize
@@ -49,6 +51,30 @@ def _cache_dtype(dtype: object, func: str) -> np.dtype[Any]:
         raise TypeError(f"{func}: dtype must be float32, float64, float16, "
                         f"bfloat16 or 'int8', got {dtype!r}")
     return dt
+
+
+def _kv_storage(shape: tuple[int, ...], dtype: DTypeLike | str,
+                block_size: int) -> tuple[Any, Any]:
+    """Zeroed key and value storage of `shape`: arrays of `dtype`, or for
+    "int8" QuantizedArrays with one scale per `block_size` of the last
+    axis."""
+    if isinstance(dtype, str) and dtype == "int8":
+        return tuple(QuantizedArray(   # type: ignore[return-value]
+            np.zeros(shape, np.int8),
+            np.zeros(shape[:-1] + (shape[-1] // block_size,), np.float32),
+            block_size) for _ in range(2))
+    key = np.zeros(shape, dtype)
+    return key, np.zeros_like(key)
+
+
+def _store(store: Any, at: tuple[Any, ...], new: FloatArray) -> None:
+    """store[at] = new, rounded to its dtype or quantized once (int8)."""
+    if isinstance(store, QuantizedArray):
+        q = quantize(new, store.block_size)
+        store.values[at] = q.values
+        store.scales[at] = q.scales
+    else:
+        store[at] = new
 
 
 class KVCache:
@@ -102,15 +128,8 @@ class KVCache:
     def __init__(self, batch: int, num_kv_heads: int, max_len: int,
                  head_dim: int, dtype: DTypeLike | str,
                  block_size: int = 32) -> None:
-        shape = (batch, num_kv_heads, max_len, head_dim)
-        if isinstance(dtype, str) and dtype == "int8":
-            self.key, self.value = (QuantizedArray(
-                np.zeros(shape, np.int8),
-                np.zeros(shape[:-1] + (head_dim // block_size,), np.float32),
-                block_size) for _ in range(2))
-        else:
-            self.key = np.zeros(shape, dtype)
-            self.value = np.zeros_like(self.key)
+        self.key, self.value = _kv_storage(
+            (batch, num_kv_heads, max_len, head_dim), dtype, block_size)
         self.length = 0
 
     @property
@@ -162,17 +181,310 @@ class KVCache:
         if self.length + t > self.max_len:
             raise ValueError(f"{_FUNC}: the cache is full: {self.length} "
                              f"cached + {t} new > max_len {self.max_len}")
-        at = slice(self.length, self.length + t)
-        if isinstance(self.key, QuantizedArray):
-            for store, new in ((self.key, k), (self.value, v)):
-                q = quantize(new, store.block_size)
-                store.values[:, :, at] = q.values
-                store.scales[:, :, at] = q.scales
-        else:
-            self.key[:, :, at] = k
-            self.value[:, :, at] = v
+        at = (slice(None), slice(None), slice(self.length, self.length + t))
+        _store(self.key, at, k)
+        _store(self.value, at, v)
         self.length += t
         return (self.key[:, :, :self.length], self.value[:, :, :self.length])
+
+
+class PagedKVCache:
+    """Keys and values of many sequences in one pool of fixed-size pages.
+
+    The serving layout of vLLM and FlashAttention's ``block_table``:
+    sequences start, grow and end independently; a sequence takes a page
+    from the pool's free list each time its last one fills and returns
+    them all when it ends, so memory follows the tokens actually cached,
+    not batch x the longest sequence.  Made by
+    :meth:`MultiHeadAttention.new_paged_cache`; the layer's calls with
+    ``cache=`` and ``sequences=`` append to it and attend through
+    :func:`cattn.paged_attention`.
+
+    Parameters
+    ----------
+    num_pages, num_kv_heads, page_size, head_dim : int
+        The pool's shape.
+    dtype : numpy.dtype or "int8"
+        Storage, as :class:`KVCache`'s.
+    block_size : int, optional
+        Elements per scale of an int8 pool.
+
+    Attributes
+    ----------
+    key_pages, value_pages : ndarray or QuantizedArray, shape (num_pages, num_kv_heads, page_size, head_dim)
+        The pool.
+
+    See Also
+    --------
+    MultiHeadAttention.new_paged_cache : Makes one.
+    cattn.paged_attention : The attention it feeds.
+    KVCache : One contiguous cache per batch.
+
+    Notes
+    -----
+    Pages are taken lowest-numbered first and a sequence's pages are
+    returned to the free list when it ends, so they end up scattered; the
+    attention reads them through the block table and never gathers a
+    contiguous copy.  An append that would need more pages than are free
+    raises ValueError before anything is written.
+
+    Examples
+    --------
+    >>> import numpy as np, cattn
+    >>> mha = cattn.MultiHeadAttention(8, 2, rng=0)
+    >>> pool = mha.new_paged_cache(num_pages=16, page_size=4)
+    >>> a, b = pool.add_sequence(), pool.add_sequence()
+    >>> x = np.ones((2, 3, 8), np.float32)              # 3 tokens each
+    >>> mha(x, cache=pool, sequences=[a, b]).shape
+    (2, 3, 8)
+    >>> pool.length(a), pool.num_free_pages
+    (3, 14)
+    >>> pool.free(a)
+    >>> pool.num_free_pages
+    15
+    """
+
+    key_pages: Any      # ndarray, or QuantizedArray for an int8 pool
+    value_pages: Any
+
+    def __init__(self, num_pages: int, num_kv_heads: int, page_size: int,
+                 head_dim: int, dtype: DTypeLike | str,
+                 block_size: int = 32) -> None:
+        self.key_pages, self.value_pages = _kv_storage(
+            (num_pages, num_kv_heads, page_size, head_dim), dtype, block_size)
+        self._free = list(range(num_pages - 1, -1, -1))   # pop: lowest
+        self._pages: dict[int, list[int]] = {}
+        self._lengths: dict[int, int] = {}
+        self._next = 0
+
+    @property
+    def page_size(self) -> int:
+        """Tokens per page.
+
+        Fixed when the pool is made; a sequence of n tokens holds
+        ceil(n / page_size) pages.
+
+        See Also
+        --------
+        MultiHeadAttention.new_paged_cache : Sets it.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> cattn.MultiHeadAttention(8, 2).new_paged_cache(4, 16).page_size
+        16
+        """
+        return int(self.key_pages.shape[2])
+
+    @property
+    def num_free_pages(self) -> int:
+        """Pages no sequence holds.
+
+        Appends take from them; :meth:`free` gives a sequence's back.
+
+        See Also
+        --------
+        free : Returns pages.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> cattn.MultiHeadAttention(8, 2).new_paged_cache(4).num_free_pages
+        4
+        """
+        return len(self._free)
+
+    def add_sequence(self) -> int:
+        """Start a sequence; returns its id (pages come as it grows).
+
+        Pass the id in ``sequences=`` to the layer's calls, one per batch
+        row, until :meth:`free` ends it.
+
+        Returns
+        -------
+        seq : int
+            A new id, never reused.
+
+        Raises
+        ------
+        None
+
+        See Also
+        --------
+        free : Ends it.
+
+        Notes
+        -----
+        Takes no page: the first append takes them.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> pool = cattn.MultiHeadAttention(8, 2).new_paged_cache(4)
+        >>> pool.add_sequence(), pool.add_sequence()
+        (0, 1)
+        """
+        seq = self._next
+        self._next += 1
+        self._pages[seq] = []
+        self._lengths[seq] = 0
+        return seq
+
+    def _check(self, seq: object) -> int:
+        if isinstance(seq, (bool, np.bool_)) or not isinstance(
+                seq, (int, np.integer)) or int(seq) not in self._pages:
+            raise ValueError(f"PagedKVCache: no sequence {seq!r} (live: "
+                             f"{sorted(self._pages)})")
+        return int(seq)
+
+    def length(self, seq: int) -> int:
+        """Tokens cached for sequence `seq`.
+
+        Grows by each call's tokens for that sequence.
+
+        Parameters
+        ----------
+        seq : int
+            A live sequence's id.
+
+        Returns
+        -------
+        length : int
+
+        Raises
+        ------
+        ValueError
+            If `seq` is not a live sequence.
+
+        See Also
+        --------
+        block_table : Every sequence's length at once.
+
+        Notes
+        -----
+        The number of keys the next call's queries see before their own.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> pool = cattn.MultiHeadAttention(8, 2).new_paged_cache(4)
+        >>> pool.length(pool.add_sequence())
+        0
+        """
+        return self._lengths[self._check(seq)]
+
+    def free(self, seq: int) -> None:
+        """End sequence `seq`: its pages go back to the pool.
+
+        Its id is not reused; its pages serve the sequences that grow
+        next.
+
+        Parameters
+        ----------
+        seq : int
+            A live sequence's id.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            If `seq` is not a live sequence (or was freed already).
+
+        See Also
+        --------
+        add_sequence : Starts one.
+
+        Notes
+        -----
+        The pages' contents stay until another sequence overwrites them;
+        nothing reads them meanwhile.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> pool = cattn.MultiHeadAttention(8, 2).new_paged_cache(4)
+        >>> pool.free(pool.add_sequence())
+        """
+        seq = self._check(seq)
+        self._free.extend(reversed(self._pages.pop(seq)))
+        del self._lengths[seq]
+
+    def block_table(self, sequences: Sequence[int]
+                    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The block table and the lengths of `sequences`, as
+        :func:`cattn.paged_attention` takes them.
+
+        Parameters
+        ----------
+        sequences : sequence of int
+            Live sequences' ids, one per batch row.
+
+        Returns
+        -------
+        block_table : ndarray of int64, shape (len(sequences), max_pages)
+            Each sequence's pages in order, -1 past its last.
+        seq_lens : ndarray of int64, shape (len(sequences),)
+
+        Raises
+        ------
+        ValueError
+            If an id is not a live sequence.
+
+        See Also
+        --------
+        cattn.paged_attention : Takes them.
+
+        Notes
+        -----
+        For calling :func:`cattn.paged_attention` directly on
+        `key_pages` / `value_pages`; the layer does it for you.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> pool = cattn.MultiHeadAttention(8, 2).new_paged_cache(4)
+        >>> table, lens = pool.block_table([pool.add_sequence()])
+        >>> table.shape, lens
+        ((1, 1), array([0]))
+        """
+        seqs = [self._check(s) for s in sequences]
+        width = max([len(self._pages[s]) for s in seqs] + [1])
+        table = np.full((len(seqs), width), -1, np.int64)
+        for b, s in enumerate(seqs):
+            table[b, :len(self._pages[s])] = self._pages[s]
+        return table, np.array([self._lengths[s] for s in seqs], np.int64)
+
+    def _append(self, sequences: Sequence[int], k: FloatArray,
+                v: FloatArray) -> None:
+        """Append k, v (B, Hkv, T, d) to the B sequences, taking pages as
+        they fill; nothing changes if the pool cannot hold them all."""
+        seqs = [self._check(s) for s in sequences]
+        if len(set(seqs)) != len(seqs) or len(seqs) != k.shape[0]:
+            raise ValueError(f"{_FUNC}: sequences must name {k.shape[0]} "
+                             f"distinct live sequences (one per batch row), "
+                             f"got {list(sequences)}")
+        t, ps = k.shape[2], self.page_size
+        need = sum(-(-(self._lengths[s] + t) // ps) - len(self._pages[s])
+                   for s in seqs)
+        if need > len(self._free):
+            raise ValueError(f"{_FUNC}: the paged cache is full: {need} more "
+                             f"pages needed, {len(self._free)} free")
+        for b, s in enumerate(seqs):
+            pages, n = self._pages[s], self._lengths[s]
+            while len(pages) * ps < n + t:
+                pages.append(self._free.pop())
+            j = 0
+            while j < t:            # one page's run at a time
+                page, slot = pages[(n + j) // ps], (n + j) % ps
+                m = min(ps - slot, t - j)
+                at = (page, slice(None), slice(slot, slot + m))
+                _store(self.key_pages, at, k[b, :, j:j + m])
+                _store(self.value_pages, at, v[b, :, j:j + m])
+                j += m
+            self._lengths[s] = n + t
 
 
 class ProjectedMemory:
@@ -239,6 +551,16 @@ class MultiHeadAttention:
         and the attention output once.
     rng : int or numpy.random.Generator, optional
         Seed or generator for the initial weights (SPEC 7).
+    softcap : float, optional
+        Cap every head's scores at ``softcap · tanh(s / softcap)`` (Gemma
+        2), as :func:`scaled_dot_product_attention` does.
+    sinks : bool, optional
+        Give each head a learned attention-sink logit (gpt-oss): the
+        attribute `sinks`, a weight like the others (``state_dict`` name
+        ``"sinks"``, initially 0, with its gradient from :meth:`backward`).
+    alibi_slopes : array_like, optional
+        One fixed ALiBi slope per head, shape (num_heads,) (BLOOM, MPT;
+        the paper's are ``2 ** (-8 * (h + 1) / num_heads)``).
 
     Attributes
     ----------
@@ -254,6 +576,11 @@ class MultiHeadAttention:
         (E, E) output projection.
     out_proj_bias : ndarray or None
         (E,) output bias.
+    sinks : ndarray or None
+        (num_heads,) attention-sink logits, with ``sinks=True``.
+    softcap : float or None
+    alibi_slopes : ndarray or None
+        float64 (num_heads,).
 
     Raises
     ------
@@ -323,11 +650,16 @@ class MultiHeadAttention:
     in_proj_bias: FloatArray | None
     out_proj_weight: FloatArray
     out_proj_bias: FloatArray | None
+    sinks: FloatArray | None
+    softcap: float | None
+    alibi_slopes: NDArray[np.float64] | None
 
     def __init__(self, embed_dim: int, num_heads: int, *,
                  num_kv_heads: int | None = None, kdim: int | None = None,
                  vdim: int | None = None, bias: bool = True,
-                 dtype: DTypeLike = np.float32, rng: Seed = None) -> None:
+                 dtype: DTypeLike = np.float32, rng: Seed = None,
+                 softcap: float | None = None, sinks: bool = False,
+                 alibi_slopes: ArrayLike | None = None) -> None:
         self.embed_dim = _positive_int(embed_dim, "embed_dim")
         self.num_heads = _positive_int(num_heads, "num_heads")
         self.num_kv_heads = _positive_int(
@@ -349,6 +681,13 @@ class MultiHeadAttention:
         self._compute = _checks.compute_dtype(self.dtype)
         self.bias = bool(bias)
         self.head_dim = self.embed_dim // self.num_heads
+        cap = _frame.softcap_value(softcap, _FUNC)
+        self.softcap = cap if cap else None
+        self.sinks = (np.zeros(self.num_heads, self.dtype) if sinks
+                      else None)
+        self.alibi_slopes = _frame.per_head(alibi_slopes, "alibi_slopes",
+                                            (self.num_heads,), _FUNC,
+                                            finite=True)
         rng = np.random.default_rng(rng)
         E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
         shapes = self._shapes()
@@ -367,6 +706,13 @@ class MultiHeadAttention:
         self.out_proj_bias = np.zeros(E, self.dtype) if bias else None
 
     # ------------------------------------------------------------ weights --
+
+    @property
+    def _scores(self) -> dict[str, Any]:
+        """The layer's score options, as scaled_dot_product_attention's
+        keyword arguments."""
+        return {"softcap": self.softcap, "sinks": self.sinks,
+                "alibi_slopes": self.alibi_slopes}
 
     @property
     def _stacked(self) -> bool:
@@ -404,6 +750,8 @@ class MultiHeadAttention:
         shapes["out_proj.weight"] = (E, E)
         if self.bias:
             shapes["out_proj.bias"] = (E,)
+        if self.sinks is not None:
+            shapes["sinks"] = (self.num_heads,)
         return shapes
 
     def state_dict(self) -> dict[str, FloatArray]:
@@ -446,7 +794,8 @@ class MultiHeadAttention:
                   "v_proj_weight": self.v_proj_weight,
                   "in_proj_bias": self.in_proj_bias,
                   "out_proj.weight": self.out_proj_weight,
-                  "out_proj.bias": self.out_proj_bias}
+                  "out_proj.bias": self.out_proj_bias,
+                  "sinks": self.sinks}
         return {name: np.array(values[name]) for name in self._shapes()}
 
     def load_state_dict(self, state: Mapping[str, ArrayLike]) -> None:
@@ -519,6 +868,7 @@ class MultiHeadAttention:
         self.in_proj_bias = arrays.get("in_proj_bias")
         self.out_proj_weight = arrays["out_proj.weight"]
         self.out_proj_bias = arrays.get("out_proj.bias")
+        self.sinks = arrays.get("sinks")
 
     def save(self, file: str | os.PathLike[str] | IO[bytes]) -> None:
         """Save the weights to a ``.npz`` file (names as :meth:`state_dict`).
@@ -778,15 +1128,22 @@ class MultiHeadAttention:
         ...                  atol=1e-5))
         True
         """
-        func = "MultiHeadAttention.new_cache"
+        storage, block = self._storage(dtype, "MultiHeadAttention.new_cache")
+        return KVCache(_positive_int(batch, "batch"), self.num_kv_heads,
+                       _positive_int(max_len, "max_len"), self.head_dim,
+                       storage, block)
+
+    def _storage(self, dtype: DTypeLike | str | None,
+                 func: str) -> tuple[np.dtype[Any] | str, int]:
+        """A cache's storage (the layer's dtype by default, a float dtype
+        or "int8") and its int8 block: 32, or head_dim when 32 does not
+        divide it."""
         d = self.head_dim
         storage: np.dtype[Any] | str = (
             self.dtype if dtype is None else "int8"
             if isinstance(dtype, str) and dtype == "int8"
             else _cache_dtype(dtype, func))
-        return KVCache(_positive_int(batch, "batch"), self.num_kv_heads,
-                       _positive_int(max_len, "max_len"), d, storage,
-                       32 if d % 32 == 0 else d)
+        return storage, 32 if d % 32 == 0 else d
 
     def _mask(self, key_padding_mask: Any, attn_mask: Any, batch: int,
               L: int, S: int, func: str = _FUNC,
@@ -832,7 +1189,8 @@ class MultiHeadAttention:
                  attn_mask: ArrayLike | None = ..., is_causal: Causal = ...,
                  need_weights: Literal[False] = ...,
                  average_attn_weights: bool = ...,
-                 cache: KVCache | None = ...) -> FloatArray: ...
+                 cache: KVCache | PagedKVCache | None = ...,
+                 sequences: Sequence[int] | None = ...) -> FloatArray: ...
 
     @overload
     def __call__(self, query: ArrayLike,
@@ -842,7 +1200,8 @@ class MultiHeadAttention:
                  attn_mask: ArrayLike | None = ..., is_causal: Causal = ...,
                  need_weights: Literal[True],
                  average_attn_weights: bool = ...,
-                 cache: KVCache | None = ...
+                 cache: KVCache | PagedKVCache | None = ...,
+                 sequences: Sequence[int] | None = ...
                  ) -> tuple[FloatArray, FloatArray]: ...
 
     def __call__(self, query: ArrayLike,
@@ -852,7 +1211,8 @@ class MultiHeadAttention:
                  attn_mask: ArrayLike | None = None, is_causal: Causal = False,
                  need_weights: bool = False,
                  average_attn_weights: bool = True,
-                 cache: KVCache | None = None
+                 cache: KVCache | PagedKVCache | None = None,
+                 sequences: Sequence[int] | None = None
                  ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Attend.
 
@@ -885,9 +1245,12 @@ class MultiHeadAttention:
             without it none is made).
         average_attn_weights : bool, optional
             Weights averaged over heads (B, L, S) if True, else (B, H, L, S).
-        cache : KVCache, optional
+        cache : KVCache or PagedKVCache, optional
             Self-attention only: append this call's keys/values and attend
             over every cached position, causally.
+        sequences : sequence of int, optional
+            With a :class:`PagedKVCache`: the sequence of each batch row
+            (ids from :meth:`PagedKVCache.add_sequence`).
 
         Returns
         -------
@@ -950,6 +1313,9 @@ class MultiHeadAttention:
         if k.shape[0] != q.shape[0] and k.shape[0] != 1:
             raise ValueError(f"{_FUNC}: query has batch {q.shape[0]}, key "
                              f"has batch {k.shape[0]}")
+        if isinstance(cache, PagedKVCache):
+            return self._paged(q, k, v, cache, sequences, need_weights,
+                               unbatched)
         if cache is not None:
             if need_weights and isinstance(cache.key, QuantizedArray):
                 raise ValueError(f"{_FUNC}: need_weights=True needs the keys "
@@ -963,17 +1329,85 @@ class MultiHeadAttention:
         # output projection reads them as (B, L, E) without a copy.
         o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
         scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal,
-                                     enable_gqa=gqa, out=o.swapaxes(1, 2))
+                                     enable_gqa=gqa, out=o.swapaxes(1, 2),
+                                     **self._scores)
         out = self._output(o.reshape(B, L, E))
         if unbatched:
             out = out[0]
         if not need_weights:
             return out
         w = attention_weights(q, k, mask, is_causal=is_causal,
-                              enable_gqa=gqa)
+                              enable_gqa=gqa, **self._scores)
         if average_attn_weights:
             w = w.mean(axis=1)
         return out, (w[0] if unbatched else w)
+
+    def _paged(self, q: FloatArray, k: FloatArray, v: FloatArray,
+               cache: PagedKVCache, sequences: Sequence[int] | None,
+               need_weights: bool, unbatched: bool) -> FloatArray:
+        """The call's rest with a paged cache: append, attend over the
+        pages (paged_attention), project."""
+        if sequences is None or need_weights:
+            raise ValueError(f"{_FUNC}: a PagedKVCache needs sequences= (one "
+                             f"id per batch row) and returns no weights")
+        cache._append(sequences, k, v)
+        table, lens = cache.block_table(sequences)
+        B, L = q.shape[0], q.shape[2]
+        o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
+        paged_attention(q, cache.key_pages, cache.value_pages, table, lens,
+                        out=o.swapaxes(1, 2), **self._scores)
+        out = self._output(o.reshape(B, L, self.embed_dim))
+        return out[0] if unbatched else out
+
+    def new_paged_cache(self, num_pages: int, page_size: int = 16,
+                        dtype: DTypeLike | str | None = None
+                        ) -> PagedKVCache:
+        """A pool of pages for the keys and values of many sequences.
+
+        For serving many sequences of different lengths with one layer:
+        pass the pool as ``cache=`` with ``sequences=`` ids.
+
+        Parameters
+        ----------
+        num_pages : int
+            Pages in the pool (each holds `page_size` tokens of every key/
+            value head).
+        page_size : int, optional
+            Tokens per page (16, as vLLM's default).
+        dtype : dtype or "int8", optional
+            Storage, as :meth:`new_cache`'s.
+
+        Returns
+        -------
+        cache : PagedKVCache
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`new_cache`.
+
+        See Also
+        --------
+        PagedKVCache, new_cache
+
+        Notes
+        -----
+        Memory: 2 · num_pages · num_kv_heads · page_size · head_dim
+        elements of `dtype`, allocated once; sequences share it.
+
+        Examples
+        --------
+        >>> import cattn
+        >>> pool = cattn.MultiHeadAttention(8, 2).new_paged_cache(64)
+        >>> pool.key_pages.shape
+        (64, 2, 16, 4)
+        """
+        storage, block = self._storage(dtype,
+                                       "MultiHeadAttention.new_paged_cache")
+        return PagedKVCache(_positive_int(num_pages, "num_pages"),
+                            self.num_kv_heads,
+                            _positive_int(page_size, "page_size"),
+                            self.head_dim, storage, block)
 
     # ----------------------------------------------------------- backward --
 
@@ -1090,7 +1524,7 @@ class MultiHeadAttention:
         o = np.empty((B, L, H, d), self.dtype)
         _, lse = scaled_dot_product_attention(
             q, k, v, mask, is_causal=is_causal, enable_gqa=gqa,
-            out=o.swapaxes(1, 2), return_lse=True)
+            out=o.swapaxes(1, 2), return_lse=True, **self._scores)
         # Output projection, then attention, then the input projections.
         rows = g.reshape(-1, E)
         grads: dict[str, FloatArray] = {
@@ -1098,9 +1532,11 @@ class MultiHeadAttention:
         if self.out_proj_bias is not None:
             grads["out_proj.bias"] = rows.sum(axis=0)
         d_o = matmul(g, self.out_proj_weight)
-        dq, dk, dv = scaled_dot_product_attention_grad(
+        dq, dk, dv, *d_sinks = scaled_dot_product_attention_grad(
             self._heads(d_o, H), q, k, v, o.swapaxes(1, 2), lse, mask,
-            is_causal=is_causal, enable_gqa=gqa)
+            is_causal=is_causal, enable_gqa=gqa, **self._scores)
+        if d_sinks:
+            grads["sinks"] = d_sinks[0].astype(self.dtype)
 
         def merge(x: FloatArray) -> FloatArray:   # (B, h, T, d) -> (B, T, h·d)
             return x.swapaxes(1, 2).reshape(x.shape[0], x.shape[2], -1)
