@@ -92,6 +92,8 @@ def main():
         s = s - s.max(dim=-1, keepdim=True).values
         return torch.softmax(s, dim=-1)[..., :-1] @ tv
 
+    backward_rows(args.rounds, torch, q, k, v, slopes, sinks)
+
     with torch.inference_mode():
         for name, fn, kw in (
                 ("softcap vs torch eager (Gemma 2's formula)",
@@ -105,6 +107,48 @@ def main():
             ours, theirs = interleaved(
                 [lambda: sdpa(q, k, v, **kw), fn], rounds=args.rounds)
             row(name, theirs / ours, 3.0)
+
+
+def backward_rows(rounds, torch, q, k, v, slopes, sinks):
+    """The backward with softcap, sinks and ALiBi against torch autograd
+    through the eager formula (forward and backward timed together on both
+    sides: cattn's forward with lse, then its gradient), target >= 1.0."""
+    sdpa = cattn.scaled_dot_product_attention
+    grad = cattn.scaled_dot_product_attention_grad
+    go = np.ones_like(q)
+    i, j = np.arange(L)[:, None], np.arange(L)[None, :]
+    bias = torch.from_numpy(
+        (-slopes[:, None, None] * np.abs(i - j)).astype(np.float32))
+    ts = torch.from_numpy(sinks.astype(np.float32)).requires_grad_()
+    tq, tk, tv = (torch.from_numpy(x).requires_grad_() for x in (q, k, v))
+    tgo = torch.from_numpy(go)
+
+    def eager(option):
+        s = tq @ tk.transpose(-1, -2) * E ** -0.5
+        if option == "softcap":
+            s = torch.tanh(s / 30.0) * 30.0
+        if option == "alibi":
+            s = s + bias
+        if option == "sinks":
+            col = ts.reshape(1, -1, 1, 1).expand(B, -1, L, 1)
+            s = torch.cat([s, col], dim=-1)
+            p = torch.softmax(s, dim=-1)[..., :-1]
+        else:
+            p = torch.softmax(s, dim=-1)
+        out = p @ tv
+        out.backward(tgo)
+        return out
+
+    for name, kw in (("softcap", {"softcap": 30.0}),
+                     ("sinks", {"sinks": sinks}),
+                     ("alibi", {"alibi_slopes": slopes})):
+        def ours():
+            out, lse = sdpa(q, k, v, return_lse=True, **kw)
+            return grad(go, q, k, v, out, lse, **kw)
+        t_ours, t_torch = interleaved([ours, lambda: eager(name)],
+                                      rounds=rounds)
+        row(f"forward + backward with {name} vs torch autograd (eager)",
+            t_torch / t_ours, 1.0)
 
 
 def lengths_rows(rounds):

@@ -207,3 +207,26 @@ def test_bad_lengths(kw, err, match, rng):
     q, k, v, _, _ = batch(rng, np.float32, 4, 6)
     with pytest.raises(err, match="scaled_dot_product_attention: " + match):
         cattn.scaled_dot_product_attention(q, k, v, **kw)
+
+
+def test_dask_with_lengths(rng):
+    da = pytest.importorskip("dask.array")
+    import cattn.dask
+    q, k, v, ql, kl = batch(rng, np.float64, 64, 80, B=4, hkv=2)
+    for kw in ({}, {"softcap": 3.0, "sinks": rng.standard_normal(4),
+                    "alibi_slopes": rng.uniform(0, 0.3, 4),
+                    "is_causal": "bottom_right"},
+               {"is_causal": True, "window": (10, 0)}):
+        out, lse = cattn.dask.scaled_dot_product_attention(
+            da.from_array(q, chunks=(1, 2, 32, 16)),
+            da.from_array(k, chunks=(1, 2, 16, 16)),
+            da.from_array(v, chunks=(1, 2, 16, 8)), enable_gqa=True,
+            return_lse=True, query_lengths=ql, key_lengths=kl, **kw)
+        want, want_lse = _reference.attention_with_lengths(
+            q, k, v, ql, kl, enable_gqa=True, **kw)
+        np.testing.assert_allclose(out.compute(scheduler="sync"), want,
+                                   atol=1e-12)
+        got_lse = lse.compute(scheduler="sync")
+        fin = np.isfinite(want_lse)
+        np.testing.assert_array_equal(np.isfinite(got_lse), fin)
+        np.testing.assert_allclose(got_lse[fin], want_lse[fin], atol=1e-12)

@@ -405,3 +405,71 @@ class TopK:
             self.q, self.k, self.v), lambda: self.run(kind))
 
     track_ratio_full.unit = "time(full attention)/time(cattn)"
+
+
+class SDPABatchesOfLengths:
+    """Batches of different lengths (issue 19), each against what it
+    replaces: per-row key lengths against the sum of dense calls at each
+    row's length (time(rows) / time(padded), target >= 0.87, i.e. <= 1.15
+    the other way); varlen_attention against a dense call padded to the
+    longest sequence (target >= 2); paged decoding against the same decode
+    on a contiguous cache with key lengths (target >= 0.9)."""
+    params = [["key_lengths", "varlen", "paged"]]
+    param_names = ["layout"]
+
+    def setup(self, layout):
+        rng = np.random.default_rng(0)
+        n = _L
+        if layout == "key_lengths":
+            self.lens = rng.integers(n // 16, n + 1, 8)
+            self.q = normal((8, 8, n, 64), "float32")
+        elif layout == "varlen":
+            self.lens = np.geomspace(max(n // 32, 2), 2 * n, 16).astype(int)
+            self.cu = np.concatenate([[0], np.cumsum(self.lens)])
+            self.x = normal((int(self.cu[-1]), 8, 64), "float32")
+            self.pad = normal((16, 8, 2 * n, 64), "float32")
+        else:
+            ps, S = 16, 4 * n
+            self.lens = np.linspace(S // 8, S, 16).astype(np.int64)
+            need = -(-self.lens // ps)
+            order = rng.permutation(int(need.sum()))
+            self.table = np.full((16, int(need.max())), -1, np.int64)
+            c = 0
+            for b in range(16):
+                self.table[b, :need[b]] = order[c:c + need[b]]
+                c += need[b]
+            self.q = normal((16, 32, 1, 128), "float32")
+            self.pages = normal((int(need.sum()), 8, ps, 128), "float32")
+            self.kc = normal((16, 8, S, 128), "float32")
+
+    def run(self):
+        sdpa = cattn.scaled_dot_product_attention
+        if hasattr(self, "cu"):
+            return cattn.varlen_attention(self.x, self.x, self.x, self.cu,
+                                          self.cu)
+        if hasattr(self, "table"):
+            return cattn.paged_attention(self.q, self.pages, self.pages,
+                                         self.table, self.lens)
+        return sdpa(self.q, self.q, self.q, query_lengths=self.lens,
+                    key_lengths=self.lens)
+
+    def time_attention(self, layout):
+        self.run()
+
+    def track_ratio(self, layout):
+        sdpa = cattn.scaled_dot_product_attention
+        if layout == "key_lengths":
+            def peer():
+                for b, n in enumerate(self.lens):
+                    x = self.q[b:b + 1, :, :n]
+                    sdpa(x, x, x)
+        elif layout == "varlen":
+            def peer():
+                sdpa(self.pad, self.pad, self.pad)
+        else:
+            def peer():
+                sdpa(self.q, self.kc, self.kc, enable_gqa=True,
+                     key_lengths=self.lens, is_causal="bottom_right")
+        return ratio(peer, self.run)
+
+    track_ratio.unit = "time(what it replaces)/time(cattn)"

@@ -67,16 +67,36 @@ def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *more: Any,
           call: _frame.Call, num_threads: int | None) -> Any:
     """One task: [out | lse] of a query chunk against a key chunk, the lse
     in an extra last column.  `more`: the mask's block if the call has a
-    mask, then the ALiBi slopes' block (the chunk's batch) if it has
-    slopes; the bias -slope·|i + S - L - j| on global positions joins the
-    mask, the cap runs in the kernel."""
+    mask, the ALiBi slopes' block (the chunk's batch) if it has slopes,
+    and the per-row query and key lengths' blocks if it has them; the
+    bias -slope·|i + S - L - j| on global positions (S and L a row's own
+    lengths) joins the mask, as do the lengths' and their alignments'
+    hidden keys; the cap runs in the kernel."""
     shape = q.shape[:-1] + (v.shape[-1] + 1,)
-    vis = _frame.visible(call, qpos, kpos)
-    m = more[0] if call.mask_kind != _frame.MASK_NONE else None
+    rest = list(more)
+    lens = (rest.pop(), rest.pop())[::-1] if call.q_lens is not None \
+        else None
+    m = rest[0] if call.mask_kind != _frame.MASK_NONE else None
+    i = qpos[:, np.newaxis]
+    j = kpos[np.newaxis, :]
+    offset: Any = call.S - call.L              # S - L, per row with lengths
+    if lens is None:
+        vis = _frame.visible(call, qpos, kpos)
+    else:
+        ql, kl = (x[..., np.newaxis, np.newaxis] for x in lens)
+        offset = kl - ql
+        vis = (i < ql) & (j < kl)
+        d = i + (offset if call.causal == "bottom_right" else 0)
+        if call.causal is not None:
+            vis &= j <= d
+        if call.window is not None:
+            if call.window[0] is not None:
+                vis &= j >= d - call.window[0]
+            if call.window[1] is not None:
+                vis &= j <= d + call.window[1]
     if call.alibi is not None:
-        slopes = more[-1][..., np.newaxis, np.newaxis]
-        dist = np.abs(qpos[:, np.newaxis] + (call.S - call.L)
-                      - kpos[np.newaxis, :]).astype(call.compute)
+        slopes = rest[-1][..., np.newaxis, np.newaxis]
+        dist = np.abs(i + offset - j).astype(call.compute)
         bias = (-slopes * dist).astype(call.compute)
         m = (bias if m is None else bias + m if m.dtype != np.bool_
              else np.where(m, bias, call.compute.type(-np.inf)))
@@ -126,17 +146,22 @@ def _merge(a: Any, b: Any) -> Any:
     return res
 
 
-def _add_sinks(part: Any, sinks: Any) -> Any:
+def _add_sinks(part: Any, sinks: Any, *lens: Any) -> Any:
     """The merged [out | lse] of a chunk of rows with each row's sink (the
     chunk's batch block of `sinks`) joined once: out · 1/(1 + e^{sink -
     lse}), lse = logaddexp(lse, sink); a row that saw nothing gets 0 and
-    lse = sink, as the kernel gives."""
+    lse = sink, as the kernel gives, but a row past its query length
+    (`lens`: the rows' positions and the query lengths' block) keeps 0
+    and -inf."""
     lse = part[..., -1:]
     sink = sinks.astype(part.dtype)             # (..., 1, 1)
     res = np.empty_like(part)
     with np.errstate(over="ignore", invalid="ignore"):
         res[..., :-1] = part[..., :-1] / (1 + np.exp(sink - lse))
         res[..., -1:] = np.logaddexp(lse, sink)
+    if lens:
+        past = lens[0][:, np.newaxis] >= lens[1][..., np.newaxis, np.newaxis]
+        res[..., -1:] = np.where(past, -np.inf, res[..., -1:])
     return res
 
 
@@ -165,7 +190,9 @@ def scaled_dot_product_attention(
         return_lse: bool = False, num_threads: Threads = None,
         precision: Precision = None, softcap: float | None = None,
         sinks: ArrayLike | None = None,
-        alibi_slopes: ArrayLike | None = None) -> Any:
+        alibi_slopes: ArrayLike | None = None,
+        query_lengths: ArrayLike | None = None,
+        key_lengths: ArrayLike | None = None) -> Any:
     """:func:`cattn.scaled_dot_product_attention` on Dask arrays, lazily.
 
     Builds a Dask graph: one task per pair of query chunk and key chunk,
@@ -199,11 +226,13 @@ def scaled_dot_product_attention(
         sets to 1 per process unless its ``pre-spawn-environ`` says more.
     precision : {None, "default", "highest"}, optional
         As in :func:`cattn.scaled_dot_product_attention`.
-    softcap, sinks, alibi_slopes : optional
+    softcap, sinks, alibi_slopes, query_lengths, key_lengths : optional
         As in :func:`cattn.scaled_dot_product_attention` (NumPy arrays:
-        one value per head).  ALiBi uses global positions, so it holds
-        across chunks; each row's sink joins once, after the key chunks
-        are merged.
+        one value per head, or per batch row for the lengths).  ALiBi and
+        the lengths use global positions, so they hold across chunks; each
+        row's sink joins once, after the key chunks are merged.  Chunks
+        wholly past a row's lengths still run (hidden); a padded batch is
+        better cut along the batch.
 
     Returns
     -------
@@ -252,7 +281,8 @@ def scaled_dot_product_attention(
                       enable_gqa=enable_gqa, window=window,
                       return_lse=return_lse, num_threads=num_threads,
                       precision=precision, softcap=softcap, sinks=sinks,
-                      alibi_slopes=alibi_slopes)
+                      alibi_slopes=alibi_slopes, query_lengths=query_lengths,
+                      key_lengths=key_lengths)
 
 
 def _attention(func: str, query: ArrayLike | da.Array,
@@ -262,7 +292,9 @@ def _attention(func: str, query: ArrayLike | da.Array,
                window: Window, return_lse: bool,
                num_threads: Threads, precision: Precision = None,
                softcap: float | None = None, sinks: ArrayLike | None = None,
-               alibi_slopes: ArrayLike | None = None) -> Any:
+               alibi_slopes: ArrayLike | None = None,
+               query_lengths: ArrayLike | None = None,
+               key_lengths: ArrayLike | None = None) -> Any:
     """The graph of :func:`scaled_dot_product_attention`, validated by the
     frame's rules on shapes and dtypes; errors name `func`."""
     q = _as_dask(query, "query", func)
@@ -292,7 +324,8 @@ def _attention(func: str, query: ArrayLike | da.Array,
         _frame.softcap_value(softcap, func),
         _frame.per_head(sinks, "sinks", batch, func),
         _frame.per_head(alibi_slopes, "alibi_slopes", batch, func,
-                        finite=True), None, None)
+                        finite=True),
+        *_frame.row_lengths(query_lengths, key_lengths, batch, L, S, func))
     if group > 1:
         # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
         q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])
@@ -320,7 +353,7 @@ def _attention(func: str, query: ArrayLike | da.Array,
                              f"{mask_shape} does not broadcast to "
                              f"(..., L, S) = {call.batch + (L, S)}") from None
 
-    def per_item(x: NDArray[np.float64]) -> da.Array:
+    def per_item(x: NDArray[Any]) -> da.Array:
         """A per-item array of the Call over the walked batch, chunked
         like it."""
         return da.from_array(x.reshape(batch), chunks=bchunks)
@@ -351,6 +384,8 @@ def _attention(func: str, query: ArrayLike | da.Array,
                          b + "ls"]
             if call.alibi is not None:
                 args += [per_item(call.alibi), b]
+            if call.q_lens is not None and call.k_lens is not None:
+                args += [per_item(call.q_lens), b, per_item(call.k_lens), b]
             parts.append(da.blockwise(
                 _pair, b + "lz", *args, new_axes={"z": Ev + 1},
                 concatenate=True, dtype=compute, **kw))
@@ -362,8 +397,13 @@ def _attention(func: str, query: ArrayLike | da.Array,
                      for i in range(0, len(parts), 2)]
         merged = parts[0]
         if call.sinks is not None:
-            merged = da.map_blocks(_add_sinks, merged, per_item(call.sinks)[
-                (Ellipsis,) + (np.newaxis,) * 2], dtype=compute)
+            extra: list[Any] = []
+            if call.q_lens is not None:
+                extra = [qpos, "l", per_item(call.q_lens), b]
+            merged = da.blockwise(
+                _add_sinks, b + "lz", merged, b + "lz",
+                per_item(call.sinks)[(Ellipsis,) + (np.newaxis,) * 2],
+                b + "yx", *extra, dtype=compute, concatenate=True)
         out, lse = merged[..., :Ev], merged[..., Ev]
     if compute != dtype:
         out = out.astype(dtype)     # rounded once, to nearest even

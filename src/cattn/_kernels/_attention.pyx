@@ -124,6 +124,10 @@ cdef int64_t PER_HEAD_MIN = 8
 # Query heads of one key/value head a decode item streams K/V for at once.
 cdef enum:
     DECODE_ROWS = 8
+    # A paged cache's decode items take every query head of a sequence (up
+    # to this many): a page holds all its key/value heads' rows in one
+    # block, read from end to end instead of one head's rows at a time.
+    DECODE_ROWS_PAGED = 64
 
 
 cdef struct Problem:
@@ -151,9 +155,10 @@ cdef struct Problem:
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
     bint decode       # one query row per block, no packing (rows.tmpl.h)
-    # The decode path's items take up to decode_rows of the `group` query
-    # heads that share a key/value head (GQA; group 1 without it).
-    int64_t group, decode_rows
+    # The decode path's items take up to decode_rows of `span` consecutive
+    # items: the `group` query heads that share a key/value head (GQA;
+    # group 1 without it), or with a paged cache every head of a sequence.
+    int64_t span, decode_rows
     # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
     # E; V per key block (vblk words each): NR-column panels, or with pairs
     # Vᵀ as MR-row panels of ev_rows rows.
@@ -243,32 +248,35 @@ cdef void prefetch_run(const Problem *p, int which, const void *x,
             cattn_prefetch(row + at)
 
 
-cdef void stream_keys(const Problem *p, int which, const void *x,
-                      const void *other, int64_t bh, int64_t nr,
+cdef void stream_keys(const Problem *p, int which, const void **xs,
+                      const void **others, int64_t bh, int64_t nr,
                       const floating **qs, floating *s, int64_t ld,
                       const uint8_t *live, int64_t j0, int64_t n,
                       floating *acc) noexcept nogil:
-    """Keys j0..j0+n of item bh (the K/V head of rows 0..nr), page run by
-    page run, each run read once for every row r: which 0, the scores
+    """Keys j0..j0+n of items bh..bh+nr (row r's K or V at xs[r]; rows of
+    one batch row, so their pages are the same), page run by page run,
+    each run read once for the rows that share it: which 0, the scores
     s[r·ld + j] = scale · qs[r] · K[j0 + j]; which 1, acc row r (stride
     ev_pad; with nr = 1, `acc` itself) += Σ_j s[r·ld + j] · V[j0 + j] for
     the rows whose live[r] (NULL: all).  A paged cache prefetches the
     next run while it computes one, and after the last the first run of
-    what comes next: `other`'s (V after K) at j0, or K's next block."""
-    cdef int64_t j = j0, run, m, r
-    cdef const void *row
+    what comes next: `others`' (V after K) at j0, or K's next block."""
+    cdef int64_t j = j0, run = 0, m = 0, r
+    cdef const void *row = NULL
     cdef cattn_q8_view view
     while j < j0 + n:
-        row = key_row(p, which, x, bh, j, &run)
-        m = imin(run, j0 + n - j)
-        if p.pages != NULL:
-            if j + m < j0 + n:
-                prefetch_run(p, which, x, bh, j + m, j0 + n - j - m)
-            elif which == 0:
-                prefetch_run(p, 1, other, bh, j0, n)
-            else:
-                prefetch_run(p, 0, other, bh, j0 + n, p.bk)
         for r in range(nr):
+            if r == 0 or xs[r] != xs[r - 1]:
+                row = key_row(p, which, xs[r], bh + r, j, &run)
+                m = imin(run, j0 + n - j)
+                if p.pages != NULL:
+                    if j + m < j0 + n:
+                        prefetch_run(p, which, xs[r], bh + r, j + m,
+                                     j0 + n - j - m)
+                    elif which == 0:
+                        prefetch_run(p, 1, others[r], bh + r, j0, n)
+                    else:
+                        prefetch_run(p, 0, others[r], bh + r, j0 + n, p.bk)
             if which == 0:
                 dot_rows_from(p.storage, m, p.f.E, qs[r],
                               kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
@@ -637,14 +645,17 @@ cdef inline floating row_exp_sum(int64_t n, floating *x,
 
 cdef void attend_rows(const Problem *p, const Visibility *vis,
                       const void *q, const int64_t *off_q, const void *k,
-                      const void *v, const void *mask, const int64_t *off_m,
-                      int64_t bh0, int64_t nr, int64_t i, int64_t chunk,
-                      Scratch *w, floating *accs) noexcept nogil:
-    """Decode path: query row i of the nr items bh0.. (query heads of one
-    key/value head: GQA) over key chunk `chunk`, streaming K and V rows
-    (unit inner stride) in their storage once for all of them; leaves
-    (m, l, acc) of item bh0 + r in w.m[r], w.l[r] and row r of accs
-    (w.acc; row stride ev_pad, the compute dtype).  Each row's sums run in the same
+                      const int64_t *off_k, const void *v,
+                      const int64_t *off_v, const void *mask,
+                      const int64_t *off_m, int64_t bh0, int64_t nr,
+                      int64_t i, int64_t chunk, Scratch *w,
+                      floating *accs) noexcept nogil:
+    """Decode path: query row i of the nr items bh0.. (of one batch row:
+    query heads sharing a key/value head, or every head of a paged
+    sequence) over key chunk `chunk`, streaming K and V rows (unit inner
+    stride) in their storage once per key/value head; leaves (m, l, acc)
+    of item bh0 + r in w.m[r], w.l[r] and row r of accs (w.acc; row
+    stride ev_pad, the compute dtype).  Each row's sums run in the same
     order as for one row alone: sharing the stream never changes a bit."""
     cdef int64_t k_lo, k_hi, kb, nk, j, j1, c, r
     cdef floating *s
@@ -654,9 +665,13 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
     cdef double alpha
     cdef const void *mask_r
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
-    cdef uint8_t live[DECODE_ROWS]
-    cdef const floating *qi[DECODE_ROWS]
+    cdef uint8_t live[DECODE_ROWS_PAGED]
+    cdef const floating *qi[DECODE_ROWS_PAGED]
+    cdef const void *ks[DECODE_ROWS_PAGED]
+    cdef const void *vs[DECODE_ROWS_PAGED]
     for r in range(nr):
+        ks[r] = shift(k, off_k[bh0 + r], p.in_size)
+        vs[r] = shift(v, off_v[bh0 + r], p.in_size)
         qi[r] = <const floating *>shift(q, off_q[bh0 + r] + i * p.rs_q,
                                         p.q_size)
         if p.q_storage != NATIVE:
@@ -679,7 +694,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
-        stream_keys(p, 0, k, v, bh0, nr, qi, <floating *>w.st, p.bk, NULL,
+        stream_keys(p, 0, ks, vs, bh0, nr, qi, <floating *>w.st, p.bk, NULL,
                     kb, nk, NULL)
         for r in range(nr):
             s = <floating *>w.st + r * p.bk
@@ -723,7 +738,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                 prev[c] = acc[c]
             w.m[r] = m_new
             live[r] = 1
-        stream_keys(p, 1, v, k, bh0, nr, NULL, <floating *>w.st, p.bk,
+        stream_keys(p, 1, vs, ks, bh0, nr, NULL, <floating *>w.st, p.bk,
                     live, kb, nk, accs)
         for r in range(nr):
             acc = accs + r * p.ev_pad
@@ -742,8 +757,8 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                 while j1 < nk and s[j1] != 0:
                     j1 += 1
                 if j1 > j:
-                    stream_keys(p, 1, v, k, bh0 + r, 1, NULL, s + j, 0,
-                                NULL, kb + j, j1 - j, acc)
+                    stream_keys(p, 1, vs + r, ks + r, bh0 + r, 1, NULL,
+                                s + j, 0, NULL, kb + j, j1 - j, acc)
                 j = j1 + 1
         kb += nk
 
@@ -947,22 +962,22 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
                       int64_t item, Scratch *w,
                       floating *parts) noexcept nogil:
     """Work item `item` = (rows, query row, key chunk) of the decode path:
-    rows = up to decode_rows query heads that share a key/value head (GQA),
+    rows = up to decode_rows consecutive items of one span (attend_rows),
     streamed together."""
     cdef int64_t per_bh = p.nqb * p.nchunks, row_len = p.f.Ev + 2
     cdef int64_t rb = item // per_bh
     cdef int64_t qb = (item // p.nchunks) % p.nqb
     cdef int64_t ch = item % p.nchunks
-    cdef int64_t per_kv = cdiv(p.group, p.decode_rows)
-    cdef int64_t bh0 = (rb // per_kv) * p.group + (rb % per_kv) * p.decode_rows
-    cdef int64_t nr = imin(p.decode_rows, p.group - (rb % per_kv)
+    cdef int64_t per_span = cdiv(p.span, p.decode_rows)
+    cdef int64_t bh0 = ((rb // per_span) * p.span
+                        + (rb % per_span) * p.decode_rows)
+    cdef int64_t nr = imin(p.decode_rows, p.span - (rb % per_span)
                            * p.decode_rows), r, bh
     cdef Visibility vis
     cdef Scratch row_w = w[0]
     item_visibility(&p.f, bh0, &vis)     # the rows' batch row: one visibility
-    attend_rows(p, &vis, q, off_q, shift(k, off_k[bh0], p.in_size),
-                shift(v, off_v[bh0], p.in_size), mask, off_m, bh0, nr, qb,
-                ch, w, <floating *>w.acc)
+    attend_rows(p, &vis, q, off_q, k, off_k, v, off_v, mask, off_m, bh0, nr,
+                qb, ch, w, <floating *>w.acc)
     for r in range(nr):
         bh = bh0 + r
         row_w.m = w.m + r
@@ -981,9 +996,10 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
 
 cdef inline int64_t decode_items(const Problem *p,
                                  int64_t nbh) noexcept nogil:
-    """Row groups of the decode path: per key/value head, its query heads
-    in groups of decode_rows."""
-    return nbh // p.group * cdiv(p.group, p.decode_rows)
+    """Row groups of the decode path: per span (a key/value head's query
+    heads, or a paged sequence's heads), its items in groups of
+    decode_rows."""
+    return nbh // p.span * cdiv(p.span, p.decode_rows)
 
 
 cdef void whole_head(const Problem *p, const GemmKernel *kern,
@@ -1293,8 +1309,11 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     p.kpack_size = p.s_pad * max(p.f.E, 1)
     p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
     cdef int64_t per_bh = p.nqb * p.nchunks
-    p.group = call[3]
-    p.decode_rows = min(<int64_t>DECODE_ROWS, p.group) if decode else 1
+    p.span = p.seq_items if p.pages != NULL else call[3]
+    p.decode_rows = (1 if not decode else min(<int64_t>DECODE_ROWS_PAGED,
+                                              p.span)
+                     if p.pages != NULL else min(<int64_t>DECODE_ROWS,
+                                                 p.span))
     cdef int nthreads = <int>min(p.f.threads,
                                  (decode_items(&p, nbh) if decode else nbh)
                                  * per_bh)
