@@ -1,0 +1,267 @@
+"""cattn as an attention backend of Hugging Face transformers models.
+
+``register()`` adds ``attn_implementation="cattn"`` to transformers'
+``AttentionInterface``; a model loaded or built with it runs every
+attention layer on :func:`cattn.scaled_dot_product_attention` (and, when
+gradients are needed, its backward), with transformers' conventions mapped
+onto cattn's arguments:
+
+- tensors (B, H, L, E) from torch without copies: float32, float64 and
+  float16 through NumPy views, bfloat16 through its 16-bit pattern viewed
+  as ``ml_dtypes.bfloat16``; grouped-query heads stay unexpanded;
+- ``attention_mask``: a 4-D bool mask (True = attend, as torch's SDPA) or
+  an additive float mask, sliced to the keys; without one, causality is
+  inferred as transformers' ``sdpa`` backend does (``module.is_causal``
+  unless ``is_causal`` is passed, and never for a single query);
+- ``scaling`` -> ``scale``, ``softcap`` (Gemma 2), ``s_aux`` -> ``sinks``
+  (gpt-oss), ``sliding_window`` -> a causal window when no mask carries
+  it;
+- the output comes back (B, L, H, E), as transformers expects.
+
+Refused with a clear error: dropout > 0 while gradients are needed
+(training with attention dropout), and ``output_attentions``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..attention import scaled_dot_product_attention
+from ..attention_grad import scaled_dot_product_attention_grad
+
+__all__ = ["register", "attention_forward"]
+
+NAME = "cattn"
+_FUNC = "cattn.integrations.transformers"
+
+
+def _torch() -> Any:
+    import torch  # type: ignore[import-not-found, unused-ignore]
+    return torch
+
+
+def _to_numpy(t: Any) -> Any:
+    """A NumPy view of a CPU tensor (no copy), bfloat16 through its bits."""
+    torch = _torch()
+    t = t.detach()
+    if t.device.type != "cpu":
+        raise ValueError(f"{_FUNC}: cattn runs on the CPU; got a tensor on "
+                         f"{t.device}")
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    if t.dtype not in (torch.float32, torch.float64, torch.float16,
+                       torch.bool):
+        raise TypeError(f"{_FUNC}: tensors of dtype {t.dtype} are not "
+                        f"supported (float32, float64, float16, bfloat16)")
+    return t.numpy()
+
+
+def _to_torch(a: Any, dtype: Any) -> Any:
+    """A tensor of `dtype` sharing `a`'s memory."""
+    torch = _torch()
+    if dtype == torch.bfloat16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _options(module: Any, query: Any, attention_mask: Any,
+             kwargs: dict[str, Any]) -> dict[str, Any]:
+    """cattn's keyword arguments for one call, from transformers'."""
+    if kwargs.get("output_attentions"):
+        raise ValueError(f"{_FUNC}: output_attentions=True needs the L x S "
+                         f"weights, which cattn does not build; use "
+                         f"attn_implementation='eager' for them")
+    q_len = query.shape[2]
+    opts: dict[str, Any] = {"scale": kwargs.get("scaling"),
+                            "softcap": kwargs.get("softcap")}
+    sinks = kwargs.get("s_aux")
+    if sinks is not None:
+        opts["sinks"] = _to_numpy(sinks).astype(np.float64)
+    is_causal = kwargs.get("is_causal")
+    if is_causal is None:
+        is_causal = getattr(module, "is_causal", True)
+    if attention_mask is None and q_len > 1 and is_causal:
+        opts["is_causal"] = True                     # top-left, as sdpa
+        window = kwargs.get("sliding_window")
+        if window is not None:
+            opts["window"] = (int(window) - 1, 0)
+    return opts
+
+
+def _mask(attention_mask: Any, kv_len: int) -> Any:
+    if attention_mask is None:
+        return None
+    m = attention_mask[:, :, :, :kv_len]
+    return _to_numpy(m)
+
+
+def attention_forward(module: Any, query: Any, key: Any, value: Any,
+                      attention_mask: Any, dropout: float = 0.0,
+                      **kwargs: Any) -> tuple[Any, None]:
+    """The attention function transformers calls (``AttentionInterface``).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The attention layer (its ``is_causal`` is read when no mask comes).
+    query, key, value : torch.Tensor
+        (B, H, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev) on the CPU.
+    attention_mask : torch.Tensor or None
+        4-D, bool (True = attend) or additive float.
+    dropout : float, optional
+        Attention dropout: only 0 while gradients are needed.
+    **kwargs
+        transformers' keyword arguments: scaling, softcap, s_aux,
+        sliding_window, is_causal; others that do not change the math
+        (position_ids, ...) are ignored.
+
+    Returns
+    -------
+    out : torch.Tensor, shape (B, L, H, Ev)
+    weights : None
+
+    Raises
+    ------
+    ValueError
+        For dropout > 0 in training, output_attentions, or a tensor not
+        on the CPU.
+    TypeError
+        For an unsupported dtype.
+
+    Notes
+    -----
+    With gradients enabled and an input that requires them, the call
+    runs through a ``torch.autograd.Function`` whose backward is
+    :func:`cattn.scaled_dot_product_attention_grad` (sinks included).
+
+    Examples
+    --------
+    >>> import cattn.integrations.transformers as ct
+    >>> ct.NAME
+    'cattn'
+    """
+    torch = _torch()
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad
+        for t in (query, key, value, kwargs.get("s_aux")))
+    if dropout and needs_grad:
+        raise ValueError(f"{_FUNC}: attention dropout ({dropout}) is not "
+                         f"supported in training; set the model's "
+                         f"attention_dropout to 0")
+    opts = _options(module, query, attention_mask, kwargs)
+    mask = _mask(attention_mask, key.shape[2])
+    if needs_grad:
+        out = _Attention.apply(query, key, value, kwargs.get("s_aux"), mask,
+                               opts)
+        return out.transpose(1, 2), None
+    return _forward(query, key, value, mask, opts)[0].transpose(1, 2), None
+
+
+def _forward(query: Any, key: Any, value: Any, mask: Any,
+             opts: dict[str, Any], lse: bool = False) -> Any:
+    """(out (B, H, L, Ev) tensor, lse array or None) on cattn's kernel."""
+    torch = _torch()
+    q, k, v = (_to_numpy(t) for t in (query, key, value))
+    B, H, L = q.shape[:3]
+    out = torch.empty((B, L, H, v.shape[-1]), dtype=query.dtype)
+    o = _to_numpy(out).transpose(0, 2, 1, 3)
+    gqa = k.shape[1] != H
+    if lse:
+        _, lse_arr = scaled_dot_product_attention(
+            q, k, v, mask, enable_gqa=gqa, out=o, return_lse=True, **opts)
+        return out.transpose(1, 2), lse_arr
+    scaled_dot_product_attention(q, k, v, mask, enable_gqa=gqa, out=o,
+                                 **opts)
+    return out.transpose(1, 2), None
+
+
+def _make_function() -> Any:
+    torch = _torch()
+
+    Function: Any = torch.autograd.Function
+
+    class Attention(Function):  # type: ignore[misc]
+        """Forward on cattn's kernel, backward on its gradient."""
+
+        @staticmethod
+        def forward(ctx: Any, query: Any, key: Any, value: Any, s_aux: Any,
+                    mask: Any, opts: dict[str, Any]) -> Any:
+            out, lse = _forward(query, key, value, mask, opts, lse=True)
+            ctx.save_for_backward(query, key, value, out)
+            ctx.lse, ctx.mask, ctx.opts = lse, mask, opts
+            ctx.sinks_dtype = None if s_aux is None else s_aux.dtype
+            return out
+
+        @staticmethod
+        def backward(ctx: Any, grad_out: Any) -> Any:
+            query, key, value, out = ctx.saved_tensors
+            q, k, v, o = (_to_numpy(t) for t in (query, key, value, out))
+            go = _to_numpy(grad_out.contiguous())
+            grads = scaled_dot_product_attention_grad(
+                go, q, k, v, o, ctx.lse, ctx.mask,
+                enable_gqa=k.shape[1] != q.shape[1], **ctx.opts)
+            dq, dk, dv = (_to_torch(np.ascontiguousarray(g), t.dtype)
+                          for g, t in zip(grads[:3], (query, key, value)))
+            dsinks = (None if ctx.sinks_dtype is None else torch.from_numpy(
+                np.asarray(grads[3], dtype=np.float64)).to(ctx.sinks_dtype))
+            return dq, dk, dv, dsinks, None, None
+
+    return Attention
+
+
+class _Lazy:
+    """The autograd Function, made on first use (torch imported then)."""
+
+    fn: Any = None
+
+    def apply(self, *args: Any) -> Any:
+        if _Lazy.fn is None:
+            _Lazy.fn = _make_function()
+        return _Lazy.fn.apply(*args)
+
+
+_Attention = _Lazy()
+
+
+def register(name: str = NAME) -> str:
+    """Make ``attn_implementation=name`` (default ``"cattn"``) available in
+    transformers.
+
+    Parameters
+    ----------
+    name : str, optional
+        The name to register under.
+
+    Returns
+    -------
+    name : str
+
+    Raises
+    ------
+    ImportError
+        If transformers (or torch) is not installed.
+
+    Notes
+    -----
+    Registering twice is harmless.  Models then take
+    ``attn_implementation=name`` in ``from_pretrained`` / ``from_config``.
+    The masks are made as for transformers' ``sdpa`` backend (its mask
+    function is registered under the same name).
+
+    Examples
+    --------
+    >>> import cattn.integrations.transformers as ct
+    >>> callable(ct.register)
+    True
+    """
+    from transformers import AttentionInterface  # type: ignore[import-not-found, unused-ignore]
+    from transformers.masking_utils import (  # type: ignore[import-not-found, unused-ignore]
+        AttentionMaskInterface, sdpa_mask)
+    AttentionInterface.register(name, attention_forward)
+    # The masks torch's SDPA takes (4-D bool, True = attend; None when the
+    # causal flag suffices): without a mask function of its own, an
+    # implementation gets no padding mask at all.
+    AttentionMaskInterface.register(name, sdpa_mask)
+    return name

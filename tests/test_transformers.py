@@ -1,0 +1,101 @@
+"""cattn as transformers' attention backend (cattn.integrations.transformers):
+tiny models built from a config with random weights (no download), run
+with attn_implementation="cattn" and "eager" on the same weights: logits,
+batched generation with left padding, and gradients of every parameter.
+Skipped without torch and transformers (optional extras)."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import cattn.integrations.transformers as ct  # noqa: E402
+
+ct.register()
+
+SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, vocab_size=97,
+             max_position_embeddings=256, initializer_range=0.3)
+MODELS = {
+    "llama": {},
+    "qwen2": {},
+    "mistral": {"sliding_window": 5},
+    "gemma2": {"attn_logit_softcapping": 2.0, "head_dim": 16,
+               "sliding_window": 6, "query_pre_attn_scalar": 16},
+    "gpt_oss": {"head_dim": 16, "num_local_experts": 4,
+                "num_experts_per_tok": 2, "sliding_window": 6},
+}
+
+
+def pair(kind, **extra):
+    """The same random model twice, eager and cattn (a config each: a
+    model reads its attention implementation from its config)."""
+    def config():
+        return transformers.AutoConfig.for_model(kind, **SMALL,
+                                                 **MODELS[kind], **extra)
+    torch.manual_seed(0)
+    eager = transformers.AutoModelForCausalLM.from_config(
+        config(), attn_implementation="eager")
+    ours = transformers.AutoModelForCausalLM.from_config(
+        config(), attn_implementation="cattn")
+    if kind == "gpt_oss":                 # sinks of every size and sign
+        for model in (eager, ours):
+            for layer in model.model.layers:
+                layer.self_attn.sinks.data = torch.linspace(-2, 3, 4)
+    ours.load_state_dict(eager.state_dict())
+    assert eager.config._attn_implementation == "eager"
+    assert ours.config._attn_implementation == "cattn"
+    return eager.eval(), ours.eval()
+
+
+def inputs():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 97, (2, 14), generator=g)
+    mask = torch.ones(2, 14, dtype=torch.long)
+    mask[1, :5] = 0                                  # left padding
+    return ids, mask
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_logits_and_generation_match_eager(kind):
+    eager, ours = pair(kind)
+    ids, mask = inputs()
+    with torch.no_grad():
+        for kw in ({}, {"attention_mask": mask}):
+            want = eager(ids, **kw).logits
+            got = ours(ids, **kw).logits
+            rows = mask.bool() if kw else torch.ones_like(mask).bool()
+            assert (got - want)[rows].abs().max() <= 1e-4, kind
+        assert (want[rows].std() > 0.05), "the attention must matter"
+    out_e = eager.generate(ids, attention_mask=mask, max_new_tokens=32,
+                           do_sample=False)
+    out_c = ours.generate(ids, attention_mask=mask, max_new_tokens=32,
+                          do_sample=False)
+    assert torch.equal(out_e, out_c), kind
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma2", "gpt_oss"])
+def test_gradients_match_eager(kind):
+    eager, ours = pair(kind)
+    ids, _ = inputs()
+    for model in (eager, ours):
+        model.zero_grad()
+        model(ids).logits.square().mean().backward()
+    num = sum(((a.grad - b.grad) ** 2).sum()
+              for a, b in zip(eager.parameters(), ours.parameters()))
+    den = sum((a.grad ** 2).sum() for a in eager.parameters())
+    assert float((num / den).sqrt()) <= 1e-5
+
+
+def test_refusals():
+    class Layer(torch.nn.Module):
+        is_causal = True
+    q = torch.zeros(1, 2, 3, 4, requires_grad=True)
+    with pytest.raises(ValueError, match="attention dropout"):
+        ct.attention_forward(Layer(), q, q, q, None, dropout=0.1)
+    with pytest.raises(ValueError, match="output_attentions"):
+        ct.attention_forward(Layer(), q.detach(), q.detach(), q.detach(),
+                             None, output_attentions=True)
+    with pytest.raises(TypeError, match="int32"):
+        ct.attention_forward(Layer(), q.detach().int(), q.detach().int(),
+                             q.detach().int(), None)
