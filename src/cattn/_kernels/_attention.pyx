@@ -77,8 +77,8 @@ from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
 from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
                            block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
-                           last_query, last_visible, ranks_above,
-                           set_visibility)
+                           last_query, last_visible, mask_rows,
+                           ranks_above, set_visibility)
 
 cnp.import_array()
 
@@ -663,7 +663,6 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
     cdef floating *prev
     cdef floating mx, m_new
     cdef double alpha
-    cdef const void *mask_r
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     cdef uint8_t live[DECODE_ROWS_PAGED]
     cdef const floating *qi[DECODE_ROWS_PAGED]
@@ -705,21 +704,11 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                 adjust_scores(&p.f, bh0 + r, s, nk, 1, nk,
                               kb - i - vis.offset)
             if p.f.mask_kind != MASK_NONE:
-                mask_r = (<const char *>mask + (off_m[bh0 + r]
-                          + i * p.rs_m + kb * p.cs_m) * mask_item)
-                if p.f.mask_kind == MASK_ADD:
-                    if floating is float:
-                        cattn_cols_f32_for(active_isa()).row_mask_add(
-                            nk, s, <const float *>mask_r, p.cs_m)
-                    else:
-                        cattn_cols_f64_for(active_isa()).row_mask_add(
-                            nk, s, <const double *>mask_r, p.cs_m)
-                elif floating is float:
-                    cattn_cols_f32_for(active_isa()).row_mask_bool(
-                        nk, s, <const uint8_t *>mask_r, p.cs_m)
-                else:
-                    cattn_cols_f64_for(active_isa()).row_mask_bool(
-                        nk, s, <const uint8_t *>mask_r, p.cs_m)
+                # One row tile of keys kb.. (already cut to what row i may
+                # see, so only the mask acts).
+                mask_rows(vis, p.f.mask_kind, <const char *>mask
+                          + off_m[bh0 + r] * mask_item, p.rs_m, p.cs_m, s,
+                          nk, i, 1, kb, nk)
             mx = row_max(nk, s)
             m_new = mx if mx > w.m[r] else <floating>w.m[r]
             if m_new == -INFINITY:
