@@ -768,17 +768,27 @@ def select(call: Call, q: FloatArray, k: FloatArray,
 
 
 def visible(call: Call, qpos: NDArray[Any] | None = None,
-            kpos: NDArray[Any] | None = None) -> NDArray[np.bool_] | None:
+            kpos: NDArray[Any] | None = None,
+            lengths: tuple[NDArray[Any], NDArray[Any]] | None = None
+            ) -> NDArray[np.bool_] | None:
     """Bool (len(qpos), len(kpos)): may query qpos[i] see key kpos[j]
     (global positions, default all L and S) under the causal and window
-    rules; None when every pair may.  The kernels' rule (_visibility.pxd),
-    for the paths that build scores in NumPy."""
-    if call.causal is None and call.window is None:
-        return None
+    rules; None when every pair may.  With per-row `lengths` (query and key
+    lengths shaped (..., 1, 1)), the result is (..., len(qpos), len(kpos)):
+    only the rows and keys that exist, the bottom-right diagonal counted
+    from them.  The kernels' rule (_visibility.pxd, item_visibility), for
+    the paths that build scores in NumPy."""
     i = (np.arange(call.L) if qpos is None else qpos)[:, np.newaxis]
     j = (np.arange(call.S) if kpos is None else kpos)[np.newaxis, :]
-    d = i + call.diag
-    ok = np.ones((i.shape[0], j.shape[1]), dtype=bool)
+    if lengths is None:
+        if call.causal is None and call.window is None:
+            return None
+        d = i + call.diag
+        ok = np.ones((i.shape[0], j.shape[1]), dtype=bool)
+    else:
+        ql, kl = lengths
+        d = i + (kl - ql if call.causal == "bottom_right" else 0)
+        ok = (i < ql) & (j < kl)
     if call.causal is not None:
         ok &= j <= d
     if call.window is not None:

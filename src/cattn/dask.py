@@ -80,20 +80,11 @@ def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *more: Any,
     i = qpos[:, np.newaxis]
     j = kpos[np.newaxis, :]
     offset: Any = call.S - call.L              # S - L, per row with lengths
-    if lens is None:
-        vis = _frame.visible(call, qpos, kpos)
-    else:
+    rows = None
+    if lens is not None:
         ql, kl = (x[..., np.newaxis, np.newaxis] for x in lens)
-        offset = kl - ql
-        vis = (i < ql) & (j < kl)
-        d = i + (offset if call.causal == "bottom_right" else 0)
-        if call.causal is not None:
-            vis &= j <= d
-        if call.window is not None:
-            if call.window[0] is not None:
-                vis &= j >= d - call.window[0]
-            if call.window[1] is not None:
-                vis &= j <= d + call.window[1]
+        offset, rows = kl - ql, (ql, kl)
+    vis = _frame.visible(call, qpos, kpos, rows)
     if call.alibi is not None:
         slopes = rest[-1][..., np.newaxis, np.newaxis]
         dist = np.abs(i + offset - j).astype(call.compute)
