@@ -15,11 +15,13 @@ onto cattn's arguments:
   unless ``is_causal`` is passed, and never for a single query);
 - ``scaling`` -> ``scale``, ``softcap`` (Gemma 2), ``s_aux`` -> ``sinks``
   (gpt-oss), ``sliding_window`` -> a causal window when no mask carries
-  it;
+  it, ``position_bias`` (T5-style) added to the mask as sdpa does;
 - the output comes back (B, L, H, E), as transformers expects.
 
-Refused with a clear error: dropout > 0 while gradients are needed
-(training with attention dropout), and ``output_attentions``.
+Refused with a clear error: attention dropout > 0 (eager would drop
+weights at random), ``output_attentions``, a learned ``position_bias``
+in training, and any keyword argument that is neither mapped nor listed
+in ``IGNORED_KWARGS`` (bookkeeping that does not change the math).
 """
 from __future__ import annotations
 
@@ -66,9 +68,35 @@ def _to_torch(a: Any, dtype: Any) -> Any:
     return torch.from_numpy(a)
 
 
+# Keyword arguments transformers passes that leave the attention's math
+# unchanged once the mask is made (its sdpa backend ignores them too):
+# positions and cache bookkeeping, output switches, and FlashAttention's
+# packed-sequence offsets (the sdpa mask function already turned packed
+# position_ids into a block-diagonal mask).  Any other keyword with a value
+# is refused, since it may change the math; a caller who knows a new one
+# is harmless may add its name here.
+IGNORED_KWARGS = {
+    "position_ids", "cache_position", "use_cache", "past_key_values",
+    "past_key_value", "layer_idx", "output_hidden_states",
+    "output_router_logits", "return_dict", "num_items_in_batch",
+    "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k",
+    "seq_idx", "deterministic",
+}
+_MAPPED = {"scaling", "softcap", "s_aux", "sliding_window", "is_causal",
+           "position_bias", "output_attentions"}
+
+
 def _options(module: Any, query: Any, attention_mask: Any,
              kwargs: dict[str, Any]) -> dict[str, Any]:
     """cattn's keyword arguments for one call, from transformers'."""
+    for key, value in kwargs.items():
+        if (key not in _MAPPED and key not in IGNORED_KWARGS
+                and value is not None and value is not False):
+            raise ValueError(
+                f"{_FUNC}: keyword argument {key!r} (got "
+                f"{type(value).__name__}) is not one cattn knows; it may "
+                f"change the attention, so it is refused (if it does not, "
+                f"add its name to {_FUNC}.IGNORED_KWARGS)")
     if kwargs.get("output_attentions"):
         raise ValueError(f"{_FUNC}: output_attentions=True needs the L x S "
                          f"weights, which cattn does not build; use "
@@ -90,11 +118,24 @@ def _options(module: Any, query: Any, attention_mask: Any,
     return opts
 
 
-def _mask(attention_mask: Any, kv_len: int) -> Any:
-    if attention_mask is None:
-        return None
-    m = attention_mask[:, :, :, :kv_len]
-    return _to_numpy(m)
+def _mask(attention_mask: Any, kv_len: int, position_bias: Any) -> Any:
+    """The mask as an array: transformers' 4-D mask cut to the keys, with a
+    position bias (T5-style relative attention) added to it, as sdpa."""
+    m = None if attention_mask is None else _to_numpy(
+        attention_mask[:, :, :, :kv_len])
+    if position_bias is None:
+        return m
+    if position_bias.requires_grad and _torch().is_grad_enabled():
+        raise ValueError(f"{_FUNC}: a position_bias that needs a gradient "
+                         f"(a learned relative attention bias in "
+                         f"training) is not supported; use "
+                         f"attn_implementation='eager' to train it")
+    bias = _to_numpy(position_bias[:, :, :, :kv_len]).astype(np.float32)
+    if m is None:
+        return bias
+    if m.dtype == np.bool_:
+        return np.where(m, bias, np.float32(-np.inf))
+    return bias + m.astype(np.float32)
 
 
 def attention_forward(module: Any, query: Any, key: Any, value: Any,
@@ -111,11 +152,13 @@ def attention_forward(module: Any, query: Any, key: Any, value: Any,
     attention_mask : torch.Tensor or None
         4-D, bool (True = attend) or additive float.
     dropout : float, optional
-        Attention dropout: only 0 while gradients are needed.
+        Attention dropout rate: only 0 (the model in ``eval()`` mode, or
+        ``attention_dropout=0``).
     **kwargs
         transformers' keyword arguments: scaling, softcap, s_aux,
-        sliding_window, is_causal; others that do not change the math
-        (position_ids, ...) are ignored.
+        sliding_window, is_causal and position_bias are mapped; those in
+        ``IGNORED_KWARGS`` (position_ids, use_cache, ...) do not change the
+        math; any other with a value is refused.
 
     Returns
     -------
@@ -125,8 +168,9 @@ def attention_forward(module: Any, query: Any, key: Any, value: Any,
     Raises
     ------
     ValueError
-        For dropout > 0 in training, output_attentions, or a tensor not
-        on the CPU.
+        For dropout > 0, output_attentions, a position_bias that needs a
+        gradient, an unknown keyword argument, or a tensor not on the
+        CPU.
     TypeError
         For an unsupported dtype.
 
@@ -146,12 +190,15 @@ def attention_forward(module: Any, query: Any, key: Any, value: Any,
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad
         for t in (query, key, value, kwargs.get("s_aux")))
-    if dropout and needs_grad:
+    if dropout:
+        # Eager drops weights at random whenever it is given a rate (a
+        # model in train() mode, with or without gradients); ignoring the
+        # rate would be a silent different answer.
         raise ValueError(f"{_FUNC}: attention dropout ({dropout}) is not "
-                         f"supported in training; set the model's "
-                         f"attention_dropout to 0")
+                         f"supported; call model.eval() or set the "
+                         f"model's attention_dropout to 0")
     opts = _options(module, query, attention_mask, kwargs)
-    mask = _mask(attention_mask, key.shape[2])
+    mask = _mask(attention_mask, key.shape[2], kwargs.get("position_bias"))
     if needs_grad:
         out = _Attention.apply(query, key, value, kwargs.get("s_aux"), mask,
                                opts)
