@@ -12,14 +12,13 @@ building the graph and gathering the result; the inputs are NumPy arrays
 wrapped with da.from_array (the cluster case ships them to the workers
 once per run).  Ratios are time(Dask) / time(direct): the overhead.
 """
-import datetime
-import os
 import sys
 import time
 
 import numpy as np
 
 import cattn
+from benchmarks.common import write_docs_table
 
 # (B, H, L=S, E, query batch chunk, key chunk)
 SIZES = [(8, 8, 256, 64, 2, 256), (4, 8, 1024, 64, 1, 512),
@@ -80,19 +79,9 @@ def main():
 
 def write_docs(rows):
     """docs/_data/dask_overhead.rst: the table the Dask page includes."""
-    head = ("size", "chunks (batch x keys)", "direct ms", "threads ms",
-            "cluster ms", "threads / direct", "cluster / direct")
-    lines = [f".. list-table:: measured {datetime.date.today()}, "
-             f"{os.cpu_count()} cores",
-             "   :header-rows: 1", ""]
-    for row in (head,) + tuple(rows):
-        lines.append("   * - " + row[0])
-        lines += [f"     - {cell}" for cell in row[1:]]
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                        "docs", "_data", "dask_overhead.rst")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("wrote", os.path.normpath(path))
+    write_docs_table("dask_overhead", (
+        "size", "chunks (batch x keys)", "direct ms", "threads ms",
+        "cluster ms", "threads / direct", "cluster / direct"), rows)
 
 
 if __name__ == "__main__":

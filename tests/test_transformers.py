@@ -20,8 +20,9 @@ MODELS = {
     "llama": {},
     "qwen2": {},
     "mistral": {"sliding_window": 5},
+    # query_pre_attn_scalar != head_dim: the scale comes from `scaling`.
     "gemma2": {"attn_logit_softcapping": 2.0, "head_dim": 16,
-               "sliding_window": 6, "query_pre_attn_scalar": 16},
+               "sliding_window": 6, "query_pre_attn_scalar": 40},
     "gpt_oss": {"head_dim": 16, "num_local_experts": 4,
                 "num_experts_per_tok": 2, "sliding_window": 6},
 }
@@ -74,7 +75,85 @@ def test_logits_and_generation_match_eager(kind):
     assert torch.equal(out_e, out_c), kind
 
 
-@pytest.mark.parametrize("kind", ["llama", "gemma2", "gpt_oss"])
+@pytest.mark.parametrize("kind", ["llama", "gemma2"])
+def test_static_cache_generation(kind):
+    """A StaticCache hands the backend its whole preallocated length, the
+    slots not yet written hidden by the mask."""
+    eager, ours = pair(kind)
+    ids, mask = inputs()
+    out_e, out_c = (m.generate(ids, attention_mask=mask, max_new_tokens=16,
+                               do_sample=False, cache_implementation="static")
+                    for m in (eager, ours))
+    assert torch.equal(out_e, out_c), kind
+
+
+def test_direct_masks_and_causality_match_torch():
+    """attention_forward alone against torch's SDPA: bool and additive
+    4-D masks (longer than the keys: transformers' static masks are cut),
+    causality from the module or the is_causal keyword, none for a single
+    query, GQA heads, and the output layout (B, L, H, E)."""
+    class Causal(torch.nn.Module):
+        is_causal = True
+
+    class Bidirectional(torch.nn.Module):
+        is_causal = False
+    g = torch.Generator().manual_seed(4)
+    q = torch.randn(2, 4, 7, 8, generator=g)
+    k, v = (torch.randn(2, 2, 9, 8, generator=g) for _ in range(2))
+    kr, vr = (t.repeat_interleave(2, dim=1) for t in (k, v))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    bool_mask = torch.rand(2, 1, 7, 12, generator=g) > 0.3
+    bool_mask[..., 0] = True
+    float_mask = torch.randn(2, 4, 7, 12, generator=g)
+    float_mask[0, 1, 3, 4] = -torch.inf
+    cases = [
+        (Causal(), bool_mask, {}, dict(attn_mask=bool_mask[..., :9])),
+        (Causal(), float_mask, {}, dict(attn_mask=float_mask[..., :9])),
+        (Causal(), None, {}, dict(is_causal=True)),
+        (Causal(), None, {"is_causal": False}, {}),
+        (Bidirectional(), None, {}, {}),
+        (Bidirectional(), None, {"is_causal": True}, dict(is_causal=True)),
+    ]
+    for module, mask, kw, want_kw in cases:
+        got, weights = ct.attention_forward(module, q, k, v, mask,
+                                            scaling=0.3, **kw)
+        want = sdpa(q, kr, vr, scale=0.3, **want_kw).transpose(1, 2)
+        assert weights is None and got.shape == (2, 7, 4, 8)
+        assert (got - want).abs().max() <= 1e-5, (type(module), kw)
+    # One query (decoding) is never causal: it sees every key.
+    got, _ = ct.attention_forward(Causal(), q[:, :, :1], k, v, None)
+    want = sdpa(q[:, :, :1], kr, vr).transpose(1, 2)
+    assert (got - want).abs().max() <= 1e-5
+    # float16 and float64 tensors are read in place and come back in
+    # their dtype.
+    for dtype, tol in ((torch.float16, 2e-3), (torch.float64, 1e-12)):
+        got, _ = ct.attention_forward(Causal(), q.to(dtype), k.to(dtype),
+                                      v.to(dtype), bool_mask)
+        want = sdpa(*(t.double() for t in (q, kr, vr)),
+                    attn_mask=bool_mask[..., :9]).transpose(1, 2)
+        assert got.dtype == dtype
+        assert (got.double() - want).abs().max() <= tol, dtype
+
+
+def test_threads_follow_torch():
+    """Attention runs on torch's thread count (torch.set_num_threads),
+    and its bits do not depend on it."""
+    class Layer(torch.nn.Module):
+        is_causal = True
+    q = torch.randn(1, 2, 64, 16, generator=torch.Generator().manual_seed(5))
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            assert ct._options(Layer(), q, None, {})["num_threads"] == n
+            outs.append(ct.attention_forward(Layer(), q, q, q, None)[0])
+        assert torch.equal(outs[0], outs[1])
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
 def test_gradients_match_eager(kind):
     eager, ours = pair(kind)
     ids, _ = inputs()

@@ -1,4 +1,6 @@
-"""Shared pieces of the benchmark suite: inputs, threads, peers, ratios."""
+"""Shared pieces of the benchmark suite: inputs, threads, peers, ratios,
+and the tables the compare_* scripts write for the docs."""
+import datetime
 import os
 
 import numpy as np
@@ -74,3 +76,20 @@ def ratio(peer, ours):
 
 def gflops(flops, fn):
     return flops / interleaved([fn], rounds=ROUNDS, repeat=ROUNDS)[0] / 1e9
+
+
+def write_docs_table(name, head, rows):
+    """docs/_data/<name>.rst: a list-table of `rows` (tuples of strings
+    under `head`), dated, which a docs page includes; the docs build has
+    no torch, so tables of peer comparisons are recorded, not computed."""
+    lines = [f".. list-table:: measured {datetime.date.today()}, "
+             f"{os.cpu_count()} cores",
+             "   :header-rows: 1", ""]
+    for row in (tuple(head),) + tuple(rows):
+        lines.append("   * - " + row[0])
+        lines += [f"     - {cell}" for cell in row[1:]]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "..", "docs", "_data", f"{name}.rst")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote", os.path.normpath(path))

@@ -16,7 +16,8 @@ onto cattn's arguments:
 - ``scaling`` -> ``scale``, ``softcap`` (Gemma 2), ``s_aux`` -> ``sinks``
   (gpt-oss), ``sliding_window`` -> a causal window when no mask carries
   it, ``position_bias`` (T5-style) added to the mask as sdpa does;
-- the output comes back (B, L, H, E), as transformers expects.
+- the output comes back (B, L, H, E), as transformers expects;
+- the kernels run on as many threads as torch's ``get_num_threads()``.
 
 Refused with a clear error: attention dropout > 0 (eager would drop
 weights at random), ``output_attentions``, a learned ``position_bias``
@@ -43,21 +44,40 @@ def _torch() -> Any:
     return torch
 
 
+class _Dtypes:
+    """torch dtypes read in place, found on first use (torch imported
+    then): the conversion runs five times per attention call, so it keeps
+    to dict look-ups."""
+
+    plain: Any = None            # {torch dtype: None} viewed by .numpy()
+    bf16: Any = None             # (torch.bfloat16, torch.int16, numpy dtype)
+
+    @classmethod
+    def load(cls) -> None:
+        import ml_dtypes
+        torch = _torch()
+        cls.plain = dict.fromkeys((torch.float32, torch.float64,
+                                   torch.float16, torch.bool))
+        cls.bf16 = (torch.bfloat16, torch.int16,
+                    np.dtype(ml_dtypes.bfloat16))
+
+
 def _to_numpy(t: Any) -> Any:
     """A NumPy view of a CPU tensor (no copy), bfloat16 through its bits."""
-    torch = _torch()
-    t = t.detach()
-    if t.device.type != "cpu":
+    if _Dtypes.plain is None:
+        _Dtypes.load()
+    if not t.is_cpu:
         raise ValueError(f"{_FUNC}: cattn runs on the CPU; got a tensor on "
                          f"{t.device}")
-    if t.dtype == torch.bfloat16:
-        import ml_dtypes
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    if t.dtype not in (torch.float32, torch.float64, torch.float16,
-                       torch.bool):
-        raise TypeError(f"{_FUNC}: tensors of dtype {t.dtype} are not "
-                        f"supported (float32, float64, float16, bfloat16)")
-    return t.numpy()
+    if t.requires_grad:
+        t = t.detach()
+    if t.dtype in _Dtypes.plain:
+        return t.numpy()
+    bf16, int16, np_bf16 = _Dtypes.bf16
+    if t.dtype == bf16:
+        return t.view(int16).numpy().view(np_bf16)
+    raise TypeError(f"{_FUNC}: tensors of dtype {t.dtype} are not "
+                    f"supported (float32, float64, float16, bfloat16)")
 
 
 def _to_torch(a: Any, dtype: Any) -> Any:
@@ -102,8 +122,11 @@ def _options(module: Any, query: Any, attention_mask: Any,
                          f"weights, which cattn does not build; use "
                          f"attn_implementation='eager' for them")
     q_len = query.shape[2]
+    # The model's other layers run on torch's threads: attention takes as
+    # many (torch.set_num_threads limits both).
     opts: dict[str, Any] = {"scale": kwargs.get("scaling"),
-                            "softcap": kwargs.get("softcap")}
+                            "softcap": kwargs.get("softcap"),
+                            "num_threads": _torch().get_num_threads()}
     sinks = kwargs.get("s_aux")
     if sinks is not None:
         opts["sinks"] = _to_numpy(sinks).astype(np.float64)
@@ -121,8 +144,11 @@ def _options(module: Any, query: Any, attention_mask: Any,
 def _mask(attention_mask: Any, kv_len: int, position_bias: Any) -> Any:
     """The mask as an array: transformers' 4-D mask cut to the keys, with a
     position bias (T5-style relative attention) added to it, as sdpa."""
-    m = None if attention_mask is None else _to_numpy(
-        attention_mask[:, :, :, :kv_len])
+    m = None
+    if attention_mask is not None:
+        if attention_mask.shape[-1] != kv_len:
+            attention_mask = attention_mask[:, :, :, :kv_len]
+        m = _to_numpy(attention_mask)
     if position_bias is None:
         return m
     if position_bias.requires_grad and _torch().is_grad_enabled():
@@ -142,6 +168,12 @@ def attention_forward(module: Any, query: Any, key: Any, value: Any,
                       attention_mask: Any, dropout: float = 0.0,
                       **kwargs: Any) -> tuple[Any, None]:
     """The attention function transformers calls (``AttentionInterface``).
+
+    Maps one call of a model's attention layer onto
+    :func:`cattn.scaled_dot_product_attention`: the tensors viewed in
+    place, the mask cut to the keys, causality inferred as transformers'
+    ``sdpa`` backend infers it, and the keyword arguments listed under
+    `**kwargs` mapped or refused.
 
     Parameters
     ----------
@@ -173,6 +205,11 @@ def attention_forward(module: Any, query: Any, key: Any, value: Any,
         CPU.
     TypeError
         For an unsupported dtype.
+
+    See Also
+    --------
+    register : Make this function ``attn_implementation="cattn"``.
+    cattn.scaled_dot_product_attention : The kernel it calls.
 
     Notes
     -----
@@ -289,6 +326,10 @@ def register(name: str = NAME) -> str:
     ------
     ImportError
         If transformers (or torch) is not installed.
+
+    See Also
+    --------
+    attention_forward : The function registered.
 
     Notes
     -----
