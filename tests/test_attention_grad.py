@@ -235,7 +235,7 @@ def test_mixed_dtypes_compute_in_float64(rng):
     assert all(g.dtype == np.float64 for g in got)
 
 
-
+@pytest.mark.torch
 @pytest.mark.parametrize("kw", [
     {}, {"is_causal": True}, {"enable_gqa": True}, {"mask": "float"},
     {"mask": "bool"}])

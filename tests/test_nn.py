@@ -139,6 +139,7 @@ def test_state_dict_round_trip_and_npz(rng):
     assert a.out_proj_weight.any()
 
 
+@pytest.mark.torch
 def test_matches_torch(rng):
     torch = pytest.importorskip("torch")
     for kw in (dict(), dict(kdim=5, vdim=6), dict(bias=False)):

@@ -95,6 +95,7 @@ def test_unbatched_and_float32(rng):
         np.testing.assert_array_equal(grads[name], grads_b[name])
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("call", ["self", "qvv", "qkv"])
 def test_against_torch_autograd(call, rng):
     torch = pytest.importorskip("torch")

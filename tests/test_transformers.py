@@ -6,6 +6,7 @@ Skipped without torch and transformers (optional extras)."""
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -282,6 +282,7 @@ def _torch():
     return pytest.importorskip("torch")
 
 
+@pytest.mark.torch
 def test_matches_gpt_oss_eager_sinks(rng):
     """gpt-oss's eager attention: the sink joins each row as a column,
     softmax, the column is dropped (transformers' modeling_gpt_oss)."""
@@ -308,6 +309,7 @@ def test_matches_gpt_oss_eager_sinks(rng):
         np.testing.assert_allclose(g, t.grad.numpy(), atol=1e-11)
 
 
+@pytest.mark.torch
 def test_matches_gemma2_eager_softcap(rng):
     """Gemma 2's eager attention: scores scaled, divided by the cap,
     tanh, multiplied back, then the mask."""
@@ -329,6 +331,7 @@ def test_matches_gemma2_eager_softcap(rng):
         np.testing.assert_allclose(g, t.grad.numpy(), atol=1e-11)
 
 
+@pytest.mark.torch
 def test_matches_alibi_as_a_float_mask(rng):
     """ALiBi written out as a float mask (the L x S array the kernel never
     builds), given to torch's own SDPA."""
