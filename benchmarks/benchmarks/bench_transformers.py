@@ -158,8 +158,8 @@ class TransformersLlama:
     timeout = 600
 
     def setup(self, case, dtype):
+        self.timed = Timed()            # NotImplementedError without torch
         import torch
-        self.timed = Timed()
         self.model = self.timed.model(
             **(LLAMA_QUICK if QUICK else LLAMA_100M)).to(getattr(torch,
                                                                   dtype))
