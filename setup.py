@@ -20,6 +20,7 @@ import textwrap
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = os.path.join("src", "cattn", "_kernels")
@@ -38,13 +39,24 @@ OPENMP_TEST = textwrap.dedent("""
 """)
 
 
+def compiler():
+    """The C compiler's command, as setuptools will run it."""
+    return (os.environ.get("CC") or sysconfig.get_config_var("CC")
+            or "cc").split()
+
+
+def is_clang():
+    out = subprocess.run(compiler() + ["--version"], capture_output=True)
+    return b"clang" in out.stdout
+
+
 def openmp_flags():
     """['-fopenmp'] if the C compiler builds and runs an OpenMP program,
     else [] after a loud warning (the kernels then run on one thread)."""
     if os.environ.get("CATTN_DISABLE_OPENMP", "") not in ("", "0"):
         warn("CATTN_DISABLE_OPENMP is set: building serial kernels.")
         return []
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    cc = compiler()
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "omp_test.c")
         exe = os.path.join(tmp, "omp_test")
@@ -81,9 +93,11 @@ def extensions():
         "-ffp-contract=off",
         "-fno-strict-aliasing",
         "-Wno-unused-function",
-        # Cython's firstprivate copies of loop variables trip this falsely.
+    ] + ([] if is_clang() else [
+        # GCC: Cython's firstprivate copies of loop variables trip this
+        # falsely (clang has no such warning).
         "-Wno-maybe-uninitialized",
-    ] + omp + san_flags
+    ]) + omp + san_flags
     # Every kernel header, so a changed header rebuilds the extensions.
     headers = sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h"),
                                recursive=True))
@@ -103,7 +117,19 @@ def extensions():
         exts,
         compiler_directives={"language_level": 3, "embedsignature": True},
         include_path=[os.path.join("src")],
+        nthreads=os.cpu_count() or 1,
     )
 
 
-setup(ext_modules=extensions())
+class BuildExt(build_ext):
+    """Compile the extensions side by side: setuptools compiles them one at
+    a time unless told (``--parallel``), and a release builds a wheel for
+    each CPython version."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

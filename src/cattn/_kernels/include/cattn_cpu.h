@@ -1,7 +1,7 @@
 /* cattn_cpu.h -- which SIMD level this CPU can run.
  *
  * The default build compiles every kernel for every level (the AVX2 and
- * AVX-512 ones inside `#pragma GCC target` regions), so one binary runs on
+ * AVX-512 ones inside target regions (cattn_target.h)), so one binary runs on
  * any x86-64; this header only answers "what may run here".  The choice of
  * what *does* run (honouring CATTN_ISA) lives in _cpu.pyx.
  */
@@ -30,19 +30,40 @@ static inline int cattn_isa_row(int isa, int top)
     return CATTN_X86 ? (isa < top ? isa : top) : CATTN_ISA_GENERIC;
 }
 
-/* The best level the CPU and the OS support.  libgcc's cpu model checks
- * XCR0 as well, so a level the OS does not save registers for is not
- * reported. */
+#if CATTN_X86
+#include <cpuid.h>
+
+/* CPUID feature bits the compilers' __builtin_cpu_supports does not know
+ * everywhere (clang 14 knows neither "f16c" nor "avx512bf16"): F16C is
+ * leaf 1 ECX bit 29, AVX512_BF16 leaf 7 subleaf 1 EAX bit 5.  Both only
+ * add instructions to levels whose registers the checks below already
+ * found saved by the OS. */
+static inline int cattn_cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+}
+
+static inline int cattn_cpu_has_avx512bf16(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1);
+}
+#endif
+
+/* The best level the CPU and the OS support.  The compiler's cpu model
+ * checks XCR0 as well, so a level the OS does not save registers for is
+ * not reported. */
 static inline int cattn_cpu_best_isa(void)
 {
 #if CATTN_X86
     __builtin_cpu_init();
     /* F16C: the 16-bit storage conversions of both levels (convert/). */
-    const int f16c = __builtin_cpu_supports("f16c");
+    const int f16c = cattn_cpu_has_f16c();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")
             && f16c)
         return __builtin_cpu_supports("avx512bw")
-                       && __builtin_cpu_supports("avx512bf16")
+                       && cattn_cpu_has_avx512bf16()
                    ? CATTN_ISA_AVX512_BF16 : CATTN_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
             && f16c)

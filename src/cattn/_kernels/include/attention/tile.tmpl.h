@@ -2,7 +2,7 @@
  * score tiles and rows, and the scan for non-finite values.  Plain loops
  * over RW_T, instantiated per dtype x ISA by simd/instantiate.h, so each
  * copy is compiled (and vectorised by the compiler) inside its ISA's
- * `#pragma GCC target` region.  Only additions, copies and compares: every
+ * target region (cattn_target.h).  Only additions, copies and compares: every
  * instantiation gives the same bits.
  *
  * Transposed tiles (the forward's Sᵀ): st[j*ld + q] is the score of query q

@@ -47,12 +47,70 @@ typedef struct {
                       int64_t rs_v, float *acc);
 } cattn_convert;
 
+/* float16 <-> float32.  Through the compiler's _Float16 where it has one
+ * (GCC; clang from 15 on x86): F16C instructions in the AVX2 and AVX-512
+ * regions.  Otherwise through the bits, with the same results: widening
+ * is exact (a NaN quieted, as vcvtph2ps does), narrowing rounds to
+ * nearest, ties to even, overflows to inf and keeps subnormals. */
+#if defined(__FLT16_MANT_DIG__)
+#define CATTN_HAS_FLOAT16 1
+#else
+#define CATTN_HAS_FLOAT16 0
+#endif
+
+static inline float cattn_f16_bits_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = h >> 10 & 0x1Fu, man = h & 0x3FFu;
+    uint32_t u;
+    float x;
+    if (exp == 0x1F)                        /* inf, or NaN made quiet */
+        u = sign | 0x7F800000u | man << 13 | (man ? 0x400000u : 0);
+    else if (exp)
+        u = sign | (exp + 112) << 23 | man << 13;
+    else {                                  /* zero or subnormal: man·2⁻²⁴ */
+        x = (float)man * 0x1p-24f;
+        memcpy(&u, &x, sizeof u);
+        u |= sign;
+    }
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static inline uint16_t cattn_f32_to_f16_bits(float x)
+{
+    uint32_t u, a;
+    memcpy(&u, &x, sizeof u);
+    const uint16_t sign = (uint16_t)(u >> 16 & 0x8000u);
+    a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u)                    /* NaN: quiet, top payload */
+        return sign | 0x7E00u | (uint16_t)(a >> 13 & 0x3FFu);
+    if (a >= 0x477FF000u)                   /* rounds past 65504: inf */
+        return sign | 0x7C00u;
+    if (a < 0x38800000u) {                  /* below 2⁻¹⁴: subnormal */
+        float v;
+        memcpy(&v, &a, sizeof v);
+        /* v·2²⁴ < 1024, rounded to an integer, nearest-even, by the
+         * float adder (the kernels never change the rounding mode). */
+        v = v * 0x1p24f + 0x1p23f - 0x1p23f;
+        return sign | (uint16_t)v;
+    }
+    /* Normal: drop 13 bits, nearest-even; a carry reaches the exponent
+     * (up to 0x7C00 = inf, excluded above); rebias 127 -> 15. */
+    a += 0xFFFu + (a >> 13 & 1u);
+    return sign | (uint16_t)((a - 0x38000000u) >> 13);
+}
+
 /* One element widened, exactly (the scalar tails of the readers). */
 static inline float cattn_f16_to_f32(uint16_t h)
 {
+#if CATTN_HAS_FLOAT16
     _Float16 x;
     memcpy(&x, &h, sizeof x);
     return (float)x;
+#else
+    return cattn_f16_bits_to_f32(h);
+#endif
 }
 
 static inline float cattn_bf16_to_f32(uint16_t h)
@@ -75,9 +133,7 @@ static inline uint16_t cattn_f32_to_bf16(float x)
     return (uint16_t)(x != x ? quiet : rounded);
 }
 
-#ifndef CATTN_NO_MEMCPY
-#define CATTN_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
+#include "../cattn_target.h"   /* CATTN_NO_MEMCPY */
 #define CATTN_TEMPLATE "convert/convert.tmpl.h"
 #include "../simd/instantiate.h"
 #define CATTN_TEMPLATE "convert/read.tmpl.h"

@@ -8,7 +8,8 @@
  *       of a float32; what ml_dtypes.bfloat16 stores)
  *
  * float16 goes through the compiler's _Float16 conversions (the current
- * rounding mode, which the kernels never change: nearest-even); bfloat16
+ * rounding mode, which the kernels never change: nearest-even), or the
+ * same conversions on the bits without one (cattn_convert.h); bfloat16
  * through the bits: widening is a shift, narrowing adds 0x7FFF plus the
  * kept part's lowest bit before the shift (nearest, ties to even; an
  * overflow carries into the exponent and gives inf, as it must), and a
@@ -17,16 +18,26 @@
 #if RW_IS_F32
 static void RW_NAME(from_f16)(int64_t n, const uint16_t *src, float *dst)
 {
+#if CATTN_HAS_FLOAT16
     const _Float16 *s = (const _Float16 *)src;
     for (int64_t i = 0; i < n; ++i)
         dst[i] = (float)s[i];
+#else
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = cattn_f16_bits_to_f32(src[i]);
+#endif
 }
 
 static void RW_NAME(to_f16)(int64_t n, const float *src, uint16_t *dst)
 {
+#if CATTN_HAS_FLOAT16
     _Float16 *d = (_Float16 *)dst;
     for (int64_t i = 0; i < n; ++i)
         d[i] = (_Float16)src[i];
+#else
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] = cattn_f32_to_f16_bits(src[i]);
+#endif
 }
 
 static void RW_NAME(from_bf16)(int64_t n, const uint16_t *src, float *dst)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include "cattn_gemm.h"
 #include "../convert/cattn_convert.h"   /* cattn_f32_to_bf16 */
+#include "../cattn_target.h"
 
 typedef struct {
     const char *name;
@@ -99,8 +100,7 @@ static void cattn_gemm_pack_b_bf16_pairs(int64_t kc, int64_t nc,
 }
 
 #if CATTN_X86
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")
+CATTN_TARGET_PUSH("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")
 
 #define BF_MR 6
 #define BF_NV 4
@@ -313,7 +313,7 @@ static void cattn_scale_cols_avx512_bf16(int64_t rows, int64_t nq,
 #undef BF_MR
 #undef BF_NV
 #undef BF_NR
-#pragma GCC pop_options
+CATTN_TARGET_POP()
 #endif
 
 /* Indexed by enum cattn_isa (cattn_isa_row); a NULL ukernel: no bf16

@@ -19,9 +19,7 @@
  * (MR or NR elements) and a library call per run costs more than the copy
  * (CATTN_NO_MEMCPY stops GCC from turning the loops back into memcpy calls).
  */
-#ifndef CATTN_NO_MEMCPY
-#define CATTN_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
+#include "../cattn_target.h"   /* CATTN_NO_MEMCPY */
 
 /* The compute dtype as its own source (the body: pack_body.h). */
 #define SRC_NAME RW_NAME

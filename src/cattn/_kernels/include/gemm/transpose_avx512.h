@@ -19,9 +19,9 @@
 #if CATTN_X86
 #include <immintrin.h>
 #include <stdint.h>
+#include "../cattn_target.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f")
+CATTN_TARGET_PUSH("avx512f")
 
 static inline void cattn_transpose_f32_avx512(int rows, const float *src,
                                               int64_t lds, float *dst,
@@ -91,6 +91,6 @@ static inline void cattn_transpose_f64_avx512(int rows, const double *src,
     }
 }
 
-#pragma GCC pop_options
+CATTN_TARGET_POP()
 #endif
 #endif

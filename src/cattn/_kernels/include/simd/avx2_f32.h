@@ -1,6 +1,6 @@
 /* avx2_f32.h -- the RW_* vector operations of the row/column templates
  * (softmax/rows.tmpl.h and the attention/ templates) for f32 on avx2.
- * Include inside the matching `#pragma GCC target` region, then the
+ * Include inside the matching target region (cattn_target.h), then the
  * template(s), then simd/undef.h. */
 #define RW_T float
 #define RW_VEC __m256

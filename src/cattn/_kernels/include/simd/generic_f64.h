@@ -1,6 +1,6 @@
 /* generic_f64.h -- the RW_* vector operations of the row/column templates
  * (softmax/rows.tmpl.h and the attention/ templates) for f64 on generic.
- * Include inside the matching `#pragma GCC target` region, then the
+ * Include inside the matching target region (cattn_target.h), then the
  * template(s), then simd/undef.h. */
 #define RW_T double
 #define RW_VEC double

@@ -5,12 +5,14 @@
  *
  * defines the template's functions as cattn_<op>_<dtype>_<isa> for dtype in
  * f32, f64 and isa in generic, avx2, avx512, each SIMD one inside its
- * `#pragma GCC target` region with the RW_* operations of <isa>_<dtype>.h.
+ * target region (cattn_target.h) with the RW_* operations of <isa>_<dtype>.h.
  * RW_NAME(op) names this instantiation's function, RW_SCALAR(op) the
  * dtype's portable one (generic comes first, so vector code can finish a
  * tail with it).  The templates' users then index their kernel tables by
  * enum cattn_isa.
  */
+#include "../cattn_target.h"
+
 #include "generic_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_generic
 #define RW_SCALAR(op) cattn_##op##_f32_generic
@@ -27,8 +29,7 @@
 #undef RW_SCALAR
 
 #if CATTN_X86
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma,f16c")
+CATTN_TARGET_PUSH("avx512f,avx2,fma,f16c")
 #include "avx512_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx512
 #define RW_SCALAR(op) cattn_##op##_f32_generic
@@ -43,10 +44,9 @@
 #include "undef.h"
 #undef RW_NAME
 #undef RW_SCALAR
-#pragma GCC pop_options
+CATTN_TARGET_POP()
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+CATTN_TARGET_PUSH("avx2,fma,f16c")
 #include "avx2_f32.h"
 #define RW_NAME(op) cattn_##op##_f32_avx2
 #define RW_SCALAR(op) cattn_##op##_f32_generic
@@ -61,7 +61,7 @@
 #include "undef.h"
 #undef RW_NAME
 #undef RW_SCALAR
-#pragma GCC pop_options
+CATTN_TARGET_POP()
 #endif
 
 #undef CATTN_TEMPLATE

@@ -24,6 +24,7 @@
 #define CATTN_EXP_SIMD_H
 #if CATTN_X86
 #include <immintrin.h>
+#include "../cattn_target.h"
 
 #define CATTN_LOG2E 1.4426950408889634073599
 /* log of the smallest normal number: below it the result is flushed to 0 */
@@ -67,8 +68,7 @@
         p = FMA(p, r, SET1(1.0));                                        \
     } while (0)
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
+CATTN_TARGET_PUSH("avx512f,avx2,fma")
 
 /* Steps 2 (reduction by n*ln2), 3 (polynomial) and 4-5 (scale by 2^n, +0
  * where `tiny`), shared by the general exp and the one for x <= 0. */
@@ -143,10 +143,9 @@ static inline __m512d cattn_vexp_neg_f64_avx512(__m512d x)
     return cattn_vexp_finish_f64_avx512(x, n, tiny);
 }
 
-#pragma GCC pop_options
+CATTN_TARGET_POP()
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+CATTN_TARGET_PUSH("avx2,fma")
 
 /* 2^k for integral k in [-126, 127] (float32) / [-1022, 1023] (float64):
  * k + 1.5*2^23 holds k in its low mantissa bits, whose 9 (12) lowest bits
@@ -236,7 +235,7 @@ static inline double cattn_hmax_f64_avx2(__m256d v)
     return _mm_cvtsd_f64(s);
 }
 
-#pragma GCC pop_options
+CATTN_TARGET_POP()
 
 #endif
 #endif
