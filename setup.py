@@ -102,7 +102,10 @@ def extensions():
     headers = sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h"),
                                recursive=True))
     common = dict(
-        include_dirs=[numpy.get_include(), INCLUDE],
+        # CATTN_NUMPY_INCLUDE: the target's NumPy headers in a cross build
+        # (tools/cross_aarch64.sh); the building NumPy's otherwise.
+        include_dirs=[os.environ.get("CATTN_NUMPY_INCLUDE")
+                      or numpy.get_include(), INCLUDE],
         depends=headers,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,

