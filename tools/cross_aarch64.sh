@@ -29,6 +29,9 @@ sdist="$(realpath "$1")"
 out="$(realpath -m "$2")"
 root="${3:-/var/tmp/cattn-arm64}"
 mkdir -p "$out"
+work="$(mktemp -d)"
+# The root's /proc is mounted only while this script runs.
+trap 'umount "$root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 need=()
 for tool in aarch64-linux-gnu-gcc qemu-aarch64-static debootstrap update-binfmts; do
@@ -68,8 +71,6 @@ fi
 # The cross build, with the host's build tools (no isolation: an isolated
 # env would fetch build requirements for aarch64).
 python -m pip install -q "build>=1" "setuptools>=77" "Cython>=3.0" "numpy>=2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 sysdata="$(basename "$root"/usr/lib/python"$root_v"/_sysconfigdata__linux_aarch64-linux-gnu.py .py)"
 mkdir -p "$work/sysconfig"
 cp "$root/usr/lib/python$root_v/$sysdata.py" "$work/sysconfig/"
@@ -97,5 +98,4 @@ for cpu in max neoverse-n1 cortex-a72; do
     QEMU_CPU="$cpu" chroot "$root" /bin/sh -c \
         "cd /xw && /venv/bin/python platform_subset.py"
 done
-umount "$root/proc" 2>/dev/null || true
 ls -l "$out"/cattn-*aarch64*.whl
