@@ -16,6 +16,7 @@
 #    platform tag), its Python headers and its NumPy's headers
 #    (CATTN_NUMPY_INCLUDE).  setup.py's OpenMP probe runs its aarch64
 #    program under qemu.
+#    Its BF16 instructions must sit in the bf16 kernels alone (objdump).
 # 4. auditwheel repair inside the root (the host's auditwheel knows only
 #    x86-64 policies): libgomp bundled, tagged manylinux_2_34_aarch64.
 # 5. The repaired wheel installed in the root's venv and
@@ -84,6 +85,21 @@ env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
     CFLAGS="-I$root/usr/include/python$root_v -idirafter $root/usr/include" \
     CATTN_NUMPY_INCLUDE="$root$numpy_include" \
     python -m build --wheel --no-isolation --outdir "$work/raw" "$sdist"
+
+# One wheel for every ARMv8-A: BF16 instructions only in the kernels of
+# the neon_bf16 level (named *bf16*, reached through the run-time
+# dispatch), and there at least once.
+mkdir -p "$work/so"
+python -m zipfile -e "$work"/raw/cattn-*linux_aarch64.whl "$work/so"
+bf16_fns="$(for so in "$work"/so/cattn/_kernels/*.so; do
+    aarch64-linux-gnu-objdump -d --no-show-raw-insn "$so" \
+        | awk '/^[0-9a-f]+ <.*>:$/ { fn = $2 } /\tbf(dot|mmla|cvt|mlal)/ { print fn }'
+done | sort -u)"
+echo "BF16 instructions in: $(echo $bf16_fns)"
+if [ -z "$bf16_fns" ] || echo "$bf16_fns" | grep -qv bf16; then
+    echo "cross_aarch64.sh: BF16 instructions missing or outside the bf16 kernels" >&2
+    exit 1
+fi
 
 # Repair and test inside the root.
 rm -rf "$root/xw"

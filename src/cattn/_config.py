@@ -88,7 +88,7 @@ def _config_dict() -> dict[str, Any]:
             "library": _cpu.openmp_library(),
         },
         "simd": {
-            "compiled": list(ISA_NAMES[:_cpu.compiled_levels()]),
+            "compiled": list(ISA_NAMES),
             "supported": list(supported_isas()),
             "active": active_isa(),
             "CATTN_ISA": os.environ.get("CATTN_ISA"),

@@ -1,7 +1,8 @@
 # cython: language_level=3
 """Run-time CPU dispatch and OpenMP facts, shared by every kernel module.
 
-All kernels are compiled for every SIMD level (see include/cattn_cpu.h);
+All kernels are compiled for every SIMD level of the architecture (see
+include/cattn_cpu.h);
 this module holds the one level that runs now.  It starts at the best level
 the CPU supports; ``cattn._config`` applies ``CATTN_ISA`` and lets tests
 step through the lower levels.
@@ -9,9 +10,8 @@ step through the lower levels.
 
 cdef extern from "cattn_cpu.h":
     int cattn_cpu_best_isa() nogil
-    int CATTN_ISA_GENERIC, CATTN_ISA_AVX2, CATTN_ISA_AVX512
-    int CATTN_ISA_AVX512_BF16
-    int CATTN_X86
+    int CATTN_ISA_COUNT
+    const char *const cattn_isa_names[]
 
 cdef extern from "cattn_omp.h":
     int omp_get_max_threads() nogil
@@ -21,8 +21,10 @@ cdef extern from "cattn_omp.h":
 
 import os
 
-# Indexed by enum cattn_isa; each level includes the ones before it.
-ISA_NAMES = ("generic", "avx2", "avx512", "avx512_bf16")
+# Indexed by enum cattn_isa; each level includes the ones before it:
+# generic, avx2, avx512, avx512_bf16 on x86-64; generic, neon, neon_bf16
+# on AArch64; generic alone elsewhere.
+ISA_NAMES = tuple(cattn_isa_names[i].decode() for i in range(CATTN_ISA_COUNT))
 
 cdef int _best = cattn_cpu_best_isa()
 cdef int _active = _best
@@ -35,12 +37,6 @@ cdef int active_isa() noexcept nogil:
 def best_isa():
     """Index into ISA_NAMES of the best level this CPU supports."""
     return _best
-
-
-def compiled_levels():
-    """How many of ISA_NAMES this build has kernels for: all of them on
-    x86-64, the portable level alone elsewhere."""
-    return len(ISA_NAMES) if CATTN_X86 else 1
 
 
 def get_isa():

@@ -109,6 +109,8 @@ static const cattn_cols_f32 cattn_cols_kernels_f32[] = {
 #if CATTN_X86
     CATTN_COLS_ENTRY(f32_avx2, 8),
     CATTN_COLS_ENTRY(f32_avx512, 16),
+#elif CATTN_ARM64
+    CATTN_COLS_ENTRY(f32_neon, 4),
 #endif
 };
 
@@ -117,17 +119,19 @@ static const cattn_cols_f64 cattn_cols_kernels_f64[] = {
 #if CATTN_X86
     CATTN_COLS_ENTRY(f64_avx2, 4),
     CATTN_COLS_ENTRY(f64_avx512, 8),
+#elif CATTN_ARM64
+    CATTN_COLS_ENTRY(f64_neon, 2),
 #endif
 };
 
 static inline const cattn_cols_f32 *cattn_cols_f32_for(int isa)
 {
-    return &cattn_cols_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_cols_kernels_f32[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 static inline const cattn_cols_f64 *cattn_cols_f64_for(int isa)
 {
-    return &cattn_cols_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_cols_kernels_f64[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 #endif

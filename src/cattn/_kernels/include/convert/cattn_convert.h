@@ -156,12 +156,14 @@ static const cattn_convert cattn_convert_kernels[][3] = {
 #if CATTN_X86
     CATTN_CONVERT_ROW(avx2),
     CATTN_CONVERT_ROW(avx512),
+#elif CATTN_ARM64
+    CATTN_CONVERT_ROW(neon),
 #endif
 };
 
 static inline const cattn_convert *cattn_convert_for(int isa, int storage)
 {
-    return &cattn_convert_kernels[cattn_isa_row(isa, CATTN_ISA_AVX512)]
+    return &cattn_convert_kernels[cattn_isa_row(isa, CATTN_ISA_VECTOR)]
                                  [storage];
 }
 

@@ -100,6 +100,8 @@ static const cattn_gemm_kernel_f32 cattn_gemm_kernels_f32[] = {
     CATTN_GEMM_ENTRY(f32_avx2, CATTN_ISA_AVX2, "6x16", 6, 16, 256, 144, 4096),
     CATTN_GEMM_ENTRY(f32_avx512, CATTN_ISA_AVX512, "6x64", 6, 64, 256, 240,
                      4096),
+#elif CATTN_ARM64
+    CATTN_GEMM_ENTRY(f32_neon, CATTN_ISA_NEON, "8x12", 8, 12, 256, 128, 4092),
 #endif
 };
 
@@ -110,17 +112,19 @@ static const cattn_gemm_kernel_f64 cattn_gemm_kernels_f64[] = {
     CATTN_GEMM_ENTRY(f64_avx2, CATTN_ISA_AVX2, "6x8", 6, 8, 256, 96, 2048),
     CATTN_GEMM_ENTRY(f64_avx512, CATTN_ISA_AVX512, "6x32", 6, 32, 256, 120,
                      2048),
+#elif CATTN_ARM64
+    CATTN_GEMM_ENTRY(f64_neon, CATTN_ISA_NEON, "8x6", 8, 6, 256, 128, 2046),
 #endif
 };
 
 static inline const cattn_gemm_kernel_f32 *cattn_gemm_kernel_f32_for(int isa)
 {
-    return &cattn_gemm_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_gemm_kernels_f32[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 static inline const cattn_gemm_kernel_f64 *cattn_gemm_kernel_f64_for(int isa)
 {
-    return &cattn_gemm_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_gemm_kernels_f64[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 #endif

@@ -1,11 +1,12 @@
-/* cattn_gemm_bf16.h -- bfloat16 tile products on AVX512_BF16 (vdpbf16ps),
- * the CATTN_ISA_AVX512_BF16 level: a micro-kernel with the float32
+/* cattn_gemm_bf16.h -- bfloat16 tile products on AVX512_BF16 (vdpbf16ps)
+ * and on AArch64's BF16 extension (BFDOT), the CATTN_ISA_BF16_PAIRS level
+ * of each architecture: a micro-kernel with the float32
  * contract of cattn_gemm.h except for the panels, its packers, and the
  * kernel table (a row per ISA; NULL kernel below that level, where bf16
  * operands are widened and multiplied by the float32 kernels instead).
  *
- * Panels hold bf16 *pairs* along the depth: vdpbf16ps adds, per 32-bit
- * lane, a0·b0 + a1·b1 of two adjacent bf16 of each operand, so the packers
+ * Panels hold bf16 *pairs* along the depth: vdpbf16ps and BFDOT add, per
+ * 32-bit lane, a0·b0 + a1·b1 of two adjacent bf16 of each operand, so the packers
  * interleave depth p = 2t and 2t + 1 into one 32-bit word:
  *
  *   A panel (MR rows): word (t, i) at t*MR + i = A[i, 2t] | A[i, 2t+1] << 16
@@ -20,8 +21,11 @@
  * float32 sum over the depth, in a fixed order, as in the float32 kernels
  * but with pairs; the instruction treats bf16 subnormal inputs as zero and
  * flushes subnormal results (its definition: DAZ/FTZ, round to nearest
- * even).  Full and edge tiles compute the same lanes the same way, so the
- * bits do not depend on the split; they do depend on the CPU's vdpbf16ps.
+ * even).  BFDOT also flushes subnormals, but adds the two products before
+ * the accumulator (without FEAT_EBF16, rounding the intermediate sum to
+ * odd), so its bits differ from x86's.  Full and edge tiles compute the
+ * same lanes the same way, so the bits do not depend on the split; they
+ * do depend on the CPU's instruction.
  */
 #ifndef CATTN_GEMM_BF16_H
 #define CATTN_GEMM_BF16_H
@@ -97,6 +101,54 @@ static void cattn_gemm_pack_b_bf16_pairs(int64_t kc, int64_t nc,
                                      (const uint16_t *)b + j0 * cs_b, cs_b,
                                      rs_b, nr, dst + q * nr * kp);
     }
+}
+
+/* Columns j0..nr-1 of pair row t of a Pᵀ panel: rows r0 and r0 + ld
+ * (absent: !has1) rounded to bf16, zero past `cols`. */
+static inline void cattn_bf16_pair_words(int64_t j0, int64_t cols,
+                                         int64_t nr, const float *r0,
+                                         int64_t ld, int has1, uint16_t *dh)
+{
+    for (int64_t j = j0; j < nr; ++j) {
+        dh[2 * j] = j < cols ? cattn_f32_to_bf16(r0[j]) : 0;
+        dh[2 * j + 1] = j < cols && has1 ? cattn_f32_to_bf16(r0[ld + j]) : 0;
+    }
+}
+
+/* Pᵀ (kc keys x nc queries, float32, row stride ld) as B pair panels,
+ * rounded to bf16 (nearest even). */
+static inline void cattn_gemm_pack_b_f32_bf16_pairs(
+    int64_t kc, int64_t nc, const float *b, int64_t ld, int64_t nr,
+    float *dst)
+{
+    const int64_t kp = (kc + 1) / 2;
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+        const int64_t cols = nc - j0 < nr ? nc - j0 : nr;
+        for (int64_t t = 0; t < kp; ++t)
+            cattn_bf16_pair_words(0, cols, nr, b + 2 * t * ld + j0, ld,
+                                  2 * t + 1 < kc,
+                                  (uint16_t *)(dst + j0 * kp + t * nr));
+    }
+}
+
+static inline int cattn_bf16_zero_nonfinite(int64_t n, float *words)
+{
+    uint16_t *h = (uint16_t *)words;
+    int any = 0;
+    for (int64_t i = 0; i < 2 * n; ++i) {
+        const int bad = (h[i] & 0x7F80u) == 0x7F80u;
+        any |= bad;
+        h[i] = bad ? 0 : h[i];
+    }
+    return any;
+}
+
+static inline void cattn_scale_cols(int64_t rows, int64_t nq, float *acc,
+                                    int64_t ld, const float *alpha)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t q = 0; q < nq; ++q)
+            acc[r * ld + q] *= alpha[q];
 }
 
 #if CATTN_X86
@@ -279,40 +331,103 @@ static void cattn_gemm_pack_b_f32_bf16_avx512_bf16(
                 _mm512_storeu_si512(d + t * nr + j,
                                     _mm512_permutexvar_epi16(pairs, both));
             }
-            uint16_t *dh = (uint16_t *)(d + t * nr);
-            for (; j < nr; ++j) {
-                dh[2 * j] = j < cols ? cattn_f32_to_bf16(r0[j]) : 0;
-                dh[2 * j + 1] = j < cols && has1
-                    ? cattn_f32_to_bf16(r0[ld + j]) : 0;
-            }
+            cattn_bf16_pair_words(j, cols, nr, r0, ld, has1,
+                                  (uint16_t *)(d + t * nr));
         }
     }
 }
 
+/* The portable companions, compiled (and vectorised) for AVX-512 here. */
 static int cattn_bf16_zero_nonfinite_avx512_bf16(int64_t n, float *words)
 {
-    uint16_t *h = (uint16_t *)words;
-    int any = 0;
-    for (int64_t i = 0; i < 2 * n; ++i) {
-        const int bad = (h[i] & 0x7F80u) == 0x7F80u;
-        any |= bad;
-        h[i] = bad ? 0 : h[i];
-    }
-    return any;
+    return cattn_bf16_zero_nonfinite(n, words);
 }
 
 static void cattn_scale_cols_avx512_bf16(int64_t rows, int64_t nq,
                                          float *acc, int64_t ld,
                                          const float *alpha)
 {
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t q = 0; q < nq; ++q)
-            acc[r * ld + q] *= alpha[q];
+    cattn_scale_cols(rows, nq, acc, ld, alpha);
 }
 
 #undef BF_MR
 #undef BF_NV
 #undef BF_NR
+CATTN_TARGET_POP()
+#endif
+
+
+#if CATTN_ARM64 && (defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)        \
+                    || !defined(__clang__))
+/* GCC enables BFDOT for this region alone; clang only where the whole
+ * build targets it (elsewhere the NEON_BF16 row stays empty and bf16
+ * runs the float32 kernels, as below that level). */
+#define CATTN_NEON_BF16 1
+CATTN_TARGET_PUSH("arch=armv8.2-a+bf16")
+
+#define BN_MR 8
+#define BN_NV 3
+#define BN_NR (BN_NV * 4)
+
+/* The float32 NEON kernel's tile (8 x 12, cattn_gemm.h): 8 x 3
+ * accumulators, 3 B vectors of 4 column pairs and the 8 rows' A pairs in
+ * 2 vectors (29 of 32 registers); BFDOT by element takes row i's pair
+ * from lane i % 4 of its A vector. */
+static void cattn_gemm_ukernel_bf16_neon_bf16(
+    int64_t k, const float *restrict a, int64_t lda, const float *restrict b,
+    int64_t ldb, float *restrict c, int64_t rs_c, int64_t cs_c, int64_t m,
+    int64_t n, float alpha, float beta)
+{
+    float32x4_t acc[BN_MR][BN_NV];
+    _Pragma("GCC unroll 16") for (int i = 0; i < BN_MR; ++i)
+        _Pragma("GCC unroll 8") for (int v = 0; v < BN_NV; ++v)
+            acc[i][v] = vdupq_n_f32(0.0f);
+    const uint32_t *aw = (const uint32_t *)a, *bw = (const uint32_t *)b;
+    for (int64_t t = 0; t < (k + 1) / 2; ++t) {
+        bfloat16x8_t bv[BN_NV];
+        _Pragma("GCC unroll 8") for (int v = 0; v < BN_NV; ++v)
+            bv[v] = vreinterpretq_bf16_u32(vld1q_u32(bw + v * 4));
+        const bfloat16x8_t a0 = vreinterpretq_bf16_u32(vld1q_u32(aw));
+        const bfloat16x8_t a1 = vreinterpretq_bf16_u32(vld1q_u32(aw + 4));
+        _Pragma("GCC unroll 8") for (int v = 0; v < BN_NV; ++v) {
+            acc[0][v] = vbfdotq_laneq_f32(acc[0][v], bv[v], a0, 0);
+            acc[1][v] = vbfdotq_laneq_f32(acc[1][v], bv[v], a0, 1);
+            acc[2][v] = vbfdotq_laneq_f32(acc[2][v], bv[v], a0, 2);
+            acc[3][v] = vbfdotq_laneq_f32(acc[3][v], bv[v], a0, 3);
+            acc[4][v] = vbfdotq_laneq_f32(acc[4][v], bv[v], a1, 0);
+            acc[5][v] = vbfdotq_laneq_f32(acc[5][v], bv[v], a1, 1);
+            acc[6][v] = vbfdotq_laneq_f32(acc[6][v], bv[v], a1, 2);
+            acc[7][v] = vbfdotq_laneq_f32(acc[7][v], bv[v], a1, 3);
+        }
+        aw += lda;
+        bw += ldb;
+    }
+    /* As the AVX-512 kernel: alpha·acc, + beta·C where beta != 0, the same
+     * lane arithmetic through `tile` for an edge or strided C. */
+    const float32x4_t valpha = vdupq_n_f32(alpha), vbeta = vdupq_n_f32(beta);
+    const int full = m == BN_MR && n == BN_NR && cs_c == 1;
+    float tile[BN_MR * BN_NR] __attribute__((aligned(16)));
+    if (!full && beta != 0)
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j)
+                tile[i * BN_NR + j] = c[i * rs_c + j * cs_c];
+    _Pragma("GCC unroll 16") for (int i = 0; i < BN_MR; ++i)
+        _Pragma("GCC unroll 8") for (int v = 0; v < BN_NV; ++v) {
+            float *dst = full ? c + i * rs_c + v * 4 : tile + i * BN_NR + v * 4;
+            float32x4_t r = vmulq_f32(valpha, acc[i][v]);
+            if (beta != 0)
+                r = vfmaq_f32(r, vbeta, vld1q_f32(dst));
+            vst1q_f32(dst, r);
+        }
+    if (!full)
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j)
+                c[i * rs_c + j * cs_c] = tile[i * BN_NR + j];
+}
+
+#undef BN_MR
+#undef BN_NV
+#undef BN_NR
 CATTN_TARGET_POP()
 #endif
 
@@ -328,13 +443,23 @@ static const cattn_gemm_kernel_bf16 cattn_gemm_kernels_bf16[] = {
      cattn_gemm_pack_b_bf16_avx512_bf16,
      cattn_gemm_pack_b_f32_bf16_avx512_bf16,
      cattn_bf16_zero_nonfinite_avx512_bf16, cattn_scale_cols_avx512_bf16},
+#elif CATTN_ARM64
+    {"none", 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+#if CATTN_NEON_BF16
+    {"bf16_neon_bf16_8x12", 8, 12, 2048, 64, 4092,
+     cattn_gemm_ukernel_bf16_neon_bf16, cattn_gemm_pack_a_bf16_pairs,
+     cattn_gemm_pack_b_bf16_pairs, cattn_gemm_pack_b_f32_bf16_pairs,
+     cattn_bf16_zero_nonfinite, cattn_scale_cols},
+#else
+    {"none", 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+#endif
 #endif
 };
 
 static inline const cattn_gemm_kernel_bf16 *cattn_gemm_kernel_bf16_for(int isa)
 {
     return &cattn_gemm_kernels_bf16[cattn_isa_row(isa,
-                                                  CATTN_ISA_AVX512_BF16)];
+                                                  CATTN_ISA_BF16_PAIRS)];
 }
 
 #endif

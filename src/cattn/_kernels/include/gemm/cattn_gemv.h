@@ -36,6 +36,8 @@ static const cattn_gemv_f32 cattn_gemv_kernels_f32[] = {
 #if CATTN_X86
     CATTN_GEMV_ENTRY(f32_avx2),
     CATTN_GEMV_ENTRY(f32_avx512),
+#elif CATTN_ARM64
+    CATTN_GEMV_ENTRY(f32_neon),
 #endif
 };
 
@@ -44,17 +46,19 @@ static const cattn_gemv_f64 cattn_gemv_kernels_f64[] = {
 #if CATTN_X86
     CATTN_GEMV_ENTRY(f64_avx2),
     CATTN_GEMV_ENTRY(f64_avx512),
+#elif CATTN_ARM64
+    CATTN_GEMV_ENTRY(f64_neon),
 #endif
 };
 
 static inline const cattn_gemv_f32 *cattn_gemv_f32_for(int isa)
 {
-    return &cattn_gemv_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_gemv_kernels_f32[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 static inline const cattn_gemv_f64 *cattn_gemv_f64_for(int isa)
 {
-    return &cattn_gemv_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_gemv_kernels_f64[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 #endif

@@ -10,7 +10,8 @@
  *
  * Vector register budget: MR*NV accumulators + NV loads of B + 1 broadcast
  * of A must fit the register file (32 zmm for AVX-512: 6x4 + 4 + 1 = 29;
- * 16 ymm for AVX2: 6x2 + 2 + 1 = 15).  The loops have constant trip counts
+ * 16 ymm for AVX2: 6x2 + 2 + 1 = 15; 32 NEON q registers: 8x3 + 3 + 1 =
+ * 28).  The loops have constant trip counts
  * and are fully unrolled, so `acc` lives in registers; each k step is NV
  * loads, MR broadcasts and MR*NV FMAs, enough independent chains to hide
  * FMA latency.  The portable kernel multiplies and adds (no FMA in baseline
@@ -73,9 +74,8 @@ static void RW_NAME(gemm_ukernel)(int64_t k, const RW_T *restrict a,
     /* C is read (beta != 0) and written only after the k loop: start
      * bringing its rows in now so the misses overlap the FMAs. */
     _Pragma("GCC unroll 16") for (int i = 0; i < RW_GEMM_MR; ++i) {
-        _mm_prefetch((const char *)(c + i * rs_c), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rs_c + (RW_GEMM_NR - 1) * cs_c),
-                     _MM_HINT_T0);
+        __builtin_prefetch(c + i * rs_c, 0, 3);      /* x86: prefetcht0 */
+        __builtin_prefetch(c + i * rs_c + (RW_GEMM_NR - 1) * cs_c, 0, 3);
     }
 
     RW_VEC acc[RW_GEMM_MR][RW_GEMM_NV];

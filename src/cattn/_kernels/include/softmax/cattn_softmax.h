@@ -56,6 +56,8 @@ static const cattn_rows_f32 cattn_rows_kernels_f32[] = {
 #if CATTN_X86
     CATTN_ROWS_ENTRY(f32_avx2),
     CATTN_ROWS_ENTRY(f32_avx512),
+#elif CATTN_ARM64
+    CATTN_ROWS_ENTRY(f32_neon),
 #endif
 };
 
@@ -64,17 +66,19 @@ static const cattn_rows_f64 cattn_rows_kernels_f64[] = {
 #if CATTN_X86
     CATTN_ROWS_ENTRY(f64_avx2),
     CATTN_ROWS_ENTRY(f64_avx512),
+#elif CATTN_ARM64
+    CATTN_ROWS_ENTRY(f64_neon),
 #endif
 };
 
 static inline const cattn_rows_f32 *cattn_rows_f32_for(int isa)
 {
-    return &cattn_rows_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_rows_kernels_f32[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 static inline const cattn_rows_f64 *cattn_rows_f64_for(int isa)
 {
-    return &cattn_rows_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_rows_kernels_f64[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 #endif

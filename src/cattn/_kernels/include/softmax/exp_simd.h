@@ -1,4 +1,5 @@
-/* exp_simd.h -- vectorised exp for AVX-512F and AVX2 (float32 and float64).
+/* exp_simd.h -- vectorised exp for AVX-512F and AVX2 (float32 and float64);
+ * AArch64's is exp_neon.h, the same method on Advanced SIMD.
  *
  * Method (the same in every variant):
  *   1. clamp x to [lo, hi]: above hi exp(x) rounds to +inf, so +inf needs
@@ -22,9 +23,7 @@
  */
 #ifndef CATTN_EXP_SIMD_H
 #define CATTN_EXP_SIMD_H
-#if CATTN_X86
-#include <immintrin.h>
-#include "../cattn_target.h"
+#include "../cattn_cpu.h"
 
 #define CATTN_LOG2E 1.4426950408889634073599
 /* log of the smallest normal number: below it the result is flushed to 0 */
@@ -67,6 +66,10 @@
         p = FMA(p, r, SET1(1.0));                                        \
         p = FMA(p, r, SET1(1.0));                                        \
     } while (0)
+
+#if CATTN_X86
+#include <immintrin.h>
+#include "../cattn_target.h"
 
 CATTN_TARGET_PUSH("avx512f,avx2,fma")
 
@@ -237,5 +240,7 @@ static inline double cattn_hmax_f64_avx2(__m256d v)
 
 CATTN_TARGET_POP()
 
+#elif CATTN_ARM64
+#include "exp_neon.h"
 #endif
 #endif

@@ -55,6 +55,8 @@ static const cattn_topk_f32 cattn_topk_kernels_f32[] = {
 #if CATTN_X86
     CATTN_TOPK_ENTRY(f32_avx2),
     CATTN_TOPK_ENTRY(f32_avx512),
+#elif CATTN_ARM64
+    CATTN_TOPK_ENTRY(f32_neon),
 #endif
 };
 
@@ -63,17 +65,19 @@ static const cattn_topk_f64 cattn_topk_kernels_f64[] = {
 #if CATTN_X86
     CATTN_TOPK_ENTRY(f64_avx2),
     CATTN_TOPK_ENTRY(f64_avx512),
+#elif CATTN_ARM64
+    CATTN_TOPK_ENTRY(f64_neon),
 #endif
 };
 
 static inline const cattn_topk_f32 *cattn_topk_f32_for(int isa)
 {
-    return &cattn_topk_kernels_f32[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_topk_kernels_f32[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 static inline const cattn_topk_f64 *cattn_topk_f64_for(int isa)
 {
-    return &cattn_topk_kernels_f64[cattn_isa_row(isa, CATTN_ISA_AVX512)];
+    return &cattn_topk_kernels_f64[cattn_isa_row(isa, CATTN_ISA_VECTOR)];
 }
 
 #endif
