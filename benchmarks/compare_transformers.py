@@ -36,7 +36,7 @@ import numpy as np
 
 from benchmarks.bench_transformers import (BACKENDS, LLAMA_100M, Timed,
                                            decode, prefill, turns)
-from benchmarks.common import write_docs_table
+from benchmarks.common import status_mib, write_docs_table
 
 # Rows of the docs table (--write-docs): case, then per backend tokens/s
 # (attention seconds), then sdpa/cattn whole model and attention.
@@ -49,15 +49,6 @@ GEMMA2_STYLE = dict(hidden_size=768, intermediate_size=2048,
                     attn_logit_softcapping=50.0,
                     final_logit_softcapping=30.0, sliding_window=4096,
                     max_position_embeddings=16384)
-
-
-def status_mib(field):
-    """VmRSS or VmHWM (peak RSS) of this process, in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def peak_growth(work):

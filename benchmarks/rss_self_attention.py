@@ -11,15 +11,7 @@ import time
 import numpy as np
 
 import cattn
-
-
-def status_mib(field):
-    """VmRSS (resident now) or VmHWM (peak) of this process, in MiB.  Not
-    ru_maxrss: Linux carries the parent's peak across fork + exec into it."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
+from benchmarks.common import status_mib
 
 
 def main(L=65536, E=64):

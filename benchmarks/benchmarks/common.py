@@ -78,6 +78,17 @@ def gflops(flops, fn):
     return flops / interleaved([fn], rounds=ROUNDS, repeat=ROUNDS)[0] / 1e9
 
 
+def status_mib(field):
+    """VmRSS (resident now) or VmHWM (peak RSS) of this process, in MiB
+    (Linux).  Not ru_maxrss: Linux carries the parent's peak across fork +
+    exec into it."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def write_docs_table(name, head, rows):
     """docs/_data/<name>.rst: a list-table of `rows` (tuples of strings
     under `head`), dated, which a docs page includes; the docs build has

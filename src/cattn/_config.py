@@ -2,7 +2,8 @@
 
 The SIMD level is chosen once at import: the best the CPU supports, or a
 lower one named by the environment variable ``CATTN_ISA`` (``generic``,
-``avx2`` or ``avx512``; ``auto`` or empty for the best).  A level the CPU
+``avx2``, ``avx512`` or ``avx512_bf16`` on x86-64; ``generic``, ``neon`` or
+``neon_bf16`` on AArch64; ``auto`` or empty for the best).  A level the CPU
 cannot run, or an unknown name, is reported with a RuntimeWarning and the
 best level is used.
 """

@@ -10,8 +10,9 @@
  *
  * Vector register budget: MR*NV accumulators + NV loads of B + 1 broadcast
  * of A must fit the register file (32 zmm for AVX-512: 6x4 + 4 + 1 = 29;
- * 16 ymm for AVX2: 6x2 + 2 + 1 = 15; 32 NEON q registers: 8x3 + 3 + 1 =
- * 28).  The loops have constant trip counts
+ * 16 ymm for AVX2: 6x2 + 2 + 1 = 15; NEON, whose FMA takes A by lane
+ * (RW_FMA_LANE), has A in vectors instead: 32 q registers, 8x3 + 3 + 2 =
+ * 29 for float32, 8x3 + 3 + 4 = 31 for float64).  The loops have constant trip counts
  * and are fully unrolled, so `acc` lives in registers; each k step is NV
  * loads, MR broadcasts and MR*NV FMAs, enough independent chains to hide
  * FMA latency.  The portable kernel multiplies and adds (no FMA in baseline
@@ -87,11 +88,24 @@ static void RW_NAME(gemm_ukernel)(int64_t k, const RW_T *restrict a,
         RW_VEC bv[RW_GEMM_NV];
         _Pragma("GCC unroll 8") for (int v = 0; v < RW_GEMM_NV; ++v)
             bv[v] = RW_LOAD(b + v * RW_VL);
+#ifdef RW_FMA_LANE
+        /* A's MR values loaded as MR / VL vectors and multiplied in by
+         * lane (the same fused products): fewer registers than MR
+         * broadcasts, so NEON's 8 x 3 tile does not spill. */
+        RW_VEC av[RW_GEMM_MR / RW_VL];
+        _Pragma("GCC unroll 8") for (int u = 0; u < RW_GEMM_MR / RW_VL; ++u)
+            av[u] = RW_LOAD(a + u * RW_VL);
+        _Pragma("GCC unroll 16") for (int i = 0; i < RW_GEMM_MR; ++i)
+            _Pragma("GCC unroll 8") for (int v = 0; v < RW_GEMM_NV; ++v)
+                acc[i][v] = RW_FMA_LANE(acc[i][v], bv[v], av[i / RW_VL],
+                                        i % RW_VL);
+#else
         _Pragma("GCC unroll 16") for (int i = 0; i < RW_GEMM_MR; ++i) {
             const RW_VEC ai = RW_SET1(a[i]);
             _Pragma("GCC unroll 8") for (int v = 0; v < RW_GEMM_NV; ++v)
                 acc[i][v] = RW_FMA(ai, bv[v], acc[i][v]);
         }
+#endif
         a += lda;
         b += ldb;
     }

@@ -41,8 +41,10 @@
 /* The GEMM's: this ISA's scalar multiply-add for edge tiles (fused where
  * the vector kernel fuses, so an element's bits never depend on whether its
  * tile was full) and its register tile (MR rows x NV vectors: 8 x 3
- * accumulators + 3 B vectors + 1 broadcast = 28 of 32 registers). */
+ * accumulators + 3 B vectors + 2 vectors of A = 29 of 32 registers, A's
+ * values multiplied in by lane). */
 #define RW_SFMA(a, b, c) fmaf((a), (b), (c))
+#define RW_FMA_LANE(acc, b, a, lane) vfmaq_laneq_f32(acc, b, a, lane)
 #define RW_GEMM_MR 8
 #define RW_GEMM_NV 3
 /* float32 instantiation: the 16-bit storage conversions exist only here. */

@@ -30,7 +30,8 @@
 #define CATTN_NEON_F64_CMP_LT_OQ(a, b) vcltq_f64(a, b)
 #define CATTN_NEON_F64_CMP_NEQ_UQ(a, b) cattn_not_u64_neon(vceqq_f64(a, b))
 #define RW_BELOW_TO(v, t, x) vbslq_f64(vcltq_f64(v, t), x, v)
-/* 8 x 3 accumulators + 3 B vectors + 1 broadcast of 32 registers. */
+/* 8 x 3 accumulators + 3 B vectors + 4 vectors of A: 31 of 32 registers. */
 #define RW_SFMA(a, b, c) fma((a), (b), (c))
+#define RW_FMA_LANE(acc, b, a, lane) vfmaq_laneq_f64(acc, b, a, lane)
 #define RW_GEMM_MR 8
 #define RW_GEMM_NV 3

@@ -24,6 +24,7 @@
 #undef RW_SELECT_LT
 #undef RW_ALL_LT
 #undef RW_SFMA
+#undef RW_FMA_LANE
 #undef RW_GEMM_MR
 #undef RW_GEMM_NV
 #undef RW_GEMM_NR
