@@ -15,7 +15,7 @@
 #define RW_MAX _mm256_max_pd
 #define RW_FMA _mm256_fmadd_pd
 #define RW_EXP cattn_vexp_f64_avx2
-#define RW_EXP_NEG cattn_vexp_f64_avx2  /* x <= 0 or NaN only */
+#define RW_EXP_NEG cattn_vexp_neg_f64_avx2  /* x <= 0 or NaN only */
 #define RW_HSUM cattn_hsum_f64_avx2
 #define RW_HMAX cattn_hmax_f64_avx2
 #define RW_LOG log

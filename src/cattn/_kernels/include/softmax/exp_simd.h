@@ -207,6 +207,40 @@ static inline __m256d cattn_vexp_f64_avx2(__m256d x)
         _mm256_mul_pd(p, cattn_pow2i_f64_avx2(n1)), cattn_pow2i_f64_avx2(n2)));
 }
 
+/* exp(x) for x <= 0 or NaN only (the contract of the AVX-512 _neg
+ * variants above): no clamps, n from one FMA against 1.5*2^23 (2^52), and
+ * one scaling factor -- for lo <= x <= 0, n lies in [-126, 0] ([-1022, 0])
+ * where 2^n is normal -- so about ten fewer operations than the general
+ * exp.  x < lo, -inf included (whose reduction gives NaN), is masked to
+ * +0; NaN passes through.  Same reduction and polynomial, same bound. */
+static inline __m256 cattn_vexp_neg_f32_avx2(__m256 x)
+{
+    const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+    const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(CATTN_EXP_LO_F32),
+                                      _CMP_LT_OQ);
+    const __m256 n = _mm256_sub_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps((float)CATTN_LOG2E), magic), magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(CATTN_LN2_HI_F32), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(CATTN_LN2_LO_F32), r);
+    __m256 p;
+    CATTN_EXP_POLY_F32(_mm256_fmadd_ps, _mm256_set1_ps, r, p);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, cattn_pow2i_f32_avx2(n)));
+}
+
+static inline __m256d cattn_vexp_neg_f64_avx2(__m256d x)
+{
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0); /* 1.5 * 2^52 */
+    const __m256d tiny = _mm256_cmp_pd(x, _mm256_set1_pd(CATTN_EXP_LO_F64),
+                                       _CMP_LT_OQ);
+    const __m256d n = _mm256_sub_pd(
+        _mm256_fmadd_pd(x, _mm256_set1_pd(CATTN_LOG2E), magic), magic);
+    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(CATTN_LN2_HI_F64), x);
+    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(CATTN_LN2_LO_F64), r);
+    __m256d p;
+    CATTN_EXP_POLY_F64(_mm256_fmadd_pd, _mm256_set1_pd, r, p);
+    return _mm256_andnot_pd(tiny, _mm256_mul_pd(p, cattn_pow2i_f64_avx2(n)));
+}
+
 /* Horizontal reductions AVX2 lacks as single intrinsics; a fixed order. */
 static inline float cattn_hsum_f32_avx2(__m256 v)
 {
