@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Benchmark the last N commits of main with asv (in asv-built virtualenvs,
-# one wheel per commit), then publish the dashboard and serve it.
+# Record asv results of the last N commits of main on the reference machine
+# into benchmarks/results/ (kept in git: the performance history the docs
+# draw), then draw the dashboard into benchmarks/.asv/dashboard.
 #
-#   benchmarks/asv_history.sh [N]     (default 10; needs `pip install asv virtualenv`)
+#   benchmarks/asv_history.sh [N [BENCH]]
 #
-# Results go to benchmarks/.asv/results, the site to benchmarks/.asv/html;
-# open the URL asv preview prints (the site must be served, not opened as a
-# file).  Set CATTN_BENCH_QUICK=1 for a fast, coarse pass.
+# N defaults to 1 (HEAD: what a change that touches performance adds once
+# it lands); BENCH is asv's --bench regex, by default the track_ratio_*
+# series (a peer's time over cattn's, which survive a noisy machine; '.'
+# runs the whole suite).  Each commit is built as a wheel in an
+# asv-managed virtualenv (needs `pip install asv virtualenv`); commits
+# already recorded are skipped.  CATTN_ASV_MACHINE names the machine
+# (default zen4-vm, the project's reference VM).  Commit the new files
+# under benchmarks/results/ afterwards.
 set -euo pipefail
-n="${1:-10}"
+n="${1:-1}"
+bench="${2:-track_ratio}"
+machine="${CATTN_ASV_MACHINE:-zen4-vm}"
 cd "$(dirname "$0")"
-asv machine --yes >/dev/null
-asv run --skip-existing-commits --show-stderr "HEAD~${n}..HEAD"
-asv publish
-exec asv preview
+asv machine --machine "$machine" --yes >/dev/null
+asv run --machine "$machine" --skip-existing-commits --show-stderr \
+    --bench "$bench" "HEAD~${n}..HEAD"
+python dashboard.py .asv/dashboard
+echo "open benchmarks/.asv/dashboard/index.html (it needs no server)"

@@ -6,8 +6,12 @@ at build time (matplotlib's plot directive), the design notes in Markdown.
 """
 import doctest
 import os
+import pathlib
+import sys
 
 import cattn
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 project = "cattn"
 author = "the cattn developers"
@@ -76,5 +80,24 @@ def run_docstring_examples(app):
                                "".join(out))
 
 
+def write_dashboard(app, exception):
+    """The performance history page (benchmarks/dashboard.py) from the
+    recorded asv results, into the HTML site's performance/ folder, where
+    performance_history.rst embeds it."""
+    if exception is not None or app.builder.format != "html":
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import dashboard
+    finally:
+        sys.path.pop(0)
+    n = dashboard.build(pathlib.Path(app.outdir) / "performance")
+    if n == 0:
+        from sphinx.util import logging
+        logging.getLogger("cattn.dashboard").warning(
+            "benchmarks/results holds no asv results: an empty dashboard")
+
+
 def setup(app):
     app.connect("builder-inited", run_docstring_examples)
+    app.connect("build-finished", write_dashboard)

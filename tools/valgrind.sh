@@ -4,12 +4,14 @@
 # access, uninitialised use or definite leak whose stack passes through
 # cattn.  (CPython, numpy and ld.so report their own well-known records
 # without a suppression file; those are counted, not judged.)  valgrind
-# emulates no AVX-512, so the kernels run their AVX2 and portable paths.
+# emulates no AVX-512, so the kernels run their AVX2 paths (the portable
+# ones, the same C with other tiles, run under ASan in tools/sanitize.sh
+# with the whole suite).
 #
 #   tools/valgrind.sh [pytest -k expression]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-expr="${1:-((float32 and (generic or avx2)) and (test_shapes_and_causal or test_decode_path or test_edge_tiles_sweep or test_rows_match_reference or test_fully_masked or test_nan_propagates or test_few_rows)) or (avx2 and ((test_sdpa_equals_float32_rounded_once and 33x45) or (test_sdpa_on_int8_kv and 3x200) or (test_sdpa_on_int8_kv and 40x300))) or (avx2 and float32 and ((test_varlen_matches_sequences and decode) or (test_matches_gathered_reference and (16-1 or 5-9)) or (test_matches_reference_whatever_the_padding_holds and 37)))}"
+expr="${1:-((float32 and avx2) and (test_shapes_and_causal or test_decode_path or test_edge_tiles_sweep or test_rows_match_reference or test_fully_masked or test_nan_propagates or test_few_rows)) or (avx2 and ((test_sdpa_equals_float32_rounded_once and 33x45) or (test_sdpa_on_int8_kv and 3x200) or (test_sdpa_on_int8_kv and 40x300))) or (avx2 and float32 and ((test_varlen_matches_sequences and decode) or (test_matches_gathered_reference and (16-1 or 5-9)) or (test_matches_reference_whatever_the_padding_holds and 37)))}"
 log="$(mktemp)"
 PYTHONMALLOC=malloc valgrind --tool=memcheck --leak-check=full \
     --show-leak-kinds=definite --num-callers=40 --log-file="$log" \
