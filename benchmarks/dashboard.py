@@ -173,8 +173,10 @@ def build(outdir, results_dir=RESULTS, repo=HERE.parent):
                             f'data-benchmark="{html.escape(name)}" '
                             f'data-commits="{n}"></div>')
     intro = ("Every asv benchmark recorded in benchmarks/results/, over the "
-             "commits of main (oldest left).  The track_ratio series are a "
-             "peer's time over cattn's, measured interleaved in one process.")
+             "commits of main (oldest left).  Each track_ratio series is the "
+             "time of what a case is compared with over the case's own, "
+             "measured interleaved in one process: higher is better, and "
+             "above the dotted line at 1 the case is the faster one.")
     (outdir / "index.html").write_text(PAGE.format(
         count=len(figures), intro=intro, sections="\n".join(sections),
         figures=json.dumps(figures).replace("</", "<\\/")))

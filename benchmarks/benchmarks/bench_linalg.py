@@ -107,6 +107,10 @@ class MatmulLowPrecisionVersusTorch:
 
     def setup(self, n, dtype):
         torch = torch_or_skip()
+        if dtype == "float16" and n > 1024:
+            # torch's CPU float16 matmul is ~400x slower than cattn's at
+            # n = 1024; at 2048 one round outlasts asv's 60 s timeout.
+            raise NotImplementedError("torch float16 matmul: n <= 1024 only")
         self.a, self.b = normal((n, n), dtype), normal((n, n), dtype)
         self.ta, self.tb = to_torch(torch, self.a), to_torch(torch, self.b)
         self.matmul = torch.matmul
