@@ -78,8 +78,10 @@ static inline unsigned cattn_lanes_f64_neon(uint64x2_t m)
     return (unsigned)vaddvq_u64(vandq_u64(m, bit));
 }
 
-/* Horizontal max in lane order with the portable rule (x > m ? x : m), so
- * a NaN lane is skipped as the generic level skips it. */
+/* Horizontal max in lane order with the portable rule (x > m ? x : m): a
+ * NaN in lane 0 is kept, one in a later lane skipped.  Either way a row
+ * holding a NaN sums to NaN (exp(x - m) is NaN at the NaN, or everywhere),
+ * which is what the row kernels' results depend on. */
 static inline float cattn_hmax_f32_neon(float32x4_t v)
 {
     float a[4];
