@@ -509,7 +509,8 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
     cdef int64_t nq = imax(0, imin(nrows, vis.L - i0))
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
     cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
-    cdef int64_t kw, pw
+    cdef int64_t kw, pw, lead, kr
+    cdef bint full
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
     cdef floating *st_j
@@ -558,7 +559,10 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         j1 = imin(k0 + nk, cdiv(k_hi, mr) * mr)
         nj = j1 - j0
         st_j = st + (j0 - k0) * bq
+        full = block_fully_visible(vis, i0, nq, j0, nj)
         # Sᵀ = scale · K Qᵀ over E in KC chunks (row r of st: key k0 + r).
+        # A tile no query of which sees any of its keys (above a causal
+        # diagonal, outside a window) is skipped: mask_tile hides it all.
         for t in range(n_pc):
             pc = t * kc_max
             kc = imin(kc_max, p.f.E - pc)
@@ -566,6 +570,12 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
             pw = panel_depth(kern, pc)
             for r in range((j0 - k0) // mr, cdiv(j1 - k0, mr)):
                 for jq in range(cdiv(nq, nr)):
+                    if not full and (
+                            last_visible(vis, i0 + imin(nq, jq * nr + nr) - 1)
+                            < k0 + r * mr
+                            or first_visible(vis, i0 + jq * nr)
+                            > k0 + r * mr + mr - 1):
+                        continue
                     call_ukernel(kern, kc,
                                  kpack + pw * p.s_pad + (k0 + r * mr) * kw, mr,
                                  qpack + pw * bq + jq * nr * kw, nr,
@@ -576,8 +586,7 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
             adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
                           i0 + vis.offset - j0)
-        if (p.f.mask_kind != MASK_NONE or thr_idx != NULL
-                or not block_fully_visible(vis, i0, nq, j0, nj)):
+        if p.f.mask_kind != MASK_NONE or thr_idx != NULL or not full:
             mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
@@ -612,11 +621,23 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
             continue
         # acc += P V.  Pᵀ is already P in panel form: MR consecutive
         # queries of key p sit at st[p*bq + i], an A panel with lda = bq.
+        # Each panel of queries sums only the keys its queries may see,
+        # [lead, lead + kr) of the block: the rest have weight exactly 0
+        # (inf and NaN values are left out of the packed V), and a sum
+        # that starts at +0 is unchanged by adding ±0, so cutting them
+        # changes no bit.
         for r in range(cdiv(nq, mr)):
+            lead, kr = 0, nj
+            if not full:
+                lead = imax(0, first_visible(vis, i0 + r * mr) - j0)
+                kr = imin(nj, last_visible(vis, i0 + imin(nq, r * mr + mr) - 1)
+                          + 1 - j0) - lead
+                if kr <= 0:
+                    continue
             for jq in range(cdiv(p.f.Ev, nr)):
-                call_ukernel(kv, nj, st_j + r * mr, bq,
+                call_ukernel(kv, kr, st_j + lead * bq + r * mr, bq,
                              vpack + kb * p.vblk + jq * nr * nk
-                             + (j0 - k0) * nr, nr,
+                             + (j0 - k0 + lead) * nr, nr,
                              acc + r * mr * ev_pad + jq * nr, ev_pad, 1,
                              imin(mr, nq - r * mr), imin(nr, p.f.Ev - jq * nr),
                              <floating>1, <floating>1)
