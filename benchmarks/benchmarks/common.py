@@ -2,6 +2,7 @@
 and the tables the compare_* scripts write for the docs."""
 import datetime
 import os
+import time
 
 import numpy as np
 
@@ -67,11 +68,62 @@ def torch_or_skip():
     return torch
 
 
+# A ratio's samples each last at least this long (a batch of calls), so a
+# call of microseconds is not timed alone: one thread wake-up or page fault
+# would be the whole sample (single calls gave MatmulFewRows ratios from
+# 0.004 to 52 over five commits).
+SAMPLE_SECONDS = 0.02
+PAIRS = 1 if QUICK else 7
+# Seconds of sleep before each sample: OpenBLAS's and OpenMP's workers spin
+# for tens of milliseconds after a call and, on two cores, would hold a
+# core the other library's threads need (the same settle as interleaved).
+SETTLE = 0.1
+
+
+def _calls_per_sample(fn):
+    """Calls of fn that take SAMPLE_SECONDS (at least 1), from its best of
+    up to three warm calls."""
+    fn()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        if best >= SAMPLE_SECONDS:
+            return 1
+    return max(1, min(10_000, int(SAMPLE_SECONDS / max(best, 1e-7))))
+
+
+def _sample(fn, n):
+    """Mean time of n calls, after SETTLE seconds of sleep and, for a batch
+    of short calls, one untimed call: the first call after a sleep wakes
+    the library's thread pool, which costs up to milliseconds on this VM
+    (measured: 0.2-3.4 ms before a 30 us matmul), a cost of the sleep,
+    not of the call."""
+    time.sleep(SETTLE)
+    if n > 1:
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
 def ratio(peer, ours):
-    """time(peer) / time(ours), measured interleaved in this process."""
-    t_ours, t_peer = interleaved([ours, peer], rounds=ROUNDS,
-                                 repeat=ROUNDS)
-    return t_peer / t_ours
+    """time(peer) / time(ours), measured in this process: PAIRS pairs of
+    samples taken in alternating order (ours peer, peer ours, ...), a
+    sample being the mean time of a batch of calls lasting at least
+    SAMPLE_SECONDS; the ratio of the two best samples (noise on a shared
+    machine only ever adds time, so the best samples agree best between
+    runs).  Each sample starts after a sleep, which lets the other
+    library's worker threads stop spinning."""
+    n_ours, n_peer = _calls_per_sample(ours), _calls_per_sample(peer)
+    t_ours, t_peer = [], []
+    for i in range(PAIRS):
+        turns = [(ours, n_ours, t_ours), (peer, n_peer, t_peer)]
+        for fn, n, out in turns if i % 2 == 0 else turns[::-1]:
+            out.append(_sample(fn, n))
+    return min(t_peer) / min(t_ours)
 
 
 def gflops(flops, fn):
