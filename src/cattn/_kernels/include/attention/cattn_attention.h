@@ -90,10 +90,17 @@ typedef struct {
 #include "../simd/instantiate.h"
 
 /* Every ISA blocks the same way today (bq 48, bk 256/264, chunks of 1024,
- * decode up to 4 rows); the rows are where a level gets its own. */
+ * decode up to 4 rows); the rows are where a level gets its own.  AVX2's
+ * row was swept (build with -DCATTN_BLOCKS_AVX2={...}; float32 SDPA on the
+ * issue's four cases and float64 B4 H8 L=S=1024 E64, best of 15): bq
+ * 32/48/64/96 x bk 128-264 were within 1 % of each other except bq 32
+ * (4-6 % slower), so it keeps the common row. */
 #define CATTN_BLOCKS {48, 256, 264, 1024, 1024, 4}
+#ifndef CATTN_BLOCKS_AVX2
+#define CATTN_BLOCKS_AVX2 CATTN_BLOCKS
+#endif
 
-#define CATTN_COLS_ENTRY(sfx, vl)                                     \
+#define CATTN_COLS_ENTRY(sfx, vl, blocks)                             \
     {#sfx, vl, cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,    \
      cattn_finish_rows_##sfx, cattn_exp_neg_##sfx,                    \
      cattn_tile_mask_add_##sfx, cattn_tile_mask_bool_##sfx,           \
@@ -101,26 +108,26 @@ typedef struct {
      cattn_row_mask_bool_##sfx, cattn_any_nonfinite_##sfx,            \
      cattn_zero_nonfinite_##sfx, cattn_save_partial_##sfx,            \
      cattn_merge_partials_##sfx, cattn_tile_softcap_##sfx,            \
-     cattn_tile_alibi_##sfx, CATTN_BLOCKS}
+     cattn_tile_alibi_##sfx, blocks}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_cols_f32 cattn_cols_kernels_f32[] = {
-    CATTN_COLS_ENTRY(f32_generic, 1),
+    CATTN_COLS_ENTRY(f32_generic, 1, CATTN_BLOCKS),
 #if CATTN_X86
-    CATTN_COLS_ENTRY(f32_avx2, 8),
-    CATTN_COLS_ENTRY(f32_avx512, 16),
+    CATTN_COLS_ENTRY(f32_avx2, 8, CATTN_BLOCKS_AVX2),
+    CATTN_COLS_ENTRY(f32_avx512, 16, CATTN_BLOCKS),
 #elif CATTN_ARM64
-    CATTN_COLS_ENTRY(f32_neon, 4),
+    CATTN_COLS_ENTRY(f32_neon, 4, CATTN_BLOCKS),
 #endif
 };
 
 static const cattn_cols_f64 cattn_cols_kernels_f64[] = {
-    CATTN_COLS_ENTRY(f64_generic, 1),
+    CATTN_COLS_ENTRY(f64_generic, 1, CATTN_BLOCKS),
 #if CATTN_X86
-    CATTN_COLS_ENTRY(f64_avx2, 4),
-    CATTN_COLS_ENTRY(f64_avx512, 8),
+    CATTN_COLS_ENTRY(f64_avx2, 4, CATTN_BLOCKS_AVX2),
+    CATTN_COLS_ENTRY(f64_avx512, 8, CATTN_BLOCKS),
 #elif CATTN_ARM64
-    CATTN_COLS_ENTRY(f64_neon, 2),
+    CATTN_COLS_ENTRY(f64_neon, 2, CATTN_BLOCKS),
 #endif
 };
 
