@@ -91,7 +91,10 @@ def worker(level, n_pairs):
 
         t_c, t_t = pairs(ours, theirs, n_pairs)
         row = estimators(t_c, t_t)
-        row["gflops"] = 4 * B * H * L * S * E / (row["ms"] * 1e-3) / 1e9
+        # Decode reads K and V once and is bound by memory: GB/s, not
+        # GFLOP/s (this VM streams about 49 GB/s on two threads).
+        row["rate"] = (2 * B * H * S * E * q.itemsize if L == 1
+                       else 4 * B * H * L * S * E) / (row["ms"] * 1e-3) / 1e9
         out["rows"].append(dict(row, case=label))
         if label == "B4 H8 L=S=1024 E64":
             t_full, t_causal = pairs(ours, lambda: ours(is_causal=True),
@@ -100,7 +103,7 @@ def worker(level, n_pairs):
             # time(causal) / time(full).
             e = estimators(t_full, t_causal)
             out["rows"].append(dict(e, case="causal / full, B4 H8 L=S=1024 E64",
-                                    ms=min(t_causal) * 1e3, gflops=None))
+                                    ms=min(t_causal) * 1e3, rate=None))
     print(json.dumps(out))
 
 
@@ -128,9 +131,9 @@ def main():
               f"{res['threads']} threads, {args.pairs} interleaved pairs; "
               "ratios time(torch)/time(cattn) unless named")
         print(f"{'case':<36} {'best':>6} {'median':>7} {'range':>11} "
-              f"{'cattn ms':>9} {'GFLOP/s':>8}")
+              f"{'cattn ms':>9} {'GFLOP/s or GB/s (decode)'}")
         for r in res["rows"]:
-            gf = f"{r['gflops']:8.0f}" if r["gflops"] else ""
+            gf = f"{r['rate']:8.0f}" if r["rate"] else ""
             print(f"{r['case']:<36} {r['best']:6.2f} {r['median']:7.2f} "
                   f"{r['lo']:5.2f}-{r['hi']:<5.2f} {r['ms']:9.2f} {gf}")
 
