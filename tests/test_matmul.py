@@ -204,10 +204,10 @@ def test_few_rows_stream_b_without_packing(m, dtype, isa, rng):
                 assert_matmul_close(cattn.matmul(aa, bb), a, b)
         np.testing.assert_array_equal(cattn.matmul(a, b, num_threads=1),
                                       cattn.matmul(a, b, num_threads=3))
-    # Dot products with columns of B take four columns at a time where the
-    # ISA has a four-way horizontal sum (RW_HSUM4), the rest one at a time:
-    # both must give a column the same bits, so each column alone (n = 1)
-    # equals its place among n = 7 (E with a vector tail and without).
+    # A column's dot product has one summation order wherever it falls
+    # (gemv_body.h): each column alone (n = 1) equals its place among n = 7,
+    # E with a vector tail and without.  A kernel that reduced several
+    # columns at once in another tree would break this.
     for k in (40, 64, 67):
         a = rng.standard_normal((m, k)).astype(dtype)
         bt = rng.standard_normal((7, k)).astype(dtype)

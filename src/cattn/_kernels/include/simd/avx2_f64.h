@@ -17,8 +17,6 @@
 #define RW_EXP cattn_vexp_f64_avx2
 #define RW_EXP_NEG cattn_vexp_neg_f64_avx2  /* x <= 0 or NaN only */
 #define RW_HSUM cattn_hsum_f64_avx2
-/* No RW_HSUM4: dot_rows' four-key form ran the decode path 15 % slower
- * here than one key at a time (Zen 4, A/B of the two builds). */
 #define RW_HMAX cattn_hmax_f64_avx2
 #define RW_LOG log
 /* |v|; m (>= 0) with the sign bit of x; x where a < t, else y; every

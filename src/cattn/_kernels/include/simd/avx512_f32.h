@@ -16,8 +16,7 @@
 #define RW_FMA _mm512_fmadd_ps
 #define RW_EXP cattn_vexp_f32_avx512
 #define RW_EXP_NEG cattn_vexp_neg_f32_avx512  /* x <= 0 or NaN only */
-#define RW_HSUM cattn_hsum_f32_avx512
-#define RW_HSUM4 cattn_hsum4_f32_avx512  /* out[0:4], RW_HSUM's bits */
+#define RW_HSUM _mm512_reduce_add_ps
 #define RW_HMAX _mm512_reduce_max_ps
 #define RW_LOG logf
 /* |v|; m (>= 0) with the sign bit of x; x where a < t, else y; every

@@ -13,7 +13,6 @@
 #undef RW_EXP
 #undef RW_EXP_NEG
 #undef RW_HSUM
-#undef RW_HSUM4
 #undef RW_HMAX
 #undef RW_LOG
 #undef RW_NAME

@@ -257,41 +257,6 @@ static inline double cattn_hsum_f64_avx2(__m256d v)
     return _mm_cvtsd_f64(s);
 }
 
-/* Four horizontal sums at once, for the row streams' dot products
- * (gemm/gemv_body.h): out[i] = the sum of the lanes of the i-th vector in
- * exactly cattn_hsum_*_avx2's tree -- ((x0 + x2) + (x1 + x3)) with
- * x_i = v_i + v_(i+4) for float32, (v0 + v2) + (v1 + v3) for float64 --
- * so a key's score has the same bits whichever way it is reduced, in
- * about a third of the shuffles of four separate sums. */
-static inline void cattn_hsum4_f32_avx2(__m256 a, __m256 b, __m256 c,
-                                        __m256 d, float *out)
-{
-    /* x of a in the low half of xab, x of b in the high half. */
-    const __m256 xab = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
-                                     _mm256_permute2f128_ps(a, b, 0x31));
-    const __m256 xcd = _mm256_add_ps(_mm256_permute2f128_ps(c, d, 0x20),
-                                     _mm256_permute2f128_ps(c, d, 0x31));
-    /* Per half: [x0 + x2, x0' + x2', x1 + x3, x1' + x3'] of (a, c) and
-     * (b, d); then those pairs added: lanes 0, 1, 4, 5 = a, c, b, d. */
-    const __m256 y = _mm256_add_ps(_mm256_unpacklo_ps(xab, xcd),
-                                   _mm256_unpackhi_ps(xab, xcd));
-    const __m256 z = _mm256_add_ps(y, _mm256_shuffle_ps(y, y, 0x4e));
-    _mm_storeu_ps(out, _mm_unpacklo_ps(_mm256_castps256_ps128(z),
-                                       _mm256_extractf128_ps(z, 1)));
-}
-
-static inline void cattn_hsum4_f64_avx2(__m256d a, __m256d b, __m256d c,
-                                        __m256d d, double *out)
-{
-    const __m256d sab = _mm256_add_pd(_mm256_permute2f128_pd(a, b, 0x20),
-                                      _mm256_permute2f128_pd(a, b, 0x31));
-    const __m256d scd = _mm256_add_pd(_mm256_permute2f128_pd(c, d, 0x20),
-                                      _mm256_permute2f128_pd(c, d, 0x31));
-    /* hadd: [a, c, b, d], each (v0 + v2) + (v1 + v3). */
-    _mm256_storeu_pd(out, _mm256_permute4x64_pd(_mm256_hadd_pd(sab, scd),
-                                                0xd8));
-}
-
 static inline float cattn_hmax_f32_avx2(__m256 v)
 {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -305,49 +270,6 @@ static inline double cattn_hmax_f64_avx2(__m256d v)
     __m128d s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
-}
-
-CATTN_TARGET_POP()
-
-CATTN_TARGET_PUSH("avx512f,avx2,fma")
-
-/* AVX-512's horizontal sums: the upper 256 bits added onto the lower, then
- * AVX2's tree (the order GCC's _mm512_reduce_add_* use, written out so
- * every compiler gives the same bits, and the four-at-once form agrees). */
-static inline __m256 cattn_fold_f32_avx512(__m512 v)
-{
-    return _mm256_add_ps(_mm512_castps512_ps256(v),
-                         _mm256_castpd_ps(_mm512_extractf64x4_pd(
-                             _mm512_castps_pd(v), 1)));
-}
-
-static inline float cattn_hsum_f32_avx512(__m512 v)
-{
-    return cattn_hsum_f32_avx2(cattn_fold_f32_avx512(v));
-}
-
-static inline double cattn_hsum_f64_avx512(__m512d v)
-{
-    return cattn_hsum_f64_avx2(_mm256_add_pd(_mm512_castpd512_pd256(v),
-                                             _mm512_extractf64x4_pd(v, 1)));
-}
-
-static inline void cattn_hsum4_f32_avx512(__m512 a, __m512 b, __m512 c,
-                                          __m512 d, float *out)
-{
-    cattn_hsum4_f32_avx2(cattn_fold_f32_avx512(a), cattn_fold_f32_avx512(b),
-                         cattn_fold_f32_avx512(c), cattn_fold_f32_avx512(d),
-                         out);
-}
-
-static inline void cattn_hsum4_f64_avx512(__m512d a, __m512d b, __m512d c,
-                                          __m512d d, double *out)
-{
-#define CATTN_FOLD_F64(v) \
-    _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1))
-    cattn_hsum4_f64_avx2(CATTN_FOLD_F64(a), CATTN_FOLD_F64(b),
-                         CATTN_FOLD_F64(c), CATTN_FOLD_F64(d), out);
-#undef CATTN_FOLD_F64
 }
 
 CATTN_TARGET_POP()
