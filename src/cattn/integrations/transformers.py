@@ -81,10 +81,12 @@ def _to_numpy(t: Any) -> Any:
 
 
 def _to_torch(a: Any, dtype: Any) -> Any:
-    """A tensor of `dtype` sharing `a`'s memory."""
+    """A tensor of `dtype` sharing `a`'s memory (`_to_numpy`'s inverse)."""
+    if _Dtypes.plain is None:
+        _Dtypes.load()
     torch = _torch()
-    if dtype == torch.bfloat16:
-        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    if dtype == _Dtypes.bf16[0]:
+        return torch.from_numpy(a.view(np.int16)).view(dtype)
     return torch.from_numpy(a)
 
 

@@ -151,6 +151,37 @@ static inline void cattn_scale_cols(int64_t rows, int64_t nq, float *acc,
             acc[r * ld + q] *= alpha[q];
 }
 
+/* The pair kernels' store, one body for every ISA (its vector type and
+ * operations are the parameters; FMA(a, b, c) = a·b + c): every lane is
+ * alpha·acc, then + beta·C where beta != 0 (C never read otherwise); an
+ * edge or strided C goes through `tile`, the same lane arithmetic, so the
+ * bits do not depend on the split.  Expands inside a kernel whose
+ * accumulators are acc[MR][NV], with its arguments c, rs_c, cs_c, m, n,
+ * alpha and beta in scope. */
+#define CATTN_BF16_STORE(MR, NV, VL, VEC, SET1, MUL, FMA, LOAD, STORE)     \
+    do {                                                                    \
+        const VEC valpha = SET1(alpha), vbeta = SET1(beta);                 \
+        const int full = m == (MR) && n == (NV) * (VL) && cs_c == 1;        \
+        float tile[(MR) * (NV) * (VL)] __attribute__((aligned(64)));        \
+        if (!full && beta != 0)                                             \
+            for (int64_t i = 0; i < m; ++i)                                 \
+                for (int64_t j = 0; j < n; ++j)                             \
+                    tile[i * (NV) * (VL) + j] = c[i * rs_c + j * cs_c];     \
+        _Pragma("GCC unroll 16") for (int i = 0; i < (MR); ++i)             \
+            _Pragma("GCC unroll 8") for (int v = 0; v < (NV); ++v) {        \
+                float *dst = full ? c + i * rs_c + v * (VL)                 \
+                                  : tile + (i * (NV) + v) * (VL);           \
+                VEC r = MUL(valpha, acc[i][v]);                             \
+                if (beta != 0)                                              \
+                    r = FMA(vbeta, LOAD(dst), r);                           \
+                STORE(dst, r);                                              \
+            }                                                               \
+        if (!full)                                                          \
+            for (int64_t i = 0; i < m; ++i)                                 \
+                for (int64_t j = 0; j < n; ++j)                             \
+                    c[i * rs_c + j * cs_c] = tile[i * (NV) * (VL) + j];     \
+    } while (0)
+
 #if CATTN_X86
 CATTN_TARGET_PUSH("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")
 
@@ -184,28 +215,8 @@ static void cattn_gemm_ukernel_bf16_avx512_bf16(
         aw += lda;
         b += ldb;
     }
-    /* Every lane: alpha·acc, then + beta·C where beta != 0 (C never read
-     * otherwise); an edge or strided C goes through `tile`, the same lane
-     * arithmetic. */
-    const __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
-    const int full = m == BF_MR && n == BF_NR && cs_c == 1;
-    float tile[BF_MR * BF_NR] __attribute__((aligned(64)));
-    if (!full && beta != 0)
-        for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j)
-                tile[i * BF_NR + j] = c[i * rs_c + j * cs_c];
-    _Pragma("GCC unroll 16") for (int i = 0; i < BF_MR; ++i)
-        _Pragma("GCC unroll 8") for (int v = 0; v < BF_NV; ++v) {
-            float *dst = full ? c + i * rs_c + v * 16 : tile + i * BF_NR + v * 16;
-            __m512 r = _mm512_mul_ps(valpha, acc[i][v]);
-            if (beta != 0)
-                r = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(dst), r);
-            _mm512_storeu_ps(dst, r);
-        }
-    if (!full)
-        for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j)
-                c[i * rs_c + j * cs_c] = tile[i * BF_NR + j];
+    CATTN_BF16_STORE(BF_MR, BF_NV, 16, __m512, _mm512_set1_ps, _mm512_mul_ps,
+                     _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_storeu_ps);
 }
 
 /* Interleave rows r0, r1 (32 bf16 each, columns j..j+31) into the pair
@@ -402,27 +413,10 @@ static void cattn_gemm_ukernel_bf16_neon_bf16(
         aw += lda;
         bw += ldb;
     }
-    /* As the AVX-512 kernel: alpha·acc, + beta·C where beta != 0, the same
-     * lane arithmetic through `tile` for an edge or strided C. */
-    const float32x4_t valpha = vdupq_n_f32(alpha), vbeta = vdupq_n_f32(beta);
-    const int full = m == BN_MR && n == BN_NR && cs_c == 1;
-    float tile[BN_MR * BN_NR] __attribute__((aligned(16)));
-    if (!full && beta != 0)
-        for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j)
-                tile[i * BN_NR + j] = c[i * rs_c + j * cs_c];
-    _Pragma("GCC unroll 16") for (int i = 0; i < BN_MR; ++i)
-        _Pragma("GCC unroll 8") for (int v = 0; v < BN_NV; ++v) {
-            float *dst = full ? c + i * rs_c + v * 4 : tile + i * BN_NR + v * 4;
-            float32x4_t r = vmulq_f32(valpha, acc[i][v]);
-            if (beta != 0)
-                r = vfmaq_f32(r, vbeta, vld1q_f32(dst));
-            vst1q_f32(dst, r);
-        }
-    if (!full)
-        for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j)
-                c[i * rs_c + j * cs_c] = tile[i * BN_NR + j];
+#define BN_FMA(a, b, c) vfmaq_f32((c), (a), (b))
+    CATTN_BF16_STORE(BN_MR, BN_NV, 4, float32x4_t, vdupq_n_f32, vmulq_f32,
+                     BN_FMA, vld1q_f32, vst1q_f32);
+#undef BN_FMA
 }
 
 #undef BN_MR
