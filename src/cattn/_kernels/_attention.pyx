@@ -75,7 +75,7 @@ from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
                        cattn_cols_f64_for, cattn_topk_f32_for,
                        cattn_topk_f64_for)
 from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
-                           block_fully_visible, cdiv,
+                           block_any_visible, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
                            last_query, last_visible, mask_rows,
                            ranks_above, set_visibility)
@@ -570,11 +570,9 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
             pw = panel_depth(kern, pc)
             for r in range((j0 - k0) // mr, cdiv(j1 - k0, mr)):
                 for jq in range(cdiv(nq, nr)):
-                    if not full and (
-                            last_visible(vis, i0 + imin(nq, jq * nr + nr) - 1)
-                            < k0 + r * mr
-                            or first_visible(vis, i0 + jq * nr)
-                            > k0 + r * mr + mr - 1):
+                    if not full and not block_any_visible(
+                            vis, i0 + jq * nr, imin(nr, nq - jq * nr),
+                            k0 + r * mr, mr):
                         continue
                     call_ukernel(kern, kc,
                                  kpack + pw * p.s_pad + (k0 + r * mr) * kw, mr,
