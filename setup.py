@@ -118,7 +118,11 @@ def extensions():
             for name in names]
     return cythonize(
         exts,
-        compiler_directives={"language_level": 3, "embedsignature": True},
+        compiler_directives={"language_level": 3, "embedsignature": True,
+                             # Safe without the GIL (the state audit:
+                             # docs/policies.md); a free-threaded Python
+                             # keeps the GIL off on import.
+                             "freethreading_compatible": True},
         include_path=[os.path.join("src")],
         nthreads=os.cpu_count() or 1,
     )

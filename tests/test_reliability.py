@@ -1,76 +1,20 @@
-"""Reliability: concurrency, the bad-input matrix, huge inputs and leaks.
+"""Reliability: oversubscription, the bad-input matrix, huge inputs and
+leaks (many Python threads at once: test_threads.py).
 
 Tests marked `slow` need CATTN_SLOW=1 (they allocate >16 GB or loop 10,000
 times); their last results are reported in the closing notes.
 """
 import os
-import threading
 
 import numpy as np
 import pytest
 
 import bad_inputs
 import cattn
+from families import FAMILIES, X
 
 slow = pytest.mark.skipif(os.environ.get("CATTN_SLOW") != "1",
                           reason="set CATTN_SLOW=1 to run")
-
-rng = np.random.default_rng(7)
-X = rng.standard_normal((64, 300)).astype(np.float32)
-Q = rng.standard_normal((2, 4, 50, 16)).astype(np.float32)
-KV = rng.standard_normal((2, 2, 90, 16)).astype(np.float32)
-MHA = cattn.MultiHeadAttention(16, 4, rng=0)
-CALLS = {
-    "softmax": lambda: cattn.softmax(X, axis=0),
-    "log_softmax": lambda: cattn.log_softmax(X),
-    "logsumexp": lambda: cattn.logsumexp(X),
-    "matmul": lambda: cattn.matmul(X, X.T),
-    "matmul_gemv": lambda: cattn.matmul(X[:2], X.T),
-    "sdpa": lambda: cattn.scaled_dot_product_attention(
-        Q, KV, KV, is_causal=True, enable_gqa=True),
-    "sdpa_decode": lambda: cattn.scaled_dot_product_attention(
-        Q[:, :, :1], KV, KV, enable_gqa=True),
-    "self_attention": lambda: cattn.self_attention(X[:40, :32]),
-    "attention_weights": lambda: cattn.attention_weights(Q, Q),
-    "mha": lambda: MHA(Q[0, :, :, :16]),
-    "hard_attention": lambda: cattn.hard_attention(
-        Q, KV, KV, enable_gqa=True, return_indices=True)[1],
-    "top_k": lambda: cattn.scaled_dot_product_attention(
-        Q, KV, KV, enable_gqa=True, top_k=5),
-    "sdpa_grad": lambda: np.concatenate([g.ravel() for g in _grad()]),
-    "mha_backward": lambda: MHA.backward(Q[0, :, :, :16],
-                                         Q[0, :, :, :16])[0][0],
-}
-
-
-def _grad():
-    out, lse = cattn.scaled_dot_product_attention(
-        Q, KV, KV, is_causal=True, enable_gqa=True, return_lse=True)
-    return cattn.scaled_dot_product_attention_grad(
-        out, Q, KV, KV, out, lse, is_causal=True, enable_gqa=True)
-
-
-def test_eight_python_threads_get_the_serial_results():
-    want = {name: fn() for name, fn in CALLS.items()}
-    errors = []
-
-    def worker(seed):
-        order = list(CALLS)
-        np.random.default_rng(seed).shuffle(order)
-        for _ in range(3):
-            for name in order:
-                try:
-                    np.testing.assert_array_equal(CALLS[name](), want[name])
-                except Exception as exc:  # reported below
-                    errors.append((name, exc))
-
-    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[:3]
-
 
 def test_nested_threadpool_limits_and_oversubscription():
     threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -123,7 +67,7 @@ def test_no_leaks_over_ten_thousand_calls():
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
-    for name, fn in CALLS.items():
+    for name, fn in FAMILIES.items():
         for _ in range(200):
             fn()
         before = rss_mb()

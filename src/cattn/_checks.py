@@ -22,9 +22,11 @@ Rules (the same for every function; tests/test_checks.py holds them):
   writeable (ValueError).  If it overlaps an input the result is
   computed into a temporary first, as NumPy does, so the answer is the same
   as without overlap.
-* ``num_threads`` is None (OpenMP's default: ``OMP_NUM_THREADS`` or
-  threadpoolctl's limit, else one per core) or an int >= 1; a non-integer
-  raises TypeError and an int < 1 ValueError.
+* ``num_threads`` is None or an int >= 1; a non-integer raises TypeError
+  and an int < 1 ValueError.  None is OpenMP's default (``OMP_NUM_THREADS``
+  or threadpoolctl's limit, else one per core) shared with the cattn calls
+  running in other Python threads at that moment (``_cpu.default_threads``):
+  K concurrent callers get about C/K threads each, never K·C in all.
 """
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ def common_dtype(arrays: Sequence[Any]) -> np.dtype[Any]:
 def resolve_threads(num_threads: object, func: str) -> int:
     """The thread count a kernel should use for `num_threads`."""
     if num_threads is None:
-        return max(1, _cpu.max_threads())
+        return _cpu.default_threads()
     if isinstance(num_threads, (bool, np.bool_)):
         raise TypeError(f"{func}: num_threads must be None or an int >= 1, "
                         f"got {num_threads!r}")

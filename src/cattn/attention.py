@@ -121,8 +121,9 @@ def scaled_dot_product_attention(
         Also return the log-sum-exp of each row's scaled, masked scores.
     num_threads : int, optional
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
-        threadpoolctl limit, or one per core).  The result does not depend
-        on it.
+        threadpoolctl limit, or one per core, shared with the cattn calls
+        running in other Python threads).  The result does not depend on
+        it.
     out : ndarray, optional
         Array of shape (..., L, Ev) and the result's dtype to write to (for
         16-bit inputs also float32: the output before rounding).
@@ -574,8 +575,9 @@ def hard_attention(
         Also return the index of the chosen key of each query row.
     num_threads : int, optional
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
-        threadpoolctl limit, or one per core).  The result does not depend
-        on it.
+        threadpoolctl limit, or one per core, shared with the cattn calls
+        running in other Python threads).  The result does not depend on
+        it.
     out : ndarray, optional
         Array of shape (..., L, Ev) and the result's dtype to write to.
     softcap : float, optional

@@ -110,8 +110,9 @@ def scaled_dot_product_attention_grad(
         built in full, then summed to the mask's shape.
     num_threads : int, optional
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
-        threadpoolctl limit, or one per core).  The result does not depend
-        on it.
+        threadpoolctl limit, or one per core, shared with the cattn calls
+        running in other Python threads).  The result does not depend on
+        it.
     softcap, sinks, alibi_slopes, query_lengths, key_lengths : optional
         As in the forward.  The sinks are an input with a gradient of
         their own (returned last); the ALiBi slopes and the lengths are

@@ -38,8 +38,9 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
         `a` or `b`; the product is then computed into a temporary first.
     num_threads : int, optional
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
-        threadpoolctl limit, or one per core).  The result does not depend
-        on it.
+        threadpoolctl limit, or one per core, shared with the cattn calls
+        running in other Python threads).  The result does not depend on
+        it.
     precision : {None, "default", "highest"}, optional
         JAX's names.  None or "default": bfloat16 operands multiply with
         the CPU's bf16 dot-product instruction where it has one

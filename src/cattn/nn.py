@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Literal, overload
 
@@ -113,6 +114,11 @@ class KVCache:
     Each call with ``cache=`` projects only its new positions, so decoding
     T tokens costs O(T) projections, not O(T²).
 
+    Threads: each append (a layer call with ``cache=``) takes the cache's
+    lock to check, write and advance `length`, so calls from several
+    threads never lose or overlap positions; they do interleave, so one
+    cache should hold one sequence's tokens in one thread's order.
+
     Examples
     --------
     >>> import cattn
@@ -131,6 +137,8 @@ class KVCache:
         self.key, self.value = _kv_storage(
             (batch, num_kv_heads, max_len, head_dim), dtype, block_size)
         self.length = 0
+        # Appends from several threads: each check-write-advance whole.
+        self._lock = threading.Lock()
 
     @property
     def max_len(self) -> int:
@@ -173,6 +181,11 @@ class KVCache:
 
     def _append(self, k: FloatArray,
                 v: FloatArray) -> tuple[FloatArray, FloatArray]:
+        with self._lock:
+            return self._append_locked(k, v)
+
+    def _append_locked(self, k: FloatArray,
+                       v: FloatArray) -> tuple[FloatArray, FloatArray]:
         t = k.shape[2]
         if k.shape[0] != self.key.shape[0]:
             raise ValueError(f"{_FUNC}: the cache holds batch "
@@ -228,6 +241,13 @@ class PagedKVCache:
     contiguous copy.  An append that would need more pages than are free
     raises ValueError before anything is written.
 
+    Threads: the page table (free list, each sequence's pages and length)
+    changes and is read under one lock per pool, so threads that start,
+    extend and end sequences at once (each its own) leave it consistent,
+    and an append that finds the pool full raises as above.  A sequence
+    that one thread frees while another attends over it is the caller's
+    bug: its pages may already serve another sequence.
+
     Examples
     --------
     >>> import numpy as np, cattn
@@ -256,6 +276,10 @@ class PagedKVCache:
         self._pages: dict[int, list[int]] = {}
         self._lengths: dict[int, int] = {}
         self._next = 0
+        # The page table (_free, _pages, _lengths, _next) changes and is
+        # read under this lock only, so threads that append, start or end
+        # sequences at once always leave it consistent.
+        self._lock = threading.Lock()
 
     @property
     def page_size(self) -> int:
@@ -324,10 +348,11 @@ class PagedKVCache:
         >>> pool.add_sequence(), pool.add_sequence()
         (0, 1)
         """
-        seq = self._next
-        self._next += 1
-        self._pages[seq] = []
-        self._lengths[seq] = 0
+        with self._lock:
+            seq = self._next
+            self._next += 1
+            self._pages[seq] = []
+            self._lengths[seq] = 0
         return seq
 
     def _check(self, seq: object) -> int:
@@ -371,7 +396,8 @@ class PagedKVCache:
         >>> pool.length(pool.add_sequence())
         0
         """
-        return self._lengths[self._check(seq)]
+        with self._lock:
+            return self._lengths[self._check(seq)]
 
     def free(self, seq: int) -> None:
         """End sequence `seq`: its pages go back to the pool.
@@ -408,9 +434,10 @@ class PagedKVCache:
         >>> pool = cattn.MultiHeadAttention(8, 2).new_paged_cache(4)
         >>> pool.free(pool.add_sequence())
         """
-        seq = self._check(seq)
-        self._free.extend(reversed(self._pages.pop(seq)))
-        del self._lengths[seq]
+        with self._lock:
+            seq = self._check(seq)
+            self._free.extend(reversed(self._pages.pop(seq)))
+            del self._lengths[seq]
 
     def block_table(self, sequences: Sequence[int]
                     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -450,17 +477,24 @@ class PagedKVCache:
         >>> table.shape, lens
         ((1, 1), array([0]))
         """
-        seqs = [self._check(s) for s in sequences]
-        width = max([len(self._pages[s]) for s in seqs] + [1])
-        table = np.full((len(seqs), width), -1, np.int64)
-        for b, s in enumerate(seqs):
-            table[b, :len(self._pages[s])] = self._pages[s]
-        return table, np.array([self._lengths[s] for s in seqs], np.int64)
+        with self._lock:
+            seqs = [self._check(s) for s in sequences]
+            width = max([len(self._pages[s]) for s in seqs] + [1])
+            table = np.full((len(seqs), width), -1, np.int64)
+            for b, s in enumerate(seqs):
+                table[b, :len(self._pages[s])] = self._pages[s]
+            return table, np.array([self._lengths[s] for s in seqs],
+                                   np.int64)
 
     def _append(self, sequences: Sequence[int], k: FloatArray,
                 v: FloatArray) -> None:
         """Append k, v (B, Hkv, T, d) to the B sequences, taking pages as
         they fill; nothing changes if the pool cannot hold them all."""
+        with self._lock:
+            self._append_locked(sequences, k, v)
+
+    def _append_locked(self, sequences: Sequence[int], k: FloatArray,
+                       v: FloatArray) -> None:
         seqs = [self._check(s) for s in sequences]
         if len(set(seqs)) != len(seqs) or len(seqs) != k.shape[0]:
             raise ValueError(f"{_FUNC}: sequences must name {k.shape[0]} "

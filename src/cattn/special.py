@@ -134,8 +134,9 @@ def softmax(x: ArrayLike, axis: Axis = -1, *, out: FloatArray | None = None,
         handled by computing into a temporary first.
     num_threads : int, optional
         Number of OpenMP threads (default: ``OMP_NUM_THREADS``, a
-        threadpoolctl limit, or one per core).  The result does not depend
-        on it.
+        threadpoolctl limit, or one per core, shared with the cattn calls
+        running in other Python threads).  The result does not depend on
+        it.
 
     Returns
     -------

@@ -61,7 +61,7 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from ._cpu cimport active_isa
+from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
@@ -1381,6 +1381,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:
+            team_enter()
             if p.f.is_f32:
                 run[float](&p, oq.data, ok.data, ov.data, om.data,
                            <void *>oo.data, <float *>lse_ptr,
@@ -1399,6 +1400,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
                             <uint8_t *>arena_at(&arena, nthreads, at_flags),
                             <double *>arena_at(&arena, nthreads, at_parts),
                             nthreads)
+            team_leave()
     finally:
         arena_free(&arena)
 

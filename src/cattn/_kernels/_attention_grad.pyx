@@ -50,7 +50,7 @@ from libc.string cimport memcpy, memset
 cimport numpy as cnp
 import numpy as np
 
-from ._cpu cimport active_isa
+from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
@@ -657,6 +657,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             w.packs = arena_at(&arena, t, at_packs) if fused else NULL
             w.capt = arena_at(&arena, t, at_capt)
         with nogil:
+            team_enter()
             if p.f.is_f32:
                 run[float](&p, oq.data, ok.data, ov.data, oo.data, og.data,
                            <const float *>lse_ptr,
@@ -677,6 +678,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
                             <double *>arena_at(&arena, nthreads, at_gpacks),
                             <double *>arena_at(&arena, nthreads, at_parts),
                             nthreads)
+            team_leave()
     finally:
         arena_free(&arena)
     return schedule

@@ -6,12 +6,37 @@ include/cattn_cpu.h);
 this module holds the one level that runs now.  It starts at the best level
 the CPU supports; ``cattn._config`` applies ``CATTN_ISA`` and lets tests
 step through the lower levels.
+
+It also holds the process's one count of kernel calls in flight, over all
+Python threads, from which the default thread count shares the cores among
+concurrent callers (default_threads).
+
+Free-threaded Python: the module state is the ISA level (an int written at
+import, and by the tests' ``_config._isa`` between calls; every driver reads
+it once per tile loop) and the in-flight count (atomic).  Nothing else here
+is mutable.
 """
 
 cdef extern from "cattn_cpu.h":
     int cattn_cpu_best_isa() nogil
     int CATTN_ISA_COUNT
     const char *const cattn_isa_names[]
+
+cdef extern from *:
+    """
+    /* Kernel calls in flight in this process (team_enter/team_leave):
+       relaxed atomics, read as a hint for the next call's default team. */
+    static int cattn_in_flight = 0;
+    static inline void cattn_team_enter(void)
+    { __atomic_fetch_add(&cattn_in_flight, 1, __ATOMIC_RELAXED); }
+    static inline void cattn_team_leave(void)
+    { __atomic_fetch_sub(&cattn_in_flight, 1, __ATOMIC_RELAXED); }
+    static inline int cattn_in_flight_now(void)
+    { return __atomic_load_n(&cattn_in_flight, __ATOMIC_RELAXED); }
+    """
+    void cattn_team_enter() nogil
+    void cattn_team_leave() nogil
+    int cattn_in_flight_now() nogil
 
 cdef extern from "cattn_omp.h":
     int omp_get_max_threads() nogil
@@ -52,6 +77,33 @@ def set_isa(int level):
             f"ISA level {level} is not supported here; "
             f"expected 0..{_best} ({', '.join(ISA_NAMES[:_best + 1])})")
     _active = level
+
+
+cdef void team_enter() noexcept nogil:
+    cattn_team_enter()
+
+
+cdef void team_leave() noexcept nogil:
+    cattn_team_leave()
+
+
+def in_flight():
+    """Kernel calls running now in this process (all Python threads)."""
+    return cattn_in_flight_now()
+
+
+def default_threads():
+    """The thread count of a call with ``num_threads=None``: this thread's
+    OpenMP default (``OMP_NUM_THREADS``, threadpoolctl's limit, else one
+    per core), shared equally with the kernel calls already running in
+    other Python threads, at least 1.
+
+    K threads calling at once then run K teams of about C/K threads on C
+    cores, not K teams of C: no oversubscription, and each call still
+    gives the same bits (every kernel's result is independent of its
+    thread count).
+    """
+    return max(1, omp_get_max_threads() // (1 + cattn_in_flight_now()))
 
 
 def openmp_version():

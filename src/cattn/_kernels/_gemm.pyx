@@ -37,7 +37,7 @@ import numpy as np
 
 from ._convert cimport (CATTN_STORAGE_BF16, NATIVE, cattn_convert_for,
                        storage_of, widen)
-from ._cpu cimport active_isa
+from ._cpu cimport active_isa, team_enter, team_leave
 
 cnp.import_array()
 
@@ -565,8 +565,10 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
             nthreads * (k + GEMV_CHUNK) * sizeof(floating))
         try:
             with nogil:
+                team_enter()
                 gemv_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch,
                            op, nthreads, apack, k + GEMV_CHUNK)
+                team_leave()
         finally:
             free(apack)
         return
@@ -583,9 +585,11 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
         apack = <floating *>aligned_buffer(
             nthreads * a_stride * sizeof(floating))
         with nogil:
+            team_enter()
             gemm_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch, op,
                        <floating>0, &kern, nthreads, by_matrix, bpack, apack,
                        b_stride, a_stride)
+            team_leave()
     finally:
         free(bpack)
         free(apack)

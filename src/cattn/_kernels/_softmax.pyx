@@ -18,7 +18,7 @@ from libc.stdint cimport int64_t, uint16_t
 cimport numpy as cnp
 import numpy as np
 
-from ._cpu cimport active_isa
+from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport Arena, arena_at, arena_free, arena_new
 
 from ._convert cimport NATIVE, cattn_convert, cattn_convert_for, storage_of
@@ -166,6 +166,7 @@ cdef int rows16(int op, cnp.ndarray x, cnp.ndarray y, int storage,
               "logsumexp" if op < 0 else "softmax")
     try:
         with nogil:
+            team_enter()
             if op < 0:
                 _reduce_rows16(cv, <const uint16_t *>cnp.PyArray_DATA(x),
                                rs_x, <char *>cnp.PyArray_DATA(y), y16, rows,
@@ -174,6 +175,7 @@ cdef int rows16(int op, cnp.ndarray x, cnp.ndarray y, int storage,
                 _map_rows16(op, cv, <const uint16_t *>cnp.PyArray_DATA(x),
                             rs_x, <char *>cnp.PyArray_DATA(y), rs_y, y16,
                             rows, n, &arena, nthreads)
+            team_leave()
     finally:
         arena_free(&arena)
     return 0
@@ -199,6 +201,7 @@ def convert(cnp.ndarray src, cnp.ndarray dst, int num_threads=1):
     cdef int64_t chunks = (n + CONVERT_CHUNK - 1) // CONVERT_CHUNK
     cdef int nthreads = <int>max(1, min(num_threads, chunks))
     with nogil:
+        team_enter()
         for c in prange(chunks, schedule='static', num_threads=nthreads):
             lo = c * CONVERT_CHUNK
             hi = min(n, lo + CONVERT_CHUNK)
@@ -207,6 +210,7 @@ def convert(cnp.ndarray src, cnp.ndarray dst, int num_threads=1):
             else:
                 cv.from_f32(hi - lo, <const float *>x + lo,
                             <uint16_t *>y + lo)
+        team_leave()
 
 
 def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
@@ -225,14 +229,18 @@ def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
         return
     if x.dtype == np.float32:
         with nogil:
+            team_enter()
             _map_rows[float](op, <const float *>cnp.PyArray_DATA(x), rs_x,
                              <float *>cnp.PyArray_DATA(y), rs_y, rows, n,
                              nthreads)
+            team_leave()
     else:
         with nogil:
+            team_enter()
             _map_rows[double](op, <const double *>cnp.PyArray_DATA(x), rs_x,
                               <double *>cnp.PyArray_DATA(y), rs_y, rows, n,
                               nthreads)
+            team_leave()
 
 
 def logsumexp_rows(cnp.ndarray x, cnp.ndarray y, int num_threads):
@@ -249,14 +257,18 @@ def logsumexp_rows(cnp.ndarray x, cnp.ndarray y, int num_threads):
         return
     if x.dtype == np.float32:
         with nogil:
+            team_enter()
             _reduce_rows[float](<const float *>cnp.PyArray_DATA(x), rs_x,
                                 <float *>cnp.PyArray_DATA(y), rows, n,
                                 nthreads)
+            team_leave()
     else:
         with nogil:
+            team_enter()
             _reduce_rows[double](<const double *>cnp.PyArray_DATA(x), rs_x,
                                  <double *>cnp.PyArray_DATA(y), rows, n,
                                  nthreads)
+            team_leave()
 
 
 def exp(cnp.ndarray x, cnp.ndarray y):

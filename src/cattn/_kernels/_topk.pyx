@@ -29,7 +29,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 cimport numpy as cnp
 import numpy as np
 
-from ._cpu cimport active_isa
+from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
@@ -335,6 +335,7 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
             w.heap_j = <int64_t *>arena_at(&arena, t, at_hj)
             w.size = <int64_t *>arena_at(&arena, t, at_size)
         with nogil:
+            team_enter()
             if p.f.is_f32:
                 run[float](&p, oq.data, ok.data, om.data, oq.off, ok.off, om.off,
                            <float *>cnp.PyArray_DATA(thr_a),
@@ -345,5 +346,6 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
                             om.off, <double *>cnp.PyArray_DATA(thr_a),
                             <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
                             nthreads)
+            team_leave()
     finally:
         arena_free(&arena)
