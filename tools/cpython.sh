@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Print the interpreter of CPython X.Y:  bash tools/cpython.sh 3.12
+# Print the interpreter of CPython X.Y (or X.Yt, free-threaded) that runs
+# on this host:  bash tools/cpython.sh 3.12
 #
 # pythonX.Y on PATH if it runs (a pyenv shim of a version that is not
-# selected does not), else pyenv's newest X.Y; exit 1 if neither exists.
+# selected does not), else pyenv's newest X.Y, else the one
+# tools/cpython_ft.sh builds (3.13t); exit 1 if none exists.
 set -euo pipefail
 v="$1"
 found="$(command -v "python$v" || true)"
@@ -18,5 +20,10 @@ if command -v pyenv >/dev/null; then
         exit 0
     fi
 fi
-echo "cpython.sh: no CPython $v (neither python$v nor pyenv's)" >&2
+found="/var/tmp/cattn-cpython-$v/bin/python$v"
+if [ -x "$found" ] && "$found" -c "import sys" 2>/dev/null; then
+    echo "$found"
+    exit 0
+fi
+echo "cpython.sh: no CPython $v (not on PATH, in pyenv, nor from tools/cpython_ft.sh)" >&2
 exit 1
