@@ -10,6 +10,7 @@ import os
 import pathlib
 import platform
 import re
+import sys
 
 import pytest
 
@@ -40,6 +41,23 @@ def test_version_single_source():
     if pathlib.Path(dist.locate_file("cattn")).resolve() != PKG:
         pytest.skip("an installed cattn is shadowed by the source tree")
     assert dist.version == cattn.__version__
+
+
+@needs_wheel
+def test_metadata_states_this_interpreter():
+    """The wheel's metadata names the CPython range CI builds wheels for
+    (3.11 to 3.15, and free-threaded builds), this interpreter among
+    them."""
+    meta = importlib.metadata.metadata("cattn")
+    classifiers = set(meta.get_all("Classifier"))
+    assert meta["Requires-Python"] == ">=3.11"
+    minors = {f"3.{m}" for m in range(11, 16)}
+    stated = {c.rsplit(" :: ", 1)[1] for c in classifiers
+              if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert stated == minors
+    assert "%d.%d" % sys.version_info[:2] in stated
+    assert any(c.startswith("Programming Language :: Python :: Free "
+                            "Threading") for c in classifiers)
 
 
 @needs_wheel
