@@ -16,9 +16,11 @@ what it got and what was expected.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
@@ -653,7 +655,7 @@ def forward_paged(call: Call, q: FloatArray, kp: Any, vp: Any,
         if quant is not None:
             quant = (expand_kv(quant[0]), expand_kv(quant[1]), quant[2])
     _attention.attention(call, items, q, k0, v0, None, o, lse, None, quant,
-                         None, paged)
+                         None, paged, _SCHEDULES.get())
 
 
 def _quantized(func: str, names: tuple[str, ...], q: FloatArray,
@@ -679,6 +681,28 @@ def _quantized(func: str, names: tuple[str, ...], q: FloatArray,
                          f"the forward without top_k (dequantize() them for "
                          f"top-k, hard attention or the gradient)")
     return [q, key, value]
+
+
+# While record_schedules() is active in this context, the drivers append
+# the schedule each call would run to this list instead of running it.
+_SCHEDULES: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+    "cattn_schedules", default=None)
+
+
+@contextlib.contextmanager
+def record_schedules() -> Iterator[list[dict[str, Any]]]:
+    """Within the block, attention calls (forward, top-k selection,
+    backward) compute nothing: each driver appends the schedule it would
+    run with the call's num_threads (its phases and the items' costs, in
+    the order handed out) to the list yielded, and the call's outputs are
+    left undefined.  For the many-core model of the real plans
+    (benchmarks/many_cores.py)."""
+    log: list[dict[str, Any]] = []
+    token = _SCHEDULES.set(log)
+    try:
+        yield log
+    finally:
+        _SCHEDULES.reset(token)
 
 
 def split_heads(x: NDArray[Any], group: int) -> NDArray[Any]:
@@ -720,13 +744,16 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     if call.top_k:   # select first; the tiled kernel recomputes equal scores
         thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
-        _topk.select_top_k(call, items, q, k, mask, *thr)
+        _topk.select_top_k(call, items, q, k, mask, *thr,
+                           schedule=_SCHEDULES.get())
     if isinstance(k, QuantizedArray):  # read as int8 values and scales
         vq = cast(QuantizedArray, v)
         _attention.attention(call, items, q, k.values, vq.values, mask, o,
-                             lse, thr, (k.scales, vq.scales, k.block_size))
+                             lse, thr, (k.scales, vq.scales, k.block_size),
+                             schedule=_SCHEDULES.get())
     else:
-        _attention.attention(call, items, q, k, v, mask, o, lse, thr)
+        _attention.attention(call, items, q, k, v, mask, o, lse, thr,
+                             schedule=_SCHEDULES.get())
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.
@@ -750,7 +777,7 @@ def forward_varlen(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     _attention.attention(call, call.items, q.transpose(1, 0, 2),
                          k.transpose(1, 0, 2), v.transpose(1, 0, 2), None,
                          o.transpose(1, 0, 2), lse, None, None,
-                         (start_q, start_k, order))
+                         (start_q, start_k, order), None, _SCHEDULES.get())
 
 
 def select(call: Call, q: FloatArray, k: FloatArray,
@@ -763,7 +790,8 @@ def select(call: Call, q: FloatArray, k: FloatArray,
     idx = np.full(items + (call.L,), -1, dtype=np.int64)
     if idx.size and call.S:
         thr = np.empty(items + (call.L,), dtype=call.compute)
-        _topk.select_top_k(call, items, q, k, mask, thr, idx)
+        _topk.select_top_k(call, items, q, k, mask, thr, idx,
+                           _SCHEDULES.get())
     return idx
 
 

@@ -224,7 +224,7 @@ def scaled_dot_product_attention_grad(
             _query_items(o, group), _query_items(go, group),
             np.ascontiguousarray(lse_in),
             None if mask is None else _query_items(mask, group),
-            dq, dk, dv, dmask)
+            dq, dk, dv, dmask, _frame._SCHEDULES.get())
     grads: tuple[FloatArray, ...] = (
         _frame.sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
         _frame.sum_to_shape(dk, k.shape), _frame.sum_to_shape(dv, v.shape))

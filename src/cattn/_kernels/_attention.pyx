@@ -78,7 +78,7 @@ from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin,
                            last_query, last_visible, mask_rows,
-                           ranks_above, set_visibility)
+                           ranks_above, set_visibility, visible_pairs)
 
 cnp.import_array()
 
@@ -962,6 +962,20 @@ cdef inline void *out_at(const Problem *p, void *o, int64_t i) noexcept nogil:
     return <void *>shift(o, i, p.out_size)
 
 
+cdef inline void decode_coords(const Problem *p, int64_t item,
+                               int64_t *bh0, int64_t *nr, int64_t *qb,
+                               int64_t *ch) noexcept nogil:
+    """Decode item `item`: its first batch·head bh0 and row count nr (up
+    to decode_rows consecutive items of one span), query row qb and key
+    chunk ch."""
+    cdef int64_t rb = item // (p.nqb * p.nchunks)
+    cdef int64_t per_span = cdiv(p.span, p.decode_rows)
+    qb[0] = (item // p.nchunks) % p.nqb
+    ch[0] = item % p.nchunks
+    bh0[0] = (rb // per_span) * p.span + (rb % per_span) * p.decode_rows
+    nr[0] = imin(p.decode_rows, p.span - (rb % per_span) * p.decode_rows)
+
+
 cdef void decode_item(const Problem *p, const void *q, const void *k,
                       const void *v, const void *mask, void *o,
                       floating *lse, const int64_t *off_q,
@@ -972,15 +986,8 @@ cdef void decode_item(const Problem *p, const void *q, const void *k,
     """Work item `item` = (rows, query row, key chunk) of the decode path:
     rows = up to decode_rows consecutive items of one span (attend_rows),
     streamed together."""
-    cdef int64_t per_bh = p.nqb * p.nchunks, row_len = p.f.Ev + 2
-    cdef int64_t rb = item // per_bh
-    cdef int64_t qb = (item // p.nchunks) % p.nqb
-    cdef int64_t ch = item % p.nchunks
-    cdef int64_t per_span = cdiv(p.span, p.decode_rows)
-    cdef int64_t bh0 = ((rb // per_span) * p.span
-                        + (rb % per_span) * p.decode_rows)
-    cdef int64_t nr = imin(p.decode_rows, p.span - (rb % per_span)
-                           * p.decode_rows), r, bh
+    cdef int64_t row_len = p.f.Ev + 2, bh0, nr, qb, ch, r, bh
+    decode_coords(p, item, &bh0, &nr, &qb, &ch)
     cdef Visibility vis
     cdef Scratch row_w = w[0]
     item_visibility(&p.f, bh0, &vis)     # the rows' batch row: one visibility
@@ -1041,6 +1048,90 @@ cdef void merge_item(const Problem *p, void *o, floating *lse,
     write_rows(p, w, bh, nq, imax(0, imin(nq, vis.L - qb * p.bq)),
                out_at(p, o, off_o[bh] + qb * p.bq * p.rs_o),
                lse + bh * p.f.L + qb * p.bq if lse != NULL else NULL)
+
+
+cdef inline int64_t grouped_head(const Problem *p, int64_t g0,
+                                 int64_t item) noexcept nogil:
+    """The batch·head of attend item `item` of the group from g0."""
+    return g0 + item // (p.nqb * p.nchunks)
+
+
+cdef inline int64_t grouped_block(const Problem *p,
+                                  int64_t item) noexcept nogil:
+    """The query block of attend item `item` of a group (its key chunk:
+    item % nchunks).  Later query blocks see more keys under a causal
+    mask: they are handed out first, so the dynamic schedule ends on small
+    items (the order never changes a result).  (Values, not pointers: a
+    prange's private variables must be assigned in its body.)"""
+    cdef int64_t qb = (item // p.nchunks) % p.nqb
+    return p.nqb - 1 - qb if p.f.vis.causal else qb
+
+
+cdef int64_t item_pairs(const Problem *p, int64_t bh, int64_t qb,
+                        int64_t ch):
+    """The (query, key) pairs attend_block computes for item (bh, qb, ch):
+    its rows that exist, the keys of the chunk they may see."""
+    cdef Visibility vis
+    item_visibility(&p.f, bh, &vis)
+    cdef int64_t i0 = qb * p.bq
+    cdef int64_t nq = imax(0, imin(imin(p.bq, p.f.L - i0), vis.L - i0))
+    return visible_pairs(&vis, i0, nq, ch * p.chunk,
+                         imin((ch + 1) * p.chunk, vis.S))
+
+
+cdef dict describe(const Problem *p, int64_t nbh, int64_t group,
+                   int nthreads):
+    """The schedule run() follows with `nthreads` threads, for a model of
+    its load balance (benchmarks/many_cores.py): the phases it runs one
+    after another (a barrier between), each (OpenMP schedule, the items'
+    costs in the order they are handed out).  Cost: the (query, key) pairs
+    an item scores, or for packing and merging the rows it moves (each
+    about one pair's work)."""
+    cdef int64_t per_bh = p.nqb * p.nchunks, nkb = cdiv(p.f.S, p.bk)
+    cdef int64_t n, item, bh, qb, ch, nr, gi, g0, ng, j
+    cdef cnp.ndarray[int64_t] c
+    cdef Visibility vis
+    cdef list phases = []
+    cdef str kind
+    if p.decode:
+        kind = "decode rows"
+        n = decode_items(p, nbh) * per_bh
+        c = np.empty(n, np.int64)
+        for item in range(n):
+            decode_coords(p, item, &bh, &nr, &qb, &ch)
+            item_visibility(&p.f, bh, &vis)
+            c[item] = nr * visible_pairs(&vis, qb, qb < vis.L, ch * p.chunk,
+                                         imin((ch + 1) * p.chunk, vis.S))
+        phases.append(("dynamic", c))
+    elif group == 0 or nthreads == 1:
+        kind = "whole heads" if nthreads > 1 else "one thread"
+        c = np.zeros(nbh, np.int64)
+        for item in range(nbh):
+            bh = p.order[item] if p.order != NULL else item
+            c[item] = keys_of(p, bh)            # packing its K and V
+            for j in range(per_bh):
+                c[item] += item_pairs(p, bh, j // p.nchunks, j % p.nchunks)
+        phases.append(("dynamic", c))
+    else:
+        kind = f"groups of {group} heads"
+        for gi in range(cdiv(nbh, group)):
+            g0 = gi * group
+            ng = imin(group, nbh - g0)
+            c = np.empty(ng * nkb, np.int64)
+            for item in range(ng * nkb):
+                c[item] = block_keys(p, keys_of(p, g0 + item // nkb),
+                                     item % nkb)
+            phases.append(("static", c))
+            c = np.empty(ng * per_bh, np.int64)
+            for item in range(ng * per_bh):
+                c[item] = item_pairs(p, grouped_head(p, g0, item),
+                                     grouped_block(p, item), item % p.nchunks)
+            phases.append(("dynamic", c))
+    if p.nchunks > 1:
+        phases.append(("static", np.full(nbh * p.nqb, p.bq * p.nchunks,
+                                         np.int64)))
+    return {"driver": "attention", "kind": kind, "threads": nthreads,
+            "phases": phases}
 
 
 cdef void run(const Problem *p, const void *q, const void *k,
@@ -1108,13 +1199,8 @@ cdef void run(const Problem *p, const void *q, const void *k,
                             vflags + (bh - g0) * nkb,
                             (<Scratch *>arena_at(arena, threadid(), 0)).gather)
                 for item in prange(ng * per_bh, schedule='dynamic'):
-                    bh = g0 + item // per_bh
-                    qb = (item // p.nchunks) % p.nqb
-                    if p.f.vis.causal:
-                        # Later query blocks see more keys: hand the big
-                        # items out first so the dynamic schedule ends on
-                        # small ones (the order never changes a result).
-                        qb = p.nqb - 1 - qb
+                    bh = grouped_head(p, g0, item)
+                    qb = grouped_block(p, item)
                     attend_item(p, &kern, q, v, kvpack + (bh - g0) * kv_size,
                                 vflags + (bh - g0) * nkb, mask, o, lse,
                                 off_q, off_v, off_m, off_o, bh, qb,
@@ -1130,7 +1216,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
 
 
 def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
-              ragged=None, paged=None):
+              ragged=None, paged=None, list schedule=None):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -1172,6 +1258,10 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     per-item key lengths say how many keys each sequence has; every page
     they use must be a valid page (checked).  int8 pages take the decode
     path at any L (their scales are not gathered).
+
+    schedule: None, or a list to which the call appends the schedule it
+    would run with call.threads threads (describe) instead of running: the
+    many-core model's view of the real plan.
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -1333,6 +1423,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     if (not decode and nbh >= PER_HEAD_MIN * nthreads
             and nthreads * kv_bytes <= GROUP_BYTES):
         group = 0                   # the per-head schedule (see run)
+    if schedule is not None:        # describe the schedule, run nothing
+        schedule.append(describe(&p, nbh, group, nthreads))
+        return
     # One thread's slot of the arena: its Scratch and its tiles.
     cdef size_t used = 0
     cdef size_t at_w = carve(&used, sizeof(Scratch))

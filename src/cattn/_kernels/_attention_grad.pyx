@@ -62,7 +62,8 @@ from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin, last_query,
-                           last_visible, mask_rows, set_visibility)
+                           last_visible, mask_rows, set_visibility,
+                           visible_pairs)
 
 cnp.import_array()
 
@@ -543,8 +544,76 @@ cdef void run(const Problem *p, const void *q, const void *k,
                                dq + (kvh * p.G + g) * p.f.L * p.f.E, w)
 
 
+cdef int64_t head_pairs(const Problem *p, int64_t qh0, int64_t nqh,
+                       int64_t q0, int64_t nq, int64_t k0, int64_t k1):
+    """(query, key) pairs of query heads qh0..qh0+nqh-1, rows q0..q0+nq-1
+    (cut to each head's rows), keys k0..k1-1."""
+    cdef Visibility vis
+    cdef int64_t qh, n = 0
+    for qh in range(qh0, qh0 + nqh):
+        item_visibility(&p.f, qh, &vis)
+        n += visible_pairs(&vis, q0, imax(0, imin(nq, vis.L - q0)), k0,
+                           imin(k1, vis.S))
+    return n
+
+
+cdef dict describe(const Problem *p, int64_t nkv, int schedule,
+                   int64_t group, int nthreads):
+    """The schedule run() follows (see _attention.describe): fused, the
+    kv heads whole; split, per group of kv heads the packing, the key
+    blocks (dK, dV) and the query blocks (dQ); grouped, the packing, the
+    key ranges (dK, dV, partial dQ) and the sum of the partials."""
+    cdef int64_t per_head = p.G * p.nqb + p.nkb, ngrp = imin(KEY_GROUPS, p.nkb)
+    cdef int64_t gi, g0, ng, item, kvh, i, r
+    cdef cnp.ndarray[int64_t] c
+    cdef list phases = []
+    if schedule == FUSED:
+        c = np.empty(nkv, np.int64)
+        for kvh in range(nkv):
+            c[kvh] = (p.G * p.f.L + p.f.S
+                      + head_pairs(p, kvh * p.G, p.G, 0, p.f.L, 0, p.f.S))
+        return {"driver": "backward", "kind": "whole kv heads",
+                "threads": nthreads, "phases": [("dynamic", c)]}
+    for gi in range(cdiv(nkv, group)):
+        g0 = gi * group
+        ng = imin(group, nkv - g0)
+        c = np.empty(ng * per_head, np.int64)
+        for item in range(ng * per_head):
+            i = item % per_head
+            c[item] = (imin(p.bq, p.f.L - (i % p.nqb) * p.bq) if i < p.G * p.nqb
+                       else imin(p.bk, p.f.S - (i - p.G * p.nqb) * p.bk))
+        phases.append(("static", c))
+        if schedule == GROUPED:
+            c = np.empty(ng * ngrp, np.int64)
+            for item in range(ng * ngrp):
+                r = item % ngrp
+                c[item] = head_pairs(p, (g0 + item // ngrp) * p.G, p.G,
+                                     0, p.f.L,
+                                     r * p.nkb // ngrp * p.bk,
+                                     (r + 1) * p.nkb // ngrp * p.bk)
+            phases.append(("dynamic", c))
+            phases.append(("static", np.full(ng * p.G * p.nqb, p.bq * ngrp,
+                                             np.int64)))
+            continue
+        c = np.empty(ng * p.nkb, np.int64)
+        for item in range(ng * p.nkb):
+            c[item] = head_pairs(p, (g0 + item // p.nkb) * p.G, p.G,
+                                 0, p.f.L,
+                                 (item % p.nkb) * p.bk,
+                                 (item % p.nkb + 1) * p.bk)
+        phases.append(("dynamic", c))
+        c = np.empty(ng * p.G * p.nqb, np.int64)
+        for item in range(ng * p.G * p.nqb):
+            c[item] = head_pairs(p, g0 * p.G + item // p.nqb, 1,
+                                 (item % p.nqb) * p.bq, p.bq, 0, p.f.S)
+        phases.append(("dynamic", c))
+    return {"driver": "backward",
+            "kind": "key ranges" if schedule == GROUPED else "key and query blocks",
+            "threads": nthreads, "phases": phases}
+
+
 def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
-                   dv, dmask):
+                   dv, dmask, list schedule_log=None):
     """Gradients of a validated ``_frame.Call`` over the key/value heads
     `kv_items` (nkv of them), each with G = call.group query heads.
 
@@ -554,6 +623,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     nkv·G·L elements.  Outputs, C-contiguous and zeroed: dq (nkv·G, L, E),
     dk (nkv, S, E), dv (nkv, S, Ev), dmask None or (nkv·G, L, S).  Every
     contract is checked before the kernel runs.  Returns the schedule.
+    schedule_log: as _attention.attention's `schedule` (returns None then).
     """
     cdef Problem p
     read_call(&p.f, call, kv_items)
@@ -615,6 +685,9 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef bint fused = schedule == FUSED
     group = max(1, min(nkv, GROUP_BYTES
                        // max((p.head + part_elems) * itemsize, 1)))
+    if schedule_log is not None:
+        schedule_log.append(describe(&p, nkv, schedule, group, nthreads))
+        return None
     # One thread's slot: its Scratch (carved first), tiles, and in the
     # fused schedule its head's packs; slot nthreads: the shared packs and
     # the grouped schedule's partial dQ.

@@ -11,4 +11,5 @@ _Float = NDArray[np.floating[Any]]
 
 def select_top_k(call: Call, items: tuple[int, ...], q: _Float, k: _Float,
                  mask: NDArray[Any] | None, thr: _Float,
-                 idx: NDArray[np.int64]) -> None: ...
+                 idx: NDArray[np.int64],
+                 schedule: list[dict[str, Any]] | None = ...) -> None: ...

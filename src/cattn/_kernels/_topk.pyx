@@ -40,7 +40,7 @@ from ._tables cimport cattn_topk_f32_for, cattn_topk_f64_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_visible, imax, imin, last_visible, mask_rows,
-                           set_visibility)
+                           set_visibility, visible_pairs)
 
 cnp.import_array()
 
@@ -274,7 +274,24 @@ cdef void run(const Problem *p, const void *q, const void *k,
                      thr + bh * p.f.L, idx + bh * p.f.L, <Scratch *>arena_at(arena, threadid(), 0))
 
 
-def select_top_k(call, tuple items, q, k, mask, thr, idx):
+cdef dict describe(const Problem *p, int64_t nbh, int nthreads):
+    """The schedule run() follows (see _attention.describe): one dynamic
+    phase of (batch·head, query block) items, each costing the (query,
+    key) pairs it scores."""
+    cdef cnp.ndarray[int64_t] c = np.empty(nbh * p.nqb, np.int64)
+    cdef int64_t item, i0
+    cdef Visibility vis
+    for item in range(nbh * p.nqb):
+        item_visibility(&p.f, item // p.nqb, &vis)
+        i0 = (item % p.nqb) * p.bq
+        c[item] = visible_pairs(&vis, i0, imax(0, imin(imin(p.bq, p.f.L - i0),
+                                                   vis.L - i0)), 0, vis.S)
+    return {"driver": "top-k", "kind": "query blocks", "threads": nthreads,
+            "phases": [("dynamic", c)]}
+
+
+def select_top_k(call, tuple items, q, k, mask, thr, idx,
+                 list schedule=None):
     """Per query row of the batch `items` of a validated ``_frame.Call``
     (call.top_k >= 1), the worst of its top-k keys: thr its score, idx its
     index, or -1 if the row has fewer than k candidate keys.
@@ -283,7 +300,7 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
     are packed) and mask (None, bool or the compute dtype) broadcast from
     items + (L, E), (S, E), (L, S); thr (compute dtype) and idx (int64) are
     C-contiguous with nitems·L elements.  Contracts checked before the
-    kernel runs (Operands.add).
+    kernel runs (Operands.add).  schedule: as _attention.attention's.
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -312,6 +329,9 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx):
     p.ld = p.bk
     p.nqb = cdiv(p.f.L, p.bq)
     cdef int nthreads = <int>max(1, min(p.f.threads, nbh * p.nqb))
+    if schedule is not None:
+        schedule.append(describe(&p, nbh, nthreads))
+        return
     # One thread's slot: its Scratch (carved first), tiles and heaps.
     cdef size_t used = 0
     cdef size_t at_w = carve(&used, sizeof(Scratch))

@@ -58,6 +58,18 @@ cdef inline int64_t last_visible(const Visibility *v,
     return hi
 
 
+cdef inline int64_t visible_pairs(const Visibility *v, int64_t i0,
+                                  int64_t nq, int64_t lo,
+                                  int64_t hi) noexcept nogil:
+    """(query, key) pairs visible among queries i0..i0+nq-1 and keys
+    lo..hi-1: the work a schedule model counts for them."""
+    cdef int64_t i, n = 0
+    for i in range(i0, i0 + nq):
+        n += imax(0, imin(hi, last_visible(v, i) + 1)
+                  - imax(lo, first_visible(v, i)))
+    return n
+
+
 cdef inline int64_t first_query(const Visibility *v,
                                 int64_t j) noexcept nogil:
     """Smallest query index that may see key j (last_visible(i) >= j);
