@@ -36,17 +36,23 @@ if [ $# -eq 0 ]; then
     python -m build --outdir "$raw" .
 else
     python -m build --sdist --outdir "$raw" .
-    sdist="$(ls "$raw"/cattn-*.tar.gz)"
+    # Every wheel is built from the unpacked sdist.  The first build
+    # cythonizes it in place; Cython's C serves every CPython version (it
+    # tests the version as it compiles), so the others only compile it.
+    # build/ is emptied between them: its object files are per ABI.
+    tar -xzf "$raw"/cattn-*.tar.gz -C "$raw"
+    src="$(ls -d "$raw"/cattn-*/)"
     sid="${CATTN_SID_ROOT:-/var/tmp/cattn-sid}"
     for v in "$@"; do
+        rm -rf "$src/build"
         if py="$(bash tools/cpython.sh "$v" 2>/dev/null)"; then
             echo "--- CPython $v: $py"
             "$py" -m venv "$raw/venv-$v"
             "$raw/venv-$v/bin/python" -m pip install -q --upgrade pip "build>=1"
-            "$raw/venv-$v/bin/python" -m build --wheel --outdir "$raw" "$sdist"
-        elif [ -x "$sid/venv$v/bin/python" ]; then
+            "$raw/venv-$v/bin/python" -m build --wheel --outdir "$raw" "$src"
+        elif [ -e "$sid/venv$v/pyvenv.cfg" ]; then
             echo "--- CPython $v: $sid/venv$v (sid root)"
-            bash tools/root_wheel.sh "$sid" "/venv$v" "$sdist" "$raw"
+            bash tools/root_wheel.sh "$sid" "/venv$v" "$src" "$raw"
         else
             echo "build_wheel.sh: no CPython $v here nor in $sid" \
                  "(tools/sid_root.sh, tools/cpython_ft.sh)" >&2

@@ -55,7 +55,7 @@ fi
 update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
 
 in_root() { chroot "$root" /bin/sh -c "$1"; }
-if [ ! -x "$root/venv/bin/python" ]; then
+if [ ! -e "$root/venv/pyvenv.cfg" ]; then  # (bin/python links inside the root)
     rm -rf "$root"
     debootstrap --arch=arm64 --variant=minbase \
         --include=python3,python3-venv,python3-dev,binutils,libgomp1 \

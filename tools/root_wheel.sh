@@ -5,7 +5,8 @@
 # the root's headers, sysconfig and NumPy, so the wheel links the host's
 # glibc and libgomp and keeps the host's manylinux floor.
 #
-#   bash tools/root_wheel.sh ROOT VENV SDIST OUTDIR
+#   bash tools/root_wheel.sh ROOT VENV SDIST OUTDIR   (SDIST: an sdist or its
+#                                                      unpacked tree)
 #
 # VENV is the root's venv of the target interpreter (e.g. /venv3.14),
 # holding NumPy.  The compiler is CC (and LDSHARED) from the environment,

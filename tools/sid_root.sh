@@ -28,7 +28,7 @@ uri="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 
        2>/dev/null || true)"
 uri="${uri:-http://deb.debian.org/debian}"
 
-if [ ! -x "$root/venv3.15/bin/python" ]; then
+if [ ! -e "$root/venv3.15/pyvenv.cfg" ]; then  # (bin/python links inside the root)
     umount "$root/proc" 2>/dev/null || true
     rm -rf --one-file-system "$root"
     include=""
