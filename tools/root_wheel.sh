@@ -42,7 +42,7 @@ python -m pip install -q "build>=1" "setuptools>=77" "Cython>=3.0" "numpy>=2"
 # lives in the multiarch directory).
 env _PYTHON_SYSCONFIGDATA_NAME="$sysdata" \
     PYTHONPATH="$work/sysconfig" \
-    CFLAGS="-I$root/usr/include/python$v -idirafter $root/usr/include" \
+    CFLAGS="${CFLAGS:-} -I$root/usr/include/python$v -idirafter $root/usr/include" \
     CATTN_NUMPY_INCLUDE="$root$numpy_include" \
     python -m build --wheel --no-isolation --outdir "$out" \
         "-C--build-option=--python-tag=$tag" "$sdist"
