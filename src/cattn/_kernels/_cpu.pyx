@@ -12,8 +12,8 @@ Python threads, from which the default thread count shares the cores among
 concurrent callers (default_threads).
 
 Free-threaded Python: the module state is the ISA level (an int written at
-import, and by the tests' ``_config._isa`` between calls; every driver reads
-it once per tile loop) and the in-flight count (atomic).  Nothing else here
+import, and by the tests' ``_config._isa`` between calls; the drivers read
+it as they pick kernels) and the in-flight count (atomic).  Nothing else here
 is mutable.
 """
 
