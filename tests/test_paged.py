@@ -110,6 +110,22 @@ def test_threads_and_unused_table_entries(rng):
         cattn.paged_attention(q, kp, vp, wild, seq), one)
 
 
+def test_decode_rows_split_for_many_threads(isa, rng):
+    """A few sequences on many threads: the paged decode hands out fewer
+    heads per item (down to one key/value head's query heads) so every
+    thread has work; rows are independent, so the bits stay those of one
+    thread."""
+    kp, vp, table, seq = cache(rng, np.float32, [900, 40, 2500], 16, Hkv=2)
+    q = rng.standard_normal((3, 16, 1, 32)).astype(np.float32)
+    one = cattn.paged_attention(q, kp, vp, table, seq, num_threads=1)
+    for t in (2, 7, 64):
+        np.testing.assert_array_equal(
+            cattn.paged_attention(q, kp, vp, table, seq, num_threads=t), one)
+    want, _ = reference(q, kp, vp, table, seq)
+    assert np.linalg.norm(one - want) <= TOL["attention"][np.float32] * (
+        np.linalg.norm(want))
+
+
 @pytest.mark.parametrize("change,err,match", [
     (lambda a: a.update(block_table=np.where(a["block_table"] == 3, 99,
                                              a["block_table"])),

@@ -128,6 +128,9 @@ cdef enum:
     # to this many): a page holds all its key/value heads' rows in one
     # block, read from end to end instead of one head's rows at a time.
     DECODE_ROWS_PAGED = 64
+    # ... unless that leaves fewer items than this per thread (a few long
+    # sequences on many cores): then fewer heads per item.
+    DECODE_ITEMS_PER_THREAD = 4
 
 
 cdef struct Problem:
@@ -1412,6 +1415,14 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
                                               p.span)
                      if p.pages != NULL else min(<int64_t>DECODE_ROWS,
                                                  p.span))
+    # A paged decode of few sequences on many threads: halve the rows per
+    # item (down to one key/value head's query heads, call[3]) until every
+    # thread has DECODE_ITEMS_PER_THREAD items.  Rows are independent, so
+    # this moves work between threads and never changes a bit.
+    while (decode and p.pages != NULL and p.decode_rows > call[3]
+           and decode_items(&p, nbh) * per_bh
+               < DECODE_ITEMS_PER_THREAD * p.f.threads):
+        p.decode_rows = max(call[3], p.decode_rows // 2)
     cdef int nthreads = <int>min(p.f.threads,
                                  (decode_items(&p, nbh) if decode else nbh)
                                  * per_bh)
