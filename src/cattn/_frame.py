@@ -395,7 +395,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
             raise ValueError(f"{func}: attn_mask of shape {mask.shape} does "
                              f"not broadcast to (..., L, S) = "
                              f"{batch + (L, S)}") from None
-    call = _call_of(func, dtype, batch, group, L, S, E, Ev, kind, is_causal,
+    call = call_of(func, dtype, batch, group, L, S, E, Ev, kind, is_causal,
                     window, scale, top_k, num_threads, precision, softcap,
                     sinks, alibi_slopes,
                     row_lengths(query_lengths, key_lengths, batch, L, S,
@@ -403,7 +403,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     return arrays, mask, call
 
 
-def _call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
+def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
              group: int, L: int, S: int, E: int, Ev: int, kind: int,
              is_causal: object, window: object, scale: object,
              top_k: object, num_threads: object, precision: object,
@@ -510,7 +510,7 @@ def describe_varlen(func: str, query: ArrayLike, key: ArrayLike,
     L = int(len_q.max(initial=0))
     S = int(len_k.max(initial=0))
     E, Ev = q.shape[2], v.shape[2]
-    call = _call_of(func, q.dtype, batch, group, L, S, E, Ev, MASK_NONE,
+    call = call_of(func, q.dtype, batch, group, L, S, E, Ev, MASK_NONE,
                     is_causal, window, scale, None, num_threads, precision,
                     softcap, sinks, alibi_slopes,
                     (np.repeat(len_q, H), np.repeat(len_k, H)))
@@ -623,7 +623,7 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
                          f"{int(used[b].sum())} entries)")
     batch = (B, H)
     Ev = vp.shape[3]
-    call = _call_of(func, dtype, batch, H // Hkv, L, int(sl.max(initial=0)),
+    call = call_of(func, dtype, batch, H // Hkv, L, int(sl.max(initial=0)),
                     E, Ev, MASK_NONE, "bottom_right", window, scale, None,
                     num_threads, precision, softcap, sinks, alibi_slopes,
                     (np.full(B * H, L, np.int64), np.repeat(sl, H)))

@@ -304,19 +304,14 @@ def _attention(func: str, query: ArrayLike | da.Array,
         mask = _as_dask(attn_mask, "attn_mask", func)
         kind = _frame.mask_kind(mask.dtype, func, dtype)
         mask_shape = mask.shape
-    call = _frame.Call(
-        func, dtype, batch, group, L, S, E, Ev, kind,
-        _frame.causal_alignment(is_causal, func),
-        _frame.window_bounds(window, func),
-        _frame.scale_value(scale, E, func), 0,
-        1 if num_threads is None else _checks.resolve_threads(num_threads,
-                                                              func),
-        _frame.precision_value(precision, func),
-        _frame.softcap_value(softcap, func),
-        _frame.per_head(sinks, "sinks", batch, func),
-        _frame.per_head(alibi_slopes, "alibi_slopes", batch, func,
-                        finite=True),
-        *_frame.row_lengths(query_lengths, key_lengths, batch, L, S, func))
+    # Through the frame's one builder, as the eager call; each chunk's
+    # kernel call takes one thread unless told (Dask's workers are the
+    # parallelism).
+    call = _frame.call_of(
+        func, dtype, batch, group, L, S, E, Ev, kind, is_causal, window,
+        scale, None, 1 if num_threads is None else num_threads, precision,
+        softcap, sinks, alibi_slopes,
+        _frame.row_lengths(query_lengths, key_lengths, batch, L, S, func))
     if group > 1:
         # (..., Hq, L, E) -> (..., Hkv, G, L, E); key/value get a unit G.
         q = q.reshape(q.shape[:-3] + (k.shape[-3], group) + q.shape[-2:])

@@ -62,6 +62,7 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa, team_enter, team_leave
+from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
@@ -1271,13 +1272,13 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     cdef int64_t nbh = p.f.nitems
     if nbh == 0 or p.f.L == 0:
         return
-    cdef str func = call[0]
+    cdef str func = call[C_FUNC]
     cdef Operands ops = Operands(nbh)
     cdef Operand *oq
     cdef Operand *ok
     cdef Operand *ov
     cdef Operand *oo
-    cdef int64_t group_kv = call[3]
+    cdef int64_t group_kv = call[C_GROUP]
     cdef cnp.ndarray order_a
     p.order = NULL
     cdef int64_t kv_rows = p.f.S if paged is None else paged[1].shape[2]
@@ -1293,8 +1294,8 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
             raise AssertionError(f"{func}: cattn internal error: packed "
                                  "sequences with a mask, top-k or int8")
         # One length per sequence (items[0] of them) from the per-item ones.
-        q_lens = call[18].reshape(items[0], -1)[:, 0].copy()
-        k_lens = call[19].reshape(items[0], -1)[:, 0].copy()
+        q_lens = call[C_Q_LENS].reshape(items[0], -1)[:, 0].copy()
+        k_lens = call[C_K_LENS].reshape(items[0], -1)[:, 0].copy()
         oq = ops.add_ragged(q, ragged[0], q_lens, 1, p.f.E, func, "query")
         ok = ops.add_ragged(k, ragged[1], k_lens, group_kv, p.f.E, func,
                             "key")
@@ -1410,19 +1411,19 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     p.kpack_size = p.s_pad * max(p.f.E, 1)
     p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
     cdef int64_t per_bh = p.nqb * p.nchunks
-    p.span = p.seq_items if p.pages != NULL else call[3]
+    p.span = p.seq_items if p.pages != NULL else call[C_GROUP]
     p.decode_rows = (1 if not decode else min(<int64_t>DECODE_ROWS_PAGED,
                                               p.span)
                      if p.pages != NULL else min(<int64_t>DECODE_ROWS,
                                                  p.span))
     # A paged decode of few sequences on many threads: halve the rows per
-    # item (down to one key/value head's query heads, call[3]) until every
+    # item (down to one key/value head's query heads, call[C_GROUP]) until every
     # thread has DECODE_ITEMS_PER_THREAD items.  Rows are independent, so
     # this moves work between threads and never changes a bit.
-    while (decode and p.pages != NULL and p.decode_rows > call[3]
+    while (decode and p.pages != NULL and p.decode_rows > call[C_GROUP]
            and decode_items(&p, nbh) * per_bh
                < DECODE_ITEMS_PER_THREAD * p.f.threads):
-        p.decode_rows = max(call[3], p.decode_rows // 2)
+        p.decode_rows = max(call[C_GROUP], p.decode_rows // 2)
     cdef int nthreads = <int>min(p.f.threads,
                                  (decode_items(&p, nbh) if decode else nbh)
                                  * per_bh)

@@ -51,6 +51,7 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa, team_enter, team_leave
+from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
@@ -627,11 +628,11 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     """
     cdef Problem p
     read_call(&p.f, call, kv_items)
-    p.G = call.group
+    p.G = call[C_GROUP]
     cdef int64_t nkv = p.f.nitems, group
     if nkv == 0 or p.f.L == 0 or p.f.S == 0:
         return None
-    cdef str func = call[0]
+    cdef str func = call[C_FUNC]
     cdef tuple q_items = kv_items + (p.G,)
     cdef Operands qops = Operands(nkv * p.G), kops = Operands(nkv)
     cdef Operand *oq = qops.add(q, q_items, p.f.L, p.f.E, func, "query")

@@ -21,6 +21,31 @@ from ._tables cimport cattn_cols_f32_for, cattn_cols_f64_for
 from ._visibility cimport Visibility
 
 
+# Fields of _frame.Call (the NamedTuple's order): the drivers read a Call
+# by these names, c[C_GROUP], never by a bare position.
+cdef enum CallField:
+    C_FUNC = 0
+    C_DTYPE = 1
+    C_BATCH = 2
+    C_GROUP = 3
+    C_L = 4
+    C_S = 5
+    C_E = 6
+    C_EV = 7
+    C_MASK_KIND = 8
+    C_CAUSAL = 9
+    C_WINDOW = 10
+    C_SCALE = 11
+    C_TOP_K = 12
+    C_THREADS = 13
+    C_PRECISION = 14
+    C_SOFTCAP = 15
+    C_SINKS = 16
+    C_ALIBI = 17
+    C_Q_LENS = 18
+    C_K_LENS = 19
+
+
 cdef struct Frame:
     Visibility vis
     int64_t L, S, E, Ev

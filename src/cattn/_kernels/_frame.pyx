@@ -19,30 +19,6 @@ cdef enum:
 # The mask kinds of _visibility.pxd, for the Python frame (in this order).
 MASK_KINDS = (MASK_NONE, MASK_BOOL, MASK_ADD)
 
-# Fields of _frame.Call, by position (the NamedTuple's order).
-cdef enum CallField:
-    C_FUNC = 0
-    C_DTYPE = 1
-    C_BATCH = 2
-    C_GROUP = 3
-    C_L = 4
-    C_S = 5
-    C_E = 6
-    C_EV = 7
-    C_MASK_KIND = 8
-    C_CAUSAL = 9
-    C_WINDOW = 10
-    C_SCALE = 11
-    C_TOP_K = 12
-    C_THREADS = 13
-    C_PRECISION = 14
-    C_SOFTCAP = 15
-    C_SINKS = 16
-    C_ALIBI = 17
-    C_Q_LENS = 18
-    C_K_LENS = 19
-
-
 cdef int read_call(Frame *f, object call, tuple items) except -1:
     """Fill f from a validated _frame.Call; `items` is the batch shape the
     operands are walked over (call.batch, or call.items for GQA)."""

@@ -30,6 +30,7 @@ cimport numpy as cnp
 import numpy as np
 
 from ._cpu cimport active_isa, team_enter, team_leave
+from ._frame cimport C_FUNC
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
@@ -307,7 +308,7 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
     cdef int64_t nbh = p.f.nitems
     if nbh == 0 or p.f.L == 0:
         return
-    cdef str func = call[0]
+    cdef str func = call[C_FUNC]
     cdef cnp.ndarray thr_a = thr, idx_a = idx
     check_rows(thr_a, nbh * p.f.L, func, "top-k scores")
     check_rows(idx_a, nbh * p.f.L, func, "top-k indices")
