@@ -28,9 +28,9 @@ dynamic prange): it packs the head's K and V into its own buffer and
 computes all the head's items, with no barrier and K/V hot in its core's
 cache (B32 H8 L=S=128: 10-25 % faster than the grouped schedule).
 Otherwise batch·heads are taken in groups (enough items to keep every
-thread busy, packed K/V of at most GROUP_BYTES): for each group the team
-packs K and V (a prange over key blocks), then shares the group's items
-with a dynamic prange.  Key chunks exist for
+thread busy, packed K/V of at most the table's group_bytes): for each group
+the team packs K and V (a prange over key blocks), then shares the group's
+items with a dynamic prange.  Key chunks exist for
 decoding (few query blocks, long keys): with fewer than SPLIT_BELOW_ITEMS
 items in all, the keys are cut into chunks (the ISA's `chunk` keys) — a
 choice made from the shapes alone — each chunk yields a partial (m, l, O),
@@ -72,7 +72,8 @@ from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
                      floating, gemm_kernel, pack_a_k, pack_b_for, pack_b_k,
                      panel_depth, shift)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
-from ._tables cimport (cattn_attention_blocks, cattn_cols_f32_for,
+from ._tables cimport (cattn_attention_blocks, cattn_attention_blocks_for,
+                       cattn_cols_f32_for,
                        cattn_cols_f64_for, cattn_topk_f32_for,
                        cattn_topk_f64_for)
 from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
@@ -111,13 +112,12 @@ cdef extern from *:
 # whole step's fixed work; causal and windowed blocks are cut to the visible
 # keys in MR panels, so they use the same size); chunks of `chunk` keys for
 # few work items; the decode path (at most decode_max_l rows) reads
-# bk_target keys at a time in chunks of decode_chunk.  The schedule's
-# constants below decide only who computes what, never a bit.
+# bk_target keys at a time in chunks of decode_chunk; packed K and V of one
+# group of batch·heads stay under group_bytes.  The schedule's constants
+# below and group_bytes decide only who computes what, never a bit.
 #
 # Split keys into chunks when there are fewer work items than this.
 cdef int64_t SPLIT_BELOW_ITEMS = 16
-# Packed K and V of one group of batch·heads stay under this size.
-cdef int64_t GROUP_BYTES = 32 << 20
 # Each thread packs and computes whole heads when there are at least this
 # many heads per thread (few heads per thread: whole heads would balance
 # badly, so the team shares each head's query blocks instead).
@@ -1350,13 +1350,10 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
         check_rows(lse, nbh * p.f.L, func, "lse")
         lse_ptr = cnp.PyArray_DATA(lse)
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8, vl, group, slots
-    cdef cattn_attention_blocks blk
-    if p.f.is_f32:
-        vl = cattn_cols_f32_for(active_isa()).vl
-        blk = cattn_cols_f32_for(active_isa()).blocks
-    else:
-        vl = cattn_cols_f64_for(active_isa()).vl
-        blk = cattn_cols_f64_for(active_isa()).blocks
+    cdef cattn_attention_blocks blk = cattn_attention_blocks_for(
+        active_isa())[0]
+    vl = (cattn_cols_f32_for(active_isa()).vl if p.f.is_f32
+          else cattn_cols_f64_for(active_isa()).vl)
     # A few queries (decoding): stream K and V rows instead of packing
     # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
     if paged is not None:
@@ -1431,9 +1428,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     # memory bound (grouping never changes a result).
     cdef int64_t kv_bytes = (p.kpack_size + p.vpack_size) * itemsize
     group = max(1, min(nbh, cdiv(4 * nthreads, per_bh),
-                       GROUP_BYTES // max(kv_bytes, 1)))
+                       blk.group_bytes // max(kv_bytes, 1)))
     if (not decode and nbh >= PER_HEAD_MIN * nthreads
-            and nthreads * kv_bytes <= GROUP_BYTES):
+            and nthreads * kv_bytes <= blk.group_bytes):
         group = 0                   # the per-head schedule (see run)
     if schedule is not None:        # describe the schedule, run nothing
         schedule.append(describe(&p, nbh, group, nthreads))

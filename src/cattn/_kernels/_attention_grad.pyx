@@ -60,6 +60,7 @@ from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
                      shift, tile_product)
 from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
+from ._tables cimport cattn_attention_blocks, cattn_attention_blocks_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_query, first_visible, imax, imin, last_query,
@@ -71,12 +72,10 @@ cnp.import_array()
 cdef extern from "cattn_omp.h":
     pass
 
-# Query block (the depth of the dK and dV products) and key block (the
-# depth of the dQ product), rounded up to whole MR and NR panels.
-cdef int64_t BQ_TARGET = 64
-cdef int64_t BK_TARGET = 128
-# Packed operands of one group of heads (split schedule) stay under this.
-cdef int64_t GROUP_BYTES = 64 << 20
+# Query and key blocks (rounded up to whole MR and NR panels) and the
+# memory bound of the split schedule's groups: the ISA's row of the
+# attention block table (grad_bq, grad_bk, grad_group_bytes;
+# include/attention/cattn_attention.h).
 # Fewer kv heads than this: the grouped schedule, KEY_GROUPS key ranges.
 cdef int64_t FEW_HEADS = 8
 cdef int64_t KEY_GROUPS = 8
@@ -659,8 +658,10 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     cdef GemmKernel kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
                                        False)
-    p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
-    p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
+    cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
+        active_isa())
+    p.bq = cdiv(blk.grad_bq, kern.mr) * kern.mr
+    p.bk = cdiv(blk.grad_bk, kern.nr) * kern.nr
     p.nqb = cdiv(p.f.L, p.bq)
     p.nkb = cdiv(p.f.S, p.bk)
     p.ld = p.bk
@@ -684,7 +685,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
         schedule = FUSED
         nthreads = <int>min(nthreads, nkv)
     cdef bint fused = schedule == FUSED
-    group = max(1, min(nkv, GROUP_BYTES
+    group = max(1, min(nkv, blk.grad_group_bytes
                        // max((p.head + part_elems) * itemsize, 1)))
     if schedule_log is not None:
         schedule_log.append(describe(&p, nkv, schedule, group, nthreads))

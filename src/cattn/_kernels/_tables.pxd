@@ -9,7 +9,11 @@ from libc.stdint cimport int64_t, uint8_t
 cdef extern from "attention/cattn_attention.h":
     ctypedef struct cattn_attention_blocks:
         int64_t bq_target, bk_target, bk_max, chunk, decode_chunk
-        int64_t decode_max_l
+        int64_t decode_max_l, group_bytes
+        int64_t topk_bq, topk_bk
+        int64_t grad_bq, grad_bk, grad_group_bytes
+    const cattn_attention_blocks *cattn_attention_blocks_for(
+        int isa) noexcept nogil
     ctypedef struct cattn_cols_f32:
         const char *name
         int64_t vl
@@ -44,7 +48,6 @@ cdef extern from "attention/cattn_attention.h":
                              float) noexcept nogil
         void (*tile_alibi)(int64_t, int64_t, float *, int64_t, float,
                            int64_t) noexcept nogil
-        cattn_attention_blocks blocks
     ctypedef struct cattn_cols_f64:
         const char *name
         int64_t vl
@@ -79,7 +82,6 @@ cdef extern from "attention/cattn_attention.h":
                              double) noexcept nogil
         void (*tile_alibi)(int64_t, int64_t, double *, int64_t, double,
                            int64_t) noexcept nogil
-        cattn_attention_blocks blocks
     const cattn_cols_f32 *cattn_cols_f32_for(int isa) nogil
     const cattn_cols_f64 *cattn_cols_f64_for(int isa) nogil
 

@@ -37,7 +37,8 @@ from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
 from ._convert cimport storage_of
 from ._gemm cimport (GemmKernel, floating, gemm_kernel,
                      pack_a_k, pack_b_k, shift, tile_product)
-from ._tables cimport cattn_topk_f32_for, cattn_topk_f64_for
+from ._tables cimport (cattn_attention_blocks, cattn_attention_blocks_for,
+                       cattn_topk_f32_for, cattn_topk_f64_for)
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
                            first_visible, imax, imin, last_visible, mask_rows,
@@ -48,8 +49,8 @@ cnp.import_array()
 cdef extern from "cattn_omp.h":
     pass
 
-cdef int64_t BQ_TARGET = 96
-cdef int64_t BK_TARGET = 256
+# Query and key blocks of the scans: the ISA's row of the attention block
+# table (topk_bq, topk_bk; include/attention/cattn_attention.h).
 
 
 cdef struct Problem:
@@ -325,8 +326,10 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     cdef GemmKernel kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
                                        False)
-    p.bq = cdiv(BQ_TARGET, kern.mr) * kern.mr
-    p.bk = cdiv(BK_TARGET, kern.nr) * kern.nr
+    cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
+        active_isa())
+    p.bq = cdiv(blk.topk_bq, kern.mr) * kern.mr
+    p.bk = cdiv(blk.topk_bk, kern.nr) * kern.nr
     p.ld = p.bk
     p.nqb = cdiv(p.f.L, p.bq)
     cdef int nthreads = <int>max(1, min(p.f.threads, nbh * p.nqb))
