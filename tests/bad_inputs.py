@@ -50,6 +50,18 @@ NAMESPACE = {
     "grad": cattn.scaled_dot_product_attention_grad,
     "sdpa": cattn.scaled_dot_product_attention,
     "hard": cattn.hard_attention,
+    # varlen_attention: 8 packed tokens in two sequences (cu), 4 query and
+    # 2 key/value heads, float64
+    "xq": np.zeros((8, 4, 16)), "xk": np.zeros((8, 2, 16)),
+    "xv": np.zeros((8, 2, 8)), "cu": [0, 5, 8],
+    # paged_attention: 8 pages of 4 tokens, 2 key/value heads, float32; two
+    # sequences of 10 and 5 tokens on pages 0-2 and 3-4; one query token
+    # of 4 heads each
+    "pq": np.zeros((2, 4, 1, 32), np.float32),
+    "kp": np.zeros((8, 2, 4, 32), np.float32),
+    "vp": np.zeros((8, 2, 4, 24), np.float32),
+    "table": np.array([[0, 1, 2, -1], [3, 4, -1, -1]]),
+    "lens": np.array([10, 5]),
 }
 
 SOFTMAX_FAMILY = ("softmax", "log_softmax", "logsumexp")
@@ -279,6 +291,69 @@ ROWS = [
      ValueError, r"in_proj_weight has shape \(8, 8\)"),
     ("mha.load_state_dict(dict(sd, in_proj_bias=np.array(['a'] * 24)))",
      TypeError, "in_proj_bias has dtype"),
+    # Per-row lengths (the batch rows of q: B = 2; L = 4, S = 5).
+    ("sdpa(q, k, v, key_lengths=[3, 7])", ValueError,
+     r"scaled_dot_product_attention: key_lengths must lie in \[0, S\] = "
+     r"\[0, 5\], got 7"),
+    ("sdpa(q, k, v, query_lengths=[-1, 0])", ValueError,
+     r"query_lengths must lie in \[0, L\] = \[0, 4\], got -1"),
+    ("sdpa(q, k, v, query_lengths=[1, 2, 3])", ValueError,
+     r"query_lengths of shape \(3,\) does not broadcast to the batch rows "
+     r"\(2,\)"),
+    ("sdpa(q, k, v, key_lengths=np.ones(2))", TypeError,
+     "key_lengths must be an integer array, got dtype float64"),
+    ("sdpa(q, k, v, key_lengths=np.ones((4, 4), int))", ValueError,
+     r"key_lengths of shape \(4, 4\)"),
+    # varlen_attention: offsets from users are checked before any read.
+    ("cattn.varlen_attention(xq, xk, xv, [0, 5, 3, 8], cu, enable_gqa=True)",
+     ValueError, r"varlen_attention: cu_seqlens_q must not decrease: "
+     r"cu_seqlens_q\[2\] = 3 < cu_seqlens_q\[1\] = 5"),
+    ("cattn.varlen_attention(xq, xk, xv, [1, 5, 8], cu, enable_gqa=True)",
+     ValueError, "cu_seqlens_q must start at 0, got 1"),
+    ("cattn.varlen_attention(xq, xk, xv, cu, [0, 5, 9], enable_gqa=True)",
+     ValueError, r"cu_seqlens_k must end at the number of keys \(8, the "
+     r"packed array's first dimension\), got 9"),
+    ("cattn.varlen_attention(xq, xk, xv, cu, [0, 8], enable_gqa=True)",
+     ValueError, "cu_seqlens_q and cu_seqlens_k must describe as many "
+     "sequences: 2 and 1"),
+    ("cattn.varlen_attention(xq, xk, xv, [0.0, 5.0, 8.0], cu, "
+     "enable_gqa=True)", TypeError, "cu_seqlens_q must be a 1-D integer "
+     "array"),
+    ("cattn.varlen_attention(xq, xk, xv, [[0, 5, 8]], cu, enable_gqa=True)",
+     ValueError, "cu_seqlens_q must be a 1-D integer array"),
+    ("cattn.varlen_attention(xq, xk[:, :1].repeat(3, 1), "
+     "xv[:, :1].repeat(3, 1), cu, cu, enable_gqa=True)", ValueError,
+     "query has 4 heads and key/value 3"),
+    ("cattn.varlen_attention(xq[..., None], xk, xv, cu, cu, enable_gqa=True)",
+     ValueError, r"query must have 3 dimensions \(total_q, H, E\)"),
+    ("cattn.varlen_attention(xq, xk, xv, cu, cu, enable_gqa=True, "
+     "sinks=np.zeros(3))", ValueError, r"sinks of shape \(3,\)"),
+    # paged_attention: block tables and lengths from users are hostile.
+    ("cattn.paged_attention(pq, kp, vp, [[0, 99, 2, -1], [3, 4, -1, -1]], "
+     "lens)", ValueError, r"paged_attention: block_table\[0, 1\] = 99 is "
+     r"not a page: it must lie in \[0, num_pages\) = \[0, 8\)"),
+    ("cattn.paged_attention(pq, kp, vp, table, [0, 5])", ValueError,
+     r"seq_lens\[0\] = 0 must lie in \[L, max_pages · page_size\] = "
+     r"\[1, 16\]"),
+    ("cattn.paged_attention(pq, kp, vp, table, [10, 500])", ValueError,
+     r"seq_lens\[1\] = 500 must lie in"),
+    ("cattn.paged_attention(pq, kp, vp, table, [10.0, 5.0])", TypeError,
+     "seq_lens must be an integer array"),
+    ("cattn.paged_attention(pq, kp, vp, table.astype(float), lens)",
+     TypeError, "block_table must be an integer array"),
+    ("cattn.paged_attention(pq, kp, vp, table[:1], lens)", ValueError,
+     r"block_table must have shape \(B, max_pages\) = \(2, ...\)"),
+    ("cattn.paged_attention(pq, kp, vp.astype(np.float64), table, lens)",
+     TypeError, "key_pages and value_pages must share one dtype"),
+    ("cattn.paged_attention(pq.astype(np.float64), kp, vp, table, lens)",
+     TypeError, "pages of dtype float32 with a float64 query would compute "
+     "in float64: the cache is never copied"),
+    ("cattn.paged_attention(pq, cattn.quantize(kp, 8), vp, table, lens)",
+     TypeError, "key_pages and value_pages must both be quantized"),
+    ("cattn.paged_attention(pq[:, :3], kp, vp, table, lens)", ValueError,
+     r"the query heads \(3\) must be a multiple"),
+    ("cattn.paged_attention(pq[0], kp, vp, table, lens)", ValueError,
+     r"query must have 4 dimensions \(B, H, L, E\)"),
 ]
 
 # softmax, log_softmax and logsumexp share every rule.

@@ -294,7 +294,7 @@ def test_huge_logits_do_not_overflow(rng):
     ((4, 8, 130, 16), (4, 8, 200, 16), {"is_causal": True}),
     ((2, 4, 40, 16), (2, 4, 2100, 16), {}),      # per-head with key chunks
 ])
-def test_threads_bitwise_equal(case, rng):
+def test_threads_bitwise_equal(case, isa, rng):
     sq, sk, kw = case
     q, k, v = qkv(rng, sq, sk, sk, np.float32)
     base = sdpa(q, k, v, num_threads=1, return_lse=True, **kw)

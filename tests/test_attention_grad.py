@@ -213,7 +213,7 @@ def test_finite_differences(rng):
 
 
 @pytest.mark.parametrize("heads", [1, 2, 8, 16])
-def test_threads_bitwise_equal(heads, rng):
+def test_threads_bitwise_equal(heads, isa, rng):
     # 1, 2 heads: the grouped schedule for any thread count; 8 heads: fused
     # with 1-3 threads, split with 8 (same bits); 16 heads: fused.
     q, k, v = inputs(rng, (heads, 300, 32), (heads, 500, 32),

@@ -2,7 +2,8 @@
 
 Random shapes (edge-tile sizes, zero-size axes, broadcasting), layouts
 (transposed, sliced, negative strides), dtypes, masks, causal/window
-variants, GQA, scales and thread counts.  The default profile runs a few
+variants, GQA, scales, thread counts and SIMD levels (each example runs
+at one level this CPU has, drawn like the rest).  The default profile runs a few
 hundred cases per property (CI); CATTN_FUZZ=thorough runs 10,000 each.
 """
 import os
@@ -14,8 +15,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 import cattn  # noqa: E402
-from conftest import TOL as TOLERANCES                   # noqa: E402
-from cattn import _reference  # noqa: E402
+from conftest import ISAS, TOL as TOLERANCES             # noqa: E402
+from cattn import _config, _reference  # noqa: E402
 
 THOROUGH = os.environ.get("CATTN_FUZZ") == "thorough"
 settings.register_profile("ci", max_examples=200, deadline=None,
@@ -25,6 +26,16 @@ settings.load_profile("thorough" if THOROUGH else "ci")
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 TOL = TOLERANCES["layer"]
+
+
+def at_level(test):
+    """Run each example of a @given(data=...) test at a SIMD level drawn
+    from every level in use (conftest.ISAS)."""
+    def run(data, **kw):
+        with _config._isa(data.draw(st.sampled_from(ISAS), label="isa")):
+            test(data, **kw)
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return run
 
 
 @st.composite
@@ -56,6 +67,7 @@ def close(got, want, dtype, slack=0.0):
 
 
 @given(data=st.data(), dtype=DTYPES)
+@at_level
 def test_sdpa_matches_reference(data, dtype):
     B = data.draw(st.integers(0, 2))
     Hkv = data.draw(st.integers(1, 3))
@@ -108,6 +120,7 @@ def test_sdpa_matches_reference(data, dtype):
 
 
 @given(data=st.data(), dtype=DTYPES)
+@at_level
 def test_softmax_family_matches_reference(data, dtype):
     shape = tuple(data.draw(st.lists(st.integers(0, 40), min_size=1,
                                      max_size=3)))
@@ -129,6 +142,7 @@ def test_softmax_family_matches_reference(data, dtype):
 
 
 @given(data=st.data(), dtype=DTYPES)
+@at_level
 def test_matmul_matches_reference(data, dtype):
     m = data.draw(st.integers(0, 40))
     k = data.draw(st.integers(0, 300))
@@ -155,6 +169,7 @@ STORAGE16 = st.sampled_from(["float16", "bfloat16"])
 
 
 @given(data=st.data(), name=STORAGE16)
+@at_level
 def test_sdpa_16bit_matches_float32_and_reference(data, name):
     """16-bit inputs in random shapes, layouts and options: at
     precision="highest" the bits of the float32 call rounded once (where no

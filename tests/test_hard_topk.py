@@ -141,7 +141,7 @@ def test_zero_sizes(shape_q, shape_k, rng):
     np.testing.assert_array_equal(sdpa(q, k, v, top_k=2), sdpa(q, k, v))
 
 
-def test_out_and_threads(rng):
+def test_out_and_threads(isa, rng):
     q, k, v = (rng.standard_normal(s).astype(np.float32)
                for s in ((4, 300, 16), (4, 700, 16), (4, 700, 16)))
     base_h = hard(q, k, v, num_threads=1, return_indices=True)

@@ -55,7 +55,7 @@ def test_larger_shapes(dtype, shape, isa, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_threads_bitwise_equal(dtype, rng):
+def test_threads_bitwise_equal(dtype, isa, rng):
     cases = [((517, 300), (300, 611)), ((3, 700), (700, 900)),
              ((16, 40, 50), (50, 30)), ((2, 200, 100), (2, 100, 300))]
     for sa, sb in cases:

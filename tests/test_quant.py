@@ -98,7 +98,7 @@ def test_sdpa_on_int8_kv(qdtype, L, S, opts, isa, rng):
                   <= eps * (np.abs(ref).max(axis=-1, keepdims=True) + 1e-30))
 
 
-def test_int8_kv_threads_and_layouts(rng):
+def test_int8_kv_threads_and_layouts(isa, rng):
     q = rng.standard_normal((2, 4, 1, 64)).astype(np.float32)
     kq = cattn.quantize(rng.standard_normal((2, 4, 900, 64)))
     vq = cattn.quantize(rng.standard_normal((2, 4, 900, 64)))

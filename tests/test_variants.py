@@ -230,7 +230,7 @@ def test_softcap_accuracy(isa):
         assert np.isnan(s[2]) and s[3] == 0 and np.signbit(s[4])
 
 
-def test_threads_do_not_change_bits(rng):
+def test_threads_do_not_change_bits(isa, rng):
     for L, S in ((3, 5000), (100, 300)):
         q, k, v = qkv(rng, np.float32, L, S)
         kw = dict(softcap=10.0, sinks=rng.standard_normal(4),

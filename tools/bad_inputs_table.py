@@ -20,7 +20,11 @@ float32 (2, 3, 4, 8), (2, 3, 5, 8), (2, 3, 5, 6); `x` float64 (5, 4); `a`,
 `b` float32 (2, 3), (3, 4); `ro`, `ro1`, `ro2` read-only arrays; `gq`,
 `gk`, `go`, `glse` a forward's inputs and results; `mha` a
 `MultiHeadAttention(8, 2)` and `sd` its `state_dict()`; `x8` float32
-(2, 3, 8); `sdpa`, `hard`, `grad` the attention functions.
+(2, 3, 8); `sdpa`, `hard`, `grad` the attention functions.  varlen:
+`xq`, `xk`, `xv` float64 (8, 4, 16), (8, 2, 16), (8, 2, 8) packed tokens
+and `cu` = [0, 5, 8].  paged: `pq` float32 (2, 4, 1, 32) queries, `kp`,
+`vp` float32 pages (8, 2, 4, 32), (8, 2, 4, 24), `table` =
+[[0, 1, 2, -1], [3, 4, -1, -1]], `lens` = [10, 5].
 """
 
 

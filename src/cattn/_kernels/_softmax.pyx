@@ -53,6 +53,13 @@ cdef inline int threads_for(int64_t rows, int64_t n, int num_threads) noexcept n
     return <int>(useful if useful < num_threads else num_threads)
 
 
+
+def team_size(int64_t rows, int64_t n, int num_threads):
+    """The threads the row drivers run `rows` rows of n elements on, given
+    num_threads (at least MIN_ELEMENTS_PER_THREAD elements each): what a
+    thread-count test needs to know to be able to fail."""
+    return threads_for(rows, n, num_threads)
+
 cdef inline void map_row(int op, const cattn_rows_f32 *k32,
                          const cattn_rows_f64 *k64, int64_t n,
                          const floating *x, floating *y) noexcept nogil:
