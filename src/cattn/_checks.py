@@ -1,6 +1,7 @@
 """The thin validation layer every public function goes through.
 
-Rules (the same for every function; tests/test_checks.py holds them):
+Rules (the same for every function; each bad input the suite knows is a
+row of tests/bad_inputs.py, run by tests/test_reliability.py):
 
 * Inputs are array-likes.  float32 and float64 are computed as they are;
   the 16-bit storage dtypes float16 and ml_dtypes.bfloat16 are computed in
