@@ -71,7 +71,8 @@ from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_q8_view, element,
 from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
                      floating, gemm_kernel, pack_a_k, pack_b_for, pack_b_k,
                      panel_depth, shift)
-from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
+from ._softmax cimport (cattn_rows_f32, cattn_rows_f32_for, cattn_rows_f64,
+                       cattn_rows_f64_for)
 from ._tables cimport (cattn_attention_blocks, cattn_attention_blocks_for,
                        cattn_cols_f32_for,
                        cattn_cols_f64_for, cattn_topk_f32_for,
@@ -155,6 +156,9 @@ cdef struct Problem:
     # in float32; a kern_v with pairs rounds P to bf16 and runs O = P V as
     # Oᵀ = Vᵀ Pᵀ into a transposed accumulator (the default precision).
     GemmKernel kern, kern_v
+    # The decode rows' row kernels (softmax/, at the call's level p.f.isa).
+    const cattn_rows_f32 *r32
+    const cattn_rows_f64 *r64
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
@@ -282,11 +286,12 @@ cdef void stream_keys(const Problem *p, int which, const void **xs,
                     else:
                         prefetch_run(p, 0, others[r], bh + r, j0 + n, p.bk)
             if which == 0:
-                dot_rows_from(p.storage, m, p.f.E, qs[r],
+                dot_rows_from(p.f.isa, p.storage, m, p.f.E, qs[r],
                               kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
                               <floating>p.f.scale, s + r * ld + (j - j0))
             elif live == NULL or live[r]:
-                axpy_rows_from(p.storage, m, p.f.Ev, s + r * ld + (j - j0),
+                axpy_rows_from(p.f.isa, p.storage, m, p.f.Ev,
+                               s + r * ld + (j - j0),
                                kv_src(p, 1, row, p.rs_v, &view), p.rs_v,
                                acc + r * p.ev_pad)
         j += m
@@ -369,27 +374,29 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     else:
         pack_b_k(kv, nk, p.f.Ev, kv_src(p, 1, src, rs_v, &view),
                  rs_v, p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
-        vflag[kb] = sanitize(nk * p.ev_pad, vblock)
+        vflag[kb] = sanitize(p, nk * p.ev_pad, vblock)
 
 
 cdef inline bint nonfinite(floating x) noexcept nogil:
     return x - x != 0                   # inf - inf and NaN - NaN are NaN
 
 
-cdef inline bint any_nonfinite(int64_t n, const floating *x) noexcept nogil:
+cdef inline bint any_nonfinite(const Problem *p, int64_t n,
+                               const floating *x) noexcept nogil:
     """True if x[0:n] holds an inf or a NaN (tile.tmpl.h)."""
     if floating is float:
-        return cattn_cols_f32_for(active_isa()).any_nonfinite(n, x)
+        return p.f.c32.any_nonfinite(n, x)
     else:
-        return cattn_cols_f64_for(active_isa()).any_nonfinite(n, x)
+        return p.f.c64.any_nonfinite(n, x)
 
 
-cdef inline bint sanitize(int64_t n, floating *x) noexcept nogil:
+cdef inline bint sanitize(const Problem *p, int64_t n,
+                          floating *x) noexcept nogil:
     """Replace the infs and NaNs of x[0:n] by 0; True if there were any."""
     if floating is float:
-        return cattn_cols_f32_for(active_isa()).zero_nonfinite(n, x)
+        return p.f.c32.zero_nonfinite(n, x)
     else:
-        return cattn_cols_f64_for(active_isa()).zero_nonfinite(n, x)
+        return p.f.c64.zero_nonfinite(n, x)
 
 
 cdef void nonfinite_values(const Problem *p, const void *v, int64_t bh,
@@ -435,7 +442,7 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
     top-k (thr_idx not NULL, this head's rows) also every key outside the
     query's top k."""
     cdef int64_t j, q, lo, hi, ti
-    cdef int isa = active_isa()
+    cdef int isa = p.f.isa
     cdef floating *row
     if p.f.mask_kind == MASK_ADD:
         if floating is float:
@@ -477,25 +484,26 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
                     row[q] = -INFINITY
 
 
-cdef inline bint online_softmax(int64_t nk, int64_t nq, int64_t nq_pad,
-                                floating *st, int64_t ld, Scratch *w,
-                                floating *alpha) noexcept nogil:
+cdef inline bint online_softmax(const Problem *p, int64_t nk, int64_t nq,
+                                int64_t nq_pad, floating *st, int64_t ld,
+                                Scratch *w, floating *alpha) noexcept nogil:
     """Pᵀ = exp(Sᵀ - m'), with m, l updated in w (cols.tmpl.h); True if
     acc must be rescaled by alpha."""
     if floating is float:
-        return cattn_cols_f32_for(active_isa()).online_softmax(
+        return p.f.c32.online_softmax(
             nk, nq, nq_pad, st, ld, w.m, w.l, <float *>w.colbuf, alpha)
     else:
-        return cattn_cols_f64_for(active_isa()).online_softmax(
+        return p.f.c64.online_softmax(
             nk, nq, nq_pad, st, ld, w.m, w.l, <double *>w.colbuf, alpha)
 
 
-cdef inline void scale_rows(int64_t nq, int64_t n, floating *acc, int64_t ld,
+cdef inline void scale_rows(const Problem *p, int64_t nq, int64_t n,
+                            floating *acc, int64_t ld,
                             const floating *alpha) noexcept nogil:
     if floating is float:
-        cattn_cols_f32_for(active_isa()).scale_rows(nq, n, acc, ld, alpha)
+        p.f.c32.scale_rows(nq, n, acc, ld, alpha)
     else:
-        cattn_cols_f64_for(active_isa()).scale_rows(nq, n, acc, ld, alpha)
+        p.f.c64.scale_rows(nq, n, acc, ld, alpha)
 
 
 cdef void attend_block(const Problem *p, const Visibility *vis,
@@ -594,12 +602,13 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         # Only the vectors that hold real queries: columns are independent,
         # so a short last block (or a tiny L) skips the padding's work.
-        if online_softmax(nj, nq, cdiv(nq, p.vl) * p.vl, st_j, bq, w, alpha):
+        if online_softmax(p, nj, nq, cdiv(nq, p.vl) * p.vl, st_j, bq, w,
+                          alpha):
             if kv.pairs:
                 if floating is float:
                     kv.scale_cols(p.ev_rows, nq, acct, bq, alpha)
             else:
-                scale_rows(nq, ev_pad, acc, ev_pad, alpha)
+                scale_rows(p, nq, ev_pad, acc, ev_pad, alpha)
 
         if kv.pairs:
             # Oᵀ += Vᵀ Pᵀ: Pᵀ rounded to bf16 pairs (whole vectors of
@@ -651,19 +660,20 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
                 acc[r * ev_pad + c] = acct[c * bq + r]
 
 
-cdef inline floating row_max(int64_t n, const floating *x) noexcept nogil:
+cdef inline floating row_max(const Problem *p, int64_t n,
+                             const floating *x) noexcept nogil:
     if floating is float:
-        return cattn_rows_f32_for(active_isa()).max(n, x)
+        return p.r32.max(n, x)
     else:
-        return cattn_rows_f64_for(active_isa()).max(n, x)
+        return p.r64.max(n, x)
 
 
-cdef inline floating row_exp_sum(int64_t n, floating *x,
+cdef inline floating row_exp_sum(const Problem *p, int64_t n, floating *x,
                                  floating shift) noexcept nogil:
     if floating is float:
-        return cattn_rows_f32_for(active_isa()).exp_sum(n, x, shift, x)
+        return p.r32.exp_sum(n, x, shift, x)
     else:
-        return cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
+        return p.r64.exp_sum(n, x, shift, x)
 
 
 cdef void attend_rows(const Problem *p, const Visibility *vis,
@@ -698,7 +708,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                                         p.q_size)
         if p.q_storage != NATIVE:
             if floating is float:
-                widen(p.q_storage, active_isa(), p.f.E, qi[r], 1,
+                widen(p.q_storage, p.f.isa, p.f.E, qi[r], 1,
                       <float *>w.qrow + r * p.f.E)
             qi[r] = <const floating *>w.qrow + r * p.f.E
         w.m[r] = -INFINITY
@@ -729,10 +739,10 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
             if p.f.mask_kind != MASK_NONE:
                 # One row tile of keys kb.. (already cut to what row i may
                 # see, so only the mask acts).
-                mask_rows(vis, p.f.mask_kind, <const char *>mask
+                mask_rows(p.f.isa, vis, p.f.mask_kind, <const char *>mask
                           + off_m[bh0 + r] * mask_item, p.rs_m, p.cs_m, s,
                           nk, i, 1, kb, nk)
-            mx = row_max(nk, s)
+            mx = row_max(p, nk, s)
             m_new = mx if mx > w.m[r] else <floating>w.m[r]
             if m_new == -INFINITY:
                 # Nothing visible yet; a NaN behind the -inf max must
@@ -742,7 +752,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                         w.l[r] = s[j]
                 continue
             alpha = exp(w.m[r] - m_new)
-            w.l[r] = w.l[r] * alpha + row_exp_sum(nk, s, m_new)
+            w.l[r] = w.l[r] * alpha + row_exp_sum(p, nk, s, m_new)
             if alpha != 1:
                 for c in range(p.f.Ev):
                     acc[c] = acc[c] * <floating>alpha
@@ -754,7 +764,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                     live, kb, nk, accs)
         for r in range(nr):
             acc = accs + r * p.ev_pad
-            if not live[r] or not any_nonfinite(p.f.Ev, acc):
+            if not live[r] or not any_nonfinite(p, p.f.Ev, acc):
                 continue
             # An inf or NaN value arrived: redo the block without the keys
             # of weight 0 (hidden ones), whose values must not reach the
@@ -812,18 +822,18 @@ cdef void write_rows(const Problem *p, Scratch *w, int64_t bh, int64_t nq,
         add_sink(p.f.sinks[bh], nq, p.f.Ev, w.m, w.l, acc, p.ev_pad)
     if p.out_storage == NATIVE:
         if floating is float:
-            cattn_cols_f32_for(active_isa()).finish_rows(
+            p.f.c32.finish_rows(
                 nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, <float *>o, p.rs_o,
                 p.cs_o, lse)
         else:
-            cattn_cols_f64_for(active_isa()).finish_rows(
+            p.f.c64.finish_rows(
                 nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, <double *>o, p.rs_o,
                 p.cs_o, lse)
     elif floating is float:
-        cattn_cols_f32_for(active_isa()).finish_rows(
+        p.f.c32.finish_rows(
             nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, acc, p.ev_pad, 1, lse)
         for r in range(nq):
-            narrow(p.out_storage, active_isa(), p.f.Ev, acc + r * p.ev_pad,
+            narrow(p.out_storage, p.f.isa, p.f.Ev, acc + r * p.ev_pad,
                    <char *>o + r * p.rs_o * p.out_size, p.cs_o)
 
 
@@ -832,10 +842,10 @@ cdef inline void save_partial(const Problem *p, Scratch *w, int64_t nq,
     """Store (m, l, acc) of nq rows as rows of [m, l, acc[0:Ev]]
     (tile.tmpl.h)."""
     if floating is float:
-        cattn_cols_f32_for(active_isa()).save_partial(
+        p.f.c32.save_partial(
             nq, p.f.Ev, w.m, w.l, <float *>w.acc, p.ev_pad, part)
     else:
-        cattn_cols_f64_for(active_isa()).save_partial(
+        p.f.c64.save_partial(
             nq, p.f.Ev, w.m, w.l, <double *>w.acc, p.ev_pad, part)
 
 
@@ -844,11 +854,11 @@ cdef inline void merge_partials(const Problem *p, const floating *part,
     """Combine the nchunks partials of nq rows, in chunk order, into w
     (tile.tmpl.h)."""
     if floating is float:
-        cattn_cols_f32_for(active_isa()).merge_partials(
+        p.f.c32.merge_partials(
             nq, p.nchunks, p.f.Ev, part, p.bq * (p.f.Ev + 2), w.m, w.l,
             <float *>w.acc, p.ev_pad)
     else:
-        cattn_cols_f64_for(active_isa()).merge_partials(
+        p.f.c64.merge_partials(
             nq, p.nchunks, p.f.Ev, part, p.bq * (p.f.Ev + 2), w.m, w.l,
             <double *>w.acc, p.ev_pad)
 
@@ -1350,10 +1360,10 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
         check_rows(lse, nbh * p.f.L, func, "lse")
         lse_ptr = cnp.PyArray_DATA(lse)
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8, vl, group, slots
-    cdef cattn_attention_blocks blk = cattn_attention_blocks_for(
-        active_isa())[0]
-    vl = (cattn_cols_f32_for(active_isa()).vl if p.f.is_f32
-          else cattn_cols_f64_for(active_isa()).vl)
+    cdef cattn_attention_blocks blk = cattn_attention_blocks_for(p.f.isa)[0]
+    vl = p.f.c32.vl if p.f.is_f32 else p.f.c64.vl
+    p.r32 = cattn_rows_f32_for(p.f.isa)
+    p.r64 = cattn_rows_f64_for(p.f.isa)
     # A few queries (decoding): stream K and V rows instead of packing
     # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
     if paged is not None:
@@ -1370,10 +1380,10 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     # float32 kernel's scores, which the forward must repeat bit for bit.
     cdef bint pairs = (thr is None and not decode
                        and p.q_storage == p.storage)
-    p.kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage, pairs)
+    p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, pairs)
     if p.q_storage != p.storage:        # K's packers, Q's own B packer
-        p.kern.pack_b = pack_b_for(active_isa(), p.q_storage)
-    p.kern_v = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+        p.kern.pack_b = pack_b_for(p.f.isa, p.q_storage)
+    p.kern_v = gemm_kernel(p.f.isa, p.f.is_f32, p.storage,
                            pairs and not p.f.highest)
     if p.kern.mr != p.kern_v.mr or p.kern.nr != p.kern_v.nr:
         raise AssertionError(f"{func}: cattn internal error: tile products "

@@ -231,12 +231,12 @@ cdef void pack_head_item(const Problem *p, const GemmKernel *kern,
 
 # ---------------------------------------------------------------- tiles --
 
-cdef inline void exp_shifted(int64_t n, floating *x,
+cdef inline void exp_shifted(int isa, int64_t n, floating *x,
                              floating shift) noexcept nogil:
     if floating is float:
-        cattn_rows_f32_for(active_isa()).exp_sum(n, x, shift, x)
+        cattn_rows_f32_for(isa).exp_sum(n, x, shift, x)
     else:
-        cattn_rows_f64_for(active_isa()).exp_sum(n, x, shift, x)
+        cattn_rows_f64_for(isa).exp_sum(n, x, shift, x)
 
 
 cdef inline void softcap_grad(int64_t n, floating *ds, const floating *c,
@@ -284,8 +284,8 @@ cdef void tile(const Problem *p, const Visibility *vis,
                       <floating *>w.capt)
     if p.f.mask_kind != MASK_NONE or not block_fully_visible(vis, i0, nq,
                                                            k0, nk):
-        mask_rows(vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld, i0, nq,
-                  k0, nk)
+        mask_rows(p.f.isa, vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld,
+                  i0, nq, k0, nk)
 
     # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
     # forward (lse = -inf) has P = 0, so no gradient.
@@ -297,7 +297,7 @@ cdef void tile(const Problem *p, const Visibility *vis,
             for j in range(nk):
                 row[j] = 0
         else:
-            exp_shifted(nk, row, shift)
+            exp_shifted(p.f.isa, nk, row, shift)
         di = d[r]
         bad = False
         for j in range(nk):
@@ -348,7 +348,7 @@ cdef void add_dq(const Problem *p, const GemmKernel *kern,
     cdef int64_t mr = kern.mr, nr = kern.nr, r, je
     cdef const floating *kbp = kpack + (p.f.E + p.f.Ev) * p.ld
     cdef floating *dspack = <floating *>w.dspack
-    pack_a(nq, nk, <floating *>w.dt, p.ld, 1, mr, dspack)
+    pack_a(p.f.isa, nq, nk, <floating *>w.dt, p.ld, 1, mr, dspack)
     for r in range(cdiv(nq, mr)):
         for je in range(cdiv(p.f.E, nr)):
             call_ukernel(kern, nk, dspack + r * mr * nk, mr,
@@ -464,7 +464,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
               floating *dmask, int64_t nkv, int schedule, int64_t group,
               const Arena *arena, floating *packs, floating *parts,
               int nthreads) noexcept nogil:
-    cdef GemmKernel kern = gemm_kernel(active_isa(), floating is float,
+    cdef GemmKernel kern = gemm_kernel(p.f.isa, floating is float,
                                        p.storage, False)
     cdef int64_t per_head = p.G * p.nqb + p.nkb
     cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb, grp, c, i0, nq
@@ -656,10 +656,10 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             raise AssertionError(f"{func}: cattn internal error: operands "
                                  "of different dtypes")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
-    cdef GemmKernel kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+    cdef GemmKernel kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage,
                                        False)
     cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
-        active_isa())
+        p.f.isa)
     p.bq = cdiv(blk.grad_bq, kern.mr) * kern.mr
     p.bk = cdiv(blk.grad_bk, kern.nr) * kern.nr
     p.nqb = cdiv(p.f.L, p.bq)

@@ -6,7 +6,6 @@
 cimport numpy as cnp
 from libc.stdint cimport int8_t, int64_t, uint16_t
 
-from ._cpu cimport active_isa
 
 cdef extern from "convert/cattn_convert.h":
     ctypedef struct cattn_convert:
@@ -74,9 +73,10 @@ cdef inline void narrow(int storage, int isa, int64_t n, const float *src,
 cdef inline double element(int storage, bint is_f32, const void *x,
                            int64_t i) noexcept nogil:
     """Element i of an operand held in `storage` (NATIVE: float32 if
-    is_f32, else float64), widened; for the drivers' scalar paths."""
+    is_f32, else float64), widened; for the drivers' scalar paths.  One
+    element widens exactly at any level: the portable row (0) does it."""
     cdef float f
     if storage == NATIVE:
         return (<const float *>x)[i] if is_f32 else (<const double *>x)[i]
-    widen(storage, active_isa(), 1, <const uint16_t *>x + i, 1, &f)
+    widen(storage, 0, 1, <const uint16_t *>x + i, 1, &f)
     return f

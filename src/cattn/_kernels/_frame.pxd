@@ -17,7 +17,8 @@ from libc.stdint cimport int64_t
 
 from ._cpu cimport active_isa
 from ._gemm cimport floating
-from ._tables cimport cattn_cols_f32_for, cattn_cols_f64_for
+from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
+                      cattn_cols_f64_for)
 from ._visibility cimport Visibility
 
 
@@ -69,6 +70,12 @@ cdef struct Frame:
     const int64_t *q_lens
     const int64_t *k_lens
     bint bottom_right       # is_causal="bottom_right": diag = S - L
+    # The SIMD level of this call and its rows of the column-kernel tables,
+    # resolved once (read_call): every kernel a driver runs for the call
+    # comes from this level, and no tile loop looks a table up again.
+    int isa
+    const cattn_cols_f32 *c32
+    const cattn_cols_f64 *c64
 
 
 cdef struct Operand:
@@ -156,10 +163,10 @@ cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,
     cdef int64_t r, c
     if f.softcap > 0:
         if floating is float:
-            cattn_cols_f32_for(active_isa()).tile_softcap(
+            f.c32.tile_softcap(
                 rows, n, x, ld, <float>f.softcap)
         else:
-            cattn_cols_f64_for(active_isa()).tile_softcap(
+            f.c64.tile_softcap(
                 rows, n, x, ld, f.softcap)
         if capped != NULL:
             for r in range(rows):
@@ -167,10 +174,10 @@ cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,
                     capped[r * ld + c] = x[r * ld + c]
     if f.slopes != NULL:
         if floating is float:
-            cattn_cols_f32_for(active_isa()).tile_alibi(
+            f.c32.tile_alibi(
                 rows, n, x, ld, <float>-f.slopes[item], d0)
         else:
-            cattn_cols_f64_for(active_isa()).tile_alibi(
+            f.c64.tile_alibi(
                 rows, n, x, ld, -f.slopes[item], d0)
 
 

@@ -51,6 +51,9 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.is_native = dtype.type_num in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)
     f.is_f32 = dtype.type_num != cnp.NPY_FLOAT64    # 16-bit: float32
     f.nitems = nitems_of(items)
+    f.isa = active_isa()
+    f.c32 = cattn_cols_f32_for(f.isa)
+    f.c64 = cattn_cols_f64_for(f.isa)
     set_visibility(&f.vis, f.L, f.S, causal is not None,
                    f.S - f.L if causal == "bottom_right" else 0,
                    window[0] if window is not None else None,

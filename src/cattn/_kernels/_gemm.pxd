@@ -46,6 +46,7 @@ ctypedef void (*scale_cols_fn)(int64_t, int64_t, float *, int64_t,
 # (pairs: panels of bf16 pairs, ceil(depth / 2) 32-bit words per row or
 # column).  Drivers pack and multiply only through it.
 cdef struct GemmKernel:
+    int isa                  # the level it was resolved at (its packers')
     const void *ukernel      # cattn_gemm_ukernel_f32_fn (pairs too) or _f64_fn
     const char *name
     int64_t mr, nr, kc, mc, nc
@@ -86,8 +87,8 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
                        floating *c, int64_t ldc) noexcept nogil
 
 # A block of A in the compute dtype itself (the backward's dS tile).
-cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
-                 int64_t cs_a, int64_t mr, floating *dst) noexcept nogil
+cdef void pack_a(int isa, int64_t mc, int64_t kc, const floating *a,
+                 int64_t rs_a, int64_t cs_a, int64_t mr, floating *dst) noexcept nogil
 
 # Through a kernel's packers: A or B read from the storage the kernel was
 # made for (gemm_kernel).
@@ -99,15 +100,15 @@ cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
                    int64_t q1, floating *dst) noexcept nogil
 
 # Row-streaming kernels (include/gemm/cattn_gemv.h): products with a few rows.
-cdef void dot_rows(int64_t n, int64_t k, const floating *x,
+cdef void dot_rows(int isa, int64_t n, int64_t k, const floating *x,
                    const floating *rows, int64_t rs, floating scale,
                    floating *out) noexcept nogil
-cdef void axpy_rows(int64_t n, int64_t k, const floating *coef,
+cdef void axpy_rows(int isa, int64_t n, int64_t k, const floating *coef,
                     const floating *rows, int64_t rs,
                     floating *acc) noexcept nogil
-cdef void dot_rows_from(int storage, int64_t n, int64_t k,
+cdef void dot_rows_from(int isa, int storage, int64_t n, int64_t k,
                         const floating *x, const void *rows, int64_t rs,
                         floating scale, floating *out) noexcept nogil
-cdef void axpy_rows_from(int storage, int64_t n, int64_t k,
+cdef void axpy_rows_from(int isa, int storage, int64_t n, int64_t k,
                          const floating *coef, const void *rows, int64_t rs,
                          floating *acc) noexcept nogil

@@ -108,6 +108,7 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     cdef const cattn_gemm_kernel_f64 *k64
     cdef const cattn_gemm_kernel_bf16 *kbf = cattn_gemm_kernel_bf16_for(isa)
     cdef GemmKernel g
+    g.isa = isa
     g.pairs = False
     g.pack_b_f32 = NULL
     g.zero_nonfinite = NULL
@@ -155,13 +156,13 @@ cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
             k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta)
 
 
-cdef void pack_a(int64_t mc, int64_t kc, const floating *a, int64_t rs_a,
-                 int64_t cs_a, int64_t mr, floating *dst) noexcept nogil:
+cdef void pack_a(int isa, int64_t mc, int64_t kc, const floating *a,
+                 int64_t rs_a, int64_t cs_a, int64_t mr, floating *dst) noexcept nogil:
     if floating is float:
-        cattn_gemm_kernel_f32_for(active_isa()).pack_a(mc, kc, a, rs_a, cs_a,
+        cattn_gemm_kernel_f32_for(isa).pack_a(mc, kc, a, rs_a, cs_a,
                                                        mr, dst)
     else:
-        cattn_gemm_kernel_f64_for(active_isa()).pack_a(mc, kc, a, rs_a, cs_a,
+        cattn_gemm_kernel_f64_for(isa).pack_a(mc, kc, a, rs_a, cs_a,
                                                        mr, dst)
 
 
@@ -171,7 +172,7 @@ cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,
     if floating is float:
         kern.pack_a(mc, kc, a, rs_a, cs_a, kern.mr, dst)
     else:
-        cattn_gemm_kernel_f64_for(active_isa()).pack_a(mc, kc, a, rs_a,
+        cattn_gemm_kernel_f64_for(kern.isa).pack_a(mc, kc, a, rs_a,
                                                        cs_a, kern.mr, dst)
 
 
@@ -181,7 +182,7 @@ cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
     if floating is float:
         kern.pack_b(kc, nc, b, rs_b, cs_b, kern.nr, q0, q1, dst)
     else:
-        cattn_gemm_kernel_f64_for(active_isa()).pack_b(kc, nc, b, rs_b,
+        cattn_gemm_kernel_f64_for(kern.isa).pack_b(kc, nc, b, rs_b,
                                                        cs_b, kern.nr, q0, q1,
                                                        dst)
 
@@ -216,46 +217,46 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
                              alpha, 0 if t == 0 else 1)
 
 
-cdef void dot_rows(int64_t n, int64_t k, const floating *x,
+cdef void dot_rows(int isa, int64_t n, int64_t k, const floating *x,
                    const floating *rows, int64_t rs, floating scale,
                    floating *out) noexcept nogil:
     """out[j] = scale · (x · rows[j]) for j < n; rows[j] = rows + j·rs, each
     of k contiguous elements."""
     if floating is float:
-        cattn_gemv_f32_for(active_isa()).dot_rows(n, k, x, rows, rs, scale,
+        cattn_gemv_f32_for(isa).dot_rows(n, k, x, rows, rs, scale,
                                                   out)
     else:
-        cattn_gemv_f64_for(active_isa()).dot_rows(n, k, x, rows, rs, scale,
+        cattn_gemv_f64_for(isa).dot_rows(n, k, x, rows, rs, scale,
                                                   out)
 
 
-cdef void axpy_rows(int64_t n, int64_t k, const floating *coef,
+cdef void axpy_rows(int isa, int64_t n, int64_t k, const floating *coef,
                     const floating *rows, int64_t rs,
                     floating *acc) noexcept nogil:
     """acc[0:k] += Σ_j coef[j] · rows[j] for j < n, in order of j."""
     if floating is float:
-        cattn_gemv_f32_for(active_isa()).axpy_rows(n, k, coef, rows, rs, acc)
+        cattn_gemv_f32_for(isa).axpy_rows(n, k, coef, rows, rs, acc)
     else:
-        cattn_gemv_f64_for(active_isa()).axpy_rows(n, k, coef, rows, rs, acc)
+        cattn_gemv_f64_for(isa).axpy_rows(n, k, coef, rows, rs, acc)
 
 
-cdef void dot_rows_from(int storage, int64_t n, int64_t k,
+cdef void dot_rows_from(int isa, int storage, int64_t n, int64_t k,
                         const floating *x, const void *rows, int64_t rs,
                         floating scale, floating *out) noexcept nogil:
     if storage == NATIVE:
-        dot_rows(n, k, x, <const floating *>rows, rs, scale, out)
+        dot_rows(isa, n, k, x, <const floating *>rows, rs, scale, out)
     elif floating is float:
-        cattn_convert_for(active_isa(), storage).dot_rows(n, k, x, rows, rs,
+        cattn_convert_for(isa, storage).dot_rows(n, k, x, rows, rs,
                                                           scale, out)
 
 
-cdef void axpy_rows_from(int storage, int64_t n, int64_t k,
+cdef void axpy_rows_from(int isa, int storage, int64_t n, int64_t k,
                          const floating *coef, const void *rows, int64_t rs,
                          floating *acc) noexcept nogil:
     if storage == NATIVE:
-        axpy_rows(n, k, coef, <const floating *>rows, rs, acc)
+        axpy_rows(isa, n, k, coef, <const floating *>rows, rs, acc)
     elif floating is float:
-        cattn_convert_for(active_isa(), storage).axpy_rows(n, k, coef, rows,
+        cattn_convert_for(isa, storage).axpy_rows(n, k, coef, rows,
                                                            rs, acc)
 
 
@@ -272,6 +273,7 @@ cdef struct Operands:
     int64_t rs_a, cs_a, rs_b, cs_b, rs_c, cs_c
     int storage
     int64_t size
+    int isa           # the call's SIMD level, resolved once
 
 
 cdef void compute_share(const GemmKernel *kern, const Operands *op,
@@ -438,7 +440,7 @@ cdef void gemv_item(const Operands *op, int64_t i, int64_t j0,
                                                         op.size)
     if op.storage != NATIVE:
         if floating is float:
-            widen(op.storage, active_isa(), op.k, coef, op.cs_a, tmp)
+            widen(op.storage, op.isa, op.k, coef, op.cs_a, tmp)
         coef = tmp
     elif op.cs_a != 1:
         for p in range(op.k):
@@ -448,11 +450,11 @@ cdef void gemv_item(const Operands *op, int64_t i, int64_t j0,
         # C[i, :] = Σ_p A[i, p] · B[p, :]: axpy over contiguous rows of B.
         for j in range(nj):
             row[j] = 0
-        axpy_rows_from(op.storage, op.k, nj, coef,
+        axpy_rows_from(op.isa, op.storage, op.k, nj, coef,
                        shift(op.b, j0, op.size), op.rs_b, row)
     else:
         # C[i, j] = A[i, :] · B[:, j]: dot products with contiguous columns.
-        dot_rows_from(op.storage, nj, op.k, coef,
+        dot_rows_from(op.isa, op.storage, nj, op.k, coef,
                       shift(op.b, j0 * op.cs_b, op.size), op.cs_b,
                       <floating>1, row)
     for j in range(nj):
@@ -531,8 +533,8 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
              int64_t rs_c, int64_t cs_c, int num_threads, bint pairs):
     cdef int64_t nbatch = off_c.shape[0]
     cdef Operands op
-    cdef GemmKernel kern = gemm_kernel(active_isa(), floating is float,
-                                       storage, pairs)
+    cdef int isa = active_isa()
+    cdef GemmKernel kern = gemm_kernel(isa, floating is float, storage, pairs)
     cdef int64_t work, a_stride, b_stride, nc_max
     cdef bint by_matrix
     cdef floating *apack = NULL
@@ -549,7 +551,7 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
         rs_a, cs_a, rs_b, cs_b = cs_b, rs_b, cs_a, rs_a
         rs_c, cs_c = cs_c, rs_c
     op.a, op.b, op.c = NULL, NULL, NULL
-    op.storage, op.size = storage, size
+    op.storage, op.size, op.isa = storage, size, isa
     op.m, op.n, op.k = m, n, k
     op.rs_a, op.cs_a, op.rs_b, op.cs_b, op.rs_c, op.cs_c = (
         rs_a, cs_a, rs_b, cs_b, rs_c, cs_c)

@@ -210,7 +210,7 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     item_visibility(&p.f, bh, &vis)
     nq = imax(0, imin(nrows, vis.L - i0))
     cdef int64_t t, pc, kc, r, kb, k0, nk, k_lo, k_hi
-    cdef int isa = active_isa()
+    cdef int isa = p.f.isa
     cdef floating *qa = <floating *>w.qa
     cdef floating *ktb = <floating *>w.ktb
     cdef floating *st = <floating *>w.st
@@ -242,8 +242,8 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
             adjust_scores(&p.f, bh, st, ld, nq, nk, k0 - i0 - vis.offset)
         if p.f.mask_kind != MASK_NONE or not block_fully_visible(&vis, i0, nq,
                                                                k0, nk):
-            mask_rows(&vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, st, ld, i0,
-                      nq, k0, nk)
+            mask_rows(p.f.isa, &vis, p.f.mask_kind, mask, p.rs_m, p.cs_m,
+                      st, ld, i0, nq, k0, nk)
         for r in range(nq):
             offer_row(st + r * ld, nk, k0, p.f.top_k, w.heap_k + r * p.f.top_k,
                       w.heap_j + r * p.f.top_k, &w.size[r], isa)
@@ -260,7 +260,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
               const void *mask, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_m, floating *thr, int64_t *idx, int64_t nbh,
               const Arena *arena, int nthreads) noexcept nogil:
-    cdef GemmKernel kern = gemm_kernel(active_isa(), floating is float,
+    cdef GemmKernel kern = gemm_kernel(p.f.isa, floating is float,
                                        p.storage, False)
     cdef int64_t item, bh, qb
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
@@ -324,10 +324,10 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
     p.rs_m, p.cs_m = om.rs, om.cs
     p.storage, p.in_size = storage_of(q), q.itemsize
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
-    cdef GemmKernel kern = gemm_kernel(active_isa(), p.f.is_f32, p.storage,
+    cdef GemmKernel kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage,
                                        False)
     cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
-        active_isa())
+        p.f.isa)
     p.bq = cdiv(blk.topk_bq, kern.mr) * kern.mr
     p.bk = cdiv(blk.topk_bk, kern.nr) * kern.nr
     p.ld = p.bk

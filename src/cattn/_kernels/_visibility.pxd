@@ -11,7 +11,6 @@
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint8_t
 
-from ._cpu cimport active_isa
 from ._gemm cimport cdiv, floating, imax, imin
 from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
                        cattn_cols_f64_for)
@@ -120,7 +119,7 @@ cdef enum:
     MASK_ADD = 2
 
 
-cdef inline void mask_rows(const Visibility *v, int mask_kind,
+cdef inline void mask_rows(int isa, const Visibility *v, int mask_kind,
                            const void *mask, int64_t rs_m, int64_t cs_m,
                            floating *tile, int64_t ld, int64_t i0,
                            int64_t nq, int64_t k0,
@@ -128,11 +127,11 @@ cdef inline void mask_rows(const Visibility *v, int mask_kind,
     """In a tile of queries i0..i0+nq (rows, stride ld) x keys k0..k0+nk:
     add the float mask, or hide (-inf) what the bool mask, causal or the
     window hide.  `mask` points at this head's (L, S) mask.  The element
-    steps are the ISA's (attention/tile.tmpl.h)."""
+    steps are level `isa`'s (attention/tile.tmpl.h): the call's."""
     cdef int64_t r
     cdef floating *row
-    cdef const cattn_cols_f32 *t32 = cattn_cols_f32_for(active_isa())
-    cdef const cattn_cols_f64 *t64 = cattn_cols_f64_for(active_isa())
+    cdef const cattn_cols_f32 *t32 = cattn_cols_f32_for(isa)
+    cdef const cattn_cols_f64 *t64 = cattn_cols_f64_for(isa)
     for r in range(nq):
         row = tile + r * ld
         if floating is float:
