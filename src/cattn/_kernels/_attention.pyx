@@ -391,8 +391,8 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     cdef Arena arena
     cdef Scratch *w
     cdef int t
-    # Slot `nthreads` holds the shared buffers.
-    arena_new(&arena, nthreads + 1, max(used, shared), func)
+    # The shared buffers follow the nthreads slots.
+    arena_new(&arena, nthreads, used, func, shared)
     try:
         for t in range(nthreads):
             w = <Scratch *>arena_at(&arena, t, at_w)

@@ -712,7 +712,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef Arena arena
     cdef Scratch *w
     cdef int t
-    arena_new(&arena, nthreads + 1, max(used, shared), func)
+    arena_new(&arena, nthreads, used, func, shared)   # shared: slot nthreads
     cdef const void *mask_ptr = om.data
     cdef void *dmask_ptr = (cnp.PyArray_DATA(dmask) if dmask is not None
                             else NULL)

@@ -120,12 +120,13 @@ cdef inline size_t carve(size_t *used, size_t nbytes) noexcept nogil:
 
 
 cdef int arena_new(Arena *a, int nthreads, size_t per_thread,
-                   str func) except -1
+                   str func, size_t shared=*) except -1
 cdef void arena_free(Arena *a) noexcept nogil
 
 
 cdef inline void *arena_at(const Arena *a, int t, size_t at) noexcept nogil:
-    """Thread t's field at byte offset `at` (from carve)."""
+    """Thread t's field at byte offset `at` (from carve); t = nthreads is
+    the shared block's."""
     return a.base + <size_t>t * a.per_thread + at
 
 

@@ -33,16 +33,20 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.softcap = c[C_SOFTCAP]
     # Per query head of the batch: the forward's and top-k's items, the
     # gradient's items times its group.
-    f.sinks = <const double *>per_item(c[C_SINKS], "sinks",
-                                       nitems_of(c[C_BATCH]), c[C_FUNC])
-    f.slopes = <const double *>per_item(c[C_ALIBI], "alibi_slopes",
-                                        nitems_of(c[C_BATCH]), c[C_FUNC])
-    f.q_lens = <const int64_t *>per_item(c[C_Q_LENS], "query_lengths",
-                                         nitems_of(c[C_BATCH]), c[C_FUNC],
-                                         np.int64)
-    f.k_lens = <const int64_t *>per_item(c[C_K_LENS], "key_lengths",
-                                         nitems_of(c[C_BATCH]), c[C_FUNC],
-                                         np.int64)
+    f.sinks = f.slopes = NULL
+    f.q_lens = f.k_lens = NULL
+    cdef int64_t per_head
+    if (c[C_SINKS] is not None or c[C_ALIBI] is not None
+            or c[C_Q_LENS] is not None or c[C_K_LENS] is not None):
+        per_head = nitems_of(c[C_BATCH])
+        f.sinks = <const double *>per_item(c[C_SINKS], "sinks", per_head,
+                                           c[C_FUNC])
+        f.slopes = <const double *>per_item(c[C_ALIBI], "alibi_slopes",
+                                            per_head, c[C_FUNC])
+        f.q_lens = <const int64_t *>per_item(c[C_Q_LENS], "query_lengths",
+                                             per_head, c[C_FUNC], np.int64)
+        f.k_lens = <const int64_t *>per_item(c[C_K_LENS], "key_lengths",
+                                             per_head, c[C_FUNC], np.int64)
     if (f.q_lens == NULL) != (f.k_lens == NULL):
         raise AssertionError(f"{c[C_FUNC]}: cattn internal error: one "
                              "length array without the other")
@@ -309,13 +313,15 @@ cdef void *checked_alloc(size_t nbytes, str func) except NULL:
 
 
 cdef int arena_new(Arena *a, int nthreads, size_t per_thread,
-                   str func) except -1:
+                   str func, size_t shared=0) except -1:
     """One zeroed block of nthreads slots of per_thread bytes (rounded up to
-    64), 64-byte aligned; MemoryError naming `func` if it cannot be had."""
+    64) and then `shared` bytes (arena_at(a, nthreads, at): what the
+    threads share), 64-byte aligned; MemoryError naming `func` if it
+    cannot be had."""
     a.per_thread = (per_thread + 63) & ~(<size_t>63)
     a.base = NULL
     cdef char *raw = <char *>checked_alloc(
-        <size_t>nthreads * a.per_thread + 64 + sizeof(void *), func)
+        <size_t>nthreads * a.per_thread + shared + 64 + sizeof(void *), func)
     # Align by hand and keep the raw pointer just below the base.
     cdef size_t addr = (<size_t>raw + sizeof(void *) + 63) & ~(<size_t>63)
     a.base = <char *>addr
