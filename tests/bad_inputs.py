@@ -323,7 +323,11 @@ ROWS = [
      ValueError, "cu_seqlens_q must be a 1-D integer array"),
     ("cattn.varlen_attention(xq, xk[:, :1].repeat(3, 1), "
      "xv[:, :1].repeat(3, 1), cu, cu, enable_gqa=True)", ValueError,
-     "query has 4 heads and key/value 3"),
+     r"the query heads \(4\) must be a multiple of the key/value heads "
+     r"\(3\) \(dimension 1"),
+    ("cattn.varlen_attention(xq, xk, xv, cu, cu)", ValueError,
+     r"the query has 4 heads and the key/value 2 .*; for grouped-query "
+     "attention pass enable_gqa=True"),
     ("cattn.varlen_attention(xq[..., None], xk, xv, cu, cu, enable_gqa=True)",
      ValueError, r"query must have 3 dimensions \(total_q, H, E\)"),
     ("cattn.varlen_attention(xq, xk, xv, cu, cu, enable_gqa=True, "

@@ -242,6 +242,58 @@ def top_k_value(top_k: object, S: int, func: str) -> int:
     return 0 if k >= S else k
 
 
+def same_head_dim(func: str, names: Sequence[str], q: tuple[int, ...],
+                  k: tuple[int, ...]) -> None:
+    """The rule every attention call shares: query and key have one head
+    size E (their last dimension).  `names` are the user's names of the
+    two."""
+    if k[-1] != q[-1]:
+        raise ValueError(f"{func}: {names[0]} and {names[1]} must have the "
+                         f"same last dimension E: {names[0]} has shape {q}, "
+                         f"{names[1]} has shape {k}")
+
+
+def head_group(func: str, H: int, Hkv: int, enable_gqa: bool,
+               shapes: str) -> int:
+    """Query heads per key/value head (GQA) when the head counts are known
+    to differ or GQA is asked for: H must be a multiple of Hkv, and
+    without enable_gqa they must be equal.  `shapes` says where the counts
+    come from, for the message."""
+    if Hkv == H:
+        return 1
+    if not enable_gqa:
+        raise ValueError(f"{func}: the query has {H} heads and the key/value "
+                         f"{Hkv} ({shapes}); for grouped-query attention "
+                         f"pass enable_gqa=True")
+    if Hkv == 0 or H % Hkv:
+        raise ValueError(f"{func}: the query heads ({H}) must be a multiple "
+                         f"of the key/value heads ({Hkv}) ({shapes})")
+    return H // Hkv
+
+
+def quantized_pair(func: str, names: Sequence[str], q: FloatArray,
+                   key: Any, value: Any) -> None:
+    """int8 keys and values (cattn.quantize) go together: both or neither
+    quantized, one block size, a float32 or 16-bit query.  `names` are the
+    user's names of key and value."""
+    kq, vq = (isinstance(x, QuantizedArray) for x in (key, value))
+    if kq != vq:
+        plain = names[0] if not kq else names[1]
+        raise TypeError(f"{func}: {names[0]} and {names[1]} must both be "
+                        f"quantized (cattn.quantize) or neither; {plain} is "
+                        f"not")
+    if not kq:
+        return
+    if key.block_size != value.block_size:
+        raise ValueError(f"{func}: quantized {names[0]} and {names[1]} must "
+                         f"share one block_size, got {key.block_size} and "
+                         f"{value.block_size}")
+    if not (q.dtype == _checks.FLOAT32 or _checks.is_storage16(q.dtype)):
+        raise TypeError(f"{func}: quantized {names[0]} and {names[1]} need "
+                        f"a float32, float16 or bfloat16 query, got "
+                        f"{q.dtype}")
+
+
 def batch_and_group(func: str, names: Sequence[str],
                     shapes: Sequence[tuple[int, ...]],
                     enable_gqa: bool) -> tuple[tuple[int, ...], int]:
@@ -257,10 +309,7 @@ def batch_and_group(func: str, names: Sequence[str],
                                  f"{'L' if n == 'query' else 'S'}, "
                                  f"{'Ev' if n == 'value' else 'E'}), got "
                                  f"shape {s}")
-    if k[-1] != q[-1]:
-        raise ValueError(f"{func}: query and key must have the same last "
-                         f"dimension E: query has shape {q}, key has "
-                         f"shape {k}")
+    same_head_dim(func, names, q, k)
     if len(shapes) == 3 and shapes[2][-2] != k[-2]:
         raise ValueError(f"{func}: key and value must have the same number "
                          f"of keys S (dimension -2): key has shape {k}, "
@@ -273,12 +322,8 @@ def batch_and_group(func: str, names: Sequence[str],
                              f"have the same number of heads (dimension -3): "
                              f"key has shape {k}, value has shape "
                              f"{shapes[2]}")
-        if hk == 0 or hq % hk:
-            raise ValueError(f"{func}: with enable_gqa the query heads must "
-                             f"be a multiple of the key/value heads "
-                             f"(dimension -3): query has shape {q}, key "
-                             f"has shape {k}")
-        group = hq // hk
+        group = head_group(func, hq, hk, True, f"dimension -3: query has "
+                           f"shape {q}, key has shape {k}")
     lead = q[:-2]
     if group == 1 and k[:-2] == lead and v[:-2] == lead:
         return lead, group                     # one batch shape: the norm
@@ -478,24 +523,14 @@ def describe_varlen(func: str, query: ArrayLike, key: ArrayLike,
         if a.ndim != 3:
             raise ValueError(f"{func}: {n} must have 3 dimensions {dims}, "
                              f"got shape {a.shape}")
-    if k.shape[2] != q.shape[2]:
-        raise ValueError(f"{func}: query and key must have the same last "
-                         f"dimension E: query has shape {q.shape}, key has "
-                         f"shape {k.shape}")
+    same_head_dim(func, NAMES, q.shape, k.shape)
     if v.shape[:2] != k.shape[:2]:
         raise ValueError(f"{func}: key and value must have the same number "
                          f"of tokens and heads: key has shape {k.shape}, "
                          f"value has shape {v.shape}")
     H, Hkv = q.shape[1], k.shape[1]
-    group = 1
-    if Hkv != H:
-        if not enable_gqa or Hkv == 0 or H % Hkv:
-            raise ValueError(
-                f"{func}: query has {H} heads and key/value {Hkv}"
-                + ("; the query heads must be a multiple of the key/value "
-                   "heads" if enable_gqa else
-                   "; for grouped-query attention pass enable_gqa=True"))
-        group = H // Hkv
+    group = head_group(func, H, Hkv, enable_gqa, f"dimension 1: query has "
+                       f"shape {q.shape}, key has shape {k.shape}")
     cu_q = cu_seqlens(cu_seqlens_q, "cu_seqlens_q", q.shape[0], "queries",
                       func)
     cu_k = cu_seqlens(cu_seqlens_k, "cu_seqlens_k", k.shape[0], "keys",
@@ -535,19 +570,10 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
     pages, the block table as int64 and the Call (batch (B, H), causal
     bottom-right, S the longest sequence, per-item lengths)."""
     q = _checks.as_float_array(query, "query", func, True)
-    quantized = isinstance(key_pages, QuantizedArray)
-    if quantized != isinstance(value_pages, QuantizedArray):
-        raise TypeError(f"{func}: key_pages and value_pages must both be "
-                        f"quantized (cattn.quantize) or neither")
-    if quantized:
+    quantized_pair(func, ("key_pages", "value_pages"), q, key_pages,
+                   value_pages)
+    if isinstance(key_pages, QuantizedArray):
         kp, vp = key_pages, value_pages
-        if kp.block_size != vp.block_size:
-            raise ValueError(f"{func}: quantized key_pages and value_pages "
-                             f"must share one block_size, got "
-                             f"{kp.block_size} and {vp.block_size}")
-        if not (q.dtype == _checks.FLOAT32 or _checks.is_storage16(q.dtype)):
-            raise TypeError(f"{func}: quantized pages need a float32, "
-                            f"float16 or bfloat16 query, got {q.dtype}")
         dtype = q.dtype
     else:
         kp = _checks.as_float_array(key_pages, "key_pages", func, True)
@@ -579,17 +605,14 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
         raise ValueError(f"{func}: key_pages and value_pages must have the "
                          f"same pages, heads and page size: {kp.shape} and "
                          f"{vp.shape}")
-    if kp.shape[3] != q.shape[3]:
-        raise ValueError(f"{func}: query and key_pages must have the same "
-                         f"last dimension E: {q.shape} and {kp.shape}")
+    same_head_dim(func, ("query", "key_pages"), q.shape, kp.shape)
     B, H, L, E = q.shape
     num_pages, Hkv, page_size = kp.shape[:3]
     if page_size == 0:
         raise ValueError(f"{func}: the page size (key_pages.shape[2]) must "
                          f"be at least 1")
-    if Hkv == 0 or H % Hkv:
-        raise ValueError(f"{func}: the query heads ({H}) must be a multiple "
-                         f"of the pages' key/value heads ({Hkv})")
+    head_group(func, H, Hkv, True, f"dimension 1: query has shape "
+               f"{q.shape}, key_pages has shape {kp.shape}")
     bt = np.asarray(block_table)
     if bt.dtype.kind not in "iu":
         raise TypeError(f"{func}: block_table must be an integer array, "
@@ -664,18 +687,7 @@ def _quantized(func: str, names: tuple[str, ...], q: FloatArray,
     """[q, key, value] for int8 key and value (cattn.quantize), checked:
     both quantized with one block size, a float32 or 16-bit query, and no
     option that needs the keys in float (top-k, the gradient)."""
-    if not (isinstance(key, QuantizedArray)
-            and isinstance(value, QuantizedArray)):
-        plain = names[1] if not isinstance(key, QuantizedArray) else names[2]
-        raise TypeError(f"{func}: key and value must both be quantized "
-                        f"(cattn.quantize) or neither; {plain} is not")
-    if key.block_size != value.block_size:
-        raise ValueError(f"{func}: quantized key and value must share one "
-                         f"block_size, got {key.block_size} and "
-                         f"{value.block_size}")
-    if not (q.dtype == _checks.FLOAT32 or _checks.is_storage16(q.dtype)):
-        raise TypeError(f"{func}: quantized key and value need a float32, "
-                        f"float16 or bfloat16 query, got {q.dtype}")
+    quantized_pair(func, names[1:], q, key, value)
     if extra or top_k is not None:
         raise ValueError(f"{func}: quantized key and value are supported by "
                          f"the forward without top_k (dequantize() them for "
