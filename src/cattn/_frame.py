@@ -807,6 +807,19 @@ def select(call: Call, q: FloatArray, k: FloatArray,
     return idx
 
 
+def scores(call: Call, q: FloatArray, k: FloatArray,
+           mask: NDArray[Any] | None) -> NDArray[Any]:
+    """Every score of `call` (batch + (L, S), the compute dtype) as the
+    tiled forward computes it: scaled, capped and biased, masked, -inf
+    where a key is hidden (the top-k driver's tiles, _topk.scores)."""
+    items = call.items
+    q, k, mask = _grouped(call, q, k, mask)
+    out = np.empty(items + (call.L, call.S), dtype=call.compute)
+    if out.size:
+        _topk.scores(call, items, q, k, mask, out, _SCHEDULES.get())
+    return out.reshape(call.batch + (call.L, call.S))
+
+
 def visible(call: Call, qpos: NDArray[Any] | None = None,
             kpos: NDArray[Any] | None = None,
             lengths: tuple[NDArray[Any], NDArray[Any]] | None = None
@@ -838,22 +851,6 @@ def visible(call: Call, qpos: NDArray[Any] | None = None,
         if right is not None:
             ok &= j <= d + right
     return ok
-
-
-def adjust_scores(call: Call, scores: NDArray[Any]) -> None:
-    """Cap and bias the scores (batch + (L, S), the compute dtype) in place
-    as the kernels do (softcap, then ALiBi), for the paths that build them
-    in NumPy."""
-    dt = scores.dtype.type
-    if call.softcap:
-        cap = dt(call.softcap)
-        np.multiply(np.tanh(scores / cap), cap, out=scores)
-    if call.alibi is not None:
-        i = np.arange(call.L)[:, np.newaxis]
-        j = np.arange(call.S)[np.newaxis, :]
-        dist = np.abs(i + (call.S - call.L) - j).astype(dt)
-        slopes = call.alibi.astype(dt).reshape(call.batch)
-        scores -= slopes[..., np.newaxis, np.newaxis] * dist
 
 
 def softmax_with_sinks(call: Call, scores: NDArray[Any]) -> NDArray[Any]:

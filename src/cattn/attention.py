@@ -15,7 +15,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _checks, _frame
-from .linalg import matmul
 from .special import softmax
 from ._typing import ArrayLike, Causal, FloatArray, Precision, Threads, Window
 from .quant import QuantizedArray
@@ -433,7 +432,9 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     num_threads : int, optional
         Number of OpenMP threads.
     precision : {None, "default", "highest"}, optional
-        For the scores' product, as in :func:`cattn.matmul`.
+        As in :func:`scaled_dot_product_attention`, whose scores these are
+        (their products are the same at both precisions; only the forward's
+        P·V, not computed here, differs).
     softcap, sinks, alibi_slopes : optional
         As in :func:`scaled_dot_product_attention`.
 
@@ -457,7 +458,11 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
     Notes
     -----
     ``attention_weights(q, k, ...) @ v`` equals
-    ``scaled_dot_product_attention(q, k, v, ...)`` up to rounding.
+    ``scaled_dot_product_attention(q, k, v, ...)`` up to rounding.  The
+    scores are computed by the fused forward's own tiles (the same products,
+    cap, ALiBi bias, mask and visibility, bit for bit as its tiled path; a
+    call of at most 4 query rows streams rows there, with other sums), then
+    a row softmax; the (L, S) result is the only full-size array.
 
     Examples
     --------
@@ -474,24 +479,10 @@ def attention_weights(query: ArrayLike, key: ArrayLike,
         is_causal=is_causal, scale=scale, enable_gqa=enable_gqa,
         window=window, num_threads=num_threads, precision=precision,
         softcap=softcap, sinks=sinks, alibi_slopes=alibi_slopes)
-    if call.group > 1:
-        q, k = _frame.split_heads(q, call.group), _frame.expand_kv(k)
-    # Scores in the compute dtype (16-bit operands: float32, rounded once
-    # at the end, as the fused kernel rounds its output).
-    scores = np.empty(call.items + (call.L, call.S), dtype=call.compute)
-    matmul(q, np.swapaxes(k, -1, -2), out=scores, num_threads=call.threads,
-           precision=call.precision)
-    scores = scores.reshape(call.batch + (call.L, call.S))
-    scores *= call.compute.type(call.scale)
-    _frame.adjust_scores(call, scores)
-    if mask is not None:
-        if call.mask_kind == _frame.MASK_BOOL:
-            scores[~mask] = -np.inf
-        else:
-            scores += mask
-    visible = _frame.visible(call)
-    if visible is not None:
-        scores[..., ~visible] = -np.inf
+    # The forward's scores (caps, biases, mask and visibility applied by the
+    # same kernels), in the compute dtype (16-bit operands: float32, rounded
+    # once at the end, as the fused kernel rounds its output).
+    scores = _frame.scores(call, q, k, mask)
     dead = np.all(scores == -np.inf, axis=-1)
     if call.sinks is not None:
         weights = _frame.softmax_with_sinks(call, scores)

@@ -13,3 +13,6 @@ def select_top_k(call: Call, items: tuple[int, ...], q: _Float, k: _Float,
                  mask: NDArray[Any] | None, thr: _Float,
                  idx: NDArray[np.int64],
                  schedule: list[dict[str, Any]] | None = ...) -> None: ...
+def scores(call: Call, items: tuple[int, ...], q: _Float, k: _Float,
+           mask: NDArray[Any] | None, out: _Float,
+           schedule: list[dict[str, Any]] | None = ...) -> None: ...

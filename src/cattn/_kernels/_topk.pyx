@@ -19,6 +19,10 @@ with score s iff j' == j or (s, j') ranks above (t, j): exactly the k
 selected keys, decided from the score alone, so it needs no state across
 key blocks or chunks.
 
+The same tiles serve attention_weights (scores): each row's adjusted,
+masked scores are written out whole (-inf where hidden), the forward's
+scores for the softmax that follows.
+
 Work items (batch·head, query block) are independent and each is computed
 by one thread in a fixed order, so no result depends on the thread count.
 """
@@ -59,6 +63,9 @@ cdef struct Problem:
     int64_t bq, bk, ld, nqb
     int storage       # of q and k (_convert.pxd), in_size bytes each
     int64_t in_size
+    # attention_weights: every item's (L, S) scores are written here
+    # (nitems·L·S, C order) instead of selecting; NULL: top-k.
+    void *scores
 
 
 cdef struct Scratch:
@@ -214,6 +221,12 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     cdef floating *qa = <floating *>w.qa
     cdef floating *ktb = <floating *>w.ktb
     cdef floating *st = <floating *>w.st
+    cdef floating *out = NULL
+    cdef int64_t j
+    if p.scores != NULL:            # every score hidden until computed
+        out = <floating *>p.scores + (bh * p.f.L + i0) * p.f.S
+        for r in range(nrows * p.f.S):
+            out[r] = -INFINITY
     for r in range(nrows):
         w.size[r] = 0
     for t in range(cdiv(p.f.E, kc_max)):
@@ -244,9 +257,16 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
                                                                k0, nk):
             mask_rows(p.f.isa, &vis, p.f.mask_kind, mask, p.rs_m, p.cs_m,
                       st, ld, i0, nq, k0, nk)
+        if out != NULL:
+            for r in range(nq):
+                for j in range(nk):
+                    out[r * p.f.S + k0 + j] = st[r * ld + j]
+            continue
         for r in range(nq):
             offer_row(st + r * ld, nk, k0, p.f.top_k, w.heap_k + r * p.f.top_k,
                       w.heap_j + r * p.f.top_k, &w.size[r], isa)
+    if out != NULL:
+        return
     for r in range(nrows):
         if w.size[r] == p.f.top_k:
             store_score(w.heap_k[r * p.f.top_k], thr + i0 + r)
@@ -261,7 +281,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
               const int64_t *off_m, floating *thr, int64_t *idx, int64_t nbh,
               const Arena *arena, int nthreads) noexcept nogil:
     cdef GemmKernel kern = gemm_kernel(p.f.isa, floating is float,
-                                       p.storage, False)
+                                       p.storage, p.scores != NULL)
     cdef int64_t item, bh, qb
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     cdef const void *mask_bh
@@ -271,9 +291,12 @@ cdef void run(const Problem *p, const void *q, const void *k,
         mask_bh = NULL
         if p.f.mask_kind != MASK_NONE:
             mask_bh = <const char *>mask + off_m[bh] * mask_item
+        # (scores: no thr and idx; select_block writes p.scores instead)
         select_block(p, &kern, shift(q, off_q[bh], p.in_size),
                      shift(k, off_k[bh], p.in_size), mask_bh, bh, qb,
-                     thr + bh * p.f.L, idx + bh * p.f.L, <Scratch *>arena_at(arena, threadid(), 0))
+                     thr + bh * p.f.L if thr != NULL else NULL,
+                     idx + bh * p.f.L if idx != NULL else NULL,
+                     <Scratch *>arena_at(arena, threadid(), 0))
 
 
 cdef dict describe(const Problem *p, int64_t nbh, int nthreads):
@@ -304,6 +327,23 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
     C-contiguous with nitems·L elements.  Contracts checked before the
     kernel runs (Operands.add).  schedule: as _attention.attention's.
     """
+    if call.top_k < 1:
+        raise AssertionError(f"{call.func}: cattn internal error: top-k "
+                             f"needs k >= 1")
+    _scan(call, items, q, k, mask, thr, idx, None, schedule)
+
+
+def scores(call, tuple items, q, k, mask, out, list schedule=None):
+    """Every score of the batch `items` of a validated ``_frame.Call`` into
+    `out` (compute dtype, C-contiguous, nitems·L·S elements): scale·q·kᵀ
+    capped and biased (adjust_scores), masked, -inf where the mask, causal
+    or the window hide a key -- the tiled forward's scores bit for bit,
+    with its products (bf16 pairs included), for attention_weights.
+    Arguments as select_top_k's."""
+    _scan(call, items, q, k, mask, None, None, out, schedule)
+
+
+cdef _scan(call, tuple items, q, k, mask, thr, idx, out, list schedule):
     cdef Problem p
     read_call(&p.f, call, items)
     cdef int64_t nbh = p.f.nitems
@@ -311,11 +351,14 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
         return
     cdef str func = call[C_FUNC]
     cdef cnp.ndarray thr_a = thr, idx_a = idx
-    check_rows(thr_a, nbh * p.f.L, func, "top-k scores")
-    check_rows(idx_a, nbh * p.f.L, func, "top-k indices")
-    if p.f.top_k < 1:
-        raise AssertionError(f"{func}: cattn internal error: top-k needs "
-                             f"k >= 1")
+    p.scores = NULL
+    if out is not None:
+        check_rows(out, nbh * p.f.L * p.f.S, func, "scores")
+        p.scores = cnp.PyArray_DATA(out)
+        p.f.top_k = 0
+    else:
+        check_rows(thr_a, nbh * p.f.L, func, "top-k scores")
+        check_rows(idx_a, nbh * p.f.L, func, "top-k indices")
     cdef Operands ops = Operands(nbh)
     cdef Operand *oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
     cdef Operand *ok = ops.add(k, items, p.f.S, p.f.E, func, "key")
@@ -323,9 +366,12 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_m, p.cs_m = om.rs, om.cs
     p.storage, p.in_size = storage_of(q), q.itemsize
+    if storage_of(k) != p.storage or k.itemsize != q.itemsize:
+        raise AssertionError(f"{func}: cattn internal error: query and "
+                             f"key of dtypes {q.dtype} and {k.dtype}")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     cdef GemmKernel kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage,
-                                       False)
+                                       p.scores != NULL)
     cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
         p.f.isa)
     p.bq = cdiv(blk.topk_bq, kern.mr) * kern.mr
@@ -348,6 +394,9 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
     cdef Arena arena
     cdef Scratch *w
     cdef int t
+    cdef void *thr_p = cnp.PyArray_DATA(thr_a) if thr is not None else NULL
+    cdef int64_t *idx_p = (<int64_t *>cnp.PyArray_DATA(idx_a)
+                           if idx is not None else NULL)
     arena_new(&arena, nthreads, used, func)
     try:
         for t in range(nthreads):
@@ -361,14 +410,12 @@ def select_top_k(call, tuple items, q, k, mask, thr, idx,
         with nogil:
             team_enter()
             if p.f.is_f32:
-                run[float](&p, oq.data, ok.data, om.data, oq.off, ok.off, om.off,
-                           <float *>cnp.PyArray_DATA(thr_a),
-                           <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
+                run[float](&p, oq.data, ok.data, om.data, oq.off, ok.off,
+                           om.off, <float *>thr_p, idx_p, nbh, &arena,
                            nthreads)
             else:
                 run[double](&p, oq.data, ok.data, om.data, oq.off, ok.off,
-                            om.off, <double *>cnp.PyArray_DATA(thr_a),
-                            <int64_t *>cnp.PyArray_DATA(idx_a), nbh, &arena,
+                            om.off, <double *>thr_p, idx_p, nbh, &arena,
                             nthreads)
             team_leave()
     finally:
