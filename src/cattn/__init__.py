@@ -33,7 +33,8 @@ from .attention import (attention_weights, hard_attention,
                         paged_attention, scaled_dot_product_attention,
                         self_attention, varlen_attention)
 from .attention_grad import scaled_dot_product_attention_grad
-from .nn import KVCache, MultiHeadAttention, PagedKVCache, ProjectedMemory
+from ._caches import KVCache, PagedKVCache, ProjectedMemory
+from .nn import MultiHeadAttention
 from .quant import QuantizedArray, quantize
 
 __all__ = ["__version__", "KVCache", "MultiHeadAttention", "PagedKVCache",

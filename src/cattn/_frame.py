@@ -572,6 +572,8 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
     q = _checks.as_float_array(query, "query", func, True)
     quantized_pair(func, ("key_pages", "value_pages"), q, key_pages,
                    value_pages)
+    kp: Any
+    vp: Any
     if isinstance(key_pages, QuantizedArray):
         kp, vp = key_pages, value_pages
         dtype = q.dtype

@@ -734,11 +734,15 @@ class MultiHeadAttention:
         and the lse if asked."""
         B, L = q.shape[0], q.shape[2]
         o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
-        res = scaled_dot_product_attention(
-            q, k, v, mask, is_causal=is_causal,
-            enable_gqa=self.num_kv_heads != self.num_heads,
-            out=o.swapaxes(1, 2), return_lse=return_lse, **self._scores)
-        return o, (res[1] if return_lse else None)
+        kw = dict(is_causal=is_causal, out=o.swapaxes(1, 2),
+                  enable_gqa=self.num_kv_heads != self.num_heads,
+                  **self._scores)
+        if return_lse:
+            _, lse = scaled_dot_product_attention(q, k, v, mask,
+                                                  return_lse=True, **kw)
+            return o, lse
+        scaled_dot_product_attention(q, k, v, mask, **kw)
+        return o, None
 
     def _output(self, o: FloatArray, num_threads: Threads = None
                 ) -> FloatArray:
@@ -1047,6 +1051,7 @@ class MultiHeadAttention:
         mask = self._mask(key_padding_mask, attn_mask, B, L, S)
         gqa = self.num_kv_heads != H
         o, lse = self._attend(q, k, v, mask, is_causal, True)
+        assert lse is not None
         # Output projection, then attention, then the input projections.
         rows = g.reshape(-1, E)
         grads: dict[str, FloatArray] = {
