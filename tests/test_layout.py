@@ -42,15 +42,31 @@ def test_batch_offsets_rejects_shapes_that_do_not_broadcast():
         _layout.batch_offsets(np.zeros((2, 3, 2, 2)), (3,))
 
 
-def test_element_strides_and_operand_copy_only_odd_layouts():
+def test_element_strides_only_of_walkable_layouts():
     x = np.zeros((4, 6), np.float32)
     assert _layout.element_strides(x[:, ::-2]) == (6, -2)
     raw = np.zeros(4 * 6 * 4 + 1, np.uint8)[1:].view(np.float32).reshape(4, 6)
     assert not raw.flags.aligned and _layout.element_strides(raw) is None
-    same, rs, cs, off = _layout.operand(x[:, ::-2], (1,))
-    assert same.base is x and (rs, cs) == (6, -2) and off.tolist() == [0]
-    copy, rs, cs, _ = _layout.operand(raw, ())
-    assert copy is not raw and copy.flags.aligned and (rs, cs) == (6, 1)
+
+
+def test_matmul_checks_its_operands_and_copies_odd_layouts():
+    """matmul's driver describes its operands through the frame's Operands:
+    a misaligned operand is read from an aligned copy (the same values),
+    and an operand that does not fit the product is an AssertionError
+    before any kernel runs, never a read outside it."""
+    import cattn
+    from cattn._kernels import _gemm
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 5)).astype(np.float32)
+    raw = np.zeros(5 * 4 * 4 + 1, np.uint8)[1:].view(np.float32).reshape(5, 4)
+    raw[...] = rng.standard_normal((5, 4))
+    np.testing.assert_array_equal(cattn.matmul(a, raw),
+                                  cattn.matmul(a, raw.copy()))
+    c = np.empty((3, 4), np.float32)
+    with pytest.raises(AssertionError, match="operand b of shape"):
+        _gemm.matmul(a, raw[:4], c, (), 1)
+    with pytest.raises(AssertionError, match="operand out of shape"):
+        _gemm.matmul(a, raw, c[:2], (), 1)
 
 
 def test_kernel_contracts_are_checked_before_any_kernel_runs():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from ._kernels import _gemm, _layout
+from ._kernels import _gemm
 from . import _frame
 from ._typing import ArrayLike, FloatArray, Precision, Threads
 
@@ -148,14 +148,9 @@ def matmul(a: ArrayLike, b: ArrayLike, *, out: FloatArray | None = None,
         c = out
     c3 = c.reshape(batch + (m, n)) if c.ndim != len(batch) + 2 else c
     if c3.size:
-        # Walkable operands (copies only of odd layouts), strides, offsets.
-        a2, rs_a, cs_a, off_a = _layout.operand(a2, batch)
-        b2, rs_b, cs_b, off_b = _layout.operand(b2, batch)
-        c_walk, rs_c, cs_c, off_c = _layout.operand(c3, batch)
-        if c_walk is not c3:  # `c` is made walkable above
-            raise AssertionError("cattn internal error: output copied")
-        _gemm.matmul(a2, b2, c3, off_a, off_b, off_c, m, n, k, rs_a, cs_a,
-                     rs_b, cs_b, rs_c, cs_c, nthreads, pairs)
+        # The driver describes the operands as the attention drivers do
+        # (the frame's Operands: contracts checked, odd layouts copied).
+        _gemm.matmul(a2, b2, c3, batch, nthreads, pairs)
     if compute != dtype and (out is None or out.dtype == dtype):
         c = _checks.narrow(c, dtype, nthreads)
     if out is not None and c is not out:

@@ -38,6 +38,7 @@ import numpy as np
 from ._convert cimport (CATTN_STORAGE_BF16, NATIVE, cattn_convert_for,
                        storage_of, widen)
 from ._cpu cimport active_isa, team_enter, team_leave
+from ._frame cimport Operand, Operands
 
 cnp.import_array()
 
@@ -262,7 +263,7 @@ cdef void axpy_rows_from(int isa, int storage, int64_t n, int64_t k,
 
 # ------------------------------------------------------------------ loops --
 
-cdef struct Operands:
+cdef struct Product:
     # One product C = alpha·A·B + beta·C, strides in elements.  A and B are
     # held in `storage` (_convert.pxd), elements of `size` bytes; C in the
     # compute dtype.
@@ -276,7 +277,7 @@ cdef struct Operands:
     int isa           # the call's SIMD level, resolved once
 
 
-cdef void compute_share(const GemmKernel *kern, const Operands *op,
+cdef void compute_share(const GemmKernel *kern, const Product *op,
                         int64_t jc, int64_t nc, int64_t pc, int64_t kc,
                         floating beta, int64_t share, int64_t nshares,
                         const floating *bpack, floating *apack) noexcept nogil:
@@ -312,7 +313,7 @@ cdef void compute_share(const GemmKernel *kern, const Operands *op,
         ic += mc
 
 
-cdef void gemm_serial(const GemmKernel *kern, const Operands *op,
+cdef void gemm_serial(const GemmKernel *kern, const Product *op,
                       floating beta, floating *bpack,
                       floating *apack) noexcept nogil:
     """The five loops on the calling thread alone."""
@@ -331,7 +332,7 @@ cdef void gemm_serial(const GemmKernel *kern, const Operands *op,
                           apack)
 
 
-cdef void fill_beta(const Operands *op, floating beta) noexcept nogil:
+cdef void fill_beta(const Product *op, floating beta) noexcept nogil:
     """C := beta·C for k == 0 (beta == 0: C := 0 without reading C)."""
     cdef floating *c = <floating *>op.c
     cdef int64_t i, j
@@ -345,7 +346,7 @@ cdef void fill_beta(const Operands *op, floating beta) noexcept nogil:
 
 cdef int gemm_batch(const void *a, const void *b, floating *c,
                     const int64_t *off_a, const int64_t *off_b,
-                    const int64_t *off_c, int64_t nbatch, Operands op,
+                    const int64_t *off_c, int64_t nbatch, Product op,
                     floating beta, const GemmKernel *kern_in, int nthreads,
                     bint by_matrix,
                     floating *bpack, floating *apack,
@@ -357,7 +358,7 @@ cdef int gemm_batch(const void *a, const void *b, floating *c,
     cdef GemmKernel kern = kern_in[0]
     cdef int64_t bi, jb, jc, nc, pb, pc, kc, q, share
     cdef int tid
-    cdef Operands mine
+    cdef Product mine
 
     if op.k == 0:
         for bi in range(nbatch):
@@ -428,7 +429,7 @@ cdef bint gemv_applies(int64_t m, int64_t k, int64_t rs_a, int64_t cs_a,
                                                          cs_a == 1))
 
 
-cdef void gemv_item(const Operands *op, int64_t i, int64_t j0,
+cdef void gemv_item(const Product *op, int64_t i, int64_t j0,
                     floating *tmp) noexcept nogil:
     """Row i, columns [j0, j0 + GEMV_CHUNK) of C = A·B, streaming B.
     tmp: k + GEMV_CHUNK elements of this thread's scratch.  A 16-bit row
@@ -463,12 +464,12 @@ cdef void gemv_item(const Operands *op, int64_t i, int64_t j0,
 
 cdef void gemv_batch(const void *a, const void *b, floating *c,
                      const int64_t *off_a, const int64_t *off_b,
-                     const int64_t *off_c, int64_t nbatch, Operands op,
+                     const int64_t *off_c, int64_t nbatch, Product op,
                      int nthreads, floating *scratch,
                      int64_t scratch_stride) noexcept nogil:
     cdef int64_t chunks = cdiv(op.n, GEMV_CHUNK), per = op.m * chunks
     cdef int64_t item, bi, r
-    cdef Operands mine
+    cdef Product mine
     for item in prange(nbatch * per, schedule='static', num_threads=nthreads):
         bi = item // per
         r = item % per
@@ -495,17 +496,18 @@ cdef void *aligned_buffer(size_t nbytes) except NULL:
 cdef int64_t MIN_WORK_PER_THREAD = 1 << 17
 
 
-def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c,
-           const int64_t[::1] off_a, const int64_t[::1] off_b,
-           const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
-           int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
-           int64_t rs_c, int64_t cs_c, int num_threads, bint pairs=False):
-    """C[i] = A[i]·B[i] for a stack of products (validated by the caller).
+def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, tuple batch,
+           int num_threads, bint pairs=False):
+    """C[i] = A[i]·B[i] for every product of the broadcast `batch`.
 
-    a and b share one dtype: float32 or float64, with c of that dtype, or
-    a 16-bit storage dtype (float16, bfloat16) with c float32 (the caller
-    rounds it).  Offsets and strides are in elements, relative to each
-    array's data pointer.  `pairs`: bfloat16 runs the bf16 pair kernel
+    a (..., m, k) and b (..., k, n) broadcast to `batch`; c is batch +
+    (m, n), walkable in place (the caller allocates it so).  a and b share
+    one dtype: float32 or float64, with c of that dtype, or a 16-bit
+    storage dtype (float16, bfloat16) with c float32 (the caller rounds
+    it).  Each operand's contract -- trailing shape, broadcast to `batch`,
+    every element a product reaches inside the array's own memory -- is
+    checked (the frame's Operands) before any kernel reads it; odd layouts
+    of a and b are copied.  `pairs`: bfloat16 runs the bf16 pair kernel
     where the ISA has one (the default precision).  Releases the GIL.
     """
     cdef int storage = storage_of(a)
@@ -513,26 +515,35 @@ def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c,
                                     else c.dtype != np.float32):
         raise AssertionError("cattn internal error: matmul operand dtypes "
                              f"{a.dtype}, {b.dtype} -> {c.dtype}")
+    cdef int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1]
+    cdef int64_t n = b.shape[b.ndim - 1], nbatch = 1, d
+    for d in batch:
+        nbatch *= d
+    cdef Operands ops = Operands(nbatch)
+    cdef Operand *oa = ops.add(a, batch, m, k, "matmul", "a")
+    cdef Operand *ob = ops.add(b, batch, k, n, "matmul", "b")
+    cdef Operand *oc = ops.add(c, batch, m, n, "matmul", "out")
+    if ops.keep[2] is not c:
+        raise AssertionError("cattn internal error: matmul output copied")
     if c.dtype == np.float32:
-        _matmul[float](cnp.PyArray_DATA(a), cnp.PyArray_DATA(b), storage,
-                       a.itemsize, <float *>cnp.PyArray_DATA(c), off_a,
-                       off_b, off_c, m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c,
-                       cs_c, num_threads, pairs)
+        _matmul[float](oa.data, ob.data, storage, a.itemsize,
+                       <float *>oc.data, oa.off, ob.off, oc.off, nbatch,
+                       m, n, k, oa.rs, oa.cs, ob.rs, ob.cs, oc.rs, oc.cs,
+                       num_threads, pairs)
     else:
-        _matmul[double](cnp.PyArray_DATA(a), cnp.PyArray_DATA(b), storage,
-                        a.itemsize, <double *>cnp.PyArray_DATA(c), off_a,
-                        off_b, off_c, m, n, k, rs_a, cs_a, rs_b, cs_b, rs_c,
-                        cs_c, num_threads, pairs)
+        _matmul[double](oa.data, ob.data, storage, a.itemsize,
+                        <double *>oc.data, oa.off, ob.off, oc.off, nbatch,
+                        m, n, k, oa.rs, oa.cs, ob.rs, ob.cs, oc.rs, oc.cs,
+                        num_threads, pairs)
 
 
 cdef _matmul(const void *a, const void *b, int storage, int64_t size,
-             floating *c,
-             const int64_t[::1] off_a, const int64_t[::1] off_b,
-             const int64_t[::1] off_c, int64_t m, int64_t n, int64_t k,
-             int64_t rs_a, int64_t cs_a, int64_t rs_b, int64_t cs_b,
-             int64_t rs_c, int64_t cs_c, int num_threads, bint pairs):
-    cdef int64_t nbatch = off_c.shape[0]
-    cdef Operands op
+             floating *c, const int64_t *off_a, const int64_t *off_b,
+             const int64_t *off_c, int64_t nbatch, int64_t m, int64_t n,
+             int64_t k, int64_t rs_a, int64_t cs_a, int64_t rs_b,
+             int64_t cs_b, int64_t rs_c, int64_t cs_c, int num_threads,
+             bint pairs):
+    cdef Product op
     cdef int isa = active_isa()
     cdef GemmKernel kern = gemm_kernel(isa, floating is float, storage, pairs)
     cdef int64_t work, a_stride, b_stride, nc_max
@@ -568,7 +579,7 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
         try:
             with nogil:
                 team_enter()
-                gemv_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch,
+                gemv_batch(a, b, c, off_a, off_b, off_c, nbatch,
                            op, nthreads, apack, k + GEMV_CHUNK)
                 team_leave()
         finally:
@@ -588,7 +599,7 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
             nthreads * a_stride * sizeof(floating))
         with nogil:
             team_enter()
-            gemm_batch(a, b, c, &off_a[0], &off_b[0], &off_c[0], nbatch, op,
+            gemm_batch(a, b, c, off_a, off_b, off_c, nbatch, op,
                        <floating>0, &kern, nthreads, by_matrix, bpack, apack,
                        b_stride, a_stride)
             team_leave()

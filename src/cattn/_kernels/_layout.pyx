@@ -43,17 +43,3 @@ def element_strides(cnp.ndarray arr):
     if not walkable(arr):
         return None
     return tuple([arr.strides[d] // item for d in range(arr.ndim)])
-
-
-def operand(cnp.ndarray x, tuple batch_shape):
-    """(arr, row stride, column stride, offsets) of a kernel operand with at
-    least 2 dimensions: `x` itself if the kernels can walk its strides, else
-    a C-ordered copy; the strides of its last two axes in elements; and its
-    batch_offsets for `batch_shape`.  One call per operand replaces four
-    Python-level steps on the per-call path."""
-    if not walkable(x):
-        x = x.copy()
-    cdef int nd = x.ndim
-    cdef int64_t item = x.itemsize
-    return (x, x.strides[nd - 2] // item, x.strides[nd - 1] // item,
-            batch_offsets(x, batch_shape))
