@@ -363,6 +363,16 @@ def mask_kind(dtype: np.dtype[Any], func: str,
 NAMES: tuple[str, ...] = ("query", "key", "value")
 
 
+def _one_dtype(arrays: Sequence[Any]) -> bool:
+    """All of `arrays` share the first one's dtype (a plain loop: this runs
+    on every call)."""
+    dt = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != dt:
+            return False
+    return True
+
+
 def _new_call(fields: tuple[Any, ...]) -> Call:
     """Call(*fields) without NamedTuple's argument parsing (per call)."""
     return tuple.__new__(Call, fields)
@@ -410,7 +420,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                 value, names[2], func, True)]
         if extra:
             arrays += [as_float(a, n, func, True) for n, a in extra]
-        if any(a.dtype != q.dtype for a in arrays):   # the promotion rule
+        if not _one_dtype(arrays):            # the promotion rule
             dtype = _checks.common_dtype(arrays)
             # A float32 query against a 16-bit key/value (a 16-bit KV
             # cache): the forward widens each as it reads it, the same

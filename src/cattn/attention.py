@@ -9,6 +9,7 @@ oracle the tests compare against.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, cast, overload
 
 import numpy as np
@@ -289,20 +290,20 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
         sinks=sinks, alibi_slopes=alibi_slopes, query_lengths=query_lengths,
         key_lengths=key_lengths, names=names)
     result, lse = _outputs(call, out, call.batch + (call.L, call.Ev),
-                           [x for x in (q, k, v, mask) if x is not None],
-                           return_lse)
+                           (q, k, v, mask), return_lse)
     _frame.forward(call, q, k, v, mask, result, lse)
     return _deliver(out, result, lse)
 
 
 def _outputs(call: _frame.Call, out: FloatArray | None,
-             shape: tuple[int, ...], inputs: list[Any], return_lse: bool
+             shape: tuple[int, ...], inputs: Sequence[Any], return_lse: bool
              ) -> tuple[FloatArray, FloatArray | None]:
     """The array the kernel writes (`out` itself when it can be walked in
     place and overlaps no input, else a new one) and lse (batch + (L,), the
     compute dtype) if asked."""
     overlap = out is not None and _checks.check_out(
-        out, shape, call.dtype, call.func, inputs)
+        out, shape, call.dtype, call.func,
+        [x for x in inputs if x is not None])
     if out is None or overlap or _checks.element_strides(out) is None:
         result = np.empty(shape, dtype=call.dtype)
     else:
