@@ -97,12 +97,22 @@ def narrow(x: NDArray[Any], dtype: np.dtype[Any],
     return out
 
 
+def same_dtype(arrays: Sequence[Any]) -> bool:
+    """All of `arrays` share the first one's dtype (a plain loop: it runs
+    on every call)."""
+    dt = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != dt:
+            return False
+    return True
+
+
 def common_dtype(arrays: Sequence[Any]) -> np.dtype[Any]:
     """The promotion rule of the module docstring: the arrays' dtype if
     they share one, else the narrowest that holds them all exactly (on
     their dtypes alone: NumPy or Dask arrays)."""
     first: np.dtype[Any] = arrays[0].dtype
-    if all(a.dtype == first for a in arrays):
+    if same_dtype(arrays):
         return first
     dtypes = {a.dtype for a in arrays}
     if np.dtype(np.float64) in dtypes:

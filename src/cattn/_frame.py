@@ -363,16 +363,6 @@ def mask_kind(dtype: np.dtype[Any], func: str,
 NAMES: tuple[str, ...] = ("query", "key", "value")
 
 
-def _one_dtype(arrays: Sequence[Any]) -> bool:
-    """All of `arrays` share the first one's dtype (a plain loop: this runs
-    on every call)."""
-    dt = arrays[0].dtype
-    for a in arrays:
-        if a.dtype != dt:
-            return False
-    return True
-
-
 def _new_call(fields: tuple[Any, ...]) -> Call:
     """Call(*fields) without NamedTuple's argument parsing (per call)."""
     return tuple.__new__(Call, fields)
@@ -420,7 +410,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                 value, names[2], func, True)]
         if extra:
             arrays += [as_float(a, n, func, True) for n, a in extra]
-        if not _one_dtype(arrays):            # the promotion rule
+        if not _checks.same_dtype(arrays):    # the promotion rule
             dtype = _checks.common_dtype(arrays)
             # A float32 query against a 16-bit key/value (a 16-bit KV
             # cache): the forward widens each as it reads it, the same
@@ -523,7 +513,7 @@ def describe_varlen(func: str, query: ArrayLike, key: ArrayLike,
     as_float = _checks.as_float_array
     arrays = [as_float(x, n, func, True)
               for x, n in zip((query, key, value), NAMES)]
-    if any(a.dtype != arrays[0].dtype for a in arrays):
+    if not _checks.same_dtype(arrays):
         dtype = _checks.common_dtype(arrays)
         arrays = [a.astype(dtype, copy=False) for a in arrays]
     q, k, v = arrays

@@ -96,6 +96,7 @@ cdef struct Problem:
     # _convert.pxd), in_size bytes each; the gradients in the compute dtype.
     int storage
     int64_t in_size
+    GemmKernel kern           # the products' tile, resolved once (entry)
     int64_t bq, bk, nqb, nkb, ld
     int64_t e_pad, ev_pad     # E, Ev in whole NR panels
     # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
@@ -464,8 +465,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
               floating *dmask, int64_t nkv, int schedule, int64_t group,
               const Arena *arena, floating *packs, floating *parts,
               int nthreads) noexcept nogil:
-    cdef GemmKernel kern = gemm_kernel(p.f.isa, floating is float,
-                                       p.storage, False)
+    cdef GemmKernel kern = p.kern
     cdef int64_t per_head = p.G * p.nqb + p.nkb
     cdef int64_t kvh, item, gi, g0, ng, kb, r, g, qb, grp, c, i0, nq
     cdef int64_t ngrp = imin(KEY_GROUPS, p.nkb), head_dq = p.G * p.f.L * p.f.E
@@ -656,8 +656,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             raise AssertionError(f"{func}: cattn internal error: operands "
                                  "of different dtypes")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
-    cdef GemmKernel kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage,
-                                       False)
+    p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, False)
+    cdef GemmKernel kern = p.kern
     cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
         p.f.isa)
     p.bq = cdiv(blk.grad_bq, kern.mr) * kern.mr

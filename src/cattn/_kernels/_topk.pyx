@@ -60,6 +60,9 @@ cdef extern from "cattn_omp.h":
 cdef struct Problem:
     Frame f           # sizes, visibility, mask kind, scale, k (_frame.pxd)
     int64_t rs_q, cs_q, rs_k, cs_k, rs_m, cs_m
+    GemmKernel kern   # the score tiles' products, resolved once (_scan):
+                      # the forward's (bf16 pairs) for scores, float32 for
+                      # top-k (the forward repeats them then)
     int64_t bq, bk, ld, nqb
     int storage       # of q and k (_convert.pxd), in_size bytes each
     int64_t in_size
@@ -280,8 +283,7 @@ cdef void run(const Problem *p, const void *q, const void *k,
               const void *mask, const int64_t *off_q, const int64_t *off_k,
               const int64_t *off_m, floating *thr, int64_t *idx, int64_t nbh,
               const Arena *arena, int nthreads) noexcept nogil:
-    cdef GemmKernel kern = gemm_kernel(p.f.isa, floating is float,
-                                       p.storage, p.scores != NULL)
+    cdef GemmKernel kern = p.kern
     cdef int64_t item, bh, qb
     cdef size_t mask_item = 1 if p.f.mask_kind == MASK_BOOL else sizeof(floating)
     cdef const void *mask_bh
@@ -370,8 +372,8 @@ cdef _scan(call, tuple items, q, k, mask, thr, idx, out, list schedule):
         raise AssertionError(f"{func}: cattn internal error: query and "
                              f"key of dtypes {q.dtype} and {k.dtype}")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
-    cdef GemmKernel kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage,
-                                       p.scores != NULL)
+    p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, p.scores != NULL)
+    cdef GemmKernel kern = p.kern
     cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
         p.f.isa)
     p.bq = cdiv(blk.topk_bq, kern.mr) * kern.mr
