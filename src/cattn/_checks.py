@@ -69,7 +69,8 @@ def as_storage_array(x: ArrayLike, name: str, func: str) -> NDArray[Any]:
     """`x` as an ndarray of float32, float64, float16 or bfloat16, else
     TypeError (the functions that take 16-bit storage)."""
     arr = np.asarray(x)
-    check_dtype(arr.dtype, name, func, storage=True)
+    if arr.dtype not in SUPPORTED_DTYPES:       # as as_float_array
+        check_dtype(arr.dtype, name, func, storage=True)
     return arr
 
 
@@ -102,7 +103,9 @@ def same_dtype(arrays: Sequence[Any]) -> bool:
     on every call)."""
     dt = arrays[0].dtype
     for a in arrays:
-        if a.dtype != dt:
+        # Built-in dtypes are singletons: `is` settles the common case
+        # without NumPy's dtype comparison (~0.1 us each).
+        if a.dtype is not dt and a.dtype != dt:
             return False
     return True
 

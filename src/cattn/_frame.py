@@ -457,6 +457,16 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
                             NDArray[np.int64] | None]) -> Call:
     """The Call of validated shapes, the options validated here (every
     entry point's, in the Call's field order)."""
+    if (is_causal is False and window is None and top_k is None
+            and precision is None and softcap is None and sinks is None
+            and alibi_slopes is None):
+        # Every option at its default (most calls): what the validators
+        # made of the defaults once, at import.
+        return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
+                          _PLAIN_CAUSAL, _PLAIN_WINDOW,
+                          scale_value(scale, E, func), _PLAIN_TOP_K,
+                          _checks.resolve_threads(num_threads, func))
+                         + _PLAIN + lengths)
     return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
                       causal_alignment(is_causal, func),
                       window_bounds(window, func),
@@ -468,6 +478,16 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
                       per_head(sinks, "sinks", batch, func),
                       per_head(alibi_slopes, "alibi_slopes", batch, func,
                                finite=True)) + lengths)
+
+
+# The default options' fields as their validators make them: causal,
+# window and top_k, then the fields after the thread count (precision,
+# softcap, sinks, ALiBi).
+_PLAIN_CAUSAL = causal_alignment(False, "")
+_PLAIN_WINDOW = window_bounds(None, "")
+_PLAIN_TOP_K = top_k_value(None, 1, "")
+_PLAIN = (precision_value(None, ""), softcap_value(None, ""),
+          per_head(None, "", (), ""), per_head(None, "", (), ""))
 
 
 def cu_seqlens(cu: object, name: str, total: int, what: str,

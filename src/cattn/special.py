@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _checks
-from ._kernels import _softmax
+from ._kernels import _layout, _softmax
 from ._typing import ArrayLike, Axis, FloatArray, Threads
 
 
@@ -53,9 +53,9 @@ def _move_last(x: FloatArray, axes: tuple[int, ...]) -> FloatArray:
 def _view_2d(a: FloatArray, rows: int, n: int) -> FloatArray | None:
     """`a` as a (rows, n) view with unit column stride the kernels can
     walk, or None if that needs a copy."""
-    if a.flags.c_contiguous:            # per call: the method is ~6x faster
-        v = a.reshape(rows, n)          # and a C-contiguous reshape is a view
-        return v if _checks.element_strides(v) is not None else None
+    v = _layout.rows_view(a, rows, n)   # C-contiguous and aligned: the
+    if v is not None:                   # common case, in one C call
+        return v
     try:
         v = np.reshape(a, (rows, n), copy=False)
     except ValueError:                  # only a copy has that shape

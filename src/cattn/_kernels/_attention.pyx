@@ -66,11 +66,12 @@ from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, item_visibility, read_call)
-from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_q8_view, element,
-                       narrow, storage_of, widen)
-from ._gemm cimport (GemmKernel, axpy_rows_from, call_ukernel, dot_rows_from,
-                     floating, gemm_kernel, pack_a_k, pack_b_for, pack_b_k,
-                     panel_depth, shift)
+from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,
+                       cattn_convert_for, cattn_q8_view, element, narrow,
+                       storage_of, widen)
+from ._gemm cimport (GemmKernel, RowProducts, axpy_rows, call_ukernel,
+                     dot_rows, floating, gemm_kernel, pack_a_k, pack_b_for,
+                     pack_b_k, panel_depth, row_products, shift)
 from ._softmax cimport (cattn_rows_f32, cattn_rows_f32_for, cattn_rows_f64,
                        cattn_rows_f64_for)
 from ._tables cimport (cattn_attention_blocks, cattn_attention_blocks_for,
@@ -156,9 +157,14 @@ cdef struct Problem:
     # in float32; a kern_v with pairs rounds P to bf16 and runs O = P V as
     # Oᵀ = Vᵀ Pᵀ into a transposed accumulator (the default precision).
     GemmKernel kern, kern_v
-    # The decode rows' row kernels (softmax/, at the call's level p.f.isa).
+    # The decode rows' row kernels (softmax/, at the call's level p.f.isa),
+    # their products with K and V rows read from `storage`, and the
+    # conversions of a 16-bit query and out (NULL for the compute dtype).
     const cattn_rows_f32 *r32
     const cattn_rows_f64 *r64
+    RowProducts rows
+    const cattn_convert *cv_q
+    const cattn_convert *cv_out
     # Blocking: query blocks of bq (a multiple of NR), key blocks of bk (a
     # multiple of MR), key chunks of `chunk` (a multiple of bk).
     int64_t bq, bk, nqb, nchunks, chunk
@@ -216,7 +222,8 @@ include "forward/decode.pxi"
 include "forward/schedule.pxi"
 
 
-def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
+def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
+              cnp.ndarray v, mask, cnp.ndarray o, lse, thr, quant=None,
               ragged=None, paged=None, list schedule=None):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
@@ -313,7 +320,9 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
     p.rs_m, p.cs_m = om.rs, om.cs
     p.storage, p.q_storage = storage_of(k), storage_of(q)
     p.out_storage = storage_of(o)
-    p.in_size, p.q_size, p.out_size = k.itemsize, q.itemsize, o.itemsize
+    p.in_size = cnp.PyArray_ITEMSIZE(k)
+    p.q_size = cnp.PyArray_ITEMSIZE(q)
+    p.out_size = cnp.PyArray_ITEMSIZE(o)
     if quant is not None:
         p.storage = CATTN_STORAGE_Q8
         p.q8_block = quant[2]
@@ -328,7 +337,7 @@ def attention(call, tuple items, q, k, v, mask, o, lse, thr, quant=None,
                                      f"quantized {name} layout")
             p.q8_values[i] = <const char *>cnp.PyArray_DATA(x)
             p.q8_scales[i] = <const float *>osc.data
-    elif (storage_of(v) != p.storage or v.itemsize != k.itemsize
+    elif (storage_of(v) != p.storage or cnp.PyArray_ITEMSIZE(v) != p.in_size
             or not computes(k, p.f.is_f32)):
         raise AssertionError(f"{func}: cattn internal error: operand dtypes "
                              f"{q.dtype}, {k.dtype}, {v.dtype} -> {o.dtype}")

@@ -59,7 +59,8 @@ from ._convert cimport element, storage_of
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
                      shift, tile_product)
-from ._softmax cimport cattn_rows_f32_for, cattn_rows_f64_for
+from ._softmax cimport (cattn_rows_f32, cattn_rows_f32_for, cattn_rows_f64,
+                       cattn_rows_f64_for)
 from ._tables cimport cattn_attention_blocks, cattn_attention_blocks_for
 from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility,
                            block_any_visible, block_fully_visible, cdiv,
@@ -97,6 +98,8 @@ cdef struct Problem:
     int storage
     int64_t in_size
     GemmKernel kern           # the products' tile, resolved once (entry)
+    const cattn_rows_f32 *r32  # the softmax rows' exp (the call's level)
+    const cattn_rows_f64 *r64
     int64_t bq, bk, nqb, nkb, ld
     int64_t e_pad, ev_pad     # E, Ev in whole NR panels
     # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
@@ -232,12 +235,12 @@ cdef void pack_head_item(const Problem *p, const GemmKernel *kern,
 
 # ---------------------------------------------------------------- tiles --
 
-cdef inline void exp_shifted(int isa, int64_t n, floating *x,
+cdef inline void exp_shifted(const Problem *p, int64_t n, floating *x,
                              floating shift) noexcept nogil:
     if floating is float:
-        cattn_rows_f32_for(isa).exp_sum(n, x, shift, x)
+        p.r32.exp_sum(n, x, shift, x)
     else:
-        cattn_rows_f64_for(isa).exp_sum(n, x, shift, x)
+        p.r64.exp_sum(n, x, shift, x)
 
 
 cdef inline void softcap_grad(int64_t n, floating *ds, const floating *c,
@@ -285,7 +288,7 @@ cdef void tile(const Problem *p, const Visibility *vis,
                       <floating *>w.capt)
     if p.f.mask_kind != MASK_NONE or not block_fully_visible(vis, i0, nq,
                                                            k0, nk):
-        mask_rows(p.f.isa, vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld,
+        mask_rows(p.f.c32, p.f.c64, vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld,
                   i0, nq, k0, nk)
 
     # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
@@ -298,7 +301,7 @@ cdef void tile(const Problem *p, const Visibility *vis,
             for j in range(nk):
                 row[j] = 0
         else:
-            exp_shifted(p.f.isa, nk, row, shift)
+            exp_shifted(p, nk, row, shift)
         di = d[r]
         bad = False
         for j in range(nk):
@@ -349,7 +352,7 @@ cdef void add_dq(const Problem *p, const GemmKernel *kern,
     cdef int64_t mr = kern.mr, nr = kern.nr, r, je
     cdef const floating *kbp = kpack + (p.f.E + p.f.Ev) * p.ld
     cdef floating *dspack = <floating *>w.dspack
-    pack_a(p.f.isa, nq, nk, <floating *>w.dt, p.ld, 1, mr, dspack)
+    pack_a(kern, nq, nk, <floating *>w.dt, p.ld, 1, mr, dspack)
     for r in range(cdiv(nq, mr)):
         for je in range(cdiv(p.f.E, nr)):
             call_ukernel(kern, nk, dspack + r * mr * nk, mr,
@@ -650,13 +653,15 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
-    p.storage, p.in_size = storage_of(q), q.itemsize
+    p.storage, p.in_size = storage_of(q), cnp.PyArray_ITEMSIZE(q)
     for a in (k, v, o, go):
-        if storage_of(a) != p.storage or a.itemsize != p.in_size:
+        if storage_of(a) != p.storage or cnp.PyArray_ITEMSIZE(a) != p.in_size:
             raise AssertionError(f"{func}: cattn internal error: operands "
                                  "of different dtypes")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, False)
+    p.r32 = cattn_rows_f32_for(p.f.isa)
+    p.r64 = cattn_rows_f64_for(p.f.isa)
     cdef GemmKernel kern = p.kern
     cdef const cattn_attention_blocks *blk = cattn_attention_blocks_for(
         p.f.isa)

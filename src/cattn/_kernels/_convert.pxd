@@ -41,15 +41,15 @@ cdef inline int storage_of(cnp.ndarray a) except -2:
     no buffer protocol; only their data pointer is read)."""
     if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT16:
         return CATTN_STORAGE_F16
-    if a.dtype.itemsize == 2 and a.dtype.name == "bfloat16":
+    if cnp.PyArray_ITEMSIZE(a) == 2 and a.dtype.name == "bfloat16":
         return CATTN_STORAGE_BF16
     return NATIVE
 
 
-cdef inline void widen(int storage, int isa, int64_t n, const void *src,
+cdef inline void widen(const cattn_convert *cv, int64_t n, const void *src,
                        int64_t stride, float *dst) noexcept nogil:
-    """dst[0:n] = src[0:n·stride:stride] widened from 16-bit storage."""
-    cdef const cattn_convert *cv = cattn_convert_for(isa, storage)
+    """dst[0:n] = src[0:n·stride:stride] widened from 16-bit storage (cv:
+    the storage's row of the table, cattn_convert_for once per call)."""
     cdef int64_t i
     if stride == 1:
         cv.to_f32(n, <const uint16_t *>src, dst)
@@ -58,10 +58,10 @@ cdef inline void widen(int storage, int isa, int64_t n, const void *src,
             cv.to_f32(1, <const uint16_t *>src + i * stride, dst + i)
 
 
-cdef inline void narrow(int storage, int isa, int64_t n, const float *src,
+cdef inline void narrow(const cattn_convert *cv, int64_t n, const float *src,
                         void *dst, int64_t stride) noexcept nogil:
-    """dst[0:n·stride:stride] = src[0:n] rounded to 16-bit storage."""
-    cdef const cattn_convert *cv = cattn_convert_for(isa, storage)
+    """dst[0:n·stride:stride] = src[0:n] rounded to 16-bit storage (cv as
+    for widen)."""
     cdef int64_t i
     if stride == 1:
         cv.from_f32(n, src, <uint16_t *>dst)
@@ -78,5 +78,5 @@ cdef inline double element(int storage, bint is_f32, const void *x,
     cdef float f
     if storage == NATIVE:
         return (<const float *>x)[i] if is_f32 else (<const double *>x)[i]
-    widen(storage, 0, 1, <const uint16_t *>x + i, 1, &f)
+    widen(cattn_convert_for(0, storage), 1, <const uint16_t *>x + i, 1, &f)
     return f

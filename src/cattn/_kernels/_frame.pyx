@@ -58,6 +58,8 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.isa = active_isa()
     f.c32 = cattn_cols_f32_for(f.isa)
     f.c64 = cattn_cols_f64_for(f.isa)
+    f.k32 = cattn_topk_f32_for(f.isa)
+    f.k64 = cattn_topk_f64_for(f.isa)
     set_visibility(&f.vis, f.L, f.S, causal is not None,
                    f.S - f.L if causal == "bottom_right" else 0,
                    window[0] if window is not None else None,
@@ -91,7 +93,7 @@ cdef bint walkable(cnp.ndarray x) noexcept:
     load of a misaligned float is undefined behaviour): the kernels can
     read x in place."""
     cdef int d
-    cdef int64_t item = x.itemsize
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(x)
     if not cnp.PyArray_ISALIGNED(x):
         return False
     for d in range(x.ndim):
@@ -128,7 +130,7 @@ cdef class Operands:
         if not walkable(a):
             a = a.copy()
         cdef int nd = a.ndim, d
-        cdef int64_t item = a.itemsize, i, s
+        cdef int64_t item = cnp.PyArray_ITEMSIZE(a), i, s
         cdef int64_t lo = 0, hi = 0, reach_lo = 0, reach_hi = 0
         cdef Operand *op = &self.op[self.count]
         cdef int64_t *off = self.offsets + self.count * (
@@ -182,7 +184,7 @@ cdef class Operands:
         if not walkable(a):
             a = a.copy()
         cdef cnp.ndarray st = <cnp.ndarray>starts, ln = <cnp.ndarray>lens
-        cdef int64_t item = a.itemsize, nseq, heads, H, s, h, i, rows
+        cdef int64_t item = cnp.PyArray_ITEMSIZE(a), nseq, heads, H, s, h, i, rows
         cdef int64_t hs, rs, cs, lo = 0, hi = 0, d, e, reach_lo, reach_hi
         cdef Operand *op = &self.op[self.count]
         cdef int64_t *off = self.offsets + self.count * (
@@ -263,7 +265,7 @@ cdef int batch_offsets_into(cnp.ndarray a, tuple items, int64_t *off,
     place.  -1 if `a` does not broadcast to `items`.  Strides must be whole
     elements (walkable)."""
     cdef int nb = len(items), nd = a.ndim, lead = nb - (nd - 2), d
-    cdef int64_t item = a.itemsize, i, n, cur = 0
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(a), i, n, cur = 0
     cdef int64_t size[MAX_DIMS]
     cdef int64_t stride[MAX_DIMS]
     cdef int64_t idx[MAX_DIMS]

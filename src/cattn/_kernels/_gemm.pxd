@@ -35,6 +35,11 @@ ctypedef void (*pack_b_fn)(int64_t, int64_t, const void *, int64_t, int64_t,
                            int64_t, int64_t, int64_t, float *) noexcept nogil
 ctypedef void (*pack_b_f32_fn)(int64_t, int64_t, const float *, int64_t,
                                int64_t, float *) noexcept nogil
+ctypedef void (*pack_a64_fn)(int64_t, int64_t, const void *, int64_t,
+                             int64_t, int64_t, double *) noexcept nogil
+ctypedef void (*pack_b64_fn)(int64_t, int64_t, const void *, int64_t,
+                             int64_t, int64_t, int64_t, int64_t,
+                             double *) noexcept nogil
 ctypedef int (*zero_nonfinite_fn)(int64_t, float *) noexcept nogil
 ctypedef void (*scale_cols_fn)(int64_t, int64_t, float *, int64_t,
                                const float *) noexcept nogil
@@ -51,8 +56,11 @@ cdef struct GemmKernel:
     const char *name
     int64_t mr, nr, kc, mc, nc
     bint pairs
-    pack_a_fn pack_a         # float32 panels (NULL for float64: typed)
+    pack_a_fn pack_a         # float32 panels from `storage`
     pack_b_fn pack_b
+    pack_a_fn pack_a_f32     # float32 panels from float32 (a dS tile)
+    pack_a64_fn pack_a64     # float64 panels (the float64 kernel)
+    pack_b64_fn pack_b64
     pack_b_f32_fn pack_b_f32  # pairs: a float32 tile rounded to bf16 (Pᵀ)
     zero_nonfinite_fn zero_nonfinite  # pairs: packed words' inf/NaN halves
     scale_cols_fn scale_cols  # pairs: the attention's Oᵀ accumulator
@@ -87,7 +95,7 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
                        floating *c, int64_t ldc) noexcept nogil
 
 # A block of A in the compute dtype itself (the backward's dS tile).
-cdef void pack_a(int isa, int64_t mc, int64_t kc, const floating *a,
+cdef void pack_a(const GemmKernel *kern, int64_t mc, int64_t kc, const floating *a,
                  int64_t rs_a, int64_t cs_a, int64_t mr, floating *dst) noexcept nogil
 
 # Through a kernel's packers: A or B read from the storage the kernel was
@@ -99,16 +107,47 @@ cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
                    const void *b, int64_t rs_b, int64_t cs_b, int64_t q0,
                    int64_t q1, floating *dst) noexcept nogil
 
-# Row-streaming kernels (include/gemm/cattn_gemv.h): products with a few rows.
-cdef void dot_rows(int isa, int64_t n, int64_t k, const floating *x,
-                   const floating *rows, int64_t rs, floating scale,
-                   floating *out) noexcept nogil
-cdef void axpy_rows(int isa, int64_t n, int64_t k, const floating *coef,
-                    const floating *rows, int64_t rs,
-                    floating *acc) noexcept nogil
-cdef void dot_rows_from(int isa, int storage, int64_t n, int64_t k,
-                        const floating *x, const void *rows, int64_t rs,
-                        floating scale, floating *out) noexcept nogil
-cdef void axpy_rows_from(int isa, int storage, int64_t n, int64_t k,
-                         const floating *coef, const void *rows, int64_t rs,
-                         floating *acc) noexcept nogil
+# Row-streaming kernels (include/gemm/cattn_gemv.h): products with a few
+# rows, read from their storage (the float32 rows of a 16-bit or int8
+# operand widen as they stream, convert/).  A driver resolves the level's
+# and storage's row once (row_products) and its row loops call through it.
+ctypedef void (*dot_rows_f32_fn)(int64_t, int64_t, const float *,
+                                 const void *, int64_t, float,
+                                 float *) noexcept nogil
+ctypedef void (*axpy_rows_f32_fn)(int64_t, int64_t, const float *,
+                                  const void *, int64_t, float *) noexcept nogil
+ctypedef void (*dot_rows_f64_fn)(int64_t, int64_t, const double *,
+                                 const void *, int64_t, double,
+                                 double *) noexcept nogil
+ctypedef void (*axpy_rows_f64_fn)(int64_t, int64_t, const double *,
+                                  const void *, int64_t,
+                                  double *) noexcept nogil
+
+cdef struct RowProducts:
+    # out[j] = scale · (x · rows[j]) for j < n (rows[j] = rows + j·rs, k
+    # contiguous elements each), and acc[0:k] += Σ_j coef[j] · rows[j] in
+    # order of j; the float64 pair is NULL for a 16-bit or int8 storage.
+    dot_rows_f32_fn dot32
+    axpy_rows_f32_fn axpy32
+    dot_rows_f64_fn dot64
+    axpy_rows_f64_fn axpy64
+
+cdef RowProducts row_products(int isa, int storage) noexcept nogil
+
+
+cdef inline void dot_rows(const RowProducts *rp, int64_t n, int64_t k,
+                          const floating *x, const void *rows, int64_t rs,
+                          floating scale, floating *out) noexcept nogil:
+    if floating is float:
+        rp.dot32(n, k, x, rows, rs, scale, out)
+    else:
+        rp.dot64(n, k, x, rows, rs, scale, out)
+
+
+cdef inline void axpy_rows(const RowProducts *rp, int64_t n, int64_t k,
+                           const floating *coef, const void *rows,
+                           int64_t rs, floating *acc) noexcept nogil:
+    if floating is float:
+        rp.axpy32(n, k, coef, rows, rs, acc)
+    else:
+        rp.axpy64(n, k, coef, rows, rs, acc)

@@ -35,7 +35,8 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from ._convert cimport (CATTN_STORAGE_BF16, NATIVE, cattn_convert_for,
+from ._convert cimport (CATTN_STORAGE_BF16, NATIVE, cattn_convert,
+                       cattn_convert_for,
                        storage_of, widen)
 from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport Operand, Operands
@@ -111,6 +112,9 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     cdef GemmKernel g
     g.isa = isa
     g.pairs = False
+    g.pack_a_f32 = k32.pack_a
+    g.pack_a64 = NULL
+    g.pack_b64 = NULL
     g.pack_b_f32 = NULL
     g.zero_nonfinite = NULL
     g.scale_cols = NULL
@@ -121,6 +125,8 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
         g.mr, g.nr, g.kc, g.mc, g.nc = k64.mr, k64.nr, k64.kc, k64.mc, k64.nc
         g.pack_a = NULL
         g.pack_b = NULL
+        g.pack_a_f32 = NULL
+        g.pack_a64, g.pack_b64 = k64.pack_a, k64.pack_b
         return g
     if pairs and storage == CATTN_STORAGE_BF16 and kbf.ukernel != NULL:
         g.ukernel = <const void *>kbf.ukernel
@@ -157,14 +163,13 @@ cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
             k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta)
 
 
-cdef void pack_a(int isa, int64_t mc, int64_t kc, const floating *a,
-                 int64_t rs_a, int64_t cs_a, int64_t mr, floating *dst) noexcept nogil:
+cdef void pack_a(const GemmKernel *kern, int64_t mc, int64_t kc,
+                 const floating *a, int64_t rs_a, int64_t cs_a, int64_t mr,
+                 floating *dst) noexcept nogil:
     if floating is float:
-        cattn_gemm_kernel_f32_for(isa).pack_a(mc, kc, a, rs_a, cs_a,
-                                                       mr, dst)
+        kern.pack_a_f32(mc, kc, a, rs_a, cs_a, mr, dst)
     else:
-        cattn_gemm_kernel_f64_for(isa).pack_a(mc, kc, a, rs_a, cs_a,
-                                                       mr, dst)
+        kern.pack_a64(mc, kc, a, rs_a, cs_a, mr, dst)
 
 
 cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,
@@ -173,8 +178,7 @@ cdef void pack_a_k(const GemmKernel *kern, int64_t mc, int64_t kc,
     if floating is float:
         kern.pack_a(mc, kc, a, rs_a, cs_a, kern.mr, dst)
     else:
-        cattn_gemm_kernel_f64_for(kern.isa).pack_a(mc, kc, a, rs_a,
-                                                       cs_a, kern.mr, dst)
+        kern.pack_a64(mc, kc, a, rs_a, cs_a, kern.mr, dst)
 
 
 cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
@@ -183,9 +187,7 @@ cdef void pack_b_k(const GemmKernel *kern, int64_t kc, int64_t nc,
     if floating is float:
         kern.pack_b(kc, nc, b, rs_b, cs_b, kern.nr, q0, q1, dst)
     else:
-        cattn_gemm_kernel_f64_for(kern.isa).pack_b(kc, nc, b, rs_b,
-                                                       cs_b, kern.nr, q0, q1,
-                                                       dst)
+        kern.pack_b64(kc, nc, b, rs_b, cs_b, kern.nr, q0, q1, dst)
 
 
 cdef void tile_product(const GemmKernel *kern, int64_t depth,
@@ -218,47 +220,18 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
                              alpha, 0 if t == 0 else 1)
 
 
-cdef void dot_rows(int isa, int64_t n, int64_t k, const floating *x,
-                   const floating *rows, int64_t rs, floating scale,
-                   floating *out) noexcept nogil:
-    """out[j] = scale · (x · rows[j]) for j < n; rows[j] = rows + j·rs, each
-    of k contiguous elements."""
-    if floating is float:
-        cattn_gemv_f32_for(isa).dot_rows(n, k, x, rows, rs, scale,
-                                                  out)
-    else:
-        cattn_gemv_f64_for(isa).dot_rows(n, k, x, rows, rs, scale,
-                                                  out)
-
-
-cdef void axpy_rows(int isa, int64_t n, int64_t k, const floating *coef,
-                    const floating *rows, int64_t rs,
-                    floating *acc) noexcept nogil:
-    """acc[0:k] += Σ_j coef[j] · rows[j] for j < n, in order of j."""
-    if floating is float:
-        cattn_gemv_f32_for(isa).axpy_rows(n, k, coef, rows, rs, acc)
-    else:
-        cattn_gemv_f64_for(isa).axpy_rows(n, k, coef, rows, rs, acc)
-
-
-cdef void dot_rows_from(int isa, int storage, int64_t n, int64_t k,
-                        const floating *x, const void *rows, int64_t rs,
-                        floating scale, floating *out) noexcept nogil:
-    if storage == NATIVE:
-        dot_rows(isa, n, k, x, <const floating *>rows, rs, scale, out)
-    elif floating is float:
-        cattn_convert_for(isa, storage).dot_rows(n, k, x, rows, rs,
-                                                          scale, out)
-
-
-cdef void axpy_rows_from(int isa, int storage, int64_t n, int64_t k,
-                         const floating *coef, const void *rows, int64_t rs,
-                         floating *acc) noexcept nogil:
-    if storage == NATIVE:
-        axpy_rows(isa, n, k, coef, <const floating *>rows, rs, acc)
-    elif floating is float:
-        cattn_convert_for(isa, storage).axpy_rows(n, k, coef, rows,
-                                                           rs, acc)
+cdef RowProducts row_products(int isa, int storage) noexcept nogil:
+    cdef const cattn_gemv_f32 *g32 = cattn_gemv_f32_for(isa)
+    cdef const cattn_gemv_f64 *g64 = cattn_gemv_f64_for(isa)
+    cdef const cattn_convert *cv
+    cdef RowProducts rp
+    rp.dot32, rp.axpy32 = g32.dot_rows, g32.axpy_rows
+    rp.dot64, rp.axpy64 = g64.dot_rows, g64.axpy_rows
+    if storage != NATIVE:               # widened as they stream, float32
+        cv = cattn_convert_for(isa, storage)
+        rp.dot32, rp.axpy32 = cv.dot_rows, cv.axpy_rows
+        rp.dot64, rp.axpy64 = NULL, NULL
+    return rp
 
 
 # ------------------------------------------------------------------ loops --
@@ -275,6 +248,8 @@ cdef struct Product:
     int storage
     int64_t size
     int isa           # the call's SIMD level, resolved once
+    RowProducts rows  # its row products for `storage` (gemv_item)
+    const cattn_convert *cv   # 16-bit storage's conversions, else NULL
 
 
 cdef void compute_share(const GemmKernel *kern, const Product *op,
@@ -441,7 +416,7 @@ cdef void gemv_item(const Product *op, int64_t i, int64_t j0,
                                                         op.size)
     if op.storage != NATIVE:
         if floating is float:
-            widen(op.storage, op.isa, op.k, coef, op.cs_a, tmp)
+            widen(op.cv, op.k, coef, op.cs_a, tmp)
         coef = tmp
     elif op.cs_a != 1:
         for p in range(op.k):
@@ -451,13 +426,13 @@ cdef void gemv_item(const Product *op, int64_t i, int64_t j0,
         # C[i, :] = Σ_p A[i, p] · B[p, :]: axpy over contiguous rows of B.
         for j in range(nj):
             row[j] = 0
-        axpy_rows_from(op.isa, op.storage, op.k, nj, coef,
-                       shift(op.b, j0, op.size), op.rs_b, row)
+        axpy_rows(&op.rows, op.k, nj, coef, shift(op.b, j0, op.size),
+                  op.rs_b, row)
     else:
         # C[i, j] = A[i, :] · B[:, j]: dot products with contiguous columns.
-        dot_rows_from(op.isa, op.storage, nj, op.k, coef,
-                      shift(op.b, j0 * op.cs_b, op.size), op.cs_b,
-                      <floating>1, row)
+        dot_rows(&op.rows, nj, op.k, coef,
+                 shift(op.b, j0 * op.cs_b, op.size), op.cs_b, <floating>1,
+                 row)
     for j in range(nj):
         c[i * op.rs_c + (j0 + j) * op.cs_c] = row[j]
 
@@ -525,13 +500,13 @@ def matmul(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, tuple batch,
     cdef Operand *oc = ops.add(c, batch, m, n, "matmul", "out")
     if ops.keep[2] is not c:
         raise AssertionError("cattn internal error: matmul output copied")
-    if c.dtype == np.float32:
-        _matmul[float](oa.data, ob.data, storage, a.itemsize,
+    if cnp.PyArray_TYPE(c) == cnp.NPY_FLOAT32:
+        _matmul[float](oa.data, ob.data, storage, cnp.PyArray_ITEMSIZE(a),
                        <float *>oc.data, oa.off, ob.off, oc.off, nbatch,
                        m, n, k, oa.rs, oa.cs, ob.rs, ob.cs, oc.rs, oc.cs,
                        num_threads, pairs)
     else:
-        _matmul[double](oa.data, ob.data, storage, a.itemsize,
+        _matmul[double](oa.data, ob.data, storage, cnp.PyArray_ITEMSIZE(a),
                         <double *>oc.data, oa.off, ob.off, oc.off, nbatch,
                         m, n, k, oa.rs, oa.cs, ob.rs, ob.cs, oc.rs, oc.cs,
                         num_threads, pairs)
@@ -563,6 +538,8 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
         rs_c, cs_c = cs_c, rs_c
     op.a, op.b, op.c = NULL, NULL, NULL
     op.storage, op.size, op.isa = storage, size, isa
+    op.rows = row_products(isa, storage)
+    op.cv = cattn_convert_for(isa, storage) if storage != NATIVE else NULL
     op.m, op.n, op.k = m, n, k
     op.rs_a, op.cs_a, op.rs_b, op.cs_b, op.rs_c, op.cs_c = (
         rs_a, cs_a, rs_b, cs_b, rs_c, cs_c)

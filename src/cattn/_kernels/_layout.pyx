@@ -43,3 +43,17 @@ def element_strides(cnp.ndarray arr):
     if not walkable(arr):
         return None
     return tuple([arr.strides[d] // item for d in range(arr.ndim)])
+
+
+def rows_view(cnp.ndarray a, int64_t rows, int64_t n):
+    """A C-contiguous, aligned `a` as a (rows, n) view (the row kernels
+    walk it in place), or None for any other `a` (the caller's general
+    path).  Per call on the softmax family: one C call instead of flags,
+    reshape and a stride check in Python (0.6 us)."""
+    cdef cnp.npy_intp dims[2]
+    cdef cnp.PyArray_Dims shape
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
+        return None
+    dims[0], dims[1] = rows, n
+    shape.ptr, shape.len = dims, 2
+    return cnp.PyArray_Newshape(a, &shape, cnp.NPY_CORDER)

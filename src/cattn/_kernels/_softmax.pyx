@@ -165,9 +165,10 @@ cdef int rows16(int op, cnp.ndarray x, cnp.ndarray y, int storage,
     16-bit x into y (x's dtype or float32), through one float32 row per
     thread."""
     cdef const cattn_convert *cv = cattn_convert_for(active_isa(), storage)
-    cdef bint y16 = y.itemsize == 2
+    cdef bint y16 = cnp.PyArray_ITEMSIZE(y) == 2
     cdef int64_t rs_x = x.strides[0] // 2
-    cdef int64_t rs_y = y.strides[0] // y.itemsize if y.ndim == 2 else 0
+    cdef int64_t rs_y = (y.strides[0] // cnp.PyArray_ITEMSIZE(y)
+                         if y.ndim == 2 else 0)
     cdef Arena arena
     arena_new(&arena, nthreads, n * sizeof(float),
               "logsumexp" if op < 0 else "softmax")
@@ -225,8 +226,8 @@ def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
     of one float dtype with unit column stride, or 16-bit x (float16,
     bfloat16) with y of x's dtype or float32.  y may be x (in place)."""
     cdef int64_t rows = x.shape[0], n = x.shape[1]
-    cdef int64_t rs_x = x.strides[0] // x.itemsize
-    cdef int64_t rs_y = y.strides[0] // y.itemsize
+    cdef int64_t rs_x = x.strides[0] // cnp.PyArray_ITEMSIZE(x)
+    cdef int64_t rs_y = y.strides[0] // cnp.PyArray_ITEMSIZE(y)
     cdef int nthreads = threads_for(rows, n, num_threads)
     if rows == 0 or n == 0:
         return
@@ -234,7 +235,7 @@ def map_rows(int op, cnp.ndarray x, cnp.ndarray y, int num_threads):
     if storage != NATIVE:
         rows16(op, x, y, storage, rows, n, nthreads)
         return
-    if x.dtype == np.float32:
+    if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
         with nogil:
             team_enter()
             _map_rows[float](op, <const float *>cnp.PyArray_DATA(x), rs_x,
@@ -254,7 +255,7 @@ def logsumexp_rows(cnp.ndarray x, cnp.ndarray y, int num_threads):
     """y[r] = logsumexp(x[r]) for 2-D x with unit column stride and
     contiguous 1-D y of the same dtype (float32 also for 16-bit x)."""
     cdef int64_t rows = x.shape[0], n = x.shape[1]
-    cdef int64_t rs_x = x.strides[0] // x.itemsize
+    cdef int64_t rs_x = x.strides[0] // cnp.PyArray_ITEMSIZE(x)
     cdef int nthreads = threads_for(rows, n, num_threads)
     if rows == 0:
         return
@@ -262,7 +263,7 @@ def logsumexp_rows(cnp.ndarray x, cnp.ndarray y, int num_threads):
     if storage != NATIVE:
         rows16(-1, x, y, storage, rows, n, nthreads)
         return
-    if x.dtype == np.float32:
+    if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
         with nogil:
             team_enter()
             _reduce_rows[float](<const float *>cnp.PyArray_DATA(x), rs_x,
@@ -282,7 +283,7 @@ def exp(cnp.ndarray x, cnp.ndarray y):
     """y = exp(x) with the active ISA's vector exp, for contiguous 1-D x, y
     of one dtype (the tests measure its error with this)."""
     cdef int64_t n = x.shape[0]
-    if x.dtype == np.float32:
+    if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
         cattn_rows_f32_for(active_isa()).exp(
             n, <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(y))
     else:

@@ -165,17 +165,18 @@ cdef inline void replace_root(uint64_t *hk, int64_t *hj, int64_t n,
     hj[pos] = j
 
 
-cdef inline int64_t first_reaching(int isa, int64_t n, const floating *x,
+cdef inline int64_t first_reaching(const Frame *f, int64_t n,
+                                   const floating *x,
                                    floating t) noexcept nogil:
     if floating is float:
-        return cattn_topk_f32_for(isa).first_reaching(n, x, t)
+        return f.k32.first_reaching(n, x, t)
     else:
-        return cattn_topk_f64_for(isa).first_reaching(n, x, t)
+        return f.k64.first_reaching(n, x, t)
 
 
 cdef inline void offer_row(const floating *row, int64_t nk, int64_t k0,
                            int64_t topk, uint64_t *hk, int64_t *hj,
-                           int64_t *size, int isa) noexcept nogil:
+                           int64_t *size, const Frame *f) noexcept nogil:
     """Offer keys k0..k0+nk of one row (scores `row`) to its heap of
     *size <= topk keys.  Keys scoring -inf (hidden) are never candidates."""
     cdef int64_t j = 0, n = size[0]
@@ -195,7 +196,7 @@ cdef inline void offer_row(const floating *row, int64_t nk, int64_t k0,
             continue
         # A full heap: jump to the next score not below the worst kept one
         # (most are below it), then rank it exactly.
-        j += first_reaching(isa, nk - j, row + j, root)
+        j += first_reaching(f, nk - j, row + j, root)
         if j >= nk:
             break
         s = row[j]
@@ -220,7 +221,6 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
     item_visibility(&p.f, bh, &vis)
     nq = imax(0, imin(nrows, vis.L - i0))
     cdef int64_t t, pc, kc, r, kb, k0, nk, k_lo, k_hi
-    cdef int isa = p.f.isa
     cdef floating *qa = <floating *>w.qa
     cdef floating *ktb = <floating *>w.ktb
     cdef floating *st = <floating *>w.st
@@ -258,7 +258,7 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
             adjust_scores(&p.f, bh, st, ld, nq, nk, k0 - i0 - vis.offset)
         if p.f.mask_kind != MASK_NONE or not block_fully_visible(&vis, i0, nq,
                                                                k0, nk):
-            mask_rows(p.f.isa, &vis, p.f.mask_kind, mask, p.rs_m, p.cs_m,
+            mask_rows(p.f.c32, p.f.c64, &vis, p.f.mask_kind, mask, p.rs_m, p.cs_m,
                       st, ld, i0, nq, k0, nk)
         if out != NULL:
             for r in range(nq):
@@ -267,7 +267,7 @@ cdef void select_block(const Problem *p, const GemmKernel *kern,
             continue
         for r in range(nq):
             offer_row(st + r * ld, nk, k0, p.f.top_k, w.heap_k + r * p.f.top_k,
-                      w.heap_j + r * p.f.top_k, &w.size[r], isa)
+                      w.heap_j + r * p.f.top_k, &w.size[r], &p.f)
     if out != NULL:
         return
     for r in range(nrows):
@@ -367,8 +367,9 @@ cdef _scan(call, tuple items, q, k, mask, thr, idx, out, list schedule):
     cdef Operand *om = ops.add_mask(mask, &p.f, items, func)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_m, p.cs_m = om.rs, om.cs
-    p.storage, p.in_size = storage_of(q), q.itemsize
-    if storage_of(k) != p.storage or k.itemsize != q.itemsize:
+    p.storage, p.in_size = storage_of(q), cnp.PyArray_ITEMSIZE(q)
+    if (storage_of(k) != p.storage
+            or cnp.PyArray_ITEMSIZE(k) != p.in_size):
         raise AssertionError(f"{func}: cattn internal error: query and "
                              f"key of dtypes {q.dtype} and {k.dtype}")
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8

@@ -12,8 +12,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint8_t
 
 from ._gemm cimport cdiv, floating, imax, imin
-from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
-                       cattn_cols_f64_for)
+from ._tables cimport cattn_cols_f32, cattn_cols_f64
 
 
 cdef struct Visibility:
@@ -119,7 +118,9 @@ cdef enum:
     MASK_ADD = 2
 
 
-cdef inline void mask_rows(int isa, const Visibility *v, int mask_kind,
+cdef inline void mask_rows(const cattn_cols_f32 *t32,
+                           const cattn_cols_f64 *t64,
+                           const Visibility *v, int mask_kind,
                            const void *mask, int64_t rs_m, int64_t cs_m,
                            floating *tile, int64_t ld, int64_t i0,
                            int64_t nq, int64_t k0,
@@ -127,11 +128,10 @@ cdef inline void mask_rows(int isa, const Visibility *v, int mask_kind,
     """In a tile of queries i0..i0+nq (rows, stride ld) x keys k0..k0+nk:
     add the float mask, or hide (-inf) what the bool mask, causal or the
     window hide.  `mask` points at this head's (L, S) mask.  The element
-    steps are level `isa`'s (attention/tile.tmpl.h): the call's."""
+    steps are t32's or t64's (attention/tile.tmpl.h): the call's level's
+    rows (Frame.c32, c64)."""
     cdef int64_t r
     cdef floating *row
-    cdef const cattn_cols_f32 *t32 = cattn_cols_f32_for(isa)
-    cdef const cattn_cols_f64 *t64 = cattn_cols_f64_for(isa)
     for r in range(nq):
         row = tile + r * ld
         if floating is float:

@@ -57,8 +57,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                                         p.q_size)
         if p.q_storage != NATIVE:
             if floating is float:
-                widen(p.q_storage, p.f.isa, p.f.E, qi[r], 1,
-                      <float *>w.qrow + r * p.f.E)
+                widen(p.cv_q, p.f.E, qi[r], 1, <float *>w.qrow + r * p.f.E)
             qi[r] = <const floating *>w.qrow + r * p.f.E
         w.m[r] = -INFINITY
         w.l[r] = 0
@@ -88,7 +87,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
             if p.f.mask_kind != MASK_NONE:
                 # One row tile of keys kb.. (already cut to what row i may
                 # see, so only the mask acts).
-                mask_rows(p.f.isa, vis, p.f.mask_kind, <const char *>mask
+                mask_rows(p.f.c32, p.f.c64, vis, p.f.mask_kind, <const char *>mask
                           + off_m[bh0 + r] * mask_item, p.rs_m, p.cs_m, s,
                           nk, i, 1, kb, nk)
             mx = row_max(p, nk, s)

@@ -21,6 +21,11 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
     cdef int64_t vl = p.f.c32.vl if p.f.is_f32 else p.f.c64.vl
     p.r32 = cattn_rows_f32_for(p.f.isa)
     p.r64 = cattn_rows_f64_for(p.f.isa)
+    p.rows = row_products(p.f.isa, p.storage)
+    p.cv_q = (cattn_convert_for(p.f.isa, p.q_storage)
+              if p.q_storage != NATIVE else NULL)
+    p.cv_out = (cattn_convert_for(p.f.isa, p.out_storage)
+                if p.out_storage != NATIVE else NULL)
     # A few queries (decoding): stream K and V rows instead of packing
     # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
     cdef bint decode = ((p.f.L <= blk.decode_max_l or (

@@ -96,14 +96,13 @@ cdef void stream_keys(const Problem *p, int which, const void **xs,
                     else:
                         prefetch_run(p, 0, others[r], bh + r, j0 + n, p.bk)
             if which == 0:
-                dot_rows_from(p.f.isa, p.storage, m, p.f.E, qs[r],
-                              kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
-                              <floating>p.f.scale, s + r * ld + (j - j0))
+                dot_rows(&p.rows, m, p.f.E, qs[r],
+                         kv_src(p, 0, row, p.rs_k, &view), p.rs_k,
+                         <floating>p.f.scale, s + r * ld + (j - j0))
             elif live == NULL or live[r]:
-                axpy_rows_from(p.f.isa, p.storage, m, p.f.Ev,
-                               s + r * ld + (j - j0),
-                               kv_src(p, 1, row, p.rs_v, &view), p.rs_v,
-                               acc + r * p.ev_pad)
+                axpy_rows(&p.rows, m, p.f.Ev, s + r * ld + (j - j0),
+                          kv_src(p, 1, row, p.rs_v, &view), p.rs_v,
+                          acc + r * p.ev_pad)
         j += m
 
 
@@ -209,8 +208,8 @@ cdef int set_pages(Problem *p, tuple paged, const Operand *ok,
     p.max_pages = bt.shape[1]
     p.page_size = kp.shape[2]
     p.seq_items = nbh // B
-    p.page_stride[0] = kp.strides[0] // kp.itemsize
-    p.page_stride[1] = vp.strides[0] // vp.itemsize
+    p.page_stride[0] = kp.strides[0] // cnp.PyArray_ITEMSIZE(kp)
+    p.page_stride[1] = vp.strides[0] // cnp.PyArray_ITEMSIZE(vp)
     if quant is not None and (
             paged[3].strides[0] * p.q8_block != kp.strides[0] * 4
             or paged[4].strides[0] * p.q8_block != vp.strides[0] * 4):
@@ -234,7 +233,7 @@ cdef bint computes(cnp.ndarray x, bint is_f32):
     storage dtype read through its readers."""
     if storage_of(x) != NATIVE:
         return is_f32
-    return x.itemsize == (4 if is_f32 else 8)
+    return cnp.PyArray_ITEMSIZE(x) == (4 if is_f32 else 8)
 
 
 cdef bint parallel_q8(cnp.ndarray x, cnp.ndarray sc, int64_t block,

@@ -56,7 +56,7 @@ cdef void write_rows(const Problem *p, Scratch *w, int64_t bh, int64_t nq,
         p.f.c32.finish_rows(
             nq, p.f.Ev, acc, p.ev_pad, w.m, w.l, acc, p.ev_pad, 1, lse)
         for r in range(nq):
-            narrow(p.out_storage, p.f.isa, p.f.Ev, acc + r * p.ev_pad,
+            narrow(p.cv_out, p.f.Ev, acc + r * p.ev_pad,
                    <char *>o + r * p.rs_o * p.out_size, p.cs_o)
 
 

@@ -59,12 +59,12 @@ cdef void nonfinite_values(const Problem *p, const void *v, int64_t bh,
                     acc[r * rs + c * cs] = acc[r * rs + c * cs] + wgt * x
 
 
-cdef inline bint hide_below(int isa, int64_t n, floating *x,
+cdef inline bint hide_below(const Problem *p, int64_t n, floating *x,
                             const floating *t) noexcept nogil:
     if floating is float:
-        return cattn_topk_f32_for(isa).hide_below(n, x, t)
+        return p.f.k32.hide_below(n, x, t)
     else:
-        return cattn_topk_f64_for(isa).hide_below(n, x, t)
+        return p.f.k64.hide_below(n, x, t)
 
 
 cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
@@ -77,24 +77,23 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
     top-k (thr_idx not NULL, this head's rows) also every key outside the
     query's top k."""
     cdef int64_t j, q, lo, hi, ti
-    cdef int isa = p.f.isa
     cdef floating *row
     if p.f.mask_kind == MASK_ADD:
         if floating is float:
-            cattn_cols_f32_for(isa).tile_mask_add(
+            p.f.c32.tile_mask_add(
                 nk, nq, st, p.bq, <const float *>mask + i0 * p.rs_m
                 + k0 * p.cs_m, p.rs_m, p.cs_m)
         else:
-            cattn_cols_f64_for(isa).tile_mask_add(
+            p.f.c64.tile_mask_add(
                 nk, nq, st, p.bq, <const double *>mask + i0 * p.rs_m
                 + k0 * p.cs_m, p.rs_m, p.cs_m)
     elif p.f.mask_kind == MASK_BOOL:
         if floating is float:
-            cattn_cols_f32_for(isa).tile_mask_bool(
+            p.f.c32.tile_mask_bool(
                 nk, nq, st, p.bq, <const uint8_t *>mask + i0 * p.rs_m
                 + k0 * p.cs_m, p.rs_m, p.cs_m)
         else:
-            cattn_cols_f64_for(isa).tile_mask_bool(
+            p.f.c64.tile_mask_bool(
                 nk, nq, st, p.bq, <const uint8_t *>mask + i0 * p.rs_m
                 + k0 * p.cs_m, p.rs_m, p.cs_m)
     for j in range(nk):
@@ -103,13 +102,13 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
         hi = last_query(vis, k0 + j) - i0
         if lo > 0 or hi < nq - 1:
             if floating is float:
-                cattn_cols_f32_for(isa).hide_outside(nq, row, lo, hi)
+                p.f.c32.hide_outside(nq, row, lo, hi)
             else:
-                cattn_cols_f64_for(isa).hide_outside(nq, row, lo, hi)
+                p.f.c64.hide_outside(nq, row, lo, hi)
         # Top-k: hide what ranks below the query's worst kept key; the
         # vector pass settles every lane but ties and NaN (rare), which
         # take the exact rule.
-        if thr_idx != NULL and hide_below(isa, nq, row, thr + i0):
+        if thr_idx != NULL and hide_below(p, nq, row, thr + i0):
             for q in range(nq):
                 ti = thr_idx[i0 + q]
                 if ti < 0 or row[q] > thr[i0 + q]:
