@@ -101,6 +101,11 @@ def test_kernel_contracts_are_checked_before_any_kernel_runs():
             _attention.attention(call, args["items"], args["q"], args["k"],
                                  args["v"], args["mask"], args["o"],
                                  args["lse"], None)
+    # A block of a larger call (Call.origin) places itself by the global
+    # lengths: without them it is refused, not read as a whole call.
+    with pytest.raises(AssertionError, match="block of a call without"):
+        _attention.attention(call._replace(origin=(0, 4)), call.batch, q, k,
+                             v, None, o, None, None)
     thr, idx = np.empty((2, 3, 8)), np.empty((2, 3, 8), np.int64)
     with pytest.raises(AssertionError, match="cattn internal error"):
         _topk.select_top_k(call._replace(top_k=2), call.batch, q,

@@ -211,3 +211,28 @@ def test_dask_with_lengths(rng):
         fin = np.isfinite(want_lse)
         np.testing.assert_array_equal(np.isfinite(got_lse), fin)
         np.testing.assert_allclose(got_lse[fin], want_lse[fin], atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{"is_causal": "bottom_right"},
+                                {"is_causal": True, "window": (9, 2)}])
+def test_block_of_a_call_is_its_rows(rng, isa, kw):
+    # A block of queries [q0, q0 + n) against every key, placed by
+    # Call.origin with the whole call's lengths (what cattn.dask runs per
+    # chunk), gives the whole call's rows bit for bit: visibility, ALiBi
+    # and lengths count on global positions in the kernel.
+    from cattn import _frame
+    q, k, v, ql, kl = batch(rng, np.float32, 40, 56)
+    slopes = rng.uniform(0, 0.3, 4)
+    want, want_lse = cattn.scaled_dot_product_attention(
+        q, k, v, alibi_slopes=slopes, query_lengths=ql, key_lengths=kl,
+        return_lse=True, **kw)
+    (q, k, v), _, call = _frame.describe(
+        "f", q, k, v, alibi_slopes=slopes, query_lengths=ql,
+        key_lengths=kl, **kw)
+    for q0, n in ((0, 16), (16, 24), (33, 7)):   # tiled (n > 4) as whole
+        block = call._replace(L=n, origin=(q0, 0))
+        o = np.empty(call.batch + (n, v.shape[-1]), np.float32)
+        lse = np.empty(call.batch + (n,), np.float32)
+        _frame.forward(block, q[..., q0:q0 + n, :], k, v, None, o, lse)
+        np.testing.assert_array_equal(o, want[..., q0:q0 + n, :])
+        np.testing.assert_array_equal(lse, want_lse[..., q0:q0 + n])

@@ -68,6 +68,12 @@ class Call(NamedTuple):
     # -inf); causal alignments and ALiBi count from them.  Both or neither.
     q_lens: NDArray[np.int64] | None
     k_lens: NDArray[np.int64] | None
+    # A block of a larger call (cattn.dask's chunks): (q0, k0), the global
+    # positions of this call's first query and first key; needs q_lens and
+    # k_lens, which are then the larger call's (global) lengths.  Causal
+    # and window visibility, ALiBi and the lengths all count on global
+    # positions, in the kernels.  None: the call is whole.
+    origin: tuple[int, int] | None = None
 
     @property
     def compute(self) -> np.dtype[Any]:
@@ -466,7 +472,7 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
                           _PLAIN_CAUSAL, _PLAIN_WINDOW,
                           scale_value(scale, E, func), _PLAIN_TOP_K,
                           _checks.resolve_threads(num_threads, func))
-                         + _PLAIN + lengths)
+                         + _PLAIN + lengths + (None,))
     return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
                       causal_alignment(is_causal, func),
                       window_bounds(window, func),
@@ -477,7 +483,7 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
                       softcap_value(softcap, func),
                       per_head(sinks, "sinks", batch, func),
                       per_head(alibi_slopes, "alibi_slopes", batch, func,
-                               finite=True)) + lengths)
+                               finite=True)) + lengths + (None,))
 
 
 # The default options' fields as their validators make them: causal,
@@ -791,7 +797,9 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.
-        pad = np.arange(call.L) >= call.q_lens.reshape(items)[..., None]
+        q0 = call.origin[0] if call.origin is not None else 0
+        pad = (np.arange(call.L) + q0
+               >= call.q_lens.reshape(items)[..., None])
         o[pad] = 0
         if lse is not None:
             lse.reshape(items + (call.L,))[pad] = -np.inf
@@ -840,39 +848,6 @@ def scores(call: Call, q: FloatArray, k: FloatArray,
     if out.size:
         _topk.scores(call, items, q, k, mask, out, _SCHEDULES.get())
     return out.reshape(call.batch + (call.L, call.S))
-
-
-def visible(call: Call, qpos: NDArray[Any] | None = None,
-            kpos: NDArray[Any] | None = None,
-            lengths: tuple[NDArray[Any], NDArray[Any]] | None = None
-            ) -> NDArray[np.bool_] | None:
-    """Bool (len(qpos), len(kpos)): may query qpos[i] see key kpos[j]
-    (global positions, default all L and S) under the causal and window
-    rules; None when every pair may.  With per-row `lengths` (query and key
-    lengths shaped (..., 1, 1)), the result is (..., len(qpos), len(kpos)):
-    only the rows and keys that exist, the bottom-right diagonal counted
-    from them.  The kernels' rule (_visibility.pxd, item_visibility), for
-    the paths that build scores in NumPy."""
-    i = (np.arange(call.L) if qpos is None else qpos)[:, np.newaxis]
-    j = (np.arange(call.S) if kpos is None else kpos)[np.newaxis, :]
-    if lengths is None:
-        if call.causal is None and call.window is None:
-            return None
-        d = i + call.diag
-        ok = np.ones((i.shape[0], j.shape[1]), dtype=bool)
-    else:
-        ql, kl = lengths
-        d = i + (kl - ql if call.causal == "bottom_right" else 0)
-        ok = (i < ql) & (j < kl)
-    if call.causal is not None:
-        ok &= j <= d
-    if call.window is not None:
-        left, right = call.window
-        if left is not None:
-            ok &= j >= d - left
-        if right is not None:
-            ok &= j <= d + right
-    return ok
 
 
 def softmax_with_sinks(call: Call, scores: NDArray[Any]) -> NDArray[Any]:

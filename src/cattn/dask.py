@@ -66,47 +66,39 @@ def _task_threads(num_threads: int | None) -> int | None:
 def _pair(qpos: Any, kpos: Any, q: Any, k: Any, v: Any, *more: Any,
           call: _frame.Call, num_threads: int | None) -> Any:
     """One task: [out | lse] of a query chunk against a key chunk, the lse
-    in an extra last column.  `more`: the mask's block if the call has a
-    mask, the ALiBi slopes' block (the chunk's batch) if it has slopes,
-    and the per-row query and key lengths' blocks if it has them; the
-    bias -slope·|i + S - L - j| on global positions (S and L a row's own
-    lengths) joins the mask, as do the lengths' and their alignments'
-    hidden keys; the cap runs in the kernel."""
-    shape = q.shape[:-1] + (v.shape[-1] + 1,)
+    in an extra last column, by the fused kernel as the block of the whole
+    call at (qpos[0], kpos[0]) (Call.origin): causal and window
+    visibility, ALiBi and the per-row lengths count on global positions
+    there, as in the eager call.  `more`: the mask's block if the call has
+    a mask, the ALiBi slopes' block (the chunk's batch) if it has slopes,
+    then the query and key lengths' blocks (global; all L and S when the
+    user gave none).  Sinks join after the merge (_add_sinks)."""
     rest = list(more)
-    lens = (rest.pop(), rest.pop())[::-1] if call.q_lens is not None \
-        else None
-    m = rest[0] if call.mask_kind != _frame.MASK_NONE else None
-    i = qpos[:, np.newaxis]
-    j = kpos[np.newaxis, :]
-    offset: Any = call.S - call.L              # S - L, per row with lengths
-    rows = None
-    if lens is not None:
-        ql, kl = (x[..., np.newaxis, np.newaxis] for x in lens)
-        offset, rows = kl - ql, (ql, kl)
-    vis = _frame.visible(call, qpos, kpos, rows)
-    if call.alibi is not None:
-        slopes = rest[-1][..., np.newaxis, np.newaxis]
-        dist = np.abs(i + offset - j).astype(call.compute)
-        bias = (-slopes * dist).astype(call.compute)
-        m = (bias if m is None else bias + m if m.dtype != np.bool_
-             else np.where(m, bias, call.compute.type(-np.inf)))
-    if vis is not None:
-        if not vis.any():                       # nothing visible: skip
-            res = np.zeros(shape, dtype=call.compute)
-            res[..., -1] = -np.inf
-            return res
-        if not vis.all():
-            m = _frame.hide(m, vis, call.compute)
+    k_lens, q_lens = rest.pop(), rest.pop()
+    alibi = rest.pop() if call.alibi is not None else None
+    batch, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
+    Ev = v.shape[-1]
+
+    def per_item(x: Any, dtype: type) -> Any:
+        return np.ascontiguousarray(np.broadcast_to(x, batch),
+                                    dtype=dtype).reshape(-1)
+
+    block = call._replace(
+        batch=batch, group=1, L=L, S=S,
+        threads=_checks.resolve_threads(_task_threads(num_threads),
+                                        call.func),
+        sinks=None,
+        alibi=None if alibi is None else per_item(alibi, np.float64),
+        q_lens=per_item(q_lens, np.int64), k_lens=per_item(k_lens, np.int64),
+        origin=(int(qpos[0]) if L else 0, int(kpos[0]) if S else 0))
+    mask = None
+    if call.mask_kind != _frame.MASK_NONE:
+        mask = np.broadcast_to(rest[0], batch + (L, S))
     # 16-bit inputs: the partial in float32, rounded once after the merge.
-    out, lse = _sdpa(q, k, v, m, scale=call.scale, return_lse=True,
-                     num_threads=_task_threads(num_threads),
-                     precision=call.precision, softcap=call.softcap or None,
-                     out=np.empty(shape[:-1] + (shape[-1] - 1,),
-                                  call.compute))
-    res = np.empty(shape, dtype=out.dtype)
-    res[..., :-1] = out
-    res[..., -1] = lse
+    res = np.empty(batch + (L, Ev + 1), dtype=call.compute)
+    lse = np.empty(batch + (L,), dtype=call.compute)
+    _frame.forward(block, q, k, v, mask, res[..., :Ev], lse)
+    res[..., Ev] = lse
     return res
 
 
@@ -356,6 +348,13 @@ def _attention(func: str, query: ArrayLike | da.Array,
     else:
         b = _LETTERS[:len(batch)]
         qpos = da.arange(L, chunks=(q.chunks[-2],))
+        # Every block runs with global lengths (all L and S without the
+        # user's): the kernels place a block by them (Call.origin).
+        items = int(np.prod(batch))
+        q_lens = (call.q_lens if call.q_lens is not None
+                  else np.full(items, L, dtype=np.int64))
+        k_lens = (call.k_lens if call.k_lens is not None
+                  else np.full(items, S, dtype=np.int64))
         kw = dict(call=call, num_threads=num_threads)
         parts = []
         j0 = 0
@@ -370,8 +369,7 @@ def _attention(func: str, query: ArrayLike | da.Array,
                          b + "ls"]
             if call.alibi is not None:
                 args += [per_item(call.alibi), b]
-            if call.q_lens is not None and call.k_lens is not None:
-                args += [per_item(call.q_lens), b, per_item(call.k_lens), b]
+            args += [per_item(q_lens), b, per_item(k_lens), b]
             parts.append(da.blockwise(
                 _pair, b + "lz", *args, new_axes={"z": Ev + 1},
                 concatenate=True, dtype=compute, **kw))

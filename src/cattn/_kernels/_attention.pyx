@@ -65,7 +65,7 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_visibility, read_call)
+                      check_rows, item_keys, item_visibility, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,
                        cattn_convert_for, cattn_q8_view, element, narrow,
                        storage_of, widen)

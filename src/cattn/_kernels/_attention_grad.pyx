@@ -54,7 +54,7 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_visibility, read_call)
+                      check_rows, item_keys, item_visibility, read_call)
 from ._convert cimport element, storage_of
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
@@ -194,7 +194,7 @@ cdef inline int64_t key_count(const Problem *p, int64_t kvh,
                               int64_t kb) noexcept nogil:
     """The keys of block kb of kv head kvh that exist: before its key
     length (the group's query heads share it), at most bk, maybe 0."""
-    cdef int64_t s = p.f.k_lens[kvh * p.G] if p.f.k_lens != NULL else p.f.S
+    cdef int64_t s = item_keys(&p.f, kvh * p.G)
     return imax(0, imin(p.bk, s - kb * p.bk))
 
 

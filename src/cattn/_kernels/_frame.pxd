@@ -16,7 +16,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from ._cpu cimport active_isa
-from ._gemm cimport floating
+from ._gemm cimport floating, imax, imin
 from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
                       cattn_cols_f64_for, cattn_topk_f32, cattn_topk_f32_for,
                       cattn_topk_f64, cattn_topk_f64_for)
@@ -49,6 +49,7 @@ cdef enum:
     C_ALIBI = 17
     C_Q_LENS = 18
     C_K_LENS = 19
+    C_ORIGIN = 20
 
 
 cdef struct Frame:
@@ -73,6 +74,10 @@ cdef struct Frame:
     # times its group), or both NULL: item_visibility.
     const int64_t *q_lens
     const int64_t *k_lens
+    # The global positions of query 0 and key 0 (Call.origin; 0, 0 for a
+    # whole call): the lengths are then global, and item_visibility and
+    # item_keys cut them to this block.
+    int64_t q0, k0
     bint bottom_right       # is_causal="bottom_right": diag = S - L
     # The SIMD level of this call and its rows of the column-kernel tables,
     # resolved once (read_call): every kernel a driver runs for the call
@@ -139,19 +144,28 @@ cdef inline void *arena_at(const Arena *a, int t, size_t at) noexcept nogil:
 cdef void *checked_alloc(size_t nbytes, str func) except NULL
 
 
+cdef inline int64_t item_keys(const Frame *f, int64_t item) noexcept nogil:
+    """The keys of work item `item` that exist: S, or its key length (cut
+    to this block's keys, f.k0 on)."""
+    if f.k_lens == NULL:
+        return f.S
+    return imax(0, imin(f.S, f.k_lens[item] - f.k0))
+
+
 cdef inline void item_visibility(const Frame *f, int64_t item,
                                  Visibility *v) noexcept nogil:
     """The visibility of work item `item`: f.vis, or with per-row lengths
     its own L and S (rows at or past L see nothing: the drivers compute
     only the first L; keys at or past S do not exist), the bottom-right
-    diagonal and the ALiBi offset counted from them."""
+    diagonal and the ALiBi offset counted from them.  A block of a larger
+    call (f.q0, f.k0) sees its rows and keys that exist and the diagonals
+    of the larger call, shifted to its own positions."""
     v[0] = f.vis
     if f.q_lens != NULL:
-        v.L = f.q_lens[item]
-        v.S = f.k_lens[item]
-        v.offset = v.S - v.L
-        if f.bottom_right:
-            v.diag = v.offset
+        v.L = imax(0, imin(f.L, f.q_lens[item] - f.q0))
+        v.S = item_keys(f, item)
+        v.offset = f.k_lens[item] - f.q_lens[item] + f.q0 - f.k0
+        v.diag = v.offset if f.bottom_right else f.q0 - f.k0
 
 
 cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,

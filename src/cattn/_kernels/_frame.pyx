@@ -50,6 +50,12 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     if (f.q_lens == NULL) != (f.k_lens == NULL):
         raise AssertionError(f"{c[C_FUNC]}: cattn internal error: one "
                              "length array without the other")
+    f.q0 = f.k0 = 0
+    if c[C_ORIGIN] is not None:         # a block: global lengths needed
+        if f.q_lens == NULL:
+            raise AssertionError(f"{c[C_FUNC]}: cattn internal error: a "
+                                 "block of a call without lengths")
+        f.q0, f.k0 = c[C_ORIGIN]
     f.bottom_right = causal == "bottom_right"
     cdef cnp.dtype dtype = <cnp.dtype>c[C_DTYPE]
     f.is_native = dtype.type_num in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64)

@@ -130,8 +130,8 @@ cdef const void *gathered(const Problem *p, int which, const void *x,
 
 
 cdef inline int64_t keys_of(const Problem *p, int64_t bh) noexcept nogil:
-    """The keys item bh has: S, or its key length."""
-    return p.f.k_lens[bh] if p.f.k_lens != NULL else p.f.S
+    """The keys item bh has: S, or its key length (item_keys)."""
+    return item_keys(&p.f, bh)
 
 
 cdef inline int64_t block_keys(const Problem *p, int64_t s,
