@@ -5,17 +5,18 @@ worker, and key chunks are merged exactly with the log-sum-exp rule.
 
 The graph, for queries chunked along the batch, head and query dimensions
 and keys/values chunked along the key dimension: one task per (query chunk,
-key chunk) computes ``(out, lse)`` of that pair with
-:func:`cattn.scaled_dot_product_attention` (``return_lse=True``), and the
-key chunks of a query chunk are merged pairwise, in key order, by
+key chunk) computes ``(out, lse)`` of that pair with the fused kernel of
+:func:`cattn.scaled_dot_product_attention`, as the block of the whole call
+at the chunks' positions, and the key chunks of a query chunk are merged
+pairwise, in key order, by
 
     lse = logaddexp(lse_a, lse_b)
     out = exp(lse_a - lse) · out_a + exp(lse_b - lse) · out_b
 
 which is exact: softmax over all keys equals this merge of softmaxes over
-key chunks, up to rounding.  Causal masks and windows are applied with the
-global positions of each chunk, and pairs no query of the chunk can see
-cost no kernel call.
+key chunks, up to rounding.  Causal masks, windows, ALiBi and per-row
+lengths count on the global positions of each chunk, in the kernel, and
+pairs no query of the chunk can see compute no score.
 """
 from __future__ import annotations
 
@@ -242,7 +243,8 @@ def scaled_dot_product_attention(
     the key chunks of each query chunk, in key order, with the log-sum-exp
     rule (exact up to rounding).  Memory per task: its chunks of Q, K, V
     and the output; a mask (..., L, S) is read chunk by chunk.  Pairs that
-    a causal mask or window hides entirely run no kernel.
+    a causal mask or window hides entirely compute no score (the kernel
+    skips every key block its rows cannot see).
 
     Examples
     --------
