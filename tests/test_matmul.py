@@ -228,3 +228,19 @@ def test_few_rows_stream_b_without_packing(m, dtype, isa, rng):
         with np.errstate(invalid="ignore"):
             want = a @ b
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_edge_kernel_same_bits(dtype, isa, rng):
+    # An edge of at most one vector of columns runs the narrow kernel
+    # (ukernel.tmpl.h); the same columns inside a wider product run the full
+    # tile.  Every element sees the same operations in both, so the bits
+    # agree -- also with beta (a K split over KC chunks accumulates).
+    mr, nr, kc, mc = edge_sizes(dtype)
+    for m, k in ((mr, 3), (2 * mr + 1, kc + 5)):
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, nr + 3)).astype(dtype)
+        wide = cattn.matmul(a, b)
+        for n in (1, 2, 5):
+            np.testing.assert_array_equal(cattn.matmul(a, b[:, :n]),
+                                          wide[:, :n])

@@ -174,9 +174,12 @@ cdef struct Problem:
     # group 1 without it), or with a paged cache every head of a sequence.
     int64_t span, decode_rows
     # Packed layouts: K as MR-row panels over all S_pad keys, by KC chunks of
-    # E; V per key block (vblk words each): NR-column panels, or with pairs
-    # Vᵀ as MR-row panels of ev_rows rows.
-    int64_t s_pad, ev_pad, ev_rows, vblk, kpack_size, vpack_size
+    # E; V per key block (vblk words each): NR-column panels (v_cols wide),
+    # or with pairs Vᵀ as MR-row panels of ev_rows rows.  The accumulators'
+    # rows hold Ev in whole vectors of the column kernels (ev_pad): the
+    # P·V products store only the columns that exist, so a head narrower
+    # than NR does not carry NR columns through every tile.
+    int64_t s_pad, ev_pad, v_cols, ev_rows, vblk, kpack_size, vpack_size
     int64_t vl        # lanes of the column kernels (bq is a multiple)
     # Top-k attention (else NULL): per (batch·head, query) row, the score
     # and index of the worst kept key (_topk.pyx); index -1 keeps all.

@@ -53,6 +53,8 @@ ctypedef void (*scale_cols_fn)(int64_t, int64_t, float *, int64_t,
 cdef struct GemmKernel:
     int isa                  # the level it was resolved at (its packers')
     const void *ukernel      # cattn_gemm_ukernel_f32_fn (pairs too) or _f64_fn
+    const void *ukernel_narrow   # the same bits for edges of <= nr_narrow
+    int64_t nr_narrow            # columns (one vector; 0: none)
     const char *name
     int64_t mr, nr, kc, mc, nc
     bint pairs

@@ -57,12 +57,16 @@ cdef extern from "gemm/cattn_gemm.h":
         const char *name
         int64_t mr, nr, kc, mc, nc
         cattn_gemm_ukernel_f32_fn ukernel
+        int64_t nr_narrow
+        cattn_gemm_ukernel_f32_fn ukernel_narrow
         pack_a_fn pack_a
         pack_b_fn pack_b
     ctypedef struct cattn_gemm_kernel_f64:
         const char *name
         int64_t mr, nr, kc, mc, nc
         cattn_gemm_ukernel_f64_fn ukernel
+        int64_t nr_narrow
+        cattn_gemm_ukernel_f64_fn ukernel_narrow
         void (*pack_a)(int64_t, int64_t, const void *, int64_t, int64_t,
                        int64_t, double *) noexcept nogil
         void (*pack_b)(int64_t, int64_t, const void *, int64_t, int64_t,
@@ -121,6 +125,8 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     if not is_f32:
         k64 = cattn_gemm_kernel_f64_for(isa)
         g.ukernel = <const void *>k64.ukernel
+        g.ukernel_narrow = <const void *>k64.ukernel_narrow
+        g.nr_narrow = k64.nr_narrow
         g.name = k64.name
         g.mr, g.nr, g.kc, g.mc, g.nc = k64.mr, k64.nr, k64.kc, k64.mc, k64.nc
         g.pack_a = NULL
@@ -130,6 +136,7 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
         return g
     if pairs and storage == CATTN_STORAGE_BF16 and kbf.ukernel != NULL:
         g.ukernel = <const void *>kbf.ukernel
+        g.ukernel_narrow, g.nr_narrow = NULL, 0     # no narrow pair kernel
         g.name = kbf.name
         g.mr, g.nr, g.kc, g.mc, g.nc = kbf.mr, kbf.nr, kbf.kc, kbf.mc, kbf.nc
         g.pairs = True
@@ -137,6 +144,8 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
         g.zero_nonfinite, g.scale_cols = kbf.zero_nonfinite, kbf.scale_cols
         return g
     g.ukernel = <const void *>k32.ukernel
+    g.ukernel_narrow = <const void *>k32.ukernel_narrow
+    g.nr_narrow = k32.nr_narrow
     g.name = k32.name
     g.mr, g.nr, g.kc, g.mc, g.nc = k32.mr, k32.nr, k32.kc, k32.mc, k32.nc
     g.pack_a = (k32.pack_a if storage == NATIVE
@@ -155,11 +164,15 @@ cdef void call_ukernel(const GemmKernel *kern, int64_t k, const floating *a,
                        int64_t lda, const floating *b, int64_t ldb,
                        floating *c, int64_t rs_c, int64_t cs_c, int64_t m,
                        int64_t n, floating alpha, floating beta) noexcept nogil:
+    # An edge of at most one vector of columns takes the narrow kernel:
+    # the same bits for a fraction of the full tile's work.
+    cdef const void *uk = (kern.ukernel_narrow if n <= kern.nr_narrow
+                           else kern.ukernel)
     if floating is float:
-        (<cattn_gemm_ukernel_f32_fn>kern.ukernel)(
+        (<cattn_gemm_ukernel_f32_fn>uk)(
             k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta)
     else:
-        (<cattn_gemm_ukernel_f64_fn>kern.ukernel)(
+        (<cattn_gemm_ukernel_f64_fn>uk)(
             k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha, beta)
 
 

@@ -69,10 +69,11 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
             p.chunk = blk.chunk // p.bk * p.bk
             p.nchunks = cdiv(p.f.S, p.chunk)
     p.s_pad = cdiv(p.f.S, kern.mr) * kern.mr
-    p.ev_pad = cdiv(p.f.Ev, kern.nr) * kern.nr
+    p.ev_pad = cdiv(p.f.Ev, vl) * vl
+    p.v_cols = cdiv(p.f.Ev, kern.nr) * kern.nr
     p.ev_rows = cdiv(p.f.Ev, kern.mr) * kern.mr
     p.vblk = (p.ev_rows * panel_depth(&p.kern_v, p.bk) if p.kern_v.pairs
-              else p.bk * p.ev_pad)
+              else p.bk * p.v_cols)
     p.kpack_size = p.s_pad * max(p.f.E, 1)
     p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
     cdef int64_t per_bh = p.nqb * p.nchunks

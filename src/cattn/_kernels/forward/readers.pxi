@@ -183,7 +183,7 @@ cdef void pack_kv(const Problem *p, const GemmKernel *kern,
     else:
         pack_b_k(kv, nk, p.f.Ev, kv_src(p, 1, src, rs_v, &view),
                  rs_v, p.cs_v, 0, cdiv(p.f.Ev, kv.nr), vblock)
-        vflag[kb] = sanitize(p, nk * p.ev_pad, vblock)
+        vflag[kb] = sanitize(p, nk * p.v_cols, vblock)
 
 cdef int set_pages(Problem *p, tuple paged, const Operand *ok,
                    const Operand *ov, int64_t nbh, object quant,

@@ -18,24 +18,32 @@
 #if RW_IS_F32
 static void RW_NAME(from_f16)(int64_t n, const uint16_t *src, float *dst)
 {
-#if CATTN_HAS_FLOAT16
-    const _Float16 *s = (const _Float16 *)src;
-    for (int64_t i = 0; i < n; ++i)
-        dst[i] = (float)s[i];
-#else
-    for (int64_t i = 0; i < n; ++i)
-        dst[i] = cattn_f16_bits_to_f32(src[i]);
+    int64_t i = 0;
+#if RW_VL > 1
+    /* Whole vectors by the level's widening (F16C, NEON's fcvtl): GCC 12
+     * leaves the _Float16 loop below scalar, one vcvtph2ps per element,
+     * and its speed then hung on where the linker put it (2x between two
+     * builds of the same source, a loop across a 64-byte line). */
+    for (; i + RW_VL <= n; i += RW_VL)
+        RW_STORE(dst + i, RW_WIDEN_F16(src + i));
 #endif
+    for (; i < n; ++i)
+        dst[i] = cattn_f16_to_f32(src[i]);
 }
 
 static void RW_NAME(to_f16)(int64_t n, const float *src, uint16_t *dst)
 {
+    int64_t i = 0;
+#if RW_VL > 1
+    for (; i + RW_VL <= n; i += RW_VL)       /* as from_f16 */
+        RW_NARROW_F16(dst + i, RW_LOAD(src + i));
+#endif
 #if CATTN_HAS_FLOAT16
     _Float16 *d = (_Float16 *)dst;
-    for (int64_t i = 0; i < n; ++i)
+    for (; i < n; ++i)
         d[i] = (_Float16)src[i];
 #else
-    for (int64_t i = 0; i < n; ++i)
+    for (; i < n; ++i)
         dst[i] = cattn_f32_to_f16_bits(src[i]);
 #endif
 }

@@ -66,6 +66,10 @@ typedef struct {
     int isa;
     int64_t mr, nr, kc, mc, nc;
     cattn_gemm_ukernel_f32_fn ukernel;
+    /* the same tile's narrow kernel: edge tiles of at most nr_narrow (one
+     * vector of) columns, the same bits (ukernel.tmpl.h) */
+    int64_t nr_narrow;
+    cattn_gemm_ukernel_f32_fn ukernel_narrow;
     cattn_gemm_pack_a_f32_fn pack_a;   /* layouts in pack.tmpl.h */
     cattn_gemm_pack_b_f32_fn pack_b;
 } cattn_gemm_kernel_f32;
@@ -75,6 +79,8 @@ typedef struct {
     int isa;
     int64_t mr, nr, kc, mc, nc;
     cattn_gemm_ukernel_f64_fn ukernel;
+    int64_t nr_narrow;
+    cattn_gemm_ukernel_f64_fn ukernel_narrow;
     cattn_gemm_pack_a_f64_fn pack_a;
     cattn_gemm_pack_b_f64_fn pack_b;
 } cattn_gemm_kernel_f64;
@@ -88,6 +94,7 @@ typedef struct {
 
 #define CATTN_GEMM_ENTRY(sfx, isa, tile, mr, nr, kc, mc, nc)                \
     {#sfx "_" tile, isa, mr, nr, kc, mc, nc, cattn_gemm_ukernel_##sfx,      \
+     cattn_gemm_nr_narrow_##sfx, cattn_gemm_ukernel_narrow_##sfx,           \
      cattn_gemm_pack_a_##sfx, cattn_gemm_pack_b_##sfx}
 
 /* The one table of kernels and blocksizes, indexed by enum cattn_isa.  The

@@ -49,6 +49,11 @@
 #define RW_WIDEN_BF16(p)                                                    \
     _mm256_castsi256_ps(_mm256_slli_epi32(                                  \
         _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+/* A vector rounded to RW_VL binary16 at p: F16C, nearest-even (the
+ * scalar _Float16 cast's rounding, the same instruction). */
+#define RW_NARROW_F16(p, v)                                                 \
+    _mm_storeu_si128((__m128i *)(p),                                        \
+                     _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
 /* RW_VL int8 widened (exact): the int8 KV cache's values. */
 #define RW_WIDEN_I8(p)                                                      \
     _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(                                \

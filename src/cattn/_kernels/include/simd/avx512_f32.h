@@ -52,6 +52,11 @@
 #define RW_WIDEN_BF16(p)                                                    \
     _mm512_castsi512_ps(_mm512_slli_epi32(                                  \
         _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+/* A vector rounded to RW_VL binary16 at p: F16C, nearest-even (the
+ * scalar _Float16 cast's rounding, the same instruction). */
+#define RW_NARROW_F16(p, v)                                                 \
+    _mm256_storeu_si256((__m256i *)(p),                                     \
+                        _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
 /* RW_VL int8 widened (exact): the int8 KV cache's values. */
 #define RW_WIDEN_I8(p)                                                      \
     _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(                                \

@@ -53,6 +53,9 @@
  * bfloat16 by a 16-bit shift into the top half of each lane. */
 #define RW_WIDEN_F16(p)                                                     \
     vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(p))))
+/* A vector rounded to RW_VL binary16 at p: fcvtn, nearest-even. */
+#define RW_NARROW_F16(p, v)                                                 \
+    vst1_u16((uint16_t *)(p), vreinterpret_u16_f16(vcvt_f16_f32(v)))
 #define RW_WIDEN_BF16(p)                                                    \
     vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(p)), 16))
 /* RW_VL int8 widened (exact): the int8 KV cache's values. */

@@ -32,6 +32,7 @@
 #undef RW_TB
 #undef RW_IS_F32
 #undef RW_WIDEN_F16
+#undef RW_NARROW_F16
 #undef RW_WIDEN_BF16
 #undef RW_WIDEN_I8
 #undef CATTN_NEON_F32_CMP_NLT_UQ
