@@ -376,7 +376,7 @@ def _new_call(fields: tuple[Any, ...]) -> Call:
 
 def describe(func: str, query: ArrayLike, key: ArrayLike,
              value: ArrayLike | None = None,
-             attn_mask: ArrayLike | None = None, *,
+             attn_mask: ArrayLike | None = None,
              is_causal: object = False, scale: object = None,
              enable_gqa: bool = False, window: object = None,
              top_k: object = None, num_threads: object = None,
@@ -400,6 +400,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     (self_attention's x).  Without `value`, Ev is E.  `softcap`, `sinks`
     and `alibi_slopes` are scaled_dot_product_attention's (per_head),
     `query_lengths` and `key_lengths` its per-row lengths (row_lengths).
+    Every argument may be positional: the per-call entry (attention._attend)
+    passes them so (thirteen keywords cost 0.6 us a call in CPython 3.11).
     """
     as_float = _checks.as_float_array
     q = as_float(query, names[0], func, True)
@@ -449,6 +451,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     call = call_of(func, dtype, batch, group, L, S, E, Ev, kind, is_causal,
                     window, scale, top_k, num_threads, precision, softcap,
                     sinks, alibi_slopes,
+                    (None, None) if query_lengths is None
+                    and key_lengths is None else
                     row_lengths(query_lengths, key_lengths, batch, L, S,
                                 func))
     return arrays, mask, call
@@ -471,8 +475,8 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
         return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
                           _PLAIN_CAUSAL, _PLAIN_WINDOW,
                           scale_value(scale, E, func), _PLAIN_TOP_K,
-                          _checks.resolve_threads(num_threads, func))
-                         + _PLAIN + lengths + (None,))
+                          _checks.resolve_threads(num_threads, func),
+                          *_PLAIN, *lengths, None))
     return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
                       causal_alignment(is_causal, func),
                       window_bounds(window, func),
@@ -777,23 +781,25 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     if not (o.size or (lse is not None and lse.size)):
         return
     items = call.items
-    q, k, mask = _grouped(call, q, k, mask)
     if call.group > 1:
+        q, k, mask = _grouped(call, q, k, mask)
         o, v = split_heads(o, call.group), expand_kv(v)
+    # The drivers' arguments are positional (per call: a keyword to a
+    # compiled function builds a dict).
+    schedule = _SCHEDULES.get()
     thr: tuple[FloatArray, NDArray[np.int64]] | None = None
     if call.top_k:   # select first; the tiled kernel recomputes equal scores
         thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
-        _topk.select_top_k(call, items, q, k, mask, *thr,
-                           schedule=_SCHEDULES.get())
+        _topk.select_top_k(call, items, q, k, mask, *thr, schedule)
     if isinstance(k, QuantizedArray):  # read as int8 values and scales
         vq = cast(QuantizedArray, v)
         _attention.attention(call, items, q, k.values, vq.values, mask, o,
                              lse, thr, (k.scales, vq.scales, k.block_size),
-                             schedule=_SCHEDULES.get())
+                             None, None, schedule)
     else:
-        _attention.attention(call, items, q, k, v, mask, o, lse, thr,
-                             schedule=_SCHEDULES.get())
+        _attention.attention(call, items, q, k, v, mask, o, lse, thr, None,
+                             None, None, schedule)
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.

@@ -283,12 +283,11 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
+    # Positional, in describe's order (per call; see its docstring).
     (q, k, v), mask, call = _frame.describe(
-        func, query, key, value, attn_mask, is_causal=is_causal, scale=scale,
-        enable_gqa=enable_gqa, window=window, top_k=top_k,
-        num_threads=num_threads, precision=precision, softcap=softcap,
-        sinks=sinks, alibi_slopes=alibi_slopes, query_lengths=query_lengths,
-        key_lengths=key_lengths, names=names)
+        func, query, key, value, attn_mask, is_causal, scale, enable_gqa,
+        window, top_k, num_threads, precision, softcap, sinks, alibi_slopes,
+        query_lengths, key_lengths, (), names)
     result, lse = _outputs(call, out, call.batch + (call.L, call.Ev),
                            (q, k, v, mask), return_lse)
     _frame.forward(call, q, k, v, mask, result, lse)
