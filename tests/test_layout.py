@@ -101,6 +101,14 @@ def test_kernel_contracts_are_checked_before_any_kernel_runs():
             _attention.attention(call, args["items"], args["q"], args["k"],
                                  args["v"], args["mask"], args["o"],
                                  args["lse"], None)
+    # Operands a driver reads through one kernel's packers share a storage.
+    with pytest.raises(AssertionError, match="read as one"):
+        _attention.attention(call, call.batch, q, k.astype(np.float32), v,
+                             None, o, None, None)
+    with pytest.raises(AssertionError, match="read as one"):
+        _topk.select_top_k(call._replace(top_k=2), call.batch, q,
+                           k.astype(np.float32), None, np.empty((2, 3, 8)),
+                           np.empty((2, 3, 8), np.int64))
     # A block of a larger call (Call.origin) places itself by the global
     # lengths: without them it is refused, not read as a whole call.
     with pytest.raises(AssertionError, match="block of a call without"):

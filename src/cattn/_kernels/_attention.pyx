@@ -65,7 +65,8 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_keys, item_visibility, read_call)
+                      check_rows, item_keys, item_visibility,
+                      one_storage, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,
                        cattn_convert_for, cattn_q8_view, element, narrow,
                        storage_of, widen)
@@ -321,11 +322,11 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_m, p.cs_m = om.rs, om.cs
-    p.storage, p.q_storage = storage_of(k), storage_of(q)
-    p.out_storage = storage_of(o)
-    p.in_size = cnp.PyArray_ITEMSIZE(k)
-    p.q_size = cnp.PyArray_ITEMSIZE(q)
-    p.out_size = cnp.PyArray_ITEMSIZE(o)
+    # K and V share a storage (int8 values with quant); a float32 query
+    # may read a 16-bit KV cache; out is the compute dtype or the storage.
+    p.storage = one_storage(func, (k, v), &p.in_size)
+    p.q_storage, p.q_size = storage_of(q), cnp.PyArray_ITEMSIZE(q)
+    p.out_storage, p.out_size = storage_of(o), cnp.PyArray_ITEMSIZE(o)
     if quant is not None:
         p.storage = CATTN_STORAGE_Q8
         p.q8_block = quant[2]
@@ -340,8 +341,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
                                      f"quantized {name} layout")
             p.q8_values[i] = <const char *>cnp.PyArray_DATA(x)
             p.q8_scales[i] = <const float *>osc.data
-    elif (storage_of(v) != p.storage or cnp.PyArray_ITEMSIZE(v) != p.in_size
-            or not computes(k, p.f.is_f32)):
+    elif not computes(k, p.f.is_f32):
         raise AssertionError(f"{func}: cattn internal error: operand dtypes "
                              f"{q.dtype}, {k.dtype}, {v.dtype} -> {o.dtype}")
     if not computes(q, p.f.is_f32) or not computes(o, p.f.is_f32):

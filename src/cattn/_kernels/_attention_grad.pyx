@@ -54,8 +54,9 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_keys, item_visibility, read_call)
-from ._convert cimport element, storage_of
+                      check_rows, item_keys, item_visibility,
+                      one_storage, read_call)
+from ._convert cimport element
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
                      shift, tile_product)
@@ -653,11 +654,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
-    p.storage, p.in_size = storage_of(q), cnp.PyArray_ITEMSIZE(q)
-    for a in (k, v, o, go):
-        if storage_of(a) != p.storage or cnp.PyArray_ITEMSIZE(a) != p.in_size:
-            raise AssertionError(f"{func}: cattn internal error: operands "
-                                 "of different dtypes")
+    p.storage = one_storage(func, (q, k, v, o, go), &p.in_size)
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, False)
     p.r32 = cattn_rows_f32_for(p.f.isa)

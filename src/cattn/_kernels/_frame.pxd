@@ -114,6 +114,7 @@ cdef class Operands:
 cdef int read_call(Frame *f, object call, tuple items) except -1
 cdef bint walkable(cnp.ndarray x) noexcept
 cdef int check_rows(object a, int64_t n, str func, str name) except -1
+cdef int one_storage(str func, tuple arrays, int64_t *size) except -2
 cdef int batch_offsets_into(cnp.ndarray a, tuple items, int64_t *off,
                             int64_t total) except -2
 

@@ -8,6 +8,7 @@ import numpy as np
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
+from ._convert cimport storage_of
 from ._visibility cimport MASK_ADD, MASK_BOOL, MASK_NONE, set_visibility
 
 cnp.import_array()
@@ -309,6 +310,22 @@ cdef int check_rows(object a, int64_t n, str func, str name) except -1:
         raise AssertionError(f"{func}: cattn internal error: {name} must be "
                              f"C-contiguous with {n} elements")
     return 0
+
+
+cdef int one_storage(str func, tuple arrays, int64_t *size) except -2:
+    """The storage (NATIVE or a 16-bit column, _convert.pxd) and, in *size,
+    the item size that the operands `arrays` share: a driver reads them
+    all through one kernel's packers.  Else an internal error naming their
+    dtypes."""
+    cdef cnp.ndarray first = arrays[0], a
+    cdef int storage = storage_of(first)
+    size[0] = cnp.PyArray_ITEMSIZE(first)
+    for a in arrays:
+        if storage_of(a) != storage or cnp.PyArray_ITEMSIZE(a) != size[0]:
+            raise AssertionError(
+                f"{func}: cattn internal error: operands of dtypes "
+                f"{', '.join(str(x.dtype) for x in arrays)} read as one")
+    return storage
 
 
 cdef void *checked_alloc(size_t nbytes, str func) except NULL:

@@ -37,8 +37,8 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_visibility, read_call)
-from ._convert cimport storage_of
+                      check_rows, item_visibility, one_storage,
+                      read_call)
 from ._gemm cimport (GemmKernel, floating, gemm_kernel,
                      pack_a_k, pack_b_k, shift, tile_product)
 from ._tables cimport (cattn_attention_blocks, cattn_attention_blocks_for,
@@ -367,11 +367,7 @@ cdef _scan(call, tuple items, q, k, mask, thr, idx, out, list schedule):
     cdef Operand *om = ops.add_mask(mask, &p.f, items, func)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_m, p.cs_m = om.rs, om.cs
-    p.storage, p.in_size = storage_of(q), cnp.PyArray_ITEMSIZE(q)
-    if (storage_of(k) != p.storage
-            or cnp.PyArray_ITEMSIZE(k) != p.in_size):
-        raise AssertionError(f"{func}: cattn internal error: query and "
-                             f"key of dtypes {q.dtype} and {k.dtype}")
+    p.storage = one_storage(func, (q, k), &p.in_size)
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, p.scores != NULL)
     cdef GemmKernel kern = p.kern
