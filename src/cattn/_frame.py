@@ -404,18 +404,24 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
     passes them so (thirteen keywords cost 0.6 us a call in CPython 3.11).
     """
     as_float = _checks.as_float_array
-    q = as_float(query, names[0], func, True)
+    # An ndarray of float32 or float64 is its own array (as_float_array's
+    # result); checked inline, per call, without a call per operand.
+    plain = _checks.SUPPORTED_DTYPES
+    q = (query if type(query) is np.ndarray and query.dtype in plain
+         else as_float(query, names[0], func, True))
     arrays: list[Any]
     if isinstance(key, QuantizedArray) or isinstance(value, QuantizedArray):
         arrays = _quantized(func, names, q, key, value, bool(extra), top_k)
         dtype = q.dtype                   # the output takes the query's
     else:
-        k = q if key is query else as_float(key, names[1], func, True)
+        k = (q if key is query else key if type(key) is np.ndarray
+             and key.dtype in plain else as_float(key, names[1], func, True))
         if value is None:
             names, arrays = names[:2], [q, k]
         else:
-            arrays = [q, k, k if value is key else as_float(
-                value, names[2], func, True)]
+            arrays = [q, k, k if value is key else value
+                      if type(value) is np.ndarray and value.dtype in plain
+                      else as_float(value, names[2], func, True)]
         if extra:
             arrays += [as_float(a, n, func, True) for n, a in extra]
         if not _checks.same_dtype(arrays):    # the promotion rule
