@@ -36,7 +36,6 @@ except ImportError as err:  # pragma: no cover - the optional extra
 from . import _checks, _frame
 from ._typing import (ArrayLike, Causal, FloatArray, Precision, Threads,
                       Window)
-from .attention import scaled_dot_product_attention as _sdpa
 from .linalg import matmul
 from .nn import MultiHeadAttention
 

@@ -58,20 +58,6 @@ static void RW_NAME(gemm_ukernel)(int64_t k, const RW_T *restrict a,
         acc[t] *= alpha;
     RW_NAME(gemm_store_edge)(acc, RW_GEMM_NR, c, rs_c, cs_c, m, n, beta);
 }
-
-/* The portable tile is its own narrow kernel (table column ukernel_narrow),
- * for any edge. */
-enum { RW_NAME(gemm_nr_narrow) = RW_GEMM_NR };
-static void RW_NAME(gemm_ukernel_narrow)(int64_t k, const RW_T *restrict a,
-                                         int64_t lda, const RW_T *restrict b,
-                                         int64_t ldb, RW_T *restrict c,
-                                         int64_t rs_c, int64_t cs_c,
-                                         int64_t m, int64_t n, RW_T alpha,
-                                         RW_T beta)
-{
-    RW_NAME(gemm_ukernel)(k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha,
-                          beta);
-}
 #else
 #define RW_GEMM_NR (RW_GEMM_NV * RW_VL)
 
@@ -151,14 +137,22 @@ static void RW_NAME(gemm_ukernel)(int64_t k, const RW_T *restrict a,
     RW_NAME(gemm_store_edge)(tile, RW_GEMM_NR, c, rs_c, cs_c, m, n, beta);
 }
 
-/* The narrow kernel: an edge tile of at most RW_VL columns (a short query
- * block, a head narrower than NR) as MR rows x ONE vector, instead of
- * NV vectors of which NV - 1 are padding.  Each element sees exactly the
- * operations of the full kernel -- the same fused multiply-adds over k in
- * order from 0, alpha's product, the edge store -- so the bits do not
- * depend on which of the two computed it.  B's panel keeps its NR-column
- * layout (ldb); only its first vector is read. */
+#undef RW_GEMM_NR
+#endif
+
+/* The narrow kernel (table column ukernel_narrow): an edge tile of at most
+ * RW_VL columns (a short query block, a head narrower than NR) as MR rows
+ * x ONE vector, instead of NV vectors of which NV - 1 are padding.  Each
+ * element sees exactly the operations of the full kernel -- the same fused
+ * multiply-adds over k in order from 0, alpha's product, the edge store --
+ * so the bits do not depend on which of the two computed it.  B's panel
+ * keeps its NR-column layout (ldb); only its first vector is read.  The
+ * portable tile is its own narrow kernel, for any edge. */
+#if RW_VL == 1
+enum { RW_NAME(gemm_nr_narrow) = RW_GEMM_NR };
+#else
 enum { RW_NAME(gemm_nr_narrow) = RW_VL };
+#endif
 static void RW_NAME(gemm_ukernel_narrow)(int64_t k, const RW_T *restrict a,
                                          int64_t lda, const RW_T *restrict b,
                                          int64_t ldb, RW_T *restrict c,
@@ -166,6 +160,10 @@ static void RW_NAME(gemm_ukernel_narrow)(int64_t k, const RW_T *restrict a,
                                          int64_t m, int64_t n, RW_T alpha,
                                          RW_T beta)
 {
+#if RW_VL == 1
+    RW_NAME(gemm_ukernel)(k, a, lda, b, ldb, c, rs_c, cs_c, m, n, alpha,
+                          beta);
+#else
     RW_VEC acc[RW_GEMM_MR];
     _Pragma("GCC unroll 16") for (int i = 0; i < RW_GEMM_MR; ++i)
         acc[i] = RW_SET1(0);
@@ -181,7 +179,5 @@ static void RW_NAME(gemm_ukernel_narrow)(int64_t k, const RW_T *restrict a,
     _Pragma("GCC unroll 16") for (int i = 0; i < RW_GEMM_MR; ++i)
         RW_STORE(tile + i * RW_VL, RW_MUL(valpha, acc[i]));
     RW_NAME(gemm_store_edge)(tile, RW_VL, c, rs_c, cs_c, m, n, beta);
-}
-
-#undef RW_GEMM_NR
 #endif
+}
