@@ -33,7 +33,7 @@ except ImportError as err:  # pragma: no cover - the optional extra
     raise ImportError("cattn.dask needs Dask: pip install \"cattn[dask]\" "
                       "(or pip install \"dask[array]\")") from err
 
-from . import _checks, _frame
+from . import _checks, _frame, _layer
 from ._typing import (ArrayLike, Causal, FloatArray, Precision, Threads,
                       Window)
 from .linalg import matmul
@@ -544,11 +544,12 @@ def multi_head_attention(mha: MultiHeadAttention,
 
     def projection(w: FloatArray, bias: slice) -> Callable[[Any], Any]:
         def run(block: Any) -> Any:     # threads decided in the task
-            return mha._project(block, w, bias, _task_threads(num_threads))
+            return _layer.project(mha, block, w, bias,
+                                  _task_threads(num_threads))
         return run
 
     def output(block: Any) -> Any:
-        return mha._output(block, _task_threads(num_threads))
+        return _layer.output(mha, block, _task_threads(num_threads))
 
     # The layer's own projections and output, per chunk of tokens.
     q = _per_token(q_in.astype(mha.dtype),
@@ -562,12 +563,12 @@ def multi_head_attention(mha: MultiHeadAttention,
     def heads(x: da.Array, n: int) -> da.Array:
         return x.reshape(x.shape[:2] + (n, d)).transpose(0, 2, 1, 3)
 
-    mask = mha._mask(key_padding_mask, attn_mask, B, L, S, func=func,
-                     asarray=da.asarray)
+    mask = _layer.mask(mha, key_padding_mask, attn_mask, B, L, S, func=func,
+                       asarray=da.asarray)
     o = _attention(
         func, heads(q, H), heads(k, mha.num_kv_heads),
         heads(v, mha.num_kv_heads), mask, is_causal=is_causal, scale=None,
         enable_gqa=mha.num_kv_heads != H, window=None, return_lse=False,
-        num_threads=num_threads, **mha._scores)
+        num_threads=num_threads, **_layer.score_options(mha))
     o = o.transpose(0, 2, 1, 3).reshape(B, L, E)
     return _per_token(o, output, E, mha.dtype)

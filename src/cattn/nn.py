@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _checks, _frame
+from . import _checks, _frame, _layer
 from .attention import (attention_weights, paged_attention,
                         scaled_dot_product_attention)
 from .attention_grad import scaled_dot_product_attention_grad
@@ -28,7 +28,7 @@ from ._typing import ArrayLike, Causal, DTypeLike, FloatArray, Threads
 # Anything numpy.random.default_rng accepts as a seed.
 Seed = int | np.random.Generator | np.random.SeedSequence | None
 
-_FUNC = "MultiHeadAttention"
+_FUNC = _layer.FUNC
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -159,7 +159,6 @@ class MultiHeadAttention:
     head_dim: int
     bias: bool
     dtype: np.dtype[Any]
-    _compute: np.dtype[Any]     # of the products: float32 for 16-bit
     in_proj_weight: FloatArray | None
     q_proj_weight: FloatArray
     k_proj_weight: FloatArray
@@ -195,7 +194,6 @@ class MultiHeadAttention:
                 or _checks.is_storage16(self.dtype)):
             raise TypeError(f"{_FUNC}: dtype must be float32, float64, "
                             f"float16 or bfloat16, got {self.dtype}")
-        self._compute = _checks.compute_dtype(self.dtype)
         self.bias = bool(bias)
         self.head_dim = self.embed_dim // self.num_heads
         cap = _frame.softcap_value(softcap, _FUNC)
@@ -223,13 +221,6 @@ class MultiHeadAttention:
         self.out_proj_bias = np.zeros(E, self.dtype) if bias else None
 
     # ------------------------------------------------------------ weights --
-
-    @property
-    def _scores(self) -> dict[str, Any]:
-        """The layer's score options, as scaled_dot_product_attention's
-        keyword arguments."""
-        return {"softcap": self.softcap, "sinks": self.sinks,
-                "alibi_slopes": self.alibi_slopes}
 
     @property
     def _stacked(self) -> bool:
@@ -466,29 +457,6 @@ class MultiHeadAttention:
 
     # ------------------------------------------------------------ forward --
 
-    def _project(self, x: FloatArray, w: FloatArray,
-                 bias_slice: slice, num_threads: Threads = None
-                 ) -> FloatArray:
-        """x Wᵀ + the bias slice, per token (also per Dask chunk)."""
-        return self._affine(x, w, None if self.in_proj_bias is None
-                            else self.in_proj_bias[bias_slice], num_threads)
-
-    def _affine(self, x: FloatArray, w: FloatArray, b: FloatArray | None,
-                num_threads: Threads) -> FloatArray:
-        """x Wᵀ + b in the layer's dtype: a 16-bit layer adds the bias to
-        the float32 product and rounds once."""
-        if self._compute == self.dtype:
-            out = matmul(x, w.T, num_threads=num_threads)
-            if b is not None:
-                out += b
-            return out
-        wide = matmul(x, w.T, num_threads=num_threads,
-                      out=np.empty(x.shape[:-1] + (w.shape[0],),
-                                   self._compute))
-        if b is not None:
-            wide += b.astype(self._compute)
-        return _checks.narrow(wide, self.dtype)
-
     def _heads(self, x: FloatArray, n: int) -> FloatArray:
         """(B, T, n·d) -> (B, n, T, d), a view."""
         return x.reshape(x.shape[:-1] + (n, self.head_dim)).swapaxes(-2, -3)
@@ -578,12 +546,12 @@ class MultiHeadAttention:
                     v_in: FloatArray) -> tuple[FloatArray, FloatArray]:
         E, kv = self.embed_dim, self.num_kv_heads * self.head_dim
         if (k_in is v_in and self._stacked):
-            both = self._project(k_in, self._in_proj[E:],
+            both = _layer.project(self, k_in, self._in_proj[E:],
                                  slice(E, None))
             k, v = both[..., :kv], both[..., kv:]
         else:
-            k = self._project(k_in, self.k_proj_weight, slice(E, E + kv))
-            v = self._project(v_in, self.v_proj_weight, slice(E + kv, None))
+            k = _layer.project(self, k_in, self.k_proj_weight, slice(E, E + kv))
+            v = _layer.project(self, v_in, self.v_proj_weight, slice(E + kv, None))
         return self._heads(k, self.num_kv_heads), self._heads(
             v, self.num_kv_heads)
 
@@ -662,36 +630,6 @@ class MultiHeadAttention:
             else _cache_dtype(dtype, func))
         return storage, 32 if d % 32 == 0 else d
 
-    def _mask(self, key_padding_mask: Any, attn_mask: Any, batch: int,
-              L: int, S: int, func: str = _FUNC,
-              asarray: Callable[[Any], Any] = np.asarray) -> Any:
-        """One mask in cattn's meaning, shape broadcastable to (B, H, L, S).
-
-        Shared with cattn.dask.multi_head_attention (`asarray` = Dask's,
-        `func` the name the user called): the checks read dtypes and shapes
-        only, so Dask arrays stay lazy."""
-        mask = None
-        if attn_mask is not None:
-            mask = asarray(attn_mask)
-            if _frame.mask_kind(mask.dtype, func,
-                                self.dtype) == _frame.MASK_ADD:
-                mask = mask.astype(self._compute)
-            if mask.ndim == 3:  # (B, L, S): the same for every head
-                mask = mask[:, np.newaxis]
-        if key_padding_mask is not None:
-            kpm = asarray(key_padding_mask)
-            if kpm.dtype != np.bool_:
-                raise TypeError(f"{func}: key_padding_mask has dtype "
-                                f"{kpm.dtype}; expected bool (True = padding,"
-                                f" ignored)")
-            if kpm.shape != (batch, S):
-                raise ValueError(f"{func}: key_padding_mask has shape "
-                                 f"{kpm.shape}; expected (batch, S) = "
-                                 f"{(batch, S)}")
-            mask = _frame.hide(mask, ~kpm[:, np.newaxis, np.newaxis, :],
-                               self._compute)
-        return mask
-
     def _qkv(self, q_in: FloatArray, key: Any, value: Any,
              unbatched: bool) -> tuple[FloatArray, FloatArray, FloatArray,
                                        Any, Any]:
@@ -709,7 +647,7 @@ class MultiHeadAttention:
             if not self._stacked:
                 raise ValueError(f"{_FUNC}: self-attention needs kdim == "
                                  f"vdim == embed_dim")
-            qkv = self._project(q_in, self._in_proj, slice(None))
+            qkv = _layer.project(self, q_in, self._in_proj, slice(None))
             q = qkv[..., :E]
             k = self._heads(qkv[..., E:E + kv], self.num_kv_heads)
             v = self._heads(qkv[..., E + kv:], self.num_kv_heads)
@@ -718,7 +656,7 @@ class MultiHeadAttention:
             k_in, v_in = self._key_value(key, value, unbatched)
             k, v = self._project_kv(k_in, v_in)
         if key is not None:
-            q = self._project(q_in, self.q_proj_weight, slice(0, E))
+            q = _layer.project(self, q_in, self.q_proj_weight, slice(0, E))
         q = self._heads(q, self.num_heads)
         if k.shape[0] != q.shape[0] and k.shape[0] != 1:
             raise ValueError(f"{_FUNC}: query has batch {q.shape[0]}, key "
@@ -736,19 +674,13 @@ class MultiHeadAttention:
         o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
         kw = dict(is_causal=is_causal, out=o.swapaxes(1, 2),
                   enable_gqa=self.num_kv_heads != self.num_heads,
-                  **self._scores)
+                  **_layer.score_options(self))
         if return_lse:
             _, lse = scaled_dot_product_attention(q, k, v, mask,
                                                   return_lse=True, **kw)
             return o, lse
         scaled_dot_product_attention(q, k, v, mask, **kw)
         return o, None
-
-    def _output(self, o: FloatArray, num_threads: Threads = None
-                ) -> FloatArray:
-        """The output projection of the heads' outputs o (B, L, E)."""
-        return self._affine(o, self.out_proj_weight, self.out_proj_bias,
-                            num_threads)
 
     @overload
     def __call__(self, query: ArrayLike,
@@ -870,16 +802,16 @@ class MultiHeadAttention:
             k, v = cache._append(k, v)
             is_causal = "bottom_right"
         B, L, S = q.shape[0], q.shape[2], k.shape[2]
-        mask = self._mask(key_padding_mask, attn_mask, B, L, S)
+        mask = _layer.mask(self, key_padding_mask, attn_mask, B, L, S)
         o, _ = self._attend(q, k, v, mask, is_causal, False)
-        out = self._output(o.reshape(B, L, self.embed_dim))
+        out = _layer.output(self, o.reshape(B, L, self.embed_dim))
         if unbatched:
             out = out[0]
         if not need_weights:
             return out
         w = attention_weights(q, k, mask, is_causal=is_causal,
                               enable_gqa=self.num_kv_heads != self.num_heads,
-                              **self._scores)
+                              **_layer.score_options(self))
         if average_attn_weights:
             w = w.mean(axis=1)
         return out, (w[0] if unbatched else w)
@@ -897,8 +829,8 @@ class MultiHeadAttention:
         B, L = q.shape[0], q.shape[2]
         o = np.empty((B, L, self.num_heads, self.head_dim), self.dtype)
         paged_attention(q, cache.key_pages, cache.value_pages, table, lens,
-                        out=o.swapaxes(1, 2), **self._scores)
-        out = self._output(o.reshape(B, L, self.embed_dim))
+                        out=o.swapaxes(1, 2), **_layer.score_options(self))
+        out = _layer.output(self, o.reshape(B, L, self.embed_dim))
         return out[0] if unbatched else out
 
     def new_paged_cache(self, num_pages: int, page_size: int = 16,
@@ -1048,7 +980,7 @@ class MultiHeadAttention:
         # The forward again (the layer's own steps), keeping o and lse.
         q, k, v, k_in, v_in = self._qkv(q_in, key, value, unbatched)
         B, L, S = q.shape[0], q.shape[2], k.shape[2]
-        mask = self._mask(key_padding_mask, attn_mask, B, L, S)
+        mask = _layer.mask(self, key_padding_mask, attn_mask, B, L, S)
         gqa = self.num_kv_heads != H
         o, lse = self._attend(q, k, v, mask, is_causal, True)
         assert lse is not None
@@ -1061,7 +993,7 @@ class MultiHeadAttention:
         d_o = matmul(g, self.out_proj_weight)
         dq, dk, dv, *d_sinks = scaled_dot_product_attention_grad(
             self._heads(d_o, H), q, k, v, o.swapaxes(1, 2), lse, mask,
-            is_causal=is_causal, enable_gqa=gqa, **self._scores)
+            is_causal=is_causal, enable_gqa=gqa, **_layer.score_options(self))
         if d_sinks:
             grads["sinks"] = d_sinks[0].astype(self.dtype)
 
