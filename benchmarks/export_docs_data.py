@@ -56,7 +56,7 @@ def main():
             gflops[impl][i] = None if value is None else round(value, 1)
     out = {
         "what": "float32 self-attention, B=1, H=8, E=64, L=S; GFLOP/s = "
-                "4*B*H*L*S*E / seconds; median of interleaved rounds",
+                "4*B*H*L*S*E / seconds; best of interleaved batched samples",
         "commit": data["commit_hash"][:10],
         "date": datetime.datetime.fromtimestamp(
             data["date"] / 1000, datetime.timezone.utc).strftime("%Y-%m-%d"),

@@ -1,22 +1,21 @@
 """Per-call cost of small calls against PyTorch, interleaved in one process.
 
-    python benchmarks/per_call.py
+    python benchmarks/per_call.py          (pin one core: taskset -c 0 ...)
 
 Decoding loops call attention and softmax once per token on tiny arrays, so
 what a call costs besides its arithmetic (validation, hand-off, thread team)
-matters.  Each case times cattn and torch in alternating batches of calls
-(A B, B A, ...) and reports the median per-call time of each, the median of
-the per-pair ratios with its spread (10-90 % over pairs), and the ratio of
-the best batches (the two estimators every published ratio carries).
+matters.  Each case is timed by cattn's one timing method
+(cattn._timing.compare) with many short pairs: 41 interleaved pairs of
+samples of about 10 ms (thousands of calls each); it prints the best
+per-call time of each side, the median of the per-pair ratios with its
+spread (10-90 % over pairs) and the ratio of the best samples.
 """
 from __future__ import annotations
-
-import statistics
-import time
 
 import numpy as np
 
 import cattn
+from cattn._timing import compare as sampled
 
 try:
     import torch
@@ -24,41 +23,22 @@ except ImportError:       # pragma: no cover - torch is an optional peer
     torch = None
 
 PAIRS = 41
-CALLS = 2000
-
-
-def per_call(fn):
-    t0 = time.perf_counter()
-    for _ in range(CALLS):
-        fn()
-    return (time.perf_counter() - t0) / CALLS
 
 
 def compare(name, ours, theirs):
-    ours(), theirs()
-    a, b, ratios = [], [], []
-    for i in range(PAIRS):
-        if i % 2:
-            tb = per_call(theirs)
-            ta = per_call(ours)
-        else:
-            ta = per_call(ours)
-            tb = per_call(theirs)
-        a.append(ta)
-        b.append(tb)
-        ratios.append(ta / tb)
-    ratios.sort()
-    print(f"| {name} | {statistics.median(a) * 1e6:.2f} | "
-          f"{statistics.median(b) * 1e6:.2f} | "
-          f"{statistics.median(ratios):.2f} | "
+    got = sampled(ours, theirs, PAIRS, settle=0.01, seconds=0.01)
+    ratios = sorted(o / t for o, t in zip(got.ours, got.peer))
+    print(f"| {name} | {min(got.ours) * 1e6:.2f} | "
+          f"{min(got.peer) * 1e6:.2f} | "
+          f"{1 / got.median:.2f} | "
           f"{ratios[len(ratios) // 10]:.2f}-{ratios[-len(ratios) // 10 - 1]:.2f}"
-          f" | {min(a) / min(b):.2f} |")
+          f" | {1 / got.best:.2f} |")
 
 
 def main():
     rng = np.random.default_rng(0)
-    print(f"| case (float32) | cattn µs | torch µs | cattn/torch (median) "
-          f"| spread (10-90 %) | best/best |")
+    print(f"| case (float32) | cattn µs (best) | torch µs (best) | "
+          f"cattn/torch (median of pairs) | spread (10-90 %) | best/best |")
     print("|---|---|---|---|---|---|")
     q = rng.standard_normal((1, 1, 8, 16)).astype(np.float32)
     k = rng.standard_normal((1, 1, 8, 16)).astype(np.float32)

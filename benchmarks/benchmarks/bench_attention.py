@@ -3,8 +3,11 @@ import numpy as np
 
 import cattn
 
-from .common import (QUICK, ROUNDS, THREADS, gflops, interleaved, normal,
-                     pick, ratio, threads, to_torch, torch_or_skip)
+from cattn._timing import best_times
+
+from .common import (QUICK, ROUNDS, THREADS, gflops, normal, pick, ratio,
+                     threads, torch_or_skip)
+from .peers import ENGINES, Unsupported, check
 
 # name: (B, H, Hkv, L, S, E, keyword arguments); every case is kept under
 # CATTN_BENCH_QUICK=1, at a tenth of the sequence length.
@@ -15,12 +18,26 @@ CASES = {
     "causal": (4, 8, 8, _L, _L, 64, {"is_causal": True}),
     "window": (4, 8, 8, _L, _L, 64, {"window": (128, 0)}),
     "gqa": (4, 8, 2, _L, _L, 64, {"enable_gqa": True}),
+    # The shapes of the peer table of issue 32: one long sequence, wide
+    # heads, many short sequences.
+    "long": (1, 8, 8, 4 * _L, 4 * _L, 64, {}),
+    "wide": (1, 16, 16, 2 * _L, 2 * _L, 128, {}),
+    "short": (32, 8, 8, _L // 8, _L // 8, 64, {}),
     "decode": (1, 32, 32, 1, 4 * _L, 128, {}),
     # Per-call overhead (validation, layouts, thread start): issue 8's
     # "tiny call", the same size in quick mode.
     "tiny": (1, 1, 1, 8, 8, 16, {}),
 }
 DTYPES = pick(["float32", "float64"], ["float32"])
+# The 16-bit and int8 cases (SDPALowPrecision); "int8kv" is a float32
+# query on cattn.quantize'd keys and values, which no peer stores.
+LOW_PRECISION = {"cases": pick(["self", "causal", "short", "decode"],
+                                ["self"]),
+                 "dtypes": pick(["bfloat16", "float16"], ["bfloat16"])}
+# Every (case, dtype) a peer is measured on: SDPA's and the 16-bit ones.
+GRID = ([(c, d) for c in CASES for d in DTYPES]
+        + [(c, d) for c in LOW_PRECISION["cases"]
+           for d in LOW_PRECISION["dtypes"]])
 
 
 def inputs(case, dtype):
@@ -61,41 +78,11 @@ class SDPA:
     track_gflops.unit = "GFLOP/s"
 
 
-class SDPAVersusTorch:
-    """time(torch SDPA) / time(cattn), interleaved in one process."""
-    params = [list(CASES), DTYPES]
-    param_names = ["case", "dtype"]
-
-    def setup(self, case, dtype):
-        torch = torch_or_skip()
-        self.sdpa = torch.nn.functional.scaled_dot_product_attention
-        self.no_grad = torch.no_grad
-        self.q, self.k, self.v, self.kw = inputs(case, dtype)
-        if "window" in self.kw:
-            raise NotImplementedError("torch SDPA has no window argument")
-        self.tq, self.tk, self.tv = (torch.from_numpy(x)
-                                     for x in (self.q, self.k, self.v))
-
-    def torch_sdpa(self):
-        with self.no_grad():
-            return self.sdpa(self.tq, self.tk, self.tv, **self.kw)
-
-    def time_torch_sdpa(self, case, dtype):
-        self.torch_sdpa()
-
-    def track_ratio_torch(self, case, dtype):
-        return ratio(self.torch_sdpa, lambda: cattn.scaled_dot_product_attention(
-            self.q, self.k, self.v, **self.kw))
-
-    track_ratio_torch.unit = "time(torch)/time(cattn)"
-
-
 class SDPALowPrecision:
     """16-bit inputs and int8 keys/values ("int8kv": a float32 query on
     cattn.quantize'd K and V): GFLOP/s and the ratios the low-precision
     issue sets, against cattn float32 and torch of the same dtype."""
-    params = [pick(["self", "causal", "decode"], ["self"]),
-              pick(["bfloat16", "float16", "int8kv"], ["bfloat16"])]
+    params = [LOW_PRECISION["cases"], LOW_PRECISION["dtypes"] + ["int8kv"]]
     param_names = ["case", "dtype"]
 
     def setup(self, case, dtype):
@@ -124,28 +111,46 @@ class SDPALowPrecision:
     track_ratio_float32.unit = "time(cattn float32)/time(cattn)"
 
 
-class SDPALowPrecisionVersusTorch:
-    """time(torch SDPA) / time(cattn) on the same 16-bit inputs."""
-    params = [pick(["self", "causal", "decode"], ["self"]),
-              pick(["bfloat16", "float16"], ["bfloat16"])]
-    param_names = ["case", "dtype"]
+class SDPAVersusPeer:
+    """time(peer) / time(cattn) for every attention engine of peers.py that
+    is installed (torch, OpenVINO, ONNX Runtime, JAX), on the cases of SDPA
+    and SDPALowPrecision, interleaved in one process at one thread count
+    -- after both outputs are checked against the float64 reference.  A
+    peer that cannot run a case (no operator for it, not installed, or an
+    answer outside the dtype's tolerance) is a skip with its reason.
+    ``benchmarks/compare.py`` prints the same as a table."""
+    params = [list(ENGINES), list(CASES), DTYPES + LOW_PRECISION["dtypes"]]
+    param_names = ["peer", "case", "dtype"]
 
-    def setup(self, case, dtype):
-        torch = torch_or_skip()
-        q, k, v, self.kw = inputs(case, "float32")
-        self.args = tuple(normal(x.shape, dtype) for x in (q, k, v))
-        self.targs = tuple(to_torch(torch, x) for x in self.args)
-        self.sdpa = torch.nn.functional.scaled_dot_product_attention
-        self.no_grad = torch.no_grad
+    def setup(self, peer, case, dtype):
+        if (case, dtype) not in GRID:
+            raise NotImplementedError(f"{case} is not an asv {dtype} case")
+        n = cattn.show_config(mode="dicts")["openmp"]["default_threads"]
+        try:
+            engine = ENGINES[peer](n)
+        except ImportError:
+            raise NotImplementedError(f"{peer} is not installed") from None
+        except Unsupported as e:
+            raise NotImplementedError(str(e)) from None
+        q, k, v, kw = inputs(case, dtype)
 
-    def track_ratio_torch(self, case, dtype):
-        def theirs():
-            with self.no_grad():
-                return self.sdpa(*self.targs, **self.kw)
-        return ratio(theirs, lambda: cattn.scaled_dot_product_attention(
-            *self.args, **self.kw))
+        def ours():
+            return cattn.scaled_dot_product_attention(q, k, v, **kw)
+        try:
+            self.theirs, result = engine.prepare(q, k, v, kw)
+            self.theirs()
+            check(result(), q, k, v, kw)
+        except (Unsupported, AssertionError) as e:
+            raise NotImplementedError(str(e)) from None
+        self.ours = ours
 
-    track_ratio_torch.unit = "time(torch)/time(cattn)"
+    def time_peer(self, peer, case, dtype):
+        self.theirs()
+
+    def track_ratio(self, peer, case, dtype):
+        return ratio(self.theirs, self.ours)
+
+    track_ratio.unit = "time(peer)/time(cattn)"
 
 
 def _variant(name, H):
@@ -301,9 +306,10 @@ class SeqLenSweep:
     """GFLOP/s of float32 self-attention against L for cattn, the NumPy
     composition (matmul, scipy softmax, matmul) and torch SDPA.
 
-    All three are timed in `setup_cache`, interleaved per length in one
-    process (A B C A B C), so each length's three figures share the same
-    machine conditions; the `track_` benchmark only reports them.
+    All three are timed in `setup_cache`, taking turns per length in one
+    process (A B C A B C; the best of ROUNDS batched samples each), so each
+    length's three figures share the same machine conditions; the
+    `track_` benchmark only reports them.
     """
     params = [SWEEP_LENGTHS, SWEEP_IMPLS]
     param_names = ["L", "impl"]
@@ -313,8 +319,7 @@ class SeqLenSweep:
         results = {}
         for L in SWEEP_LENGTHS:
             calls = _sweep_contenders(L)
-            times = interleaved(list(calls.values()), rounds=ROUNDS,
-                                repeat=ROUNDS)
+            times = best_times(list(calls.values()), ROUNDS)
             for impl, seconds in zip(calls, times):
                 results[L, impl] = 4.0 * 8 * L * L * 64 / seconds / 1e9
         return results

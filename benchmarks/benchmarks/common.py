@@ -2,12 +2,11 @@
 and the tables the compare_* scripts write for the docs."""
 import datetime
 import os
-import time
 
 import numpy as np
 
 import cattn
-from cattn.__main__ import interleaved
+from cattn._timing import best_times, compare
 
 # CATTN_BENCH_QUICK=1 (CI): one small case per parameter, one round per
 # measurement -- enough to prove every benchmark runs, in about a minute.
@@ -68,66 +67,32 @@ def torch_or_skip():
     return torch
 
 
-# A ratio's samples each last at least this long (a batch of calls), so a
-# call of microseconds is not timed alone: one thread wake-up or page fault
-# would be the whole sample (single calls gave MatmulFewRows ratios from
-# 0.004 to 52 over five commits).
-SAMPLE_SECONDS = 0.02
-PAIRS = 1 if QUICK else 7
-# Seconds of sleep before each sample: OpenBLAS's and OpenMP's workers spin
-# for tens of milliseconds after a call and, on two cores, would hold a
-# core the other library's threads need (the same settle as interleaved).
-SETTLE = 0.1
+PAIRS = int(os.environ.get("CATTN_BENCH_PAIRS", 1 if QUICK else 7))
+# Every (best, median) `ratios` measured in this process, in order: the
+# one command (benchmarks/compare.py) reads both estimators from here
+# while asv records the best alone.
+MEASURED = []
 
 
-def _calls_per_sample(fn):
-    """Calls of fn that take SAMPLE_SECONDS (at least 1), from its best of
-    up to three warm calls."""
-    fn()
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        if best >= SAMPLE_SECONDS:
-            return 1
-    return max(1, min(10_000, int(SAMPLE_SECONDS / max(best, 1e-7))))
-
-
-def _sample(fn, n):
-    """Mean time of n calls, after SETTLE seconds of sleep and, for a batch
-    of short calls, one untimed call: the first call after a sleep wakes
-    the library's thread pool, which costs up to milliseconds on this VM
-    (measured: 0.2-3.4 ms before a 30 us matmul), a cost of the sleep,
-    not of the call."""
-    time.sleep(SETTLE)
-    if n > 1:
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t0) / n
+def ratios(peer, ours, pairs=None):
+    """(best, median) of time(peer) / time(ours) by cattn's one timing
+    method (cattn._timing.compare: PAIRS interleaved pairs of batched
+    samples, each after a settle; the ratio of the best samples and the
+    median of the per-pair ratios)."""
+    got = compare(ours, peer, PAIRS if pairs is None else pairs)
+    MEASURED.append((got.best, got.median))
+    return MEASURED[-1]
 
 
 def ratio(peer, ours):
-    """time(peer) / time(ours), measured in this process: PAIRS pairs of
-    samples taken in alternating order (ours peer, peer ours, ...), a
-    sample being the mean time of a batch of calls lasting at least
-    SAMPLE_SECONDS; the ratio of the two best samples (noise on a shared
-    machine only ever adds time, so the best samples agree best between
-    runs).  Each sample starts after a sleep, which lets the other
-    library's worker threads stop spinning."""
-    n_ours, n_peer = _calls_per_sample(ours), _calls_per_sample(peer)
-    t_ours, t_peer = [], []
-    for i in range(PAIRS):
-        turns = [(ours, n_ours, t_ours), (peer, n_peer, t_peer)]
-        for fn, n, out in turns if i % 2 == 0 else turns[::-1]:
-            out.append(_sample(fn, n))
-    return min(t_peer) / min(t_ours)
+    """The best-sample estimator of `ratios`: what asv's track_ratio_*
+    series record."""
+    return ratios(peer, ours)[0]
 
 
 def gflops(flops, fn):
-    return flops / interleaved([fn], rounds=ROUNDS, repeat=ROUNDS)[0] / 1e9
+    """flops / seconds per call, the best of ROUNDS samples, in 1e9."""
+    return flops / best_times([fn], ROUNDS)[0] / 1e9
 
 
 def status_mib(field):
@@ -141,12 +106,12 @@ def status_mib(field):
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def write_docs_table(name, head, rows):
+def write_docs_table(name, head, rows, note=""):
     """docs/_data/<name>.rst: a list-table of `rows` (tuples of strings
     under `head`), dated, which a docs page includes; the docs build has
     no torch, so tables of peer comparisons are recorded, not computed."""
     lines = [f".. list-table:: measured {datetime.date.today()}, "
-             f"{os.cpu_count()} cores",
+             f"{os.cpu_count()} cores{', ' + note if note else ''}",
              "   :header-rows: 1", ""]
     for row in (tuple(head),) + tuple(rows):
         lines.append("   * - " + row[0])

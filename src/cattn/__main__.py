@@ -2,16 +2,16 @@
 
 Prints the configuration, checks each kernel against its float64 reference
 on this machine (exit status 1 if any check fails), then times cattn against
-the NumPy/SciPy equivalent on default sizes, interleaved (A B A B ...) with
-the median of several runs, and prints the ratios.  Takes well under a
-minute on 2 cores.
+the NumPy/SciPy equivalent on default sizes by the method every published
+ratio uses (cattn._timing: interleaved pairs of batched samples; the ratio
+of the best samples and the median of the per-pair ratios), and prints
+both.  Takes well under a minute on 2 cores.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,35 +19,7 @@ import numpy as np
 
 import cattn
 from cattn import _reference
-
-
-def _median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def interleaved(fns: Sequence[Callable[[], object]], rounds: int = 5,
-                repeat: int = 3, settle: float = 0.1) -> list[float]:
-    """Median time of each of `fns`, alternating them `rounds` times so a
-    noisy neighbour hurts all of them alike.
-
-    Each turn takes the median of `repeat` calls, after `settle` seconds of
-    sleep: a threaded library's workers keep spinning for a while after a
-    call (OpenBLAS's and libgomp's) and would slow whatever runs next, which
-    measures the other library's idle policy, not this one's speed.
-    """
-    for fn in fns:  # warm-up: page faults, thread pools, caches
-        fn()
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            time.sleep(settle)
-            samples[i].append(_median_time(fn, repeat))
-    return [float(np.median(s)) for s in samples]
+from cattn._timing import Comparison, compare
 
 
 def self_check(rng: np.random.Generator) -> list[tuple[str, float, float]]:
@@ -116,11 +88,12 @@ def _softmax_peers() -> tuple[str, Peer, Peer]:
     return "scipy.special", scipy.special.softmax, scipy.special.logsumexp
 
 
-Row = tuple[str, str, float, float, float | None]
+Row = tuple[str, str, Comparison, float | None]
 
 
 def benchmarks(rng: np.random.Generator, quick: bool) -> list[Row]:
     rows: list[Row] = []
+    pairs = 3 if quick else 5
     peer, peer_softmax, peer_logsumexp = _softmax_peers()
     n = 2048 if quick else 4096
     x = rng.standard_normal((n, n)).astype(np.float32)
@@ -129,9 +102,8 @@ def benchmarks(rng: np.random.Generator, quick: bool) -> list[Row]:
              lambda: peer_softmax(x, axis=-1)),
             ("logsumexp", lambda: cattn.logsumexp(x),
              lambda: peer_logsumexp(x, axis=-1))):
-        t_ours, t_theirs = interleaved([ours, theirs])
-        rows.append((f"{name} float32 ({n}, {n})", peer, t_ours, t_theirs,
-                     None))
+        rows.append((f"{name} float32 ({n}, {n})", peer,
+                     compare(ours, theirs, pairs), None))
     B, H, L, E = (2, 8, 512, 64) if quick else (4, 8, 1024, 64)
     q = rng.standard_normal((B, H, L, E)).astype(np.float32)
 
@@ -139,20 +111,18 @@ def benchmarks(rng: np.random.Generator, quick: bool) -> list[Row]:
         s = np.matmul(q, np.swapaxes(q, -1, -2)) * np.float32(E ** -0.5)
         return np.matmul(peer_softmax(s, axis=-1), q)
 
-    t_ours, t_theirs = interleaved(
-        [lambda: cattn.scaled_dot_product_attention(q, q, q),
-         numpy_attention], rounds=3)
     rows.append((f"sdpa float32 B{B} H{H} L=S={L} E{E}", "numpy+" + (
-        "scipy" if peer == "scipy.special" else "numpy"), t_ours, t_theirs,
-        4.0 * B * H * L * L * E))
+        "scipy" if peer == "scipy.special" else "numpy"),
+        compare(lambda: cattn.scaled_dot_product_attention(q, q, q),
+                numpy_attention, pairs), 4.0 * B * H * L * L * E))
     size = 1024 if quick else 2048
     for dtype in (np.float32, np.float64):
         a = rng.standard_normal((size, size)).astype(dtype)
         b = rng.standard_normal((size, size)).astype(dtype)
-        t_ours, t_theirs = interleaved([lambda: cattn.matmul(a, b),
-                                        lambda: np.matmul(a, b)], rounds=3)
         rows.append((f"matmul {np.dtype(dtype).name} {size}^3", "numpy.matmul",
-                     t_ours, t_theirs, 2.0 * size ** 3))
+                     compare(lambda: cattn.matmul(a, b),
+                             lambda: np.matmul(a, b), pairs),
+                     2.0 * size ** 3))
     return rows
 
 
@@ -173,15 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name:<22} max rel. error {err:9.2e} (tol {tol:.0e})  "
               f"{'ok' if passed else 'FAIL'}")
 
-    print("\ntimings (median of interleaved runs; ratio > 1: cattn faster)")
+    print("\ntimings (interleaved batched samples; ratio = time(peer) / "
+          "time(cattn), best / median of pairs; > 1: cattn faster)")
     if os.environ.get("OPENBLAS_CORETYPE"):
         print("  note: OPENBLAS_CORETYPE is set, which can slow numpy's BLAS")
     print(f"  {'case':<34} {'peer':<14} {'cattn':>10} {'peer':>10} "
-          f"{'ratio':>6} {'cattn GFLOP/s':>14}")
-    for case, peer, t_ours, t_theirs, flops in benchmarks(rng, args.quick):
+          f"{'ratio':>12} {'cattn GFLOP/s':>14}")
+    for case, peer, got, flops in benchmarks(rng, args.quick):
+        t_ours, t_theirs = min(got.ours), min(got.peer)
         gflops = f"{flops / t_ours / 1e9:14.1f}" if flops else ""
         print(f"  {case:<34} {peer:<14} {t_ours * 1e3:8.1f}ms "
-              f"{t_theirs * 1e3:8.1f}ms {t_theirs / t_ours:6.2f} {gflops}")
+              f"{t_theirs * 1e3:8.1f}ms {got.best:5.2f} / {got.median:4.2f}"
+              f" {gflops}")
     if not ok:
         print("\nself-check FAILED", file=sys.stderr)
         return 1
