@@ -10,20 +10,26 @@
 # series (a peer's time over cattn's, which survive a noisy machine; '.'
 # runs the whole suite).  Each commit is built as a wheel in an
 # asv-managed virtualenv (needs `pip install asv virtualenv`); commits
-# already recorded are skipped.  CATTN_ASV_MACHINE names the machine
-# (default zen4-vm, the project's reference VM).  Commit the new files
-# under benchmarks/results/ afterwards.
+# already recorded are skipped.  The machine is named from its CPU
+# (benchmarks/benchmarks/machine.py: vendor, family/model, cattn's SIMD
+# level, cores), so each CPU gets its own series and a new kind of machine
+# starts its own; CATTN_ASV_MACHINE overrides the name.  Commit the new
+# files under benchmarks/results/ afterwards.  Also writes asv's own site
+# (`asv publish`, into benchmarks/.asv/html: it needs internet access to
+# display, see dashboard.py).
 set -euo pipefail
 n="${1:-1}"
 bench="${2:-track_ratio}"
-machine="${CATTN_ASV_MACHINE:-zen4-vm}"
 cd "$(dirname "$0")"
-asv machine --machine "$machine" --yes >/dev/null
+machine="${CATTN_ASV_MACHINE:-$(python benchmarks/machine.py)}"
+cpu="$(python -c 'import sys; sys.path.insert(0, "."); from benchmarks.machine import cpu_description; print(cpu_description())')"
+asv machine --machine "$machine" --cpu "$cpu" --yes >/dev/null
 # asv exits non-zero when a benchmark fails; its results are kept and
 # drawn all the same, and the status is passed on.
 status=0
 asv run --machine "$machine" --skip-existing-commits --show-stderr \
     --bench "$bench" "HEAD~${n}..HEAD" || status=$?
 python dashboard.py .asv/dashboard
+asv publish >/dev/null
 echo "open benchmarks/.asv/dashboard/index.html (it needs no server)"
 exit "$status"

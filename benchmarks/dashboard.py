@@ -18,8 +18,11 @@ site's ``performance/`` folder (docs/conf.py), and
 
 The page records what it drew: ``<body data-graphs="N">`` is how many
 graphs it means to draw, ``data-drawn`` counts those plotly.js finished,
-and each graph's ``data-commits`` how many commits it shows; a checker
-reads them from the rendered page.
+each graph's ``data-commits`` how many commits it shows and
+``data-machine-commits`` how many its machine has recorded; a checker reads
+them from the rendered page.  One section per machine: machines are named
+from their CPU (``benchmarks/benchmarks/machine.py``), so no graph mixes
+two CPUs.
 """
 import argparse
 import html
@@ -171,7 +174,8 @@ def build(outdir, results_dir=RESULTS, repo=HERE.parent):
             n = len({c for pts in lines[name].values() for c, _ in pts})
             sections.append(f'<div class="graph" id="{gid}" '
                             f'data-benchmark="{html.escape(name)}" '
-                            f'data-commits="{n}"></div>')
+                            f'data-commits="{n}" '
+                            f'data-machine-commits="{len(commits)}"></div>')
     intro = ("Every asv benchmark recorded in benchmarks/results/, over the "
              "commits of main (oldest left).  Each track_ratio series is the "
              "time of what a case is compared with over the case's own, "

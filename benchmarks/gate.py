@@ -11,14 +11,18 @@ NEW.json and the reference both hold, the gate fails when
     new < (1 - threshold) * reference
 
 The reference is the newest recorded commit (along main's history, then
-by date) in ``benchmarks/results/`` other than NEW.json's own, on any
-machine: the ratios are a peer's time over cattn's in one process, which
-carry over between machines of a kind better than times do.  Ratios
-measured on this project's noisy VM move by 5-15 %, so the default
+by date) in ``benchmarks/results/`` other than NEW.json's own, *of the same
+machine* (NEW.json's ``params.machine``, which ``benchmarks/benchmarks/
+machine.py`` derives from the CPU and cattn's SIMD level): a ratio against
+a peer is a property of the CPU too (2.2 on one, 1.1 on another for the
+same commit), so a run is never judged by another machine's numbers.
+Ratios measured on this project's noisy VM move by 5-15 %, so the default
 threshold is 25 %: a drop the noise does not explain.
 
-Prints one line per compared point and exits 1 on a drop, 2 when there is
-nothing to compare (no reference, or no common point).
+Prints one line per compared point and exits 1 on a drop, 0 otherwise --
+also when this machine has no recorded results yet (it says so: nothing
+to compare with is not a failure; README, "Benchmarks", says how to record
+a machine), 2 when the reference shares no point with the run.
 """
 import argparse
 import json
@@ -52,8 +56,11 @@ def main():
     args = ap.parse_args()
     new = json.loads(pathlib.Path(args.new).read_text())
     order = commit_order(HERE.parent)
+    machine = new["params"]["machine"]
     reference, ref_benchmarks = None, None
-    for _, benchmarks, runs in load_results(pathlib.Path(args.results)):
+    for recorded, benchmarks, runs in load_results(pathlib.Path(args.results)):
+        if recorded.get("machine") != machine:
+            continue
         for run in runs:
             if run["commit_hash"] == new["commit_hash"]:
                 continue
@@ -61,8 +68,10 @@ def main():
             if reference is None or key > reference[0]:
                 reference, ref_benchmarks = (key, run), benchmarks
     if reference is None:
-        print("gate: no recorded results to compare with")
-        return 2
+        print(f"gate: no baseline -- no recorded results of machine "
+              f"{machine} (record them: benchmarks/asv_history.sh); "
+              f"nothing compared")
+        return 0
     ref_run = reference[1]
     ref = ratio_points(ref_benchmarks, [ref_run], order)
     cur = ratio_points(ref_benchmarks, [new], order)
@@ -72,7 +81,8 @@ def main():
               f"{ref_run['commit_hash'][:8]}")
         return 2
     print(f"gate: {new['commit_hash'][:8]} against "
-          f"{ref_run['commit_hash'][:8]}, threshold {args.threshold:.0%}")
+          f"{ref_run['commit_hash'][:8]} on {machine}, threshold "
+          f"{args.threshold:.0%}")
     drops = 0
     for key in common:
         floor = (1 - args.threshold) * ref[key]
