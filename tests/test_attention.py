@@ -94,6 +94,48 @@ def test_online_softmax_exp_error_in_ulp(dtype, isa):
     assert out[4] == 0
 
 
+def test_p16_exp_error_bound(isa):
+    """The exp of a P that P·V rounds to bf16 (the default precision's pair
+    products): relative error <= 1.02e-4, 1/19 of bf16's half-ulp (2^-9),
+    exactly 1 at 0 (the row's maximum), and the exact exp's special values;
+    where no such exp is written it is the exact one."""
+    from cattn._kernels import _attention
+    x = np.linspace(-87, 0, 400_003).astype(np.float32)
+    want = np.exp(x.astype(np.float64))
+    got, exact = np.empty_like(x), np.empty_like(x)
+    _attention.exp_neg(x, got, p16=True)
+    _attention.exp_neg(x, exact)
+    rel = np.abs(got / want - 1)
+    assert rel.max() <= 1.02e-4
+    if isa.startswith("avx512"):
+        assert rel.max() > 1e-5          # the cheaper polynomial is in use
+    else:
+        assert np.array_equal(got, exact)
+    special = np.array([-np.inf, np.nan, 0.0, -0.0, -1e30],
+                       dtype=np.float32)
+    out = np.empty_like(special)
+    _attention.exp_neg(special, out, p16=True)
+    assert out[0] == 0 and np.isnan(out[1]) and out[2] == 1 and out[3] == 1
+    assert out[4] == 0
+
+
+def test_bf16_default_precision_within_bf16_rounding(rng):
+    """The tiled bf16 path at the default precision (P rounded to bf16,
+    the cheaper exp) stays as close to the float64 answer on the same
+    inputs as bf16's rounding of P allows."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    q, k, v = (rng.standard_normal((2, 2, 200, 64)).astype(bf16)
+               for _ in range(3))
+    want = _reference.scaled_dot_product_attention(
+        *(x.astype(np.float64) for x in (q, k, v)), is_causal=True)[0]
+    got = cattn.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                             precision="default")
+    err = (np.linalg.norm(got.astype(np.float64) - want)
+           / np.linalg.norm(want))
+    assert err < 4e-3
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_accuracy_long_sequences(dtype, rng):
     # float32 within 1e-5 normwise of float64 up to S = 8192 (decode split

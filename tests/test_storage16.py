@@ -331,7 +331,12 @@ def test_sdpa_equals_float32_rounded_once(dtype, L, S, opts, isa, rng):
         assert np.all(np.abs(got.astype(np.float64) - ref) <= eps * scale)
     default, default_lse = cattn.scaled_dot_product_attention(
         q, k, v, mask, return_lse=True, **opts)
-    np.testing.assert_array_equal(default_lse, lse)   # the same scores
+    if exact:
+        np.testing.assert_array_equal(default_lse, lse)   # the same scores
+    else:
+        # The same scores; the default's row sums are of its exp accurate
+        # to bf16 (relative error <= 1.02e-4: lse within 1.02e-4).
+        np.testing.assert_allclose(default_lse, lse, rtol=0, atol=1.1e-4)
     if exact:
         bits_equal(default, got)
 
@@ -343,8 +348,9 @@ def test_sdpa_default_precision_bf16(L, S, opts, isa, rng):
     products, P is rounded to bf16 before P·V.  Bounds against the float64
     twin: normwise relative error <= 2**-8 (the issue's bound; about
     2**-9 measured), each element within 2**-6 of its row's largest value,
-    lse within float32 rounding of the scores' (bf16 products are exact),
-    and the empty rows exact."""
+    lse within 1.2e-4 (the row sums of an exp accurate to 1.02e-4, the
+    scores within float32 rounding: bf16 products are exact), and the
+    empty rows exact."""
     dtype = np.dtype(ml_dtypes.bfloat16)
     q, k, v, mask, opts = _case(dtype, rng, L, S, opts)
     opts.pop("top_k", None)
@@ -363,7 +369,7 @@ def test_sdpa_default_precision_bf16(L, S, opts, isa, rng):
     np.testing.assert_array_equal(np.isneginf(lse), dead)
     np.testing.assert_array_equal(g[dead], 0)
     np.testing.assert_allclose(lse[~dead], ref_lse[~dead], rtol=1e-5,
-                               atol=1e-5)
+                               atol=1.2e-4)
 
 
 def test_precision_highest_within_one_ulp(rng):

@@ -7,8 +7,9 @@ them.
 
 Each case is drawn from a seeded generator (shapes with edge tiles,
 layouts, masks, causal alignments, windows, GQA, top-k, decode shapes,
-special values) and run at every SIMD level this CPU has and at 1, 2 and 3
-threads; what is stored is a SHA-256 of the output bytes, so a refactor
+special values; float32 and float64, and bfloat16, float16 at both
+precisions and int8 keys and values) and run at every SIMD level this CPU
+has and at 1, 2 and 3 threads; what is stored is a SHA-256 of the output bytes, so a refactor
 that must not change results is checked exactly, not to a tolerance.
 """
 from __future__ import annotations
@@ -112,6 +113,38 @@ def run_case(seed, threads):
     return res
 
 
+N_LOWP = 60
+
+
+def lowp_case(seed, threads):
+    """16-bit storage (bfloat16, float16) at both precisions, and int8 keys
+    and values beside a float32 query: the tiled path and the decode rows."""
+    import ml_dtypes
+    rng = np.random.default_rng(10_000 + seed)
+    kind = ("bfloat16", "float16", "int8")[seed % 3]
+    B, H = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    L = int(rng.integers(1, 4)) if seed % 4 == 0 else int(rng.integers(1, 150))
+    S = int(rng.choice([int(rng.integers(1, 300)), 1100]))
+    E = int(rng.choice([int(rng.integers(1, 70)), 64]))
+    q, k, v = (rng.standard_normal((B, H, n, E), dtype=np.float32)
+               for n in (L, S, S))
+    causal = [False, True, "bottom_right"][int(rng.integers(3))]
+    res = {}
+    if kind == "int8":
+        k8, v8 = cattn.quantize(k, E), cattn.quantize(v, E)
+        res["sdpa"] = digest(cattn.scaled_dot_product_attention(
+            q, k8, v8, is_causal=causal, num_threads=threads))
+        return res
+    dt = np.dtype(ml_dtypes.bfloat16) if kind == "bfloat16" else np.float16
+    q, k, v = (x.astype(dt) for x in (q, k, v))
+    for precision in ("default", "highest"):
+        out, lse = cattn.scaled_dot_product_attention(
+            q, k, v, is_causal=causal, return_lse=True, precision=precision,
+            num_threads=threads)
+        res[f"sdpa_{precision}"] = digest(out.view(np.uint16), lse)
+    return res
+
+
 def mha_case(seed):
     # The layer runs on the default thread count.
     rng = np.random.default_rng(seed)
@@ -138,6 +171,9 @@ def corpus():
                 for seed in range(N_CASES):
                     for name, h in run_case(seed, threads).items():
                         results[f"{isa}/t{threads}/{seed}/{name}"] = h
+                for seed in range(N_LOWP):
+                    for name, h in lowp_case(seed, threads).items():
+                        results[f"{isa}/t{threads}/lowp{seed}/{name}"] = h
             for seed in range(6):
                 for name, h in mha_case(seed).items():
                     results[f"{isa}/{seed}/{name}"] = h

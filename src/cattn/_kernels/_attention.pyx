@@ -76,7 +76,7 @@ from ._gemm cimport (GemmKernel, RowProducts, axpy_rows, call_ukernel,
 from ._softmax cimport (cattn_rows_f32, cattn_rows_f32_for, cattn_rows_f64,
                        cattn_rows_f64_for)
 from ._tables cimport (cattn_attention_blocks, cattn_attention_blocks_for,
-                       cattn_cols_f32_for,
+                       cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
                        cattn_cols_f64_for, cattn_topk_f32_for,
                        cattn_topk_f64_for)
 from ._visibility cimport (MASK_ADD, MASK_BOOL, MASK_NONE, Visibility,
@@ -158,6 +158,11 @@ cdef struct Problem:
     # in float32; a kern_v with pairs rounds P to bf16 and runs O = P V as
     # Oᵀ = Vᵀ Pᵀ into a transposed accumulator (the default precision).
     GemmKernel kern, kern_v
+    # The float32 tiles' online-softmax step (cols.tmpl.h): with pairs in
+    # kern_v, which rounds P to bf16, the one whose exp is accurate to
+    # bf16 (relative error <= 1.02e-4); else the exact one.
+    int (*softmax32)(int64_t, int64_t, int64_t, float *, int64_t, double *,
+                     double *, float *, float *) noexcept nogil
     # The decode rows' row kernels (softmax/, at the call's level p.f.isa),
     # their products with K and V rows read from `storage`, and the
     # conversions of a 16-bit query and out (NULL for the compute dtype).
@@ -444,16 +449,21 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
         arena_free(&arena)
 
 
-def exp_neg(cnp.ndarray x, cnp.ndarray y):
+def exp_neg(cnp.ndarray x, cnp.ndarray y, bint p16=False):
     """y = exp(x) with the active ISA's exp of the online softmax (defined
-    for x <= 0 or NaN), for contiguous 1-D x, y of one dtype; the tests
-    measure its error with this."""
+    for x <= 0 or NaN) -- with p16, the one for a P rounded to bf16 -- for
+    contiguous 1-D x, y of one dtype; the tests measure its error with
+    this."""
     cdef int64_t n = x.shape[0]
+    cdef const cattn_cols_f32 *c32
+    cdef const cattn_cols_f64 *c64
     if x.dtype == np.float32:
-        cattn_cols_f32_for(active_isa()).exp_neg(
+        c32 = cattn_cols_f32_for(active_isa())
+        (c32.exp_neg_p16 if p16 else c32.exp_neg)(
             n, <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(y))
     else:
-        cattn_cols_f64_for(active_isa()).exp_neg(
+        c64 = cattn_cols_f64_for(active_isa())
+        (c64.exp_neg_p16 if p16 else c64.exp_neg)(
             n, <const double *>cnp.PyArray_DATA(x),
             <double *>cnp.PyArray_DATA(y))
 

@@ -20,12 +20,16 @@ cdef extern from "attention/cattn_attention.h":
         int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
                               double *, double *, float *,
                               float *) noexcept nogil
+        int (*online_softmax_p16)(int64_t, int64_t, int64_t, float *,
+                                  int64_t, double *, double *, float *,
+                                  float *) noexcept nogil
         void (*scale_rows)(int64_t, int64_t, float *, int64_t,
                            const float *) noexcept nogil
         void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
                             const double *, const double *, float *, int64_t,
                             int64_t, float *) noexcept nogil
         void (*exp_neg)(int64_t, const float *, float *) noexcept nogil
+        void (*exp_neg_p16)(int64_t, const float *, float *) noexcept nogil
         void (*tile_mask_add)(int64_t, int64_t, float *, int64_t,
                               const float *, int64_t, int64_t) noexcept nogil
         void (*tile_mask_bool)(int64_t, int64_t, float *, int64_t,
@@ -54,12 +58,16 @@ cdef extern from "attention/cattn_attention.h":
         int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
                               double *, double *, double *,
                               double *) noexcept nogil
+        int (*online_softmax_p16)(int64_t, int64_t, int64_t, double *,
+                                  int64_t, double *, double *, double *,
+                                  double *) noexcept nogil
         void (*scale_rows)(int64_t, int64_t, double *, int64_t,
                            const double *) noexcept nogil
         void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
                             const double *, const double *, double *, int64_t,
                             int64_t, double *) noexcept nogil
         void (*exp_neg)(int64_t, const double *, double *) noexcept nogil
+        void (*exp_neg_p16)(int64_t, const double *, double *) noexcept nogil
         void (*tile_mask_add)(int64_t, int64_t, double *, int64_t,
                               const double *, int64_t, int64_t) noexcept nogil
         void (*tile_mask_bool)(int64_t, int64_t, double *, int64_t,

@@ -3,7 +3,8 @@
 #
 # Contract: plan() resolves, once per call and before any kernel runs,
 # every table row the call needs -- the ISA's block sizes, the GEMM tiles
-# for the scores and for P·V, the row kernels -- and the shape-only
+# for the scores and for P·V, the online-softmax step that matches P·V's
+# precision, the row kernels -- and the shape-only
 # choices: the decode rows or the tiled path, the blocks and key chunks
 # (which fix the order of every sum, so the bits), then the team size and
 # the schedule (which never change a bit).  Its inputs are the Problem
@@ -46,6 +47,9 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
     if p.kern.mr != p.kern_v.mr or p.kern.nr != p.kern_v.nr:
         raise AssertionError(f"{func}: cattn internal error: tile products "
                              "of different tiles")
+    if p.f.is_f32:
+        p.softmax32 = (p.f.c32.online_softmax_p16 if p.kern_v.pairs
+                       else p.f.c32.online_softmax)
     cdef GemmKernel kern = p.kern
     p.chunk = max(p.f.S, 1)
     p.nchunks = 1

@@ -121,10 +121,10 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
 cdef inline bint online_softmax(const Problem *p, int64_t nk, int64_t nq,
                                 int64_t nq_pad, floating *st, int64_t ld,
                                 Scratch *w, floating *alpha) noexcept nogil:
-    """Pᵀ = exp(Sᵀ - m'), with m, l updated in w (cols.tmpl.h); True if
-    acc must be rescaled by alpha."""
+    """Pᵀ = exp(Sᵀ - m'), with m, l updated in w (cols.tmpl.h; float32:
+    the plan's step, p.softmax32); True if acc must be rescaled by alpha."""
     if floating is float:
-        return p.f.c32.online_softmax(
+        return p.softmax32(
             nk, nq, nq_pad, st, ld, w.m, w.l, <float *>w.colbuf, alpha)
     else:
         return p.f.c64.online_softmax(

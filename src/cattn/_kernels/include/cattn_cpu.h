@@ -56,6 +56,14 @@ static const char *const cattn_isa_names[CATTN_ISA_COUNT] = {
 #endif
 };
 
+/* Forces the inlining that specialises one kernel body on a constant flag
+ * (two entry points, each with its own loop and no branch in it). */
+#if defined(__GNUC__) || defined(__clang__)
+#define CATTN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CATTN_ALWAYS_INLINE inline
+#endif
+
 /* The row of a kernel table for `isa`: a table without rows above `top`
  * runs its `top` row at the higher levels. */
 static inline int cattn_isa_row(int isa, int top)

@@ -41,11 +41,14 @@ typedef struct {
     int64_t vl;  /* lanes: the padded query width must be a multiple */
     int (*online_softmax)(int64_t, int64_t, int64_t, float *, int64_t,
                           double *, double *, float *, float *);
+    int (*online_softmax_p16)(int64_t, int64_t, int64_t, float *, int64_t,
+                              double *, double *, float *, float *);
     void (*scale_rows)(int64_t, int64_t, float *, int64_t, const float *);
     void (*finish_rows)(int64_t, int64_t, const float *, int64_t,
                         const double *, const double *, float *, int64_t,
                         int64_t, float *);
     void (*exp_neg)(int64_t, const float *, float *);
+    void (*exp_neg_p16)(int64_t, const float *, float *);
     void (*tile_mask_add)(int64_t, int64_t, float *, int64_t, const float *,
                           int64_t, int64_t);
     void (*tile_mask_bool)(int64_t, int64_t, float *, int64_t, const uint8_t *,
@@ -68,11 +71,14 @@ typedef struct {
     int64_t vl;
     int (*online_softmax)(int64_t, int64_t, int64_t, double *, int64_t,
                           double *, double *, double *, double *);
+    int (*online_softmax_p16)(int64_t, int64_t, int64_t, double *, int64_t,
+                              double *, double *, double *, double *);
     void (*scale_rows)(int64_t, int64_t, double *, int64_t, const double *);
     void (*finish_rows)(int64_t, int64_t, const double *, int64_t,
                         const double *, const double *, double *, int64_t,
                         int64_t, double *);
     void (*exp_neg)(int64_t, const double *, double *);
+    void (*exp_neg_p16)(int64_t, const double *, double *);
     void (*tile_mask_add)(int64_t, int64_t, double *, int64_t, const double *,
                           int64_t, int64_t);
     void (*tile_mask_bool)(int64_t, int64_t, double *, int64_t, const uint8_t *,
@@ -128,8 +134,10 @@ static inline const cattn_attention_blocks *cattn_attention_blocks_for(int isa)
 }
 
 #define CATTN_COLS_ENTRY(sfx, vl)                                     \
-    {#sfx, vl, cattn_online_softmax_##sfx, cattn_scale_rows_##sfx,    \
+    {#sfx, vl, cattn_online_softmax_##sfx,                            \
+     cattn_online_softmax_p16_##sfx, cattn_scale_rows_##sfx,          \
      cattn_finish_rows_##sfx, cattn_exp_neg_##sfx,                    \
+     cattn_exp_neg_p16_##sfx,                                         \
      cattn_tile_mask_add_##sfx, cattn_tile_mask_bool_##sfx,           \
      cattn_hide_outside_##sfx, cattn_row_mask_add_##sfx,              \
      cattn_row_mask_bool_##sfx, cattn_any_nonfinite_##sfx,            \

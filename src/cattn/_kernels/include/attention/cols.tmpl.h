@@ -27,8 +27,12 @@
  *       o[q, :ev] = acc[q, :ev] / l[q] and lse[q] = m[q] + log(l[q]); a
  *       query that saw no key (l == 0) gets 0 and -inf.  lse may be NULL.
  *       IEEE division, so vector and scalar columns agree bit for bit.
- *   exp_neg(n, x, y): y = exp(x) with the exp of these kernels (RW_EXP_NEG:
- *       x <= 0 or NaN only), for the tests to measure its error.
+ *   online_softmax_p16: the same with the exp of a P that P·V rounds to
+ *       bf16 (RW_EXP_NEG_P16: relative error <= 1.02e-4, 1/19 of bf16's
+ *       half-ulp; the exact exp on levels without one), for the default
+ *       precision's bf16 pair products.
+ *   exp_neg(n, x, y), exp_neg_p16: y = exp(x) with the two exps of these
+ *       kernels (x <= 0 or NaN only), for the tests to measure their error.
  */
 static void RW_NAME(col_max)(int64_t nk, int64_t nq_pad, const RW_T *st,
                              int64_t ld, RW_T *mx)
@@ -41,8 +45,13 @@ static void RW_NAME(col_max)(int64_t nk, int64_t nq_pad, const RW_T *st,
     }
 }
 
-static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
-                                 int64_t ld, const RW_T *shift, RW_T *sum)
+/* The column exp and sum with the exact exp (p16 = 0) or P16's (1):
+ * always inlined into its two callers, so each has one exp and no branch. */
+#define RW_EXP_OF(p16, x) ((p16) ? RW_EXP_NEG_P16(x) : RW_EXP_NEG(x))
+
+static CATTN_ALWAYS_INLINE void RW_NAME(col_exp_sum)(
+    int64_t nk, int64_t nq_pad, RW_T *st, int64_t ld, const RW_T *shift,
+    RW_T *sum, const int p16)
 {
     for (int64_t q = 0; q < nq_pad; q += RW_VL) {
         const RW_VEC vs = RW_LOAD(shift + q);
@@ -50,10 +59,10 @@ static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
         int64_t j = 0;
         for (; j + 4 <= nk; j += 4) {
             RW_T *r = st + j * ld + q;
-            const RW_VEC e0 = RW_EXP_NEG(RW_SUB(RW_LOAD(r), vs));
-            const RW_VEC e1 = RW_EXP_NEG(RW_SUB(RW_LOAD(r + ld), vs));
-            const RW_VEC e2 = RW_EXP_NEG(RW_SUB(RW_LOAD(r + 2 * ld), vs));
-            const RW_VEC e3 = RW_EXP_NEG(RW_SUB(RW_LOAD(r + 3 * ld), vs));
+            const RW_VEC e0 = RW_EXP_OF(p16, RW_SUB(RW_LOAD(r), vs));
+            const RW_VEC e1 = RW_EXP_OF(p16, RW_SUB(RW_LOAD(r + ld), vs));
+            const RW_VEC e2 = RW_EXP_OF(p16, RW_SUB(RW_LOAD(r + 2 * ld), vs));
+            const RW_VEC e3 = RW_EXP_OF(p16, RW_SUB(RW_LOAD(r + 3 * ld), vs));
             RW_STORE(r, e0);
             RW_STORE(r + ld, e1);
             RW_STORE(r + 2 * ld, e2);
@@ -65,7 +74,7 @@ static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
         }
         for (; j < nk; ++j) {
             RW_T *r = st + j * ld + q;
-            const RW_VEC e = RW_EXP_NEG(RW_SUB(RW_LOAD(r), vs));
+            const RW_VEC e = RW_EXP_OF(p16, RW_SUB(RW_LOAD(r), vs));
             RW_STORE(r, e);
             s0 = RW_ADD(s0, e);
         }
@@ -73,9 +82,9 @@ static void RW_NAME(col_exp_sum)(int64_t nk, int64_t nq_pad, RW_T *st,
     }
 }
 
-static int RW_NAME(online_softmax)(int64_t nk, int64_t nq, int64_t nq_pad,
-                                   RW_T *st, int64_t ld, double *m, double *l,
-                                   RW_T *buf, RW_T *alpha)
+static CATTN_ALWAYS_INLINE int RW_NAME(online_softmax_step)(
+    int64_t nk, int64_t nq, int64_t nq_pad, RW_T *st, int64_t ld, double *m,
+    double *l, RW_T *buf, RW_T *alpha, const int p16)
 {
     RW_T *mx = buf, *shift = buf + nq_pad, *total = buf + 2 * nq_pad;
     RW_NAME(col_max)(nk, nq_pad, st, ld, mx);
@@ -85,7 +94,7 @@ static int RW_NAME(online_softmax)(int64_t nk, int64_t nq, int64_t nq_pad,
         shift[q] = m_new != -INFINITY ? m_new : (RW_T)0;
         mx[q] = m_new;
     }
-    RW_NAME(col_exp_sum)(nk, nq_pad, st, ld, shift, total);
+    RW_NAME(col_exp_sum)(nk, nq_pad, st, ld, shift, total, p16);
     int rescale = 0;
     for (int64_t q = 0; q < nq; ++q) {
         const RW_T m_new = mx[q];
@@ -106,6 +115,22 @@ static int RW_NAME(online_softmax)(int64_t nk, int64_t nq, int64_t nq_pad,
         }
     }
     return rescale;
+}
+
+static int RW_NAME(online_softmax)(int64_t nk, int64_t nq, int64_t nq_pad,
+                                   RW_T *st, int64_t ld, double *m, double *l,
+                                   RW_T *buf, RW_T *alpha)
+{
+    return RW_NAME(online_softmax_step)(nk, nq, nq_pad, st, ld, m, l, buf,
+                                        alpha, 0);
+}
+
+static int RW_NAME(online_softmax_p16)(int64_t nk, int64_t nq, int64_t nq_pad,
+                                       RW_T *st, int64_t ld, double *m,
+                                       double *l, RW_T *buf, RW_T *alpha)
+{
+    return RW_NAME(online_softmax_step)(nk, nq, nq_pad, st, ld, m, l, buf,
+                                        alpha, 1);
 }
 
 static void RW_NAME(scale_rows)(int64_t nq, int64_t n, RW_T *acc, int64_t ld,
@@ -148,17 +173,30 @@ static void RW_NAME(finish_rows)(int64_t nq, int64_t ev, const RW_T *acc,
     }
 }
 
-static void RW_NAME(exp_neg)(int64_t n, const RW_T *x, RW_T *y)
+static CATTN_ALWAYS_INLINE void RW_NAME(exp_neg_any)(int64_t n, const RW_T *x,
+                                                    RW_T *y, const int p16)
 {
     int64_t i = 0;
     for (; i + RW_VL <= n; i += RW_VL)
-        RW_STORE(y + i, RW_EXP_NEG(RW_LOAD(x + i)));
+        RW_STORE(y + i, RW_EXP_OF(p16, RW_LOAD(x + i)));
     if (i < n) {
         RW_T buf[RW_VL];
         for (int64_t j = 0; j < RW_VL; ++j)
             buf[j] = i + j < n ? x[i + j] : (RW_T)0;
-        RW_STORE(buf, RW_EXP_NEG(RW_LOAD(buf)));
+        RW_STORE(buf, RW_EXP_OF(p16, RW_LOAD(buf)));
         for (int64_t j = 0; i + j < n; ++j)
             y[i + j] = buf[j];
     }
 }
+
+static void RW_NAME(exp_neg)(int64_t n, const RW_T *x, RW_T *y)
+{
+    RW_NAME(exp_neg_any)(n, x, y, 0);
+}
+
+static void RW_NAME(exp_neg_p16)(int64_t n, const RW_T *x, RW_T *y)
+{
+    RW_NAME(exp_neg_any)(n, x, y, 1);
+}
+
+#undef RW_EXP_OF

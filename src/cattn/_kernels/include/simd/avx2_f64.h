@@ -16,6 +16,7 @@
 #define RW_FMA _mm256_fmadd_pd
 #define RW_EXP cattn_vexp_f64_avx2
 #define RW_EXP_NEG cattn_vexp_neg_f64_avx2  /* x <= 0 or NaN only */
+#define RW_EXP_NEG_P16 RW_EXP_NEG  /* no P rounded to bf16 here */
 #define RW_HSUM cattn_hsum_f64_avx2
 #define RW_HMAX cattn_hmax_f64_avx2
 #define RW_LOG log

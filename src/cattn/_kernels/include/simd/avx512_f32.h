@@ -16,6 +16,8 @@
 #define RW_FMA _mm512_fmadd_ps
 #define RW_EXP cattn_vexp_f32_avx512
 #define RW_EXP_NEG cattn_vexp_neg_f32_avx512  /* x <= 0 or NaN only */
+/* bf16-accurate exp for a P rounded to bf16 (exp_simd.h) */
+#define RW_EXP_NEG_P16 cattn_vexp_neg_p16_f32_avx512
 #define RW_HSUM _mm512_reduce_add_ps
 #define RW_HMAX _mm512_reduce_max_ps
 #define RW_LOG logf

@@ -16,6 +16,7 @@
 #define RW_FMA _mm512_fmadd_pd
 #define RW_EXP cattn_vexp_f64_avx512
 #define RW_EXP_NEG cattn_vexp_neg_f64_avx512  /* x <= 0 or NaN only */
+#define RW_EXP_NEG_P16 RW_EXP_NEG  /* no P rounded to bf16 here */
 #define RW_HSUM _mm512_reduce_add_pd
 #define RW_HMAX _mm512_reduce_max_pd
 #define RW_LOG log

@@ -6,6 +6,7 @@
 #define RW_VEC float
 #define RW_EXP expf
 #define RW_EXP_NEG expf  /* x <= 0 or NaN only */
+#define RW_EXP_NEG_P16 RW_EXP_NEG  /* no P rounded to bf16 here */
 #define RW_LOG logf
 #define RW_ABS fabsf
 #define RW_WITH_SIGN copysignf

@@ -6,6 +6,7 @@
 #define RW_VEC double
 #define RW_EXP exp
 #define RW_EXP_NEG exp  /* x <= 0 or NaN only */
+#define RW_EXP_NEG_P16 RW_EXP_NEG  /* no P rounded to bf16 here */
 #define RW_LOG log
 #define RW_ABS fabs
 #define RW_WITH_SIGN copysign

@@ -20,6 +20,7 @@
 #define RW_FMA(a, b, c) vfmaq_f32(c, a, b)
 #define RW_EXP cattn_vexp_f32_neon
 #define RW_EXP_NEG cattn_vexp_f32_neon  /* x <= 0 or NaN only */
+#define RW_EXP_NEG_P16 RW_EXP_NEG  /* no bf16-accurate exp written here */
 #define RW_HSUM vaddvq_f32
 #define RW_HMAX cattn_hmax_f32_neon
 #define RW_LOG logf

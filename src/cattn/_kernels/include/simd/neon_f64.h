@@ -16,6 +16,7 @@
 #define RW_FMA(a, b, c) vfmaq_f64(c, a, b)
 #define RW_EXP cattn_vexp_f64_neon
 #define RW_EXP_NEG cattn_vexp_f64_neon  /* x <= 0 or NaN only */
+#define RW_EXP_NEG_P16 RW_EXP_NEG  /* no P rounded to bf16 here */
 #define RW_HSUM vaddvq_f64
 #define RW_HMAX cattn_hmax_f64_neon
 #define RW_LOG log

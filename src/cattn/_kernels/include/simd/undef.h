@@ -12,6 +12,7 @@
 #undef RW_MAX
 #undef RW_EXP
 #undef RW_EXP_NEG
+#undef RW_EXP_NEG_P16
 #undef RW_HSUM
 #undef RW_HMAX
 #undef RW_LOG
