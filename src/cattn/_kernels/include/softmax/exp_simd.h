@@ -89,11 +89,16 @@ CATTN_TARGET_PUSH("avx512f,avx2,fma")
 
 /* Steps 2 (reduction by n*ln2), 3 (polynomial) and 4-5 (scale by 2^n, +0
  * where `tiny`), shared by the general exp and the one for x <= 0. */
+static inline __m512 cattn_vexp_reduce_f32_avx512(__m512 x, __m512 n)
+{
+    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
+    return _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
+}
+
 static inline __m512 cattn_vexp_finish_f32_avx512(__m512 x, __m512 n,
                                                   __mmask16 tiny)
 {
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
+    const __m512 r = cattn_vexp_reduce_f32_avx512(x, n);
     __m512 p;
     CATTN_EXP_POLY_F32(_mm512_fmadd_ps, _mm512_set1_ps, r, p);
     return _mm512_maskz_scalef_ps(~tiny, p, n);
@@ -133,6 +138,16 @@ static inline __m512d cattn_vexp_f64_avx512(__m512d x)
     return cattn_vexp_finish_f64_avx512(x, n, tiny);
 }
 
+/* n = round(x*log2e) by one FMA against 1.5*2^23, and the lanes x < lo:
+ * the first step of both exps for x <= 0 below. */
+static inline __m512 cattn_vexp_neg_n_f32_avx512(__m512 x, __mmask16 *tiny)
+{
+    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+    *tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CATTN_EXP_LO_F32), _CMP_LT_OQ);
+    return _mm512_sub_ps(
+        _mm512_fmadd_ps(x, _mm512_set1_ps((float)CATTN_LOG2E), magic), magic);
+}
+
 /* exp(x) for x <= 0 or NaN only -- the shifted scores of the attention
  * kernel, where x = s - max and a NaN must come through -- in fewer
  * operations: no clamps (x <= 0 cannot overflow; x = -inf or x < lo turn
@@ -142,25 +157,18 @@ static inline __m512d cattn_vexp_f64_avx512(__m512d x)
  * the same error bound; x > 0 is outside the contract (+inf gives NaN). */
 static inline __m512 cattn_vexp_neg_f32_avx512(__m512 x)
 {
-    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
-    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CATTN_EXP_LO_F32),
-                                              _CMP_LT_OQ);
-    const __m512 n = _mm512_sub_ps(
-        _mm512_fmadd_ps(x, _mm512_set1_ps((float)CATTN_LOG2E), magic), magic);
+    __mmask16 tiny;
+    const __m512 n = cattn_vexp_neg_n_f32_avx512(x, &tiny);
     return cattn_vexp_finish_f32_avx512(x, n, tiny);
 }
 
 /* cattn_vexp_neg_f32_avx512 to bf16's accuracy (CATTN_EXP_POLY_P16_F32):
- * the same clamps, reduction and scaling, so the same special values. */
+ * the same reduction and scaling, so the same special values. */
 static inline __m512 cattn_vexp_neg_p16_f32_avx512(__m512 x)
 {
-    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
-    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(CATTN_EXP_LO_F32),
-                                              _CMP_LT_OQ);
-    const __m512 n = _mm512_sub_ps(
-        _mm512_fmadd_ps(x, _mm512_set1_ps((float)CATTN_LOG2E), magic), magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_HI_F32), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CATTN_LN2_LO_F32), r);
+    __mmask16 tiny;
+    const __m512 n = cattn_vexp_neg_n_f32_avx512(x, &tiny);
+    const __m512 r = cattn_vexp_reduce_f32_avx512(x, n);
     __m512 p;
     CATTN_EXP_POLY_P16_F32(_mm512_fmadd_ps, _mm512_set1_ps, r, p);
     return _mm512_maskz_scalef_ps(~tiny, p, n);
