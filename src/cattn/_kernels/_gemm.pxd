@@ -43,6 +43,8 @@ ctypedef void (*pack_b64_fn)(int64_t, int64_t, const void *, int64_t,
 ctypedef int (*zero_nonfinite_fn)(int64_t, float *) noexcept nogil
 ctypedef void (*scale_cols_fn)(int64_t, int64_t, float *, int64_t,
                                const float *) noexcept nogil
+ctypedef void (*cols_to_rows_fn)(int64_t, int64_t, const float *, int64_t,
+                                 float *, int64_t) noexcept nogil
 
 
 # A micro-kernel with its blocking and the packers for one kind of operand
@@ -66,6 +68,7 @@ cdef struct GemmKernel:
     pack_b_f32_fn pack_b_f32  # pairs: a float32 tile rounded to bf16 (Pᵀ)
     zero_nonfinite_fn zero_nonfinite  # pairs: packed words' inf/NaN halves
     scale_cols_fn scale_cols  # pairs: the attention's Oᵀ accumulator
+    cols_to_rows_fn cols_to_rows  # pairs: Oᵀ back to rows
 
 # The kernel for operands held in `storage` computed in float32 (is_f32)
 # or float64; with `pairs`, bf16 storage runs the pair kernel where the

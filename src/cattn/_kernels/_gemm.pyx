@@ -84,6 +84,7 @@ cdef extern from "gemm/cattn_gemm_bf16.h":
         pack_b_f32_fn pack_b_f32
         zero_nonfinite_fn zero_nonfinite
         scale_cols_fn scale_cols
+        cols_to_rows_fn cols_to_rows
     const cattn_gemm_kernel_bf16 *cattn_gemm_kernel_bf16_for(int isa) nogil
 
 cdef extern from "gemm/cattn_gemv.h":
@@ -122,6 +123,7 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
     g.pack_b_f32 = NULL
     g.zero_nonfinite = NULL
     g.scale_cols = NULL
+    g.cols_to_rows = NULL
     if not is_f32:
         k64 = cattn_gemm_kernel_f64_for(isa)
         g.ukernel = <const void *>k64.ukernel
@@ -142,6 +144,7 @@ cdef GemmKernel gemm_kernel(int isa, bint is_f32, int storage,
         g.pairs = True
         g.pack_a, g.pack_b, g.pack_b_f32 = kbf.pack_a, kbf.pack_b, kbf.pack_b_f32
         g.zero_nonfinite, g.scale_cols = kbf.zero_nonfinite, kbf.scale_cols
+        g.cols_to_rows = kbf.cols_to_rows
         return g
     g.ukernel = <const void *>k32.ukernel
     g.ukernel_narrow = <const void *>k32.ukernel_narrow

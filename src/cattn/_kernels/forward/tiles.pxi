@@ -289,9 +289,8 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if vflag[kb]:
             nonfinite_values(p, v, bh, st_j, j0, j1, nq, acc, ev_pad, 1)
     if kv.pairs:            # Oᵀ back to acc's layout, for finishing
-        for r in range(nq):
-            for c in range(p.f.Ev):
-                acc[r * ev_pad + c] = acct[c * bq + r]
+        if floating is float:
+            kv.cols_to_rows(p.f.Ev, nq, acct, bq, acc, ev_pad)
 
 cdef void attend_item(const Problem *p, const GemmKernel *kern,
                       const void *q, const void *v,
