@@ -87,6 +87,7 @@ typedef struct {
 
 #include "../softmax/exp_simd.h"   /* immintrin.h where the ISA has it */
 #include "transpose_avx512.h"
+#include "transpose_avx2.h"
 #define CATTN_TEMPLATE "gemm/ukernel.tmpl.h"
 #include "../simd/instantiate.h"
 #define CATTN_TEMPLATE "gemm/pack.tmpl.h"

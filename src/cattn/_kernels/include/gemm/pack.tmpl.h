@@ -13,8 +13,9 @@
  * Zero padding keeps the micro-kernel free of edge cases in its inner loop.
  * The two transposing cases -- A stored by rows (cs_a == 1), B stored by
  * columns (rs_b == 1) -- copy RW_TB x RW_TB blocks through registers where
- * the ISA has a block transpose (RW_TRANSPOSE: AVX-512,
- * transpose_avx512.h); the result is the same bits.
+ * the ISA has a block transpose (RW_TRANSPOSE: AVX-512's and AVX2's
+ * float32, transpose_avx512.h and transpose_avx2.h); the result is the
+ * same bits.
  * Unit-stride runs are copied with plain loops, not memcpy: they are short
  * (MR or NR elements) and a library call per run costs more than the copy
  * (CATTN_NO_MEMCPY stops GCC from turning the loops back into memcpy calls).

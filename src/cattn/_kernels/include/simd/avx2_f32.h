@@ -41,6 +41,10 @@
 #define RW_SFMA(a, b, c) fmaf((a), (b), (c))
 #define RW_GEMM_MR 6
 #define RW_GEMM_NV 2
+/* The block transpose that packs row-stored A / column-stored B
+ * (RW_TB x RW_TB; transpose_avx2.h). */
+#define RW_TRANSPOSE cattn_transpose_f32_avx2
+#define RW_TB 8
 /* float32 instantiation: the 16-bit storage conversions exist only here. */
 #define RW_IS_F32 1
 /* RW_VL 16-bit elements widened to a vector (exact): binary16 by F16C,
