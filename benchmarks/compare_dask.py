@@ -17,8 +17,7 @@ import sys
 import numpy as np
 
 import cattn
-from benchmarks.common import write_docs_table
-from cattn._timing import compare
+from benchmarks.common import compare, write_docs_table
 
 # (B, H, L=S, E, query batch chunk, key chunk)
 SIZES = [(8, 8, 256, 64, 2, 256), (4, 8, 1024, 64, 1, 512),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 import cattn
-from cattn._timing import compare as sampled
+from benchmarks.common import compare as sampled
 
 try:
     import torch

@@ -3,10 +3,8 @@ import numpy as np
 
 import cattn
 
-from cattn._timing import best_times
-
-from .common import (QUICK, ROUNDS, THREADS, gflops, normal, pick, ratio,
-                     threads, torch_or_skip)
+from .common import (QUICK, ROUNDS, THREADS, best_times, gflops, normal,
+                     pick, ratio, threads, torch_or_skip)
 from .peers import ENGINES, Unsupported, check
 
 # name: (B, H, Hkv, L, S, E, keyword arguments); every case is kept under
