@@ -48,8 +48,10 @@ FLOAT32 = np.dtype(np.float32)
 def is_storage16(dtype: np.dtype[Any]) -> bool:
     """float16, or ml_dtypes.bfloat16 recognised by its dtype (ml_dtypes is
     never imported here): the 16-bit storage dtypes, computed in float32."""
-    return dtype == np.float16 or (dtype.itemsize == 2
-                                   and dtype.name == "bfloat16")
+    # itemsize first: float32/float64 (the common case) answer without a
+    # dtype comparison (~0.2 us each, paid several times per layer call).
+    return dtype.itemsize == 2 and (dtype.char == "e"
+                                    or dtype.name == "bfloat16")
 
 
 def check_dtype(dtype: np.dtype[Any], name: str, func: str,

@@ -72,8 +72,10 @@ def mask(layer: MultiHeadAttention, key_padding_mask: Any, attn_mask: Any,
     """One mask in cattn's meaning, shape broadcastable to (B, H, L, S), from
     torch's two (`asarray`: NumPy's or Dask's; `func`: the name the user
     called)."""
-    compute = _checks.compute_dtype(layer.dtype)
     out = None
+    if attn_mask is None and key_padding_mask is None:
+        return out
+    compute = _checks.compute_dtype(layer.dtype)
     if attn_mask is not None:
         out = asarray(attn_mask)
         if _frame.mask_kind(out.dtype, func, layer.dtype) == _frame.MASK_ADD:
