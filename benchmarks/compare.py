@@ -107,17 +107,16 @@ def child(args):
 
 
 def versions():
-    """{peer: version} of the installed peers (in a subprocess: importing
-    them all into one process is what the children avoid)."""
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]);"
-            "from benchmarks.peers import ENGINES\nout = {}\n"
-            "for n, E in ENGINES.items():\n"
-            "    try: out[n] = E.installed_version()\n"
-            "    except ImportError: pass\n"
-            "print(json.dumps(out))")
-    proc = subprocess.run([sys.executable, "-c", code, HERE],
-                          capture_output=True, text=True)
-    return json.loads(proc.stdout or "{}")
+    """{peer: version} of the installed peers, from their distributions'
+    metadata (nothing is imported: the engines load in the children)."""
+    from benchmarks.peers import ENGINES
+    out = {}
+    for name, engine in ENGINES.items():
+        try:
+            out[name] = engine.installed_version()
+        except ImportError:
+            pass
+    return out
 
 
 def cell(row):
@@ -181,10 +180,10 @@ def main():
     os.environ["CATTN_BENCH_PAIRS"] = str(1 if args.quick else args.pairs)
     if args.quick:
         os.environ["CATTN_BENCH_QUICK"] = "1"
-    benches = [b for b in suite() if re.search(args.bench, b)]
+    found = suite()
+    benches = [b for b in found if re.search(args.bench, b)]
     if not benches:
         sys.exit(f"compare.py: no track_ratio benchmark matches {args.bench!r}")
-    from benchmarks.peers import ENGINES
     peer_versions = versions()
     results, status = [], 0
     for level in args.levels.split(","):
@@ -196,10 +195,10 @@ def main():
         print(f"\n### {level}: {ident}, {args.threads} threads; time(peer) / "
               f"time(cattn), best / median of {args.pairs if not args.quick else 1} pairs")
         for bench in benches:
-            cls, _ = suite()[bench]
+            cls, _ = found[bench]
             peers = [""]
             if list(getattr(cls, "param_names", []))[:1] == ["peer"]:
-                peers = [p for p in ENGINES if p in peer_versions]
+                peers = list(peer_versions)     # ENGINES' order
             rows = []
             for peer in peers:
                 cmd = [sys.executable, os.path.abspath(__file__),

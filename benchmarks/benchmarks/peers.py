@@ -32,6 +32,7 @@ timing; every engine is pinned to the same thread count as cattn.
 """
 import importlib.metadata
 import os
+import sys
 
 import numpy as np
 
@@ -235,7 +236,7 @@ class Jax(Engine):
 
     def __init__(self, threads):
         flags = xla_flags(threads)
-        if "jax" not in __import__("sys").modules:
+        if "jax" not in sys.modules:
             os.environ["XLA_FLAGS"] = flags
         import jax
         jax.config.update("jax_enable_x64", True)
