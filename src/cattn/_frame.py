@@ -248,6 +248,64 @@ def top_k_value(top_k: object, S: int, func: str) -> int:
     return 0 if k >= S else k
 
 
+def listed(indices: object, call: Call) -> NDArray[np.int32]:
+    """Sparse attention's selected keys (scaled_dot_product_attention's
+    `indices`), checked: integers, broadcastable to the key/value heads'
+    batch + (L, k), each in [-1, S) with no key twice in one row (-1: an
+    empty slot).  Returns them as int32 with a unit last stride, broadcast
+    to call.items + (L, k) (GQA's query heads share their key/value head's
+    lists), for the kernel."""
+    func = call.func
+    a = np.asarray(indices)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{func}: indices must be an integer array of key "
+                        f"positions (-1 for an empty slot), got dtype "
+                        f"{a.dtype}")
+    batch = call.batch
+    kv = batch[:-1] + (batch[-1] // call.group,) if call.group > 1 else batch
+    if a.ndim < 2:
+        raise ValueError(f"{func}: indices must have shape (..., L, k), "
+                         f"broadcastable to {kv + (call.L,)} + (k,), got "
+                         f"shape {a.shape}")
+    k = a.shape[-1]
+    try:
+        np.broadcast_shapes(a.shape, kv + (call.L, k))
+    except ValueError:
+        raise ValueError(
+            f"{func}: indices of shape {a.shape} do not broadcast to (..., "
+            f"key/value heads, L, k) = {kv + (call.L, k)}") from None
+    if len(a.shape) > len(kv) + 2 or np.broadcast_shapes(
+            a.shape, kv + (call.L, k)) != kv + (call.L, k):
+        raise ValueError(
+            f"{func}: indices of shape {a.shape} do not broadcast to (..., "
+            f"key/value heads, L, k) = {kv + (call.L, k)}")
+    if call.S > np.iinfo(np.int32).max:
+        raise ValueError(f"{func}: indices need S < 2**31, got S = {call.S}")
+    if a.dtype != np.int32:
+        if a.size and (a.min() < -1 or a.max() >= call.S):
+            bad = [int(x) for x in np.argwhere((a < -1) | (a >= call.S))[0]]
+            raise ValueError(f"{func}: indices{bad} = "
+                             f"{a[tuple(bad)]} is not a key of 0..S-1 = "
+                             f"0..{call.S - 1} or -1 (an empty slot)")
+        a = a.astype(np.int32)
+    a = np.ascontiguousarray(a)
+    flaw = (_attention.check_indices(a.reshape(-1, k), call.S, call.threads)
+            if k else None)
+    if flaw is not None:
+        row, slot, kind = flaw
+        at = [int(x) for x in np.unravel_index(row, a.shape[:-1])] + [slot]
+        key = int(a.reshape(-1, k)[row, slot])
+        if kind == 1:
+            raise ValueError(f"{func}: indices{at} = {key} is not a key of "
+                             f"0..S-1 = 0..{call.S - 1} or -1 (an empty "
+                             f"slot)")
+        raise ValueError(f"{func}: indices{at[:-1]} lists key {key} twice "
+                         f"(again in slot {slot}); each row lists a key at "
+                         f"most once")
+    view = np.broadcast_to(a, kv + (call.L, k))
+    return expand_kv(view) if call.group > 1 else view
+
+
 def same_head_dim(func: str, names: Sequence[str], q: tuple[int, ...],
                   k: tuple[int, ...]) -> None:
     """The rule every attention call shares: query and key have one head
@@ -779,14 +837,21 @@ def _grouped(call: Call, q: FloatArray, k: FloatArray,
 
 def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
             mask: NDArray[Any] | None, o: FloatArray,
-            lse: FloatArray | None) -> None:
+            lse: FloatArray | None,
+            indices: NDArray[np.int32] | None = None) -> None:
     """Run the fused forward of `call` into `o` (walkable, shape batch +
     (L, Ev), of call.dtype or, for 16-bit storage, float32) and `lse`
     (None, or C-contiguous batch + (L,) of call.compute); top-k first
-    selects each row's keys."""
+    selects each row's keys.  `indices`: sparse attention's lists, as
+    listed() returns them (rows of q, k and v not unit-strided are copied
+    first: the row path reads them where they lie)."""
     if not (o.size or (lse is not None and lse.size)):
         return
     items = call.items
+    if indices is not None:
+        q, k, v = (x if isinstance(x, QuantizedArray) or x.shape[-1] <= 1
+                   or x.strides[-1] == x.itemsize else np.ascontiguousarray(x)
+                   for x in (q, k, v))
     if call.group > 1:
         q, k, mask = _grouped(call, q, k, mask)
         o, v = split_heads(o, call.group), expand_kv(v)
@@ -802,10 +867,10 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         vq = cast(QuantizedArray, v)
         _attention.attention(call, items, q, k.values, vq.values, mask, o,
                              lse, thr, (k.scales, vq.scales, k.block_size),
-                             None, None, schedule)
+                             None, None, schedule, indices)
     else:
         _attention.attention(call, items, q, k, v, mask, o, lse, thr, None,
-                             None, None, schedule)
+                             None, None, schedule, indices)
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.

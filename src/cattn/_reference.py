@@ -204,6 +204,34 @@ def attention_weights_of(s: F64) -> tuple[F64, F64]:
     return weights, lse
 
 
+def listed_mask(indices: ArrayLike, query: ArrayLike, key: ArrayLike,
+                attn_mask: ArrayLike | None = None) -> NDArray[Any]:
+    """Sparse attention's key lists folded into a dense mask, as
+    transformers' eager DeepSeek-V3.2 folds them: True at (..., i, j)
+    where row i of the key/value head lists key j (-1: an empty slot),
+    repeated over the query heads of a GQA group, then combined with
+    `attn_mask` (ANDed with a bool one, -inf where a float one is not
+    listed)."""
+    q, k = np.asarray(query), np.asarray(key)
+    idx = np.asarray(indices).astype(np.int64)
+    L, S = q.shape[-2], k.shape[-2]
+    lead = np.broadcast_shapes(idx.shape[:-2], k.shape[:-2])
+    idx = np.broadcast_to(idx, lead + (L, idx.shape[-1]))
+    listed = np.zeros(lead + (L, S + 1), dtype=bool)   # column S: the -1s
+    np.put_along_axis(listed, np.where(idx < 0, S, idx), True, axis=-1)
+    m: NDArray[Any] = listed[..., :S]
+    if q.ndim >= 3 and m.ndim >= 3 and m.shape[-3] not in (1, q.shape[-3]):
+        m = np.repeat(m, q.shape[-3] // m.shape[-3], axis=-3)
+    if attn_mask is None:
+        return m
+    mask = np.asarray(attn_mask)
+    if mask.dtype == bool:
+        both: NDArray[Any] = mask & m
+        return both
+    added: NDArray[Any] = np.where(m, mask.astype(np.float64), -np.inf)
+    return added
+
+
 def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
                                  value: ArrayLike,
                                  attn_mask: ArrayLike | None = None,
@@ -214,14 +242,18 @@ def scaled_dot_product_attention(query: ArrayLike, key: ArrayLike,
                                  top_k: int | None = None,
                                  softcap: float | None = None,
                                  sinks: ArrayLike | None = None,
-                                 alibi_slopes: ArrayLike | None = None
+                                 alibi_slopes: ArrayLike | None = None,
+                                 indices: ArrayLike | None = None
                                  ) -> tuple[F64, F64]:
     """softmax(scale·Q·Kᵀ + mask)·V in float64 with the L x S matrix built,
     GQA by repeating key/value heads, top-k by masking all but the top_k
-    keys of each row; returns (out, lse).  A row that sees no key gets out
-    0 and lse -inf.  A value reaches only the rows that give its key a
+    keys of each row, sparse attention's `indices` by folding them into the
+    mask (listed_mask); returns (out, lse).  A row that sees no key gets
+    out 0 and lse -inf.  A value reaches only the rows that give its key a
     nonzero weight: an inf or NaN value of a hidden key (weight exactly 0)
     changes nothing, where a plain product would give 0·inf = NaN."""
+    if indices is not None:
+        attn_mask = listed_mask(indices, query, key, attn_mask)
     weights, lse = attention_weights(query, key, attn_mask, is_causal, scale,
                                      enable_gqa, window, top_k, softcap,
                                      sinks, alibi_slopes)

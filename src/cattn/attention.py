@@ -34,7 +34,8 @@ def scaled_dot_product_attention(
         sinks: ArrayLike | None = ...,
         alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
-        key_lengths: ArrayLike | None = ...) -> FloatArray: ...
+        key_lengths: ArrayLike | None = ...,
+        indices: ArrayLike | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -50,7 +51,8 @@ def scaled_dot_product_attention(
         sinks: ArrayLike | None = ...,
         alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
-        key_lengths: ArrayLike | None = ...
+        key_lengths: ArrayLike | None = ...,
+        indices: ArrayLike | None = ...
 ) -> tuple[FloatArray, FloatArray]: ...
 
 
@@ -65,6 +67,7 @@ def scaled_dot_product_attention(
         alibi_slopes: ArrayLike | None = None,
         query_lengths: ArrayLike | None = None,
         key_lengths: ArrayLike | None = None,
+        indices: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -167,6 +170,20 @@ def scaled_dot_product_attention(
         "bottom_right" aligns each row's last query with its last key).
         Padded blocks are skipped, not computed; what the padding holds
         (even inf or NaN) never matters.  0 <= length <= L (or S).
+    indices : array_like of int, optional
+        Sparse attention (DeepSeek Sparse Attention [9]_): the keys each
+        query row attends, shape broadcastable to the key/value heads'
+        batch + (L, k) -- ``(B, 1, L, k)`` for lists shared by every head
+        (DeepSeek-V3.2's indexer), ``(B, Hkv, L, k)`` one per key/value
+        head; with GQA a group's query heads share their key/value head's
+        lists.  Keys in [0, S), -1 for an empty slot; a row lists a key at
+        most once (a repeat is an error: a softmax that counted it twice
+        would be another model).  Row i's softmax runs over the keys it
+        lists that it may also see: `attn_mask`, `is_causal`, `window` and
+        the lengths still apply, and a row left with none is a fully
+        masked row.  Cost O(L·k·E), not O(L·S·E): the listed rows of key
+        and value are read where they lie and nothing L x S is built.  The
+        slot order does not matter (beyond rounding).  Not with `top_k`.
 
     Returns
     -------
@@ -182,15 +199,16 @@ def scaled_dot_product_attention(
         If an input is not float32, float64, float16 or bfloat16, the mask
         is not bool or a float dtype allowed above, `scale` or `softcap` is
         not a real number, `sinks` or `alibi_slopes` does not hold real
-        numbers, or `out` has another dtype.
+        numbers, `indices` are not integers, or `out` has another dtype.
     ValueError
         If the shapes disagree (E of query and key, S of key and value, the
         batch dimensions, GQA heads that do not divide, a mask, `sinks` or
         `alibi_slopes` that does not broadcast), `is_causal`, `window`,
         `scale`, `softcap` (<= 0), `alibi_slopes` (not finite) or a length
         (outside [0, L] or [0, S], or not broadcastable to the batch rows)
-        is invalid, `out` has the wrong shape or is read-only, or
-        `num_threads` < 1.
+        is invalid, `out` has the wrong shape or is read-only,
+        `num_threads` < 1, or `indices` do not broadcast, hold a value
+        outside [-1, S), list a key twice in a row or come with `top_k`.
 
     See Also
     --------
@@ -240,6 +258,9 @@ def scaled_dot_product_attention(
     .. [8] O. Press, N. A. Smith and M. Lewis, "Train short, test long:
            Attention with linear biases enables input length
            extrapolation", ICLR 2022.
+    .. [9] DeepSeek-AI, "DeepSeek-V3.2-Exp: Boosting long-context
+           efficiency with DeepSeek Sparse Attention", technical report,
+           2025.
 
     Examples
     --------
@@ -266,11 +287,21 @@ def scaled_dot_product_attention(
     ...     sinks=np.zeros(4), is_causal="bottom_right")
     >>> out.shape
     (2, 4, 16, 8)
+
+    Sparse attention: each query attends the 4 keys its row lists (shared
+    by the heads), here the 4 most recent it may see:
+
+    >>> i = np.arange(16)[:, None] + 16         # bottom-right: i sees <= i+16
+    >>> idx = np.stack([i - 3, i - 2, i - 1, i], axis=-1)[:, 0, :]
+    >>> out = cattn.scaled_dot_product_attention(
+    ...     q, kv, kv, is_causal="bottom_right", indices=idx[None, None])
+    >>> out.shape
+    (2, 4, 16, 8)
     """
     return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
                    value, attn_mask, is_causal, scale, enable_gqa, window,
                    top_k, return_lse, num_threads, out, precision, softcap,
-                   sinks, alibi_slopes, query_lengths, key_lengths)
+                   sinks, alibi_slopes, query_lengths, key_lengths, indices)
 
 
 def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
@@ -282,7 +313,8 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             sinks: ArrayLike | None = None,
             alibi_slopes: ArrayLike | None = None,
             query_lengths: ArrayLike | None = None,
-            key_lengths: ArrayLike | None = None
+            key_lengths: ArrayLike | None = None,
+            indices: ArrayLike | None = None
             ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
@@ -291,9 +323,15 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
         func, query, key, value, attn_mask, is_causal, scale, enable_gqa,
         window, top_k, num_threads, precision, softcap, sinks, alibi_slopes,
         query_lengths, key_lengths, (), names)
+    sel = None
+    if indices is not None:
+        if call.top_k:
+            raise ValueError(f"{func}: top_k and indices select keys two "
+                             "ways; pass one of them")
+        sel = _frame.listed(indices, call)
     result, lse = _outputs(call, out, call.batch + (call.L, call.Ev),
                            (q, k, v, mask), return_lse)
-    _frame.forward(call, q, k, v, mask, result, lse)
+    _frame.forward(call, q, k, v, mask, result, lse, sel)
     return _deliver(out, result, lse)
 
 

@@ -55,8 +55,9 @@ failure raises MemoryError naming the function called.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
-from libc.stdint cimport int8_t, int64_t, uint8_t
-from libc.string cimport memcpy
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 import numpy as np
@@ -65,12 +66,14 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
+                      checked_alloc,
                       check_rows, item_keys, item_visibility,
                       one_storage, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,
                        cattn_convert_for, cattn_q8_view, element, narrow,
                        storage_of, widen)
-from ._gemm cimport (GemmKernel, RowProducts, axpy_rows, call_ukernel,
+from ._gemm cimport (GemmKernel, RowProducts, axpy_rows, axpy_rows_at,
+                     call_ukernel, dot_rows_at,
                      dot_rows, floating, gemm_kernel, pack_a_k, pack_b_for,
                      pack_b_k, panel_depth, row_products, shift)
 from ._softmax cimport (cattn_rows_f32, cattn_rows_f32_for, cattn_rows_f64,
@@ -200,6 +203,14 @@ cdef struct Problem:
     const int64_t *pages
     int64_t max_pages, page_size, seq_items
     int64_t page_stride[2]
+    # Sparse attention (indices; else sel is NULL): query row i of item bh
+    # lists the keys sel[off_sel[bh] + i·rs_sel + t] for t < nsel, -1 for
+    # an empty slot, checked in range and free of repeats before any
+    # kernel runs.  Such a call takes the row path at any L; its key
+    # chunks cut the list, not the keys.
+    const int32_t *sel
+    const int64_t *off_sel
+    int64_t rs_sel, nsel
 
 
 cdef struct Scratch:
@@ -215,6 +226,7 @@ cdef struct Scratch:
     void *qrow        # decode, 16-bit storage: the query row widened, E
     void *gather      # paged, tiled: one key block's K or V rows, gathered
                       # from their pages in storage, bk x max(E, Ev)
+    int64_t *keys     # indices: the keys a row lists and may see, chunk
     double *m         # bq running max
     double *l         # bq running sum
 
@@ -233,7 +245,7 @@ include "forward/schedule.pxi"
 
 def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
               cnp.ndarray v, mask, cnp.ndarray o, lse, thr, quant=None,
-              ragged=None, paged=None, list schedule=None):
+              ragged=None, paged=None, list schedule=None, indices=None):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -279,6 +291,13 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     schedule: None, or a list to which the call appends the schedule it
     would run with call.threads threads (describe) instead of running: the
     many-core model's view of the real plan.
+
+    indices: None, or sparse attention's selected keys: int32, shape
+    items-broadcastable + (L, k) with a unit last stride, every value in
+    [-1, S) and no key twice in a row (the caller checks: _frame.listed);
+    -1 is an empty slot.  Query row i attends only the keys its row lists
+    that it may also see.  Needs unit-stride rows of q, k and v (the row
+    path reads them where they lie) and no paged cache or top-k.
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -365,6 +384,20 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
         lse_ptr = cnp.PyArray_DATA(lse)
     if paged is not None:
         set_pages(&p, paged, ok, ov, nbh, quant, func)
+    cdef Operand *osel
+    cdef cnp.ndarray sel_a
+    p.sel = NULL
+    p.nsel = 0
+    if indices is not None:
+        sel_a = indices
+        p.nsel = sel_a.shape[sel_a.ndim - 1]
+        osel = ops.add(sel_a, items, p.f.L, p.nsel, func, "indices")
+        if (sel_a.dtype != np.int32 or paged is not None or thr is not None
+                or ragged is not None or (p.nsel > 1 and osel.cs != 1)):
+            raise AssertionError(f"{func}: cattn internal error: indices")
+        p.sel = <const int32_t *>osel.data
+        p.off_sel = osel.off
+        p.rs_sel = osel.rs
     cdef int nthreads
     cdef int64_t group, slots
     plan(&p, nbh, group_kv, (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
@@ -395,6 +428,8 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     cdef size_t at_gather = carve(&used, p.bk * max(p.f.E, p.f.Ev)
                                   * p.in_size
                                   if p.pages != NULL and not decode else 0)
+    cdef size_t at_keys = carve(&used, (p.chunk if p.sel != NULL else 0)
+                                * sizeof(int64_t))
     cdef size_t at_m = carve(&used, rows * sizeof(double))
     cdef size_t at_l = carve(&used, rows * sizeof(double))
     # Shared: one slot of packed K/V (and its flags) per head of a group,
@@ -422,6 +457,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             w.prev = arena_at(&arena, t, at_prev)
             w.qrow = arena_at(&arena, t, at_qrow)
             w.gather = arena_at(&arena, t, at_gather)
+            w.keys = <int64_t *>arena_at(&arena, t, at_keys)
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:
@@ -479,3 +515,70 @@ def softcap_scores(cnp.ndarray x, double cap):
     else:
         cattn_cols_f64_for(active_isa()).tile_softcap(
             1, n, <double *>cnp.PyArray_DATA(x), n, cap)
+
+
+def check_indices(cnp.ndarray a, int64_t S, int num_threads):
+    """The first flaw of sparse attention's key lists `a` (int32,
+    C-contiguous (rows, k)), or None: (row, slot, 1) for a value outside
+    [-1, S), (row, slot, 2) for a key its row lists a second time.  Rows
+    run in parallel in static blocks, each thread marking its row's keys in
+    its own bitmap of S bits (cleared again from the list: O(k) a row), so
+    the lowest flawed row is each block's first, whatever the team."""
+    cdef int64_t rows = a.shape[0], k = a.shape[1], words = cdiv(S, 64) + 1
+    cdef int nthreads = <int>max(1, min(<int64_t>num_threads,
+                                        rows * k // 65536))
+    cdef const int32_t *x = <const int32_t *>cnp.PyArray_DATA(a)
+    cdef int64_t *found = NULL
+    cdef uint64_t *bits = NULL
+    cdef int64_t r, t, j, tid, best = -1
+    if a.dtype != np.int32 or a.ndim != 2 or not (
+            cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        raise AssertionError("cattn internal error: indices layout")
+    if rows == 0 or k == 0:
+        return None
+    found = <int64_t *>checked_alloc(3 * nthreads * sizeof(int64_t),
+                                     "check_indices")
+    bits = <uint64_t *>checked_alloc(nthreads * words * sizeof(uint64_t),
+                                     "check_indices")
+    try:
+        memset(bits, 0, nthreads * words * sizeof(uint64_t))
+        for t in range(nthreads):
+            found[3 * t] = -1
+        with nogil:
+            for r in prange(rows, schedule='static', num_threads=nthreads):
+                tid = threadid()
+                if found[3 * tid] < 0:
+                    check_row(x + r * k, k, S, bits + tid * words,
+                              r, found + 3 * tid)
+        for t in range(nthreads):
+            if found[3 * t] >= 0 and (best < 0 or found[3 * t] < found[3 * best]):
+                best = t
+        if best < 0:
+            return None
+        return (found[3 * best], found[3 * best + 1], found[3 * best + 2])
+    finally:
+        free(found)
+        free(bits)
+
+
+cdef void check_row(const int32_t *row, int64_t k, int64_t S,
+                    uint64_t *bits, int64_t r, int64_t *found) noexcept nogil:
+    """check_indices for one row: its first flaw into found[0:3]."""
+    cdef int64_t t, j, n = k
+    for t in range(k):
+        j = row[t]
+        if j == -1:
+            continue
+        if j < -1 or j >= S:
+            found[0], found[1], found[2] = r, t, 1
+            n = t
+            break
+        if bits[j >> 6] & (<uint64_t>1 << (j & 63)):
+            found[0], found[1], found[2] = r, t, 2
+            n = t
+            break
+        bits[j >> 6] |= <uint64_t>1 << (j & 63)
+    for t in range(n):
+        j = row[t]
+        if j >= 0:
+            bits[j >> 6] = 0

@@ -127,15 +127,33 @@ ctypedef void (*dot_rows_f64_fn)(int64_t, int64_t, const double *,
 ctypedef void (*axpy_rows_f64_fn)(int64_t, int64_t, const double *,
                                   const void *, int64_t,
                                   double *) noexcept nogil
+# The same over listed rows: rows[j] = rows + at[j]·rs (_at kernels).
+ctypedef void (*dot_rows_at_f32_fn)(int64_t, int64_t, const float *,
+                                    const void *, int64_t, const int64_t *,
+                                    float, float *) noexcept nogil
+ctypedef void (*axpy_rows_at_f32_fn)(int64_t, int64_t, const float *,
+                                     const void *, int64_t, const int64_t *,
+                                     float *) noexcept nogil
+ctypedef void (*dot_rows_at_f64_fn)(int64_t, int64_t, const double *,
+                                    const void *, int64_t, const int64_t *,
+                                    double, double *) noexcept nogil
+ctypedef void (*axpy_rows_at_f64_fn)(int64_t, int64_t, const double *,
+                                     const void *, int64_t, const int64_t *,
+                                     double *) noexcept nogil
 
 cdef struct RowProducts:
     # out[j] = scale · (x · rows[j]) for j < n (rows[j] = rows + j·rs, k
     # contiguous elements each), and acc[0:k] += Σ_j coef[j] · rows[j] in
     # order of j; the float64 pair is NULL for a 16-bit or int8 storage.
+    # The _at ones read rows[j] = rows + at[j]·rs instead (listed keys).
     dot_rows_f32_fn dot32
     axpy_rows_f32_fn axpy32
     dot_rows_f64_fn dot64
     axpy_rows_f64_fn axpy64
+    dot_rows_at_f32_fn dot32_at
+    axpy_rows_at_f32_fn axpy32_at
+    dot_rows_at_f64_fn dot64_at
+    axpy_rows_at_f64_fn axpy64_at
 
 cdef RowProducts row_products(int isa, int storage) noexcept nogil
 
@@ -156,3 +174,23 @@ cdef inline void axpy_rows(const RowProducts *rp, int64_t n, int64_t k,
         rp.axpy32(n, k, coef, rows, rs, acc)
     else:
         rp.axpy64(n, k, coef, rows, rs, acc)
+
+
+cdef inline void dot_rows_at(const RowProducts *rp, int64_t n, int64_t k,
+                             const floating *x, const void *rows,
+                             int64_t rs, const int64_t *at, floating scale,
+                             floating *out) noexcept nogil:
+    if floating is float:
+        rp.dot32_at(n, k, x, rows, rs, at, scale, out)
+    else:
+        rp.dot64_at(n, k, x, rows, rs, at, scale, out)
+
+
+cdef inline void axpy_rows_at(const RowProducts *rp, int64_t n, int64_t k,
+                              const floating *coef, const void *rows,
+                              int64_t rs, const int64_t *at,
+                              floating *acc) noexcept nogil:
+    if floating is float:
+        rp.axpy32_at(n, k, coef, rows, rs, at, acc)
+    else:
+        rp.axpy64_at(n, k, coef, rows, rs, at, acc)

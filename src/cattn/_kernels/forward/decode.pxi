@@ -25,6 +25,57 @@ cdef inline floating row_exp_sum(const Problem *p, int64_t n, floating *x,
         return p.r64.exp_sum(n, x, shift, x)
 
 
+cdef int64_t listed_keys(const Problem *p, const Visibility *vis,
+                         int64_t bh, int64_t i, int64_t chunk,
+                         int64_t *keys) noexcept nogil:
+    """Sparse attention: the keys query row i of item bh listed in the
+    slots of chunk `chunk` that it may see -- not -1, within its causal
+    and window bounds and its key length -- into keys[], in slot order;
+    how many.  (The mask acts on their scores: listed_scores.)  The list
+    was checked in range and free of repeats before any kernel ran."""
+    cdef const int32_t *row = p.sel + p.off_sel[bh] + i * p.rs_sel
+    cdef int64_t lo = first_visible(vis, i), hi = last_visible(vis, i)
+    cdef int64_t t, j, n = 0
+    if i >= vis.L:
+        return 0
+    for t in range(chunk * p.chunk, imin((chunk + 1) * p.chunk, p.nsel)):
+        j = row[t]
+        if lo <= j <= hi:           # first_visible >= 0: -1 never passes
+            keys[n] = j
+            n += 1
+    return n
+
+
+cdef void listed_scores(const Problem *p, const Visibility *vis,
+                        int64_t bh, int64_t i, const int64_t *at, int64_t n,
+                        floating *s, bint no_mask,
+                        const char *mask) noexcept nogil:
+    """The dense path's steps on the scores s[j] of row i and listed keys
+    at[j]: cap, ALiBi bias at the key's own position, then the mask's
+    element (i, at[j]) -- the same operations on the same values as a row
+    tile of consecutive keys."""
+    cdef int64_t j
+    cdef const uint8_t *mb
+    cdef const floating *ma
+    if p.f.slopes != NULL:
+        for j in range(n):
+            adjust_scores(&p.f, bh, s + j, 1, 1, 1,
+                          at[j] - i - vis.offset)
+    elif p.f.softcap > 0:
+        adjust_scores(&p.f, bh, s, n, 1, n, 0)
+    if no_mask:
+        return
+    if p.f.mask_kind == MASK_BOOL:
+        mb = <const uint8_t *>mask + i * p.rs_m
+        for j in range(n):
+            if not mb[at[j] * p.cs_m]:
+                s[j] = -INFINITY
+    else:
+        ma = <const floating *>mask + i * p.rs_m
+        for j in range(n):
+            s[j] = s[j] + ma[at[j] * p.cs_m]
+
+
 cdef void attend_rows(const Problem *p, const Visibility *vis,
                       const void *q, const int64_t *off_q, const void *k,
                       const int64_t *off_k, const void *v,
@@ -65,31 +116,45 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
         for c in range(p.f.Ev):
             acc[c] = 0
     # Exactly the keys row i may see, within the chunk (none for a row at
-    # or past its per-row length).
-    k_lo = imax(chunk * p.chunk, first_visible(vis, i))
-    k_hi = imin(imin((chunk + 1) * p.chunk, vis.S),
-                last_visible(vis, i) + 1)
-    if i >= vis.L:
-        k_hi = k_lo
+    # or past its per-row length); with indices, positions in the list of
+    # the keys it selected and may see (listed_keys), read through `at`.
+    cdef const int64_t *at = NULL
+    if p.sel != NULL:
+        k_lo = 0
+        k_hi = listed_keys(p, vis, bh0, i, chunk, w.keys)
+    else:
+        k_lo = imax(chunk * p.chunk, first_visible(vis, i))
+        k_hi = imin(imin((chunk + 1) * p.chunk, vis.S),
+                    last_visible(vis, i) + 1)
+        if i >= vis.L:
+            k_hi = k_lo
     kb = k_lo
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
+        if p.sel != NULL:
+            at = w.keys + kb
         stream_keys(p, 0, ks, vs, bh0, nr, qi, <floating *>w.st, p.bk, NULL,
-                    kb, nk, NULL)
+                    kb, nk, NULL, at)
         for r in range(nr):
             s = <floating *>w.st + r * p.bk
             acc = accs + r * p.ev_pad
             prev = <floating *>w.prev + r * p.ev_pad
             live[r] = 0
-            if adjusts_scores(&p.f):
-                adjust_scores(&p.f, bh0 + r, s, nk, 1, nk,
-                              kb - i - vis.offset)
-            if p.f.mask_kind != MASK_NONE:
-                # One row tile of keys kb.. (already cut to what row i may
-                # see, so only the mask acts).
-                mask_rows(p.f.c32, p.f.c64, vis, p.f.mask_kind, <const char *>mask
-                          + off_m[bh0 + r] * mask_item, p.rs_m, p.cs_m, s,
-                          nk, i, 1, kb, nk)
+            if at != NULL:
+                listed_scores(p, vis, bh0 + r, i, at, nk, s, mask == NULL
+                              or p.f.mask_kind == MASK_NONE, <const char *>
+                              mask + off_m[bh0 + r] * mask_item)
+            else:
+                if adjusts_scores(&p.f):
+                    adjust_scores(&p.f, bh0 + r, s, nk, 1, nk,
+                                  kb - i - vis.offset)
+                if p.f.mask_kind != MASK_NONE:
+                    # One row tile of keys kb.. (already cut to what row i
+                    # may see, so only the mask acts).
+                    mask_rows(p.f.c32, p.f.c64, vis, p.f.mask_kind,
+                              <const char *>mask + off_m[bh0 + r]
+                              * mask_item, p.rs_m, p.cs_m, s, nk, i, 1, kb,
+                              nk)
             mx = row_max(p, nk, s)
             m_new = mx if mx > w.m[r] else <floating>w.m[r]
             if m_new == -INFINITY:
@@ -109,7 +174,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
             w.m[r] = m_new
             live[r] = 1
         stream_keys(p, 1, vs, ks, bh0, nr, NULL, <floating *>w.st, p.bk,
-                    live, kb, nk, accs)
+                    live, kb, nk, accs, at)
         for r in range(nr):
             acc = accs + r * p.ev_pad
             if not live[r] or not any_nonfinite(p, p.f.Ev, acc):
@@ -128,7 +193,8 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                     j1 += 1
                 if j1 > j:
                     stream_keys(p, 1, vs + r, ks + r, bh0 + r, 1, NULL,
-                                s + j, 0, NULL, kb + j, j1 - j, acc)
+                                s + j, 0, NULL, kb + j, j1 - j, acc,
+                                at + j if at != NULL else NULL)
                 j = j1 + 1
         kb += nk
 

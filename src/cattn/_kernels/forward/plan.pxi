@@ -29,9 +29,13 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
                 if p.out_storage != NATIVE else NULL)
     # A few queries (decoding): stream K and V rows instead of packing
     # tiles.  Top-k needs the tiled path (its scores are the GEMM's bits).
-    cdef bint decode = ((p.f.L <= blk.decode_max_l or (
+    # Selected keys (indices) lie anywhere: the row path at any L.
+    cdef bint decode = ((p.f.L <= blk.decode_max_l or p.sel != NULL or (
                             p.pages != NULL and p.storage == CATTN_STORAGE_Q8))
                         and p.thr == NULL and unit_rows)
+    if p.sel != NULL and not decode:
+        raise AssertionError(f"{func}: cattn internal error: indices need "
+                             "the row path")
     p.decode = decode
     p.vl = vl
     # bf16 pair products for the scores at both precisions and for P·V at
@@ -54,11 +58,18 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
     p.chunk = max(p.f.S, 1)
     p.nchunks = 1
     if decode:
-        # One row per block; keys in fixed chunks, merged in order.
+        # One row per block; keys in fixed chunks, merged in order.  With
+        # indices the chunks cut each row's list, and only when decoding:
+        # a prefill has rows enough to share (and no room for partials).
         p.bq = 1
         p.bk = blk.bk_target
         p.nqb = p.f.L
-        if p.f.S > blk.decode_chunk:
+        if p.sel != NULL:
+            p.chunk = max(p.nsel, 1)
+            if p.nsel > blk.decode_chunk and p.f.L <= blk.decode_max_l:
+                p.chunk = blk.decode_chunk
+                p.nchunks = cdiv(p.nsel, blk.decode_chunk)
+        elif p.f.S > blk.decode_chunk:
             p.chunk = blk.decode_chunk
             p.nchunks = cdiv(p.f.S, blk.decode_chunk)
     else:

@@ -70,7 +70,7 @@ cdef void stream_keys(const Problem *p, int which, const void **xs,
                       const void **others, int64_t bh, int64_t nr,
                       const floating **qs, floating *s, int64_t ld,
                       const uint8_t *live, int64_t j0, int64_t n,
-                      floating *acc) noexcept nogil:
+                      floating *acc, const int64_t *at) noexcept nogil:
     """Keys j0..j0+n of items bh..bh+nr (row r's K or V at xs[r]; rows of
     one batch row, so their pages are the same), page run by page run,
     each run read once for the rows that share it: which 0, the scores
@@ -78,10 +78,23 @@ cdef void stream_keys(const Problem *p, int which, const void **xs,
     ev_pad; with nr = 1, `acc` itself) += Σ_j s[r·ld + j] · V[j0 + j] for
     the rows whose live[r] (NULL: all).  A paged cache prefetches the
     next run while it computes one, and after the last the first run of
-    what comes next: `others`' (V after K) at j0, or K's next block."""
+    what comes next: `others`' (V after K) at j0, or K's next block.
+    With a list `at` (sparse attention; never paged), key j is at[j]
+    instead of j0 + j, read where it lies (the _at row streams)."""
     cdef int64_t j = j0, run = 0, m = 0, r
     cdef const void *row = NULL
     cdef cattn_q8_view view
+    if at != NULL:
+        for r in range(nr):
+            if which == 0:
+                dot_rows_at(&p.rows, n, p.f.E, qs[r],
+                            kv_src(p, 0, xs[r], p.rs_k, &view), p.rs_k, at,
+                            <floating>p.f.scale, s + r * ld)
+            elif live == NULL or live[r]:
+                axpy_rows_at(&p.rows, n, p.f.Ev, s + r * ld,
+                             kv_src(p, 1, xs[r], p.rs_v, &view), p.rs_v, at,
+                             acc + r * p.ev_pad)
+        return
     while j < j0 + n:
         for r in range(nr):
             if r == 0 or xs[r] != xs[r - 1]:

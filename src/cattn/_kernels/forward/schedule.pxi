@@ -91,8 +91,10 @@ cdef dict describe(const Problem *p, int64_t nbh, int64_t group,
         for item in range(n):
             decode_coords(p, item, &bh, &nr, &qb, &ch)
             item_visibility(&p.f, bh, &vis)
-            c[item] = nr * visible_pairs(&vis, qb, qb < vis.L, ch * p.chunk,
-                                         imin((ch + 1) * p.chunk, vis.S))
+            c[item] = nr * (imin(p.chunk, p.nsel - ch * p.chunk)
+                            if p.sel != NULL else
+                            visible_pairs(&vis, qb, qb < vis.L, ch * p.chunk,
+                                          imin((ch + 1) * p.chunk, vis.S)))
         phases.append(("dynamic", c))
     elif group == 0 or nthreads == 1:
         kind = "whole heads" if nthreads > 1 else "one thread"

@@ -56,10 +56,12 @@ CATTN_NO_MEMCPY static void RW_NAME(gemm_pack_b_q8)(
 }
 
 /* Whole blocks of whole vectors from the row's start (the KV cache's rows:
- * col0 == 0, block a multiple of RW_VL); else the scalar loop. */
-static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
-                                 const void *k_, int64_t rs_k, float scale,
-                                 float *out)
+ * col0 == 0, block a multiple of RW_VL); else the scalar loop.  Written
+ * once over the rows GEMV_ROW(j) (gemm/gemv_body.h): consecutive, or the
+ * listed rows at[j] of the _at entries. */
+static inline __attribute__((always_inline)) void RW_NAME(dot_rows_q8_in)(
+    int64_t nk, int64_t E, const float *q, const void *k_, int64_t rs_k,
+    const int64_t *at, float scale, float *out)
 {
     const cattn_q8_view *k = (const cattn_q8_view *)k_;
     const int64_t bs = k->block;
@@ -71,8 +73,13 @@ static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
     enum { R = 4 };
     for (; vec && j + R <= nk; j += R) {
         RW_VEC acc[R];
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
+        int64_t row[R];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r) {
             acc[r] = RW_SET1(0);
+            row[r] = GEMV_ROW(j + r);
+            if (at && j + r + GEMV_AHEAD < nk)
+                GEMV_PREFETCH(k->values + at[j + r + GEMV_AHEAD] * rs_k, E);
+        }
         for (int64_t b = 0; b < E / bs; ++b) {
             RW_VEC part[R];
             _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
@@ -81,19 +88,19 @@ static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
                 const RW_VEC qe = RW_LOAD(q + e);
                 _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
                     part[r] = RW_FMA(qe, RW_WIDEN_I8(k->values
-                                                     + (j + r) * rs_k + e),
+                                                     + row[r] * rs_k + e),
                                      part[r]);
             }
             _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
-                acc[r] = RW_FMA(RW_SET1(k->scales[(j + r) * k->rs_scales
+                acc[r] = RW_FMA(RW_SET1(k->scales[row[r] * k->rs_scales
                                                   + b]), part[r], acc[r]);
         }
         _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r)
             out[j + r] = scale * RW_HSUM(acc[r]);
     }
     for (; j < nk; ++j) {
-        const int8_t *v = k->values + j * rs_k;
-        const float *s = k->scales + j * k->rs_scales;
+        const int8_t *v = k->values + GEMV_ROW(j) * rs_k;
+        const float *s = k->scales + GEMV_ROW(j) * k->rs_scales;
         float dot = 0;
         if (vec) {
             RW_VEC acc = RW_SET1(0);
@@ -112,8 +119,9 @@ static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
     }
 }
 
-static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
-                                  const void *v_, int64_t rs_v, float *acc)
+static inline __attribute__((always_inline)) void RW_NAME(axpy_rows_q8_in)(
+    int64_t nk, int64_t Ev, const float *p, const void *v_, int64_t rs_v,
+    const int64_t *at, float *acc)
 {
     const cattn_q8_view *vw = (const cattn_q8_view *)v_;
     const int64_t bs = vw->block;
@@ -131,15 +139,17 @@ static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
                 a[u] = RW_LOAD(acc + e + u * RW_VL);                        \
                 blk[u] = (e + u * RW_VL) / bs;                              \
             }                                                               \
-            const int8_t *v = vw->values + e;                               \
-            const float *s = vw->scales;                                    \
             for (int64_t j = 0; j < nk; ++j) {                              \
+                const int64_t row = GEMV_ROW(j);                            \
+                const int8_t *v = vw->values + row * rs_v + e;              \
+                const float *s = vw->scales + row * vw->rs_scales;          \
+                if (at && j + GEMV_AHEAD < nk)                              \
+                    GEMV_PREFETCH(vw->values + at[j + GEMV_AHEAD] * rs_v    \
+                                  + e, NV * RW_VL);                         \
                 const float pj = p[j];                                      \
                 _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)        \
                     a[u] = RW_FMA(RW_SET1(pj * s[blk[u]]),                  \
                                   RW_WIDEN_I8(v + u * RW_VL), a[u]);        \
-                v += rs_v;                                                  \
-                s += vw->rs_scales;                                         \
             }                                                               \
             _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)            \
                 RW_STORE(acc + e + u * RW_VL, a[u]);                        \
@@ -151,24 +161,49 @@ static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
 #undef CATTN_Q8_STRIP
         for (; e < Ev; e += RW_VL) {
             RW_VEC a0 = RW_LOAD(acc + e);
-            const int8_t *v = vw->values + e;
-            const float *s = vw->scales + e / bs;
             for (int64_t j = 0; j < nk; ++j) {
-                a0 = RW_FMA(RW_SET1(p[j] * s[0]), RW_WIDEN_I8(v), a0);
-                v += rs_v;
-                s += vw->rs_scales;
+                const int64_t row = GEMV_ROW(j);
+                a0 = RW_FMA(RW_SET1(p[j] * vw->scales[row * vw->rs_scales
+                                                       + e / bs]),
+                            RW_WIDEN_I8(vw->values + row * rs_v + e), a0);
             }
             RW_STORE(acc + e, a0);
         }
         return;
     }
     for (int64_t j = 0; j < nk; ++j) {
-        const int8_t *v = vw->values + j * rs_v;
-        const float *s = vw->scales + j * vw->rs_scales;
-        {
-            for (int64_t e = 0; e < Ev; ++e)
-                acc[e] += p[j] * ((float)v[e] * s[(vw->col0 + e) / bs]);
-        }
+        const int8_t *v = vw->values + GEMV_ROW(j) * rs_v;
+        const float *s = vw->scales + GEMV_ROW(j) * vw->rs_scales;
+        for (int64_t e = 0; e < Ev; ++e)
+            acc[e] += p[j] * ((float)v[e] * s[(vw->col0 + e) / bs]);
     }
+}
+
+static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
+                                 const void *k, int64_t rs_k, float scale,
+                                 float *out)
+{
+    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, NULL, scale, out);
+}
+
+static void RW_NAME(dot_rows_at_q8)(int64_t nk, int64_t E, const float *q,
+                                    const void *k, int64_t rs_k,
+                                    const int64_t *at, float scale,
+                                    float *out)
+{
+    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, at, scale, out);
+}
+
+static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
+                                  const void *v, int64_t rs_v, float *acc)
+{
+    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, NULL, acc);
+}
+
+static void RW_NAME(axpy_rows_at_q8)(int64_t nk, int64_t Ev, const float *p,
+                                     const void *v, int64_t rs_v,
+                                     const int64_t *at, float *acc)
+{
+    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, at, acc);
 }
 #endif

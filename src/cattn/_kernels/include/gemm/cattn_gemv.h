@@ -15,6 +15,10 @@ typedef struct {
                      float, float *);
     void (*axpy_rows)(int64_t, int64_t, const float *, const void *,
                       int64_t, float *);
+    void (*dot_rows_at)(int64_t, int64_t, const float *, const void *,
+                        int64_t, const int64_t *, float, float *);
+    void (*axpy_rows_at)(int64_t, int64_t, const float *, const void *,
+                         int64_t, const int64_t *, float *);
 } cattn_gemv_f32;
 
 typedef struct {
@@ -23,12 +27,18 @@ typedef struct {
                      int64_t, double, double *);
     void (*axpy_rows)(int64_t, int64_t, const double *, const void *,
                       int64_t, double *);
+    void (*dot_rows_at)(int64_t, int64_t, const double *, const void *,
+                        int64_t, const int64_t *, double, double *);
+    void (*axpy_rows_at)(int64_t, int64_t, const double *, const void *,
+                         int64_t, const int64_t *, double *);
 } cattn_gemv_f64;
 
 #define CATTN_TEMPLATE "gemm/gemv.tmpl.h"
 #include "../simd/instantiate.h"
 
-#define CATTN_GEMV_ENTRY(sfx) {#sfx, cattn_dot_rows_##sfx, cattn_axpy_rows_##sfx}
+#define CATTN_GEMV_ENTRY(sfx)                                               \
+    {#sfx, cattn_dot_rows_##sfx, cattn_axpy_rows_##sfx,                     \
+     cattn_dot_rows_at_##sfx, cattn_axpy_rows_at_##sfx}
 
 /* Indexed by enum cattn_isa. */
 static const cattn_gemv_f32 cattn_gemv_kernels_f32[] = {

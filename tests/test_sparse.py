@@ -1,0 +1,227 @@
+"""Sparse attention: each query row attends only the keys it lists
+(`indices`, DeepSeek Sparse Attention's top-k selection), against the
+float64 twin that folds the lists into a dense mask (_reference.listed_mask,
+what transformers' eager DeepSeek-V3.2 does) and against cattn's own dense
+call with that mask."""
+import numpy as np
+import pytest
+
+import cattn
+from cattn import _reference
+
+from conftest import TOL
+from test_variants import VARIANT_IDS, normwise, qkv, variants
+from test_variants import build as variants_build
+
+sdpa = cattn.scaled_dot_product_attention
+
+
+def pick(rng, lead, L, S, k, empty=0.2, dtype=np.int32):
+    """Random distinct keys per row (no locality), shape lead + (L, k), a
+    fraction `empty` of the slots -1."""
+    rows = np.argsort(rng.random(lead + (L, S)), axis=-1)[..., :k]
+    rows = np.where(rng.random(rows.shape) < empty, -1, rows)
+    return rows.astype(dtype)
+
+
+def check(got, want, dtype):
+    out, lse = got
+    wout, wlse = want
+    assert out.dtype == dtype
+    assert normwise(out, wout) < TOL["attention"][dtype]
+    fin = np.isfinite(wlse)
+    np.testing.assert_array_equal(np.isfinite(lse), fin)
+    np.testing.assert_allclose(lse[fin], wlse[fin],
+                               rtol=TOL["attention"][dtype],
+                               atol=TOL["attention"][dtype])
+
+
+# (L, S, k, options): prefill rows, decode rows with key chunks (k >
+# decode_chunk), causal both ways, a window, masks, GQA, lengths.
+PATHS = [
+    (37, 53, 9, {}),
+    (1, 5000, 3000, {}),
+    (3, 600, 80, {"is_causal": "bottom_right"}),
+    (70, 40, 40, {"is_causal": True}),
+    (64, 200, 50, {"window": (30, 5), "is_causal": "bottom_right"}),
+    (20, 30, 12, {"mask": "bool"}),
+    (20, 30, 12, {"mask": "float"}),
+    (33, 45, 10, {"gqa": True}),
+    (2, 4000, 2500, {"gqa": True, "is_causal": "bottom_right"}),
+]
+
+
+def build(rng, dtype, L, S, k, opts):
+    """test_variants' operands and options for a path, and one list per
+    key/value head (B, Hkv, L, k) with GQA, else one shared by all heads."""
+    q, key, v, o = variants_build(rng, dtype, L, S, opts)
+    lead = (2, 2) if o.get("enable_gqa") else (2, 1)
+    return q, key, v, pick(rng, lead, L, S, k), o
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("L,S,k,opts", PATHS, ids=str)
+def test_matches_reference(dtype, L, S, k, opts, isa, rng):
+    q, key, v, idx, o = build(rng, dtype, L, S, k, opts)
+    for var, name in zip(variants(rng) + [{}], VARIANT_IDS + ["plain"]):
+        got = sdpa(q, key, v, **o, **var, indices=idx, return_lse=True)
+        want = _reference.scaled_dot_product_attention(
+            q, key, v, **o, **var, indices=idx)
+        check(got, want, dtype)
+
+
+def test_equals_dense_call_with_folded_mask(isa, rng):
+    """The masked dense call computes the same softmax over the same keys:
+    equal within float32 rounding (the row path sums in another order)."""
+    q, key, v = qkv(rng, np.float32, 300, 300, E=64, Ev=64)
+    idx = pick(rng, (2, 1), 300, 300, 64)
+    for causal in (False, True):
+        got = sdpa(q, key, v, indices=idx, is_causal=causal)
+        want = sdpa(q, key, v, is_causal=causal,
+                    attn_mask=_reference.listed_mask(idx, q, key))
+        assert normwise(got, want) < 2e-6
+
+
+def test_lists_broadcast_and_any_integer_dtype(rng):
+    q, key, v = qkv(rng, np.float64, 6, 20)
+    idx = pick(rng, (), 1, 20, 5, dtype=np.int64)        # (1, k): every row
+    want = _reference.scaled_dot_product_attention(q, key, v, indices=idx)
+    for same in (idx, idx.astype(np.int16), np.sort(idx, axis=-1),
+                 np.broadcast_to(idx, (2, 4, 6, 5)), idx.tolist()):
+        got = sdpa(q, key, v, indices=same, return_lse=True)
+        check(got, _reference.scaled_dot_product_attention(
+            q, key, v, indices=same), np.float64)
+    check(sdpa(q, key, v, indices=idx, return_lse=True), want, np.float64)
+
+
+def test_empty_lists_and_fully_hidden_rows(rng):
+    q, key, v = qkv(rng, np.float32, 5, 9)
+    for idx in (np.full((5, 3), -1), np.zeros((5, 0), np.int32)):
+        out, lse = sdpa(q, key, v, indices=idx, return_lse=True)
+        assert not out.any() and np.isneginf(lse).all()
+    # Row 0 under causal attention sees key 0 only: listing key 4 alone
+    # leaves it nothing; a sink then takes all its weight.
+    idx = np.full((5, 2), -1)
+    idx[:, 0] = 4
+    out, lse = sdpa(q, key, v, indices=idx, is_causal=True,
+                    sinks=np.full(4, 0.5), return_lse=True)
+    assert not out[..., :4, :].any() and (lse[..., :4] == 0.5).all()
+    want = _reference.scaled_dot_product_attention(
+        q, key, v, indices=idx, is_causal=True, sinks=np.full(4, 0.5))
+    check((out, lse), want, np.float32)
+
+
+def test_lengths_hide_listed_keys_past_them(rng):
+    q, key, v = qkv(rng, np.float64, 8, 30)
+    idx = pick(rng, (2, 1), 8, 30, 10)
+    kl = np.array([30, 12])
+    got = sdpa(q, key, v, indices=idx, key_lengths=kl,
+               query_lengths=[8, 5], return_lse=True)
+    m = _reference.listed_mask(idx, q, key) & (
+        np.arange(30) < kl[:, None, None, None])
+    want = _reference.scaled_dot_product_attention(q, key, v, attn_mask=m)
+    out, lse = got
+    np.testing.assert_allclose(out[0], want[0][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out[1, :, :5], want[0][1, :, :5], rtol=1e-12,
+                               atol=1e-12)
+    assert not out[1, :, 5:].any() and np.isneginf(lse[1, :, 5:]).all()
+
+
+def test_unlisted_values_never_reach_a_row(rng):
+    """inf and NaN in the values and huge keys of keys no row lists change
+    nothing; a listed NaN propagates to its row only."""
+    q, key, v = qkv(rng, np.float32, 6, 40)
+    idx = np.tile(np.arange(0, 40, 2, dtype=np.int32), (6, 1))
+    bad_v, bad_k = v.copy(), key.copy()
+    bad_v[..., 1::2, :] = np.inf
+    bad_v[..., 3, 0] = np.nan
+    bad_k[..., 5::2, :] = 1e30
+    clean = sdpa(q, key, v, indices=idx)
+    np.testing.assert_array_equal(sdpa(q, bad_k, bad_v, indices=idx), clean)
+    v2 = v.copy()
+    v2[0, 0, 4, 1] = np.nan
+    out = sdpa(q, key, v2, indices=idx)
+    assert np.isnan(out[0, 0, :, 1]).all()
+    assert not np.isnan(np.delete(out.reshape(-1, 8), 1, axis=1)).any()
+    # Huge logits do not overflow.
+    big = sdpa(q * 1e4, key, v, indices=idx)
+    want = _reference.scaled_dot_product_attention(q * 1e4, key, v,
+                                                   indices=idx)[0]
+    assert normwise(big, want) < TOL["attention"][np.float32]
+
+
+def test_strided_negative_and_read_only_inputs(rng):
+    q, key, v = qkv(rng, np.float64, 10, 24, E=16, Ev=8)
+    idx = pick(rng, (2, 1), 10, 24, 7)
+    want = sdpa(q, key, v, indices=idx)
+    qs = np.ascontiguousarray(q[..., ::-1, :])[..., ::-1, :]   # rows -1
+    kt = np.asfortranarray(key)
+    vw = np.zeros(v.shape[:-1] + (16,))[..., ::2]
+    vw[...] = v
+    ro = idx.copy()
+    ro.flags.writeable = False
+    for args in ((qs, key, v), (q, kt, v), (q, key, vw)):
+        np.testing.assert_allclose(sdpa(*args, indices=ro), want,
+                                   rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(
+        sdpa(q, key, v, indices=np.asfortranarray(idx)), want)
+
+
+def test_storage_dtypes(rng):
+    """16-bit and int8 keys and values: the dense call with the folded mask
+    on the same storage, within that storage's rounding."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    q, key, v = qkv(rng, np.float32, 20, 300, E=64, Ev=32)
+    idx = pick(rng, (2, 1), 20, 300, 40)
+    m = _reference.listed_mask(idx, q, key)
+    for dt, tol in ((np.float16, 2e-3), (ml_dtypes.bfloat16, 2e-2)):
+        a = [x.astype(dt) for x in (q, key, v)]
+        got = sdpa(*a, indices=idx, precision="highest")
+        want = sdpa(*a, attn_mask=m, precision="highest")
+        assert got.dtype == dt
+        assert normwise(got.astype(np.float32), want.astype(np.float32)) < tol
+        # A float32 query against a 16-bit cache.
+        got = sdpa(q, *a[1:], indices=idx)
+        assert normwise(got, sdpa(q, *a[1:], attn_mask=m)) < 1e-5
+    kq, vq = cattn.quantize(key, block_size=32), cattn.quantize(v,
+                                                              block_size=32)
+    got = sdpa(q, kq, vq, indices=idx)
+    want = sdpa(q, kq.dequantize(), vq.dequantize(), attn_mask=m)
+    assert normwise(got, want) < 1e-5
+
+
+def test_threads_do_not_change_bits(isa, rng):
+    for L, S, k in ((1, 6000, 4000), (70, 300, 60)):
+        q, key, v = qkv(rng, np.float32, L, S)
+        idx = pick(rng, (2, 1), L, S, k)
+        kw = dict(indices=idx, softcap=10.0, sinks=rng.standard_normal(4),
+                  alibi_slopes=rng.uniform(0, 1, 4), return_lse=True)
+        one = sdpa(q, key, v, num_threads=1, **kw)
+        two = sdpa(q, key, v, num_threads=2, **kw)
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad,err,match", [
+    (np.zeros((4, 2)), TypeError, "indices must be an integer array"),
+    (np.zeros((4, 2), bool), TypeError, "indices must be an integer array"),
+    (np.zeros(3, np.int32), ValueError, r"indices must have shape"),
+    (np.zeros((3, 2), np.int32), ValueError, r"do not broadcast"),
+    (np.zeros((3, 2, 4, 4, 2), np.int32), ValueError, r"do not broadcast"),
+    (np.full((4, 2), 5), ValueError, r"indices\[0, 0\] = 5 is not a key"),
+    (np.full((4, 2), 5, np.int32), ValueError,
+     r"indices\[0, 0\] = 5 is not a key"),
+    (np.full((4, 2), -2, np.int32), ValueError, r"= -2 is not a key"),
+    (np.array([[0, 1], [2, 2], [0, 1], [0, 1]], np.int32), ValueError,
+     r"indices\[1\] lists key 2 twice"),
+])
+def test_bad_indices(bad, err, match, rng):
+    q, key, v = qkv(rng, np.float32, 4, 5)
+    with pytest.raises(err, match="scaled_dot_product_attention: .*" + match):
+        sdpa(q, key, v, indices=bad)
+
+
+def test_top_k_and_indices_exclude_each_other(rng):
+    q, key, v = qkv(rng, np.float32, 4, 5)
+    with pytest.raises(ValueError, match="top_k and indices"):
+        sdpa(q, key, v, indices=np.zeros((4, 1), np.int32), top_k=2)
