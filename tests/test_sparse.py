@@ -225,3 +225,81 @@ def test_top_k_and_indices_exclude_each_other(rng):
     q, key, v = qkv(rng, np.float32, 4, 5)
     with pytest.raises(ValueError, match="top_k and indices"):
         sdpa(q, key, v, indices=np.zeros((4, 1), np.int32), top_k=2)
+
+
+GRAD_PATHS = [
+    (12, 30, 7, {}),
+    (20, 40, 12, {"is_causal": True, "gqa": True}),
+    (16, 50, 10, {"window": (20, 3), "is_causal": "bottom_right"}),
+    (10, 25, 9, {"mask": "bool"}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("L,S,k,opts", GRAD_PATHS, ids=str)
+def test_gradient_matches_reference(dtype, L, S, k, opts, isa, rng):
+    q, key, v, idx, o = build(rng, dtype, L, S, k, opts)
+    for var in ({}, dict(softcap=2.0, alibi_slopes=rng.uniform(0, .3, 4)),
+                dict(sinks=rng.standard_normal(4))):
+        out, lse = sdpa(q, key, v, **o, **var, indices=idx, return_lse=True)
+        go = rng.standard_normal(out.shape).astype(dtype)
+        got = cattn.scaled_dot_product_attention_grad(
+            go, q, key, v, out, lse, **o, **var, indices=idx)
+        want = _reference.scaled_dot_product_attention_grad(
+            go, q, key, v, **o, **var, indices=idx)
+        for g, w in zip(got[:3], want[:3]):
+            assert g.shape == w.shape and g.dtype == dtype
+            assert normwise(g, w) < TOL["gradient"][dtype]
+        if "sinks" in var:
+            np.testing.assert_allclose(got[3], want[4], rtol=1e-5)
+
+
+def test_gradient_of_a_float_mask_and_lengths(rng):
+    q, key, v = qkv(rng, np.float64, 9, 30)
+    idx = pick(rng, (2, 1), 9, 30, 8)
+    m = rng.standard_normal((9, 30))
+    out, lse = sdpa(q, key, v, m, indices=idx, return_lse=True)
+    go = rng.standard_normal(out.shape)
+    got = cattn.scaled_dot_product_attention_grad(
+        go, q, key, v, out, lse, m, indices=idx, need_mask_grad=True)
+    want = _reference.scaled_dot_product_attention_grad(
+        go, q, key, v, m, indices=idx)
+    for g, w in zip(got, want[:4]):
+        assert g.shape == w.shape
+        assert normwise(g, w) < TOL["gradient"][np.float64]
+    # Keys past a length and rows past one pass no gradient.
+    kw = dict(indices=idx, key_lengths=[30, 11], query_lengths=[9, 4])
+    out, lse = sdpa(q, key, v, return_lse=True, **kw)
+    dq, dk, dv = cattn.scaled_dot_product_attention_grad(
+        go, q, key, v, out, lse, **kw)
+    assert not dk[1, :, 11:].any() and not dv[1, :, 11:].any()
+    assert not dq[1, :, 4:].any()
+    fold = _reference.listed_mask(idx, q, key) & (
+        np.arange(30) < np.array([30, 11])[:, None, None, None])
+    want = _reference.scaled_dot_product_attention_grad(
+        np.where(np.arange(9)[:, None] < np.array([9, 4])[:, None, None,
+                                                          None], go, 0),
+        q, key, v, fold)
+    assert normwise(dk, want[1]) < 1e-12 and normwise(dv, want[2]) < 1e-12
+
+
+def test_gradient_threads_and_storage(rng):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    q, key, v = qkv(rng, np.float32, 40, 300, E=32, Ev=16)
+    idx = pick(rng, (2, 1), 40, 300, 50)
+    out, lse = sdpa(q, key, v, indices=idx, return_lse=True)
+    go = rng.standard_normal(out.shape).astype(np.float32)
+    one, two = (cattn.scaled_dot_product_attention_grad(
+        go, q, key, v, out, lse, indices=idx, num_threads=t) for t in (1, 2))
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    a16 = [x.astype(ml_dtypes.bfloat16) for x in (q, key, v, go)]
+    o16, l16 = sdpa(*a16[:3], indices=idx, return_lse=True,
+                    precision="highest")
+    g16 = cattn.scaled_dot_product_attention_grad(
+        a16[3], *a16[:3], o16, l16, indices=idx)
+    want = _reference.scaled_dot_product_attention_grad(
+        a16[3], *a16[:3], indices=idx)
+    for g, w in zip(g16, want[:3]):
+        assert g.dtype == ml_dtypes.bfloat16
+        assert normwise(g.astype(np.float32), w) < 2e-2

@@ -27,14 +27,23 @@ MODELS = {
     "gpt_oss": {"head_dim": 16, "num_local_experts": 4,
                 "num_experts_per_tok": 2, "sliding_window": 6},
 }
+# DeepSeek Sparse Attention: an indexer picks 6 keys per query, which the
+# cattn backend receives as `indices` (eager folds them into its mask);
+# top-6 of 14 tokens moves the logits by ~0.2 from dense attention.
+DSA = {"num_key_value_heads": 4, "q_lora_rank": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 8,
+       "qk_nope_head_dim": 16, "v_head_dim": 16, "index_topk": 6,
+       "index_n_heads": 2, "index_head_dim": 16, "n_routed_experts": 4,
+       "num_experts_per_tok": 2, "n_group": 1, "topk_group": 1,
+       "first_k_dense_replace": 1, "moe_intermediate_size": 32}
+MODELS.update({"deepseek_v32": DSA, "glm_moe_dsa": DSA})
 
 
 def pair(kind, **extra):
     """The same random model twice, eager and cattn (a config each: a
     model reads its attention implementation from its config)."""
     def config():
-        return transformers.AutoConfig.for_model(kind, **SMALL,
-                                                 **MODELS[kind], **extra)
+        return transformers.AutoConfig.for_model(
+            kind, **{**SMALL, **MODELS[kind], **extra})
     torch.manual_seed(0)
     eager = transformers.AutoModelForCausalLM.from_config(
         config(), attn_implementation="eager")
@@ -161,9 +170,14 @@ def test_gradients_match_eager(kind):
     for model in (eager, ours):
         model.zero_grad()
         model(ids).logits.square().mean().backward()
-    num = sum(((a.grad - b.grad) ** 2).sum()
-              for a, b in zip(eager.parameters(), ours.parameters()))
-    den = sum((a.grad ** 2).sum() for a in eager.parameters())
+    # The DSA indexer's top-k passes no gradient: its parameters get none
+    # under either backend.
+    both = [(a.grad, b.grad) for a, b in zip(eager.parameters(),
+                                             ours.parameters())
+            if a.grad is not None or b.grad is not None]
+    assert all(a is not None and b is not None for a, b in both), kind
+    num = sum(((a - b) ** 2).sum() for a, b in both)
+    den = sum((a ** 2).sum() for a, _ in both)
     assert float((num / den).sqrt()) <= 1e-5
 
 
@@ -219,9 +233,12 @@ def test_refusals():
         ct.attention_forward(Layer(), q, q, q, None, dropout=0.1)
     with torch.no_grad(), pytest.raises(ValueError, match="dropout"):
         ct.attention_forward(Layer(), q, q, q, None, dropout=0.1)
-    with pytest.raises(ValueError, match="'indices'.*IGNORED_KWARGS"):
+    with pytest.raises(ValueError, match="'block_mask'.*IGNORED_KWARGS"):
         ct.attention_forward(Layer(), q.detach(), q.detach(), q.detach(),
-                             None, indices=torch.zeros(3))
+                             None, block_mask=torch.zeros(3))
+    with pytest.raises(TypeError, match="indices must be an integer array"):
+        ct.attention_forward(Layer(), q.detach(), q.detach(), q.detach(),
+                             None, indices=torch.zeros(1, 3, 2))
     bias = torch.zeros(1, 2, 3, 3, requires_grad=True)
     with pytest.raises(ValueError, match="position_bias"):
         ct.attention_forward(Layer(), q, q, q, None, position_bias=bias)
@@ -237,3 +254,24 @@ def test_refusals():
     with pytest.raises(TypeError, match="int32"):
         ct.attention_forward(Layer(), q.detach().int(), q.detach().int(),
                              q.detach().int(), None)
+
+
+def test_dsa_indices_reach_the_kernel(monkeypatch):
+    """DeepSeek-V3.2 hands cattn the indexer's lists (B, L, k) as `indices`
+    on every call, prefill and decode: no dense index mask is built."""
+    eager, ours = pair("deepseek_v32")
+    seen = []
+    real = ct.scaled_dot_product_attention
+
+    def spy(q, k, v, mask=None, **kw):
+        seen.append((q.shape[2], k.shape[2], kw.get("indices")))
+        return real(q, k, v, mask, **kw)
+
+    monkeypatch.setattr(ct, "scaled_dot_product_attention", spy)
+    ids, mask = inputs()
+    ours.generate(ids, attention_mask=mask, max_new_tokens=3,
+                  do_sample=False)
+    assert seen and all(idx is not None for _, _, idx in seen)
+    for L, S, idx in seen:
+        assert idx.shape == (2, 1, L, min(6, S)) and idx.dtype == np.int32
+    assert {L for L, _, _ in seen} == {14, 1}      # prefill, then decoding

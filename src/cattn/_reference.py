@@ -314,7 +314,8 @@ def scaled_dot_product_attention_grad(
         is_causal: Causal = False, scale: float | None = None,
         enable_gqa: bool = False, window: Window = None,
         softcap: float | None = None, sinks: ArrayLike | None = None,
-        alibi_slopes: ArrayLike | None = None
+        alibi_slopes: ArrayLike | None = None,
+        indices: ArrayLike | None = None
 ) -> tuple[F64, F64, F64, F64 | None, F64 | None]:
     """Gradients of sum(grad_out * attention(query, key, value)) in float64
     from the full L x S weights (no saved lse): (grad_query, grad_key,
@@ -326,11 +327,17 @@ def scaled_dot_product_attention_grad(
         d(mask) = dS, dS_raw = dS ∘ (1 - (c / softcap)²) for the capped
         scores c, dQ = scale · dS_raw K, dK = scale · dS_rawᵀ Q,
         d(sink) = -sum over rows of P_sink · D, P_sink = exp(sink - lse)
+
+    `indices` (sparse attention) fold into the mask (listed_mask); the
+    mask's gradient keeps the shape of `attn_mask`.
     """
     q = np.asarray(query, dtype=np.float64)
     k = np.asarray(key, dtype=np.float64)
     v = np.asarray(value, dtype=np.float64)
     go = np.asarray(grad_out, dtype=np.float64)
+    user_mask = attn_mask
+    if indices is not None:
+        attn_mask = listed_mask(indices, q, k, attn_mask)
     p, lse = attention_weights(q, k, attn_mask, is_causal, scale, enable_gqa,
                                window, None, softcap, sinks, alibi_slopes)
     capped: list[F64] = []
@@ -372,8 +379,8 @@ def scaled_dot_product_attention_grad(
         return sum_to_shape(g, shape)
 
     dmask = None
-    if attn_mask is not None and np.asarray(attn_mask).dtype != bool:
-        dmask = sum_to_shape(ds, np.shape(attn_mask))
+    if user_mask is not None and np.asarray(user_mask).dtype != bool:
+        dmask = sum_to_shape(ds, np.shape(user_mask))
     return (sum_to_shape(dq, q.shape), to_kv(dk, k.shape),
             to_kv(dv, v.shape), dmask, dsinks)
 

@@ -42,7 +42,8 @@ def scaled_dot_product_attention_grad(
         num_threads: Threads = ..., softcap: float | None = ...,
         sinks: None = ..., alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
-        key_lengths: ArrayLike | None = ...
+        key_lengths: ArrayLike | None = ...,
+        indices: ArrayLike | None = ...
 ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
@@ -56,7 +57,8 @@ def scaled_dot_product_attention_grad(
         num_threads: Threads = ..., softcap: float | None = ...,
         sinks: ArrayLike | None = ..., alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
-        key_lengths: ArrayLike | None = ...
+        key_lengths: ArrayLike | None = ...,
+        indices: ArrayLike | None = ...
 ) -> tuple[FloatArray, ...]: ...
 
 
@@ -70,7 +72,8 @@ def scaled_dot_product_attention_grad(
         sinks: ArrayLike | None = None,
         alibi_slopes: ArrayLike | None = None,
         query_lengths: ArrayLike | None = None,
-        key_lengths: ArrayLike | None = None) -> tuple[FloatArray, ...]:
+        key_lengths: ArrayLike | None = None,
+        indices: ArrayLike | None = None) -> tuple[FloatArray, ...]:
     """Gradients of :func:`scaled_dot_product_attention` (its backward).
 
     Given ``grad_out``, the gradient of a loss with respect to the output
@@ -117,6 +120,11 @@ def scaled_dot_product_attention_grad(
         As in the forward.  The sinks are an input with a gradient of
         their own (returned last); the ALiBi slopes and the lengths are
         constants.  Past a row's lengths every gradient is 0.
+    indices : array_like of int, optional
+        As in the forward (sparse attention's key lists, constants): the
+        gradients flow only through the keys a row lists and may see,
+        computed row by row over them in O(L·k·E), nothing L x S built
+        but a float mask's own gradient.
 
     Returns
     -------
@@ -218,13 +226,23 @@ def scaled_dot_product_attention_grad(
     dk = np.zeros(kv_batch + (S, E), dtype)
     dv = np.zeros(kv_batch + (S, Ev), dtype)
     dmask = np.zeros(items + (L, S), dtype) if need_mask_grad else None
+    if indices is not None:
+        sel = _frame.listed(indices, call)
+        # The row path reads rows where they lie: unit-stride rows.
+        q, k, v, o, go = (x if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize
+                          else np.ascontiguousarray(x)
+                          for x in (q, k, v, o, go))
     if dq.size or dk.size or dv.size:
-        _attention_grad.attention_grad(
-            call, kv_batch, _query_items(q, group), k, v,
-            _query_items(o, group), _query_items(go, group),
-            np.ascontiguousarray(lse_in),
-            None if mask is None else _query_items(mask, group),
-            dq, dk, dv, dmask, _frame._SCHEDULES.get())
+        args = (call, kv_batch, _query_items(q, group), k, v,
+                _query_items(o, group), _query_items(go, group),
+                np.ascontiguousarray(lse_in),
+                None if mask is None else _query_items(mask, group),
+                dq, dk, dv, dmask)
+        if indices is None:
+            _attention_grad.attention_grad(*args, _frame._SCHEDULES.get())
+        else:
+            _attention_grad.sparse_attention_grad(
+                *args, sel if group > 1 else sel[..., np.newaxis, :, :])
     grads: tuple[FloatArray, ...] = (
         _frame.sum_to_shape(dq.reshape(batch + (L, E)), q.shape),
         _frame.sum_to_shape(dk, k.shape), _frame.sum_to_shape(dv, v.shape))

@@ -66,7 +66,7 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      checked_alloc,
+                      checked_alloc, listed_keys, listed_scores,
                       check_rows, item_keys, item_visibility,
                       one_storage, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,

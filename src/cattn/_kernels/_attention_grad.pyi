@@ -15,3 +15,9 @@ def attention_grad(call: Call, kv_items: tuple[int, ...], q: _Float,
                    dv: _Float, dmask: _Float | None,
                    schedule_log: list[dict[str, Any]] | None = ...
                    ) -> int | None: ...
+def sparse_attention_grad(call: Call, kv_items: tuple[int, ...], q: _Float,
+                          k: NDArray[Any], v: NDArray[Any], o: _Float,
+                          go: _Float, lse: _Float,
+                          mask: NDArray[Any] | None, dq: _Float,
+                          dk: _Float, dv: _Float, dmask: _Float | None,
+                          indices: NDArray[np.int32]) -> None: ...

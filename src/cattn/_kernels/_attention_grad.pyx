@@ -43,8 +43,8 @@ grouped sums dQ in another order, so it is chosen from the shapes alone
 are visited is decided by one predicate (block_any_visible) everywhere.
 """
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport INFINITY
-from libc.stdint cimport int64_t, uint8_t
+from libc.math cimport INFINITY, exp
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
@@ -54,9 +54,12 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_keys, item_visibility,
-                      one_storage, read_call)
-from ._convert cimport element
+                      check_rows, item_keys, item_visibility, listed_keys,
+                      listed_scores, one_storage, read_call)
+from ._convert cimport (NATIVE, cattn_convert, cattn_convert_for, element,
+                       widen)
+from ._gemm cimport (RowProducts, axpy_rows_at, dot_rows_at, row_products,
+                     scatter_rows_at)
 from ._gemm cimport (GemmKernel, call_ukernel, floating, gemm_kernel,
                      pack_a, pack_a_k, pack_b_k,
                      shift, tile_product)
@@ -616,6 +619,21 @@ cdef dict describe(const Problem *p, int64_t nkv, int schedule,
             "threads": nthreads, "phases": phases}
 
 
+cdef int check_outputs(const Frame *f, int64_t nkv, int64_t G, lse, dq,
+                       dk, dv, dmask, str func) except -1:
+    """The contract of lse and the gradients (attention_grad's docstring):
+    C-contiguous, of the sizes nkv kv heads with G query heads each
+    make."""
+    for a, n, name in ((lse, nkv * G * f.L, "lse"),
+                       (dq, nkv * G * f.L * f.E, "dq"),
+                       (dk, nkv * f.S * f.E, "dk"),
+                       (dv, nkv * f.S * f.Ev, "dv"),
+                       (dmask, nkv * G * f.L * f.S, "dmask")):
+        if a is not None:
+            check_rows(a, n, func, name)
+    return 0
+
+
 def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
                    dv, dmask, list schedule_log=None):
     """Gradients of a validated ``_frame.Call`` over the key/value heads
@@ -644,13 +662,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef Operand *om = qops.add_mask(mask, &p.f, q_items, func)
     cdef Operand *ok = kops.add(k, kv_items, p.f.S, p.f.E, func, "key")
     cdef Operand *ov = kops.add(v, kv_items, p.f.S, p.f.Ev, func, "value")
-    for a, n, name in ((lse, nkv * p.G * p.f.L, "lse"),
-                       (dq, nkv * p.G * p.f.L * p.f.E, "dq"),
-                       (dk, nkv * p.f.S * p.f.E, "dk"),
-                       (dv, nkv * p.f.S * p.f.Ev, "dv"),
-                       (dmask, nkv * p.G * p.f.L * p.f.S, "dmask")):
-        if a is not None:
-            check_rows(a, n, func, name)
+    check_outputs(&p.f, nkv, p.G, lse, dq, dk, dv, dmask, func)
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
@@ -759,3 +771,215 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     finally:
         arena_free(&arena)
     return schedule
+
+
+# ------------------------------------------------------ sparse attention --
+#
+# The gradient of a call with indices (sparse attention's key lists), row
+# by row on the row streams over listed keys, as the forward's row path:
+# for query row i and the keys it lists and may see, at[0:n],
+#
+#     s  = scores of row i against K[at]      (capped, biased, masked)
+#     P  = exp(s - lse_i),  D_i = dO_i · O_i
+#     dP = dO_i · V[at]ᵀ,   dS = P ∘ (dP - D_i)
+#     dQ_i    += scale · Σ_j dS_j K[at_j]
+#     dV[at_j] += P_j dO_i,  dK[at_j] += scale · dS_j Q_i
+#
+# One work item per key/value head does all its query heads' rows in
+# order, so every scatter into dK and dV is a sum in a fixed order (no
+# atomics): the bits never depend on the thread count.
+
+cdef struct Sparse:
+    Frame f
+    int64_t G
+    int64_t rs_q, rs_k, rs_v, rs_o, rs_g, rs_m, cs_m
+    int storage               # q, k, v, out, grad_out: NATIVE or 16-bit
+    int64_t in_size
+    RowProducts rows
+    const cattn_convert *cv   # 16-bit: its widening of q, out, grad_out rows
+    const int32_t *sel
+    const int64_t *off_sel
+    int64_t rs_sel, nsel
+
+
+cdef struct SparseScratch:
+    int64_t *keys             # nsel: the listed keys a row may see
+    void *s                   # nsel: scores, then P
+    void *ds                  # nsel: dP, then dS
+    void *coef                # nsel: scale · dS (softcap: its derivative)
+    void *capped              # nsel: the capped scores (softcap)
+    void *rows                # E + 2 Ev: q, out, grad_out rows widened
+
+
+cdef inline const floating *row_of(const Sparse *p, const void *x,
+                                   int64_t at, int64_t n,
+                                   floating *buf) noexcept nogil:
+    """Row at element `at` of x (n elements, unit stride) in the compute
+    dtype: in place, or widened from 16-bit storage into buf."""
+    if p.storage == NATIVE:
+        return <const floating *>x + at
+    if floating is float:
+        widen(p.cv, n, <const char *>x + at * p.in_size, 1, buf)
+    return buf
+
+
+cdef void sparse_item(const Sparse *p, int64_t kv, const void *q,
+                      const void *k, const void *v, const void *o,
+                      const void *go, const floating *lse, const void *mask,
+                      const int64_t *off_q, const int64_t *off_k,
+                      const int64_t *off_v, const int64_t *off_o,
+                      const int64_t *off_g, const int64_t *off_m,
+                      floating *dq, floating *dk, floating *dv,
+                      floating *dmask, SparseScratch *w) noexcept nogil:
+    """Every row of key/value head kv's G query heads (see above)."""
+    cdef int64_t L = p.f.L, S = p.f.S, E = p.f.E, Ev = p.f.Ev
+    cdef int64_t g, qh, i, j, n
+    cdef Visibility vis
+    cdef floating *s = <floating *>w.s
+    cdef floating *ds = <floating *>w.ds
+    cdef floating *coef = <floating *>w.coef
+    cdef floating *capped = (<floating *>w.capped if p.f.softcap > 0
+                             else NULL)
+    cdef floating *buf = <floating *>w.rows
+    cdef const floating *qi
+    cdef const floating *oi
+    cdef const floating *gi
+    cdef const void *kh = shift(k, off_k[kv], p.in_size)
+    cdef const void *vh = shift(v, off_v[kv], p.in_size)
+    cdef size_t mask_item = (1 if p.f.mask_kind == MASK_BOOL
+                             else sizeof(floating))
+    cdef double d, li, t
+    cdef floating scale = <floating>p.f.scale
+    for g in range(p.G):
+        qh = kv * p.G + g
+        item_visibility(&p.f, qh, &vis)
+        for i in range(imin(L, vis.L)):
+            li = lse[qh * L + i]
+            if li == -INFINITY:
+                continue                # the row saw nothing
+            n = listed_keys(p.sel + p.off_sel[qh] + i * p.rs_sel, 0,
+                            p.nsel, &vis, i, w.keys)
+            if n == 0:
+                continue
+            qi = row_of(p, q, off_q[qh] + i * p.rs_q, E, buf)
+            oi = row_of(p, o, off_o[qh] + i * p.rs_o, Ev, buf + E)
+            gi = row_of(p, go, off_g[qh] + i * p.rs_g, Ev, buf + E + Ev)
+            dot_rows_at(&p.rows, n, E, qi, kh, p.rs_k, w.keys, scale, s)
+            listed_scores(&p.f, qh, &vis, i, w.keys, n, s,
+                          <const char *>mask + (off_m[qh] + i * p.rs_m)
+                          * mask_item, p.cs_m, capped)
+            d = 0
+            for j in range(Ev):
+                d += <double>gi[j] * oi[j]
+            dot_rows_at(&p.rows, n, Ev, gi, vh, p.rs_v, w.keys,
+                        <floating>1, ds)
+            for j in range(n):
+                s[j] = <floating>exp(s[j] - li)         # P
+                ds[j] = <floating>(s[j] * (ds[j] - d))  # dS
+            if dmask != NULL:
+                for j in range(n):
+                    dmask[(qh * L + i) * S + w.keys[j]] = ds[j]
+            for j in range(n):
+                coef[j] = scale * ds[j]
+                if capped != NULL:
+                    t = capped[j] / p.f.softcap
+                    coef[j] = <floating>(coef[j] * (1 - t * t))
+            axpy_rows_at(&p.rows, n, E, coef, kh, p.rs_k, w.keys,
+                         dq + (qh * L + i) * E)
+            scatter_rows_at(&p.rows, n, Ev, s, gi, dv + kv * S * Ev, Ev,
+                            w.keys)
+            scatter_rows_at(&p.rows, n, E, coef, qi, dk + kv * S * E, E,
+                            w.keys)
+
+
+def sparse_attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask,
+                          dq, dk, dv, dmask, indices):
+    """attention_grad for a call with sparse attention's `indices` (int32,
+    walked over kv_items + (G,) with matrices (L, k), unit last stride,
+    checked by _frame.listed): the same operands and outputs, each with
+    unit-stride rows; row by row over the listed keys (see above)."""
+    cdef Sparse p
+    read_call(&p.f, call, kv_items)
+    p.G = call[C_GROUP]
+    cdef int64_t nkv = p.f.nitems, itemsize
+    if nkv == 0 or p.f.L == 0 or p.f.S == 0:
+        return
+    cdef str func = call[C_FUNC]
+    cdef tuple q_items = kv_items + (p.G,)
+    cdef cnp.ndarray sel_a = indices
+    p.nsel = sel_a.shape[sel_a.ndim - 1]
+    cdef Operands qops = Operands(nkv * p.G), kops = Operands(nkv)
+    cdef Operand *oq = qops.add(q, q_items, p.f.L, p.f.E, func, "query")
+    cdef Operand *oo = qops.add(o, q_items, p.f.L, p.f.Ev, func, "out")
+    cdef Operand *og = qops.add(go, q_items, p.f.L, p.f.Ev, func, "grad_out")
+    cdef Operand *om = qops.add_mask(mask, &p.f, q_items, func)
+    cdef Operand *osel = qops.add(sel_a, q_items, p.f.L, p.nsel, func,
+                                  "indices")
+    cdef Operand *ok = kops.add(k, kv_items, p.f.S, p.f.E, func, "key")
+    cdef Operand *ov = kops.add(v, kv_items, p.f.S, p.f.Ev, func, "value")
+    check_outputs(&p.f, nkv, p.G, lse, dq, dk, dv, dmask, func)
+    if (sel_a.dtype != np.int32 or (p.nsel > 1 and osel.cs != 1)
+            or (p.f.E > 1 and (oq.cs != 1 or ok.cs != 1))
+            or (p.f.Ev > 1 and (oo.cs != 1 or og.cs != 1 or ov.cs != 1))):
+        raise AssertionError(f"{func}: cattn internal error: indices or "
+                             "rows not unit-strided")
+    p.rs_q, p.rs_k, p.rs_v, p.rs_o, p.rs_g = oq.rs, ok.rs, ov.rs, oo.rs, og.rs
+    p.rs_m, p.cs_m = om.rs, om.cs
+    p.storage = one_storage(func, (q, k, v, o, go), &p.in_size)
+    p.rows = row_products(p.f.isa, p.storage)
+    p.cv = (cattn_convert_for(p.f.isa, p.storage) if p.storage != NATIVE
+            else NULL)
+    p.sel = <const int32_t *>osel.data
+    p.off_sel = osel.off
+    p.rs_sel = osel.rs
+    itemsize = 4 if p.f.is_f32 else 8
+    cdef int nthreads = <int>max(1, min(p.f.threads, nkv))
+    cdef size_t used = 0
+    cdef size_t at_w = carve(&used, sizeof(SparseScratch))
+    cdef size_t at_keys = carve(&used, p.nsel * sizeof(int64_t))
+    cdef size_t at_s = carve(&used, p.nsel * itemsize)
+    cdef size_t at_ds = carve(&used, p.nsel * itemsize)
+    cdef size_t at_coef = carve(&used, p.nsel * itemsize)
+    cdef size_t at_cap = carve(&used, p.nsel * itemsize)
+    cdef size_t at_rows = carve(&used, (p.f.E + 2 * p.f.Ev) * itemsize)
+    cdef Arena arena
+    cdef SparseScratch *w
+    cdef int t
+    cdef int64_t kv
+    arena_new(&arena, nthreads, used, func)
+    cdef const void *lse_ptr = cnp.PyArray_DATA(lse)
+    cdef void *dq_ptr = cnp.PyArray_DATA(dq)
+    cdef void *dk_ptr = cnp.PyArray_DATA(dk)
+    cdef void *dv_ptr = cnp.PyArray_DATA(dv)
+    cdef void *dm_ptr = (cnp.PyArray_DATA(dmask) if dmask is not None
+                         else NULL)
+    try:
+        for t in range(nthreads):
+            w = <SparseScratch *>arena_at(&arena, t, at_w)
+            w.keys = <int64_t *>arena_at(&arena, t, at_keys)
+            w.s = arena_at(&arena, t, at_s)
+            w.ds = arena_at(&arena, t, at_ds)
+            w.coef = arena_at(&arena, t, at_coef)
+            w.capped = arena_at(&arena, t, at_cap)
+            w.rows = arena_at(&arena, t, at_rows)
+        with nogil:
+            team_enter()
+            for kv in prange(nkv, schedule='dynamic', num_threads=nthreads):
+                if p.f.is_f32:
+                    sparse_item[float](
+                        &p, kv, oq.data, ok.data, ov.data, oo.data, og.data,
+                        <const float *>lse_ptr, om.data, oq.off, ok.off,
+                        ov.off, oo.off, og.off, om.off, <float *>dq_ptr,
+                        <float *>dk_ptr, <float *>dv_ptr, <float *>dm_ptr,
+                        <SparseScratch *>arena_at(&arena, threadid(), at_w))
+                else:
+                    sparse_item[double](
+                        &p, kv, oq.data, ok.data, ov.data, oo.data, og.data,
+                        <const double *>lse_ptr, om.data, oq.off, ok.off,
+                        ov.off, oo.off, og.off, om.off, <double *>dq_ptr,
+                        <double *>dk_ptr, <double *>dv_ptr,
+                        <double *>dm_ptr,
+                        <SparseScratch *>arena_at(&arena, threadid(), at_w))
+            team_leave()
+    finally:
+        arena_free(&arena)

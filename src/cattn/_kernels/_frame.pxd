@@ -13,14 +13,16 @@
 #   Arena      per-thread scratch: one zeroed allocation for all threads,
 #              carved into 64-byte aligned fields, freed in one place.
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from ._cpu cimport active_isa
 from ._gemm cimport floating, imax, imin
 from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
                       cattn_cols_f64_for, cattn_topk_f32, cattn_topk_f32_for,
                       cattn_topk_f64, cattn_topk_f64_for)
-from ._visibility cimport Visibility
+from ._visibility cimport (MASK_BOOL, MASK_NONE, Visibility, first_visible,
+                           last_visible)
 
 
 # Fields of _frame.Call (the NamedTuple's order): the drivers read a Call
@@ -205,3 +207,60 @@ cdef inline void adjust_scores(const Frame *f, int64_t item, floating *x,
 
 cdef inline bint adjusts_scores(const Frame *f) noexcept nogil:
     return f.softcap > 0 or f.slopes != NULL
+
+
+# Sparse attention (indices): what the forward's rows and the backward's
+# share, so both see the same keys and make the same scores of them.
+
+cdef inline int64_t listed_keys(const int32_t *row, int64_t t0, int64_t t1,
+                                const Visibility *vis, int64_t i,
+                                int64_t *keys) noexcept nogil:
+    """The keys query row i lists in slots t0..t1 of its list `row` that
+    it may see -- not -1, within its causal and window bounds and its key
+    length -- into keys[], in slot order; how many.  (The mask acts on
+    their scores: listed_scores.)  The lists were checked in range and
+    free of repeats before any kernel ran."""
+    cdef int64_t lo = first_visible(vis, i), hi = last_visible(vis, i)
+    cdef int64_t t, j, n = 0
+    if i >= vis.L:
+        return 0
+    for t in range(t0, t1):
+        j = row[t]
+        if lo <= j <= hi:           # first_visible >= 0: -1 never passes
+            keys[n] = j
+            n += 1
+    return n
+
+
+cdef inline void listed_scores(const Frame *f, int64_t item,
+                               const Visibility *vis, int64_t i,
+                               const int64_t *at, int64_t n, floating *s,
+                               const char *mask_row, int64_t cs_m,
+                               floating *capped) noexcept nogil:
+    """The dense path's steps on the scores s[j] of row i of work item
+    `item` and listed keys at[j]: cap, ALiBi bias at the key's own
+    position, then the mask's element at[j] of the row (mask_row: row i of
+    the item's mask, f.mask_kind's elements, stride cs_m) -- the same
+    operations on the same values as a row tile of consecutive keys.
+    capped (not NULL): the capped scores, before the bias (the gradient's
+    softcap derivative)."""
+    cdef int64_t j
+    cdef const uint8_t *mb
+    cdef const floating *ma
+    if f.slopes != NULL:
+        for j in range(n):
+            adjust_scores(f, item, s + j, 1, 1, 1, at[j] - i - vis.offset,
+                          capped + j if capped != NULL else NULL)
+    elif f.softcap > 0:
+        adjust_scores(f, item, s, n, 1, n, 0, capped)
+    if f.mask_kind == MASK_NONE:
+        return
+    if f.mask_kind == MASK_BOOL:
+        mb = <const uint8_t *>mask_row
+        for j in range(n):
+            if not mb[at[j] * cs_m]:
+                s[j] = -INFINITY
+    else:
+        ma = <const floating *>mask_row
+        for j in range(n):
+            s[j] = s[j] + ma[at[j] * cs_m]

@@ -140,6 +140,13 @@ ctypedef void (*dot_rows_at_f64_fn)(int64_t, int64_t, const double *,
 ctypedef void (*axpy_rows_at_f64_fn)(int64_t, int64_t, const double *,
                                      const void *, int64_t, const int64_t *,
                                      double *) noexcept nogil
+# rows[at[j]·rs + c] += coef[j]·x[c], rows of the compute dtype.
+ctypedef void (*scatter_rows_at_f32_fn)(int64_t, int64_t, const float *,
+                                        const float *, float *, int64_t,
+                                        const int64_t *) noexcept nogil
+ctypedef void (*scatter_rows_at_f64_fn)(int64_t, int64_t, const double *,
+                                        const double *, double *, int64_t,
+                                        const int64_t *) noexcept nogil
 
 cdef struct RowProducts:
     # out[j] = scale · (x · rows[j]) for j < n (rows[j] = rows + j·rs, k
@@ -154,6 +161,10 @@ cdef struct RowProducts:
     axpy_rows_at_f32_fn axpy32_at
     dot_rows_at_f64_fn dot64_at
     axpy_rows_at_f64_fn axpy64_at
+    # The sparse gradient's scatter into listed rows (the compute dtype,
+    # whatever the storage).
+    scatter_rows_at_f32_fn scatter32
+    scatter_rows_at_f64_fn scatter64
 
 cdef RowProducts row_products(int isa, int storage) noexcept nogil
 
@@ -194,3 +205,13 @@ cdef inline void axpy_rows_at(const RowProducts *rp, int64_t n, int64_t k,
         rp.axpy32_at(n, k, coef, rows, rs, at, acc)
     else:
         rp.axpy64_at(n, k, coef, rows, rs, at, acc)
+
+
+cdef inline void scatter_rows_at(const RowProducts *rp, int64_t n, int64_t k,
+                                 const floating *coef, const floating *x,
+                                 floating *rows, int64_t rs,
+                                 const int64_t *at) noexcept nogil:
+    if floating is float:
+        rp.scatter32(n, k, coef, x, rows, rs, at)
+    else:
+        rp.scatter64(n, k, coef, x, rows, rs, at)

@@ -96,6 +96,7 @@ cdef extern from "gemm/cattn_gemv.h":
                           int64_t, float *) noexcept nogil
         dot_rows_at_f32_fn dot_rows_at
         axpy_rows_at_f32_fn axpy_rows_at
+        scatter_rows_at_f32_fn scatter_rows_at
     ctypedef struct cattn_gemv_f64:
         const char *name
         void (*dot_rows)(int64_t, int64_t, const double *, const void *,
@@ -104,6 +105,7 @@ cdef extern from "gemm/cattn_gemv.h":
                           int64_t, double *) noexcept nogil
         dot_rows_at_f64_fn dot_rows_at
         axpy_rows_at_f64_fn axpy_rows_at
+        scatter_rows_at_f64_fn scatter_rows_at
     const cattn_gemv_f32 *cattn_gemv_f32_for(int isa) nogil
     const cattn_gemv_f64 *cattn_gemv_f64_for(int isa) nogil
 
@@ -249,6 +251,7 @@ cdef RowProducts row_products(int isa, int storage) noexcept nogil:
     rp.dot64, rp.axpy64 = g64.dot_rows, g64.axpy_rows
     rp.dot32_at, rp.axpy32_at = g32.dot_rows_at, g32.axpy_rows_at
     rp.dot64_at, rp.axpy64_at = g64.dot_rows_at, g64.axpy_rows_at
+    rp.scatter32, rp.scatter64 = g32.scatter_rows_at, g64.scatter_rows_at
     if storage != NATIVE:               # widened as they stream, float32
         cv = cattn_convert_for(isa, storage)
         rp.dot32, rp.axpy32 = cv.dot_rows, cv.axpy_rows

@@ -105,7 +105,7 @@ IGNORED_KWARGS = {
     "seq_idx", "deterministic",
 }
 _MAPPED = {"scaling", "softcap", "s_aux", "sliding_window", "is_causal",
-           "position_bias", "output_attentions"}
+           "position_bias", "output_attentions", "indices"}
 
 
 def _options(module: Any, query: Any, attention_mask: Any,
@@ -132,6 +132,14 @@ def _options(module: Any, query: Any, attention_mask: Any,
     sinks = kwargs.get("s_aux")
     if sinks is not None:
         opts["sinks"] = _to_numpy(sinks).astype(np.float64)
+    indices = kwargs.get("indices")
+    if indices is not None:
+        # DeepSeek Sparse Attention's selection, (B, L, k) integers shared
+        # by every head: sparse attention, never a dense index mask.
+        if not indices.is_cpu:
+            raise ValueError(f"{_FUNC}: cattn runs on the CPU; got indices "
+                             f"on {indices.device}")
+        opts["indices"] = indices.numpy()[:, np.newaxis]
     is_causal = kwargs.get("is_causal")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)

@@ -25,57 +25,6 @@ cdef inline floating row_exp_sum(const Problem *p, int64_t n, floating *x,
         return p.r64.exp_sum(n, x, shift, x)
 
 
-cdef int64_t listed_keys(const Problem *p, const Visibility *vis,
-                         int64_t bh, int64_t i, int64_t chunk,
-                         int64_t *keys) noexcept nogil:
-    """Sparse attention: the keys query row i of item bh listed in the
-    slots of chunk `chunk` that it may see -- not -1, within its causal
-    and window bounds and its key length -- into keys[], in slot order;
-    how many.  (The mask acts on their scores: listed_scores.)  The list
-    was checked in range and free of repeats before any kernel ran."""
-    cdef const int32_t *row = p.sel + p.off_sel[bh] + i * p.rs_sel
-    cdef int64_t lo = first_visible(vis, i), hi = last_visible(vis, i)
-    cdef int64_t t, j, n = 0
-    if i >= vis.L:
-        return 0
-    for t in range(chunk * p.chunk, imin((chunk + 1) * p.chunk, p.nsel)):
-        j = row[t]
-        if lo <= j <= hi:           # first_visible >= 0: -1 never passes
-            keys[n] = j
-            n += 1
-    return n
-
-
-cdef void listed_scores(const Problem *p, const Visibility *vis,
-                        int64_t bh, int64_t i, const int64_t *at, int64_t n,
-                        floating *s, bint no_mask,
-                        const char *mask) noexcept nogil:
-    """The dense path's steps on the scores s[j] of row i and listed keys
-    at[j]: cap, ALiBi bias at the key's own position, then the mask's
-    element (i, at[j]) -- the same operations on the same values as a row
-    tile of consecutive keys."""
-    cdef int64_t j
-    cdef const uint8_t *mb
-    cdef const floating *ma
-    if p.f.slopes != NULL:
-        for j in range(n):
-            adjust_scores(&p.f, bh, s + j, 1, 1, 1,
-                          at[j] - i - vis.offset)
-    elif p.f.softcap > 0:
-        adjust_scores(&p.f, bh, s, n, 1, n, 0)
-    if no_mask:
-        return
-    if p.f.mask_kind == MASK_BOOL:
-        mb = <const uint8_t *>mask + i * p.rs_m
-        for j in range(n):
-            if not mb[at[j] * p.cs_m]:
-                s[j] = -INFINITY
-    else:
-        ma = <const floating *>mask + i * p.rs_m
-        for j in range(n):
-            s[j] = s[j] + ma[at[j] * p.cs_m]
-
-
 cdef void attend_rows(const Problem *p, const Visibility *vis,
                       const void *q, const int64_t *off_q, const void *k,
                       const int64_t *off_k, const void *v,
@@ -121,7 +70,10 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
     cdef const int64_t *at = NULL
     if p.sel != NULL:
         k_lo = 0
-        k_hi = listed_keys(p, vis, bh0, i, chunk, w.keys)
+        k_hi = listed_keys(p.sel + p.off_sel[bh0] + i * p.rs_sel,
+                           chunk * p.chunk,
+                           imin((chunk + 1) * p.chunk, p.nsel), vis, i,
+                           w.keys)
     else:
         k_lo = imax(chunk * p.chunk, first_visible(vis, i))
         k_hi = imin(imin((chunk + 1) * p.chunk, vis.S),
@@ -141,9 +93,10 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
             prev = <floating *>w.prev + r * p.ev_pad
             live[r] = 0
             if at != NULL:
-                listed_scores(p, vis, bh0 + r, i, at, nk, s, mask == NULL
-                              or p.f.mask_kind == MASK_NONE, <const char *>
-                              mask + off_m[bh0 + r] * mask_item)
+                listed_scores(&p.f, bh0 + r, vis, i, at, nk, s,
+                              <const char *>mask + (off_m[bh0 + r]
+                                                    + i * p.rs_m) * mask_item,
+                              p.cs_m, <floating *>NULL)
             else:
                 if adjusts_scores(&p.f):
                     adjust_scores(&p.f, bh0 + r, s, nk, 1, nk,
