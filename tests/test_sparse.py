@@ -8,6 +8,7 @@ import pytest
 
 import cattn
 from cattn import _reference
+from cattn._kernels import _attention
 
 from conftest import TOL
 from test_variants import VARIANT_IDS, normwise, qkv, variants
@@ -303,3 +304,59 @@ def test_gradient_threads_and_storage(rng):
     for g, w in zip(g16, want[:3]):
         assert g.dtype == ml_dtypes.bfloat16
         assert normwise(g.astype(np.float32), w) < 2e-2
+
+
+# ------------------------------------------------------- the mask's tiles --
+
+def structured(L, S, kind):
+    i, j = np.arange(L)[:, None], np.arange(S)[None, :]
+    if kind == "documents":             # 3 packed documents, causal in each
+        d = np.searchsorted([L // 3, L // 2], np.arange(max(L, S)),
+                            side="right")
+        return (d[:L, None] == d[None, :S]) & (j <= i)
+    if kind == "prefix":                # bidirectional over 40 keys
+        return (j <= i) | (j < 40)
+    if kind == "chunks":                # chunked attention, 64 per chunk
+        return (i // 64 == j // 64) & (j <= i)
+    return np.random.default_rng(L).random((L, S)) < 0.5
+
+
+@pytest.mark.parametrize("kind", ["documents", "prefix", "chunks", "random"])
+def test_tile_classes_change_no_bit(kind, isa, rng):
+    """Empty tiles skipped, full ones unmasked: the same bits as reading
+    every tile, for bool and float masks, broadcast or per head, with
+    causal and lengths on top; with NaN and inf inputs a float mask's -inf
+    tiles are computed (NaN + -inf must stay NaN, as the dense call has
+    it)."""
+    q, key, v = qkv(rng, np.float32, 300, 300, E=32, Ev=16)
+    m = structured(300, 300, kind)
+    fm = np.where(m, np.float32(0), np.float32(-np.inf))
+    fm[:, 7] = np.where(m[:, 7], 0.5, -np.inf)      # a partial column
+    bad_k = key.copy()
+    bad_k[0, 1, 200, 3] = np.nan
+    bad_q = q.copy()
+    bad_q[1, 2, 100, :] = np.inf
+    cases = [dict(attn_mask=m), dict(attn_mask=fm),
+             dict(attn_mask=np.stack([m, ~m, m, m])[None], is_causal=True),
+             dict(attn_mask=fm, key_lengths=[300, 170],
+                  query_lengths=[290, 300]),
+             dict(attn_mask=fm, bad=(bad_q, bad_k))]
+    for kw in cases:
+        a, b = kw.pop("bad", (q, key))
+        before = _attention.classify_tiles(False)
+        try:
+            want = sdpa(a, b, v, **kw, return_lse=True)
+        finally:
+            _attention.classify_tiles(before)
+        got = sdpa(a, b, v, **kw, return_lse=True)
+        for x, y in zip(got, want):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_tiles_match_reference_with_empty_rows(rng):
+    q, key, v = qkv(rng, np.float64, 200, 260)
+    m = structured(200, 260, "documents")
+    m[150:170] = False                          # rows that see nothing
+    got = sdpa(q, key, v, m, return_lse=True)
+    check(got, _reference.scaled_dot_product_attention(q, key, v, m),
+          np.float64)

@@ -870,7 +870,9 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
                              None, None, schedule, indices)
     else:
         _attention.attention(call, items, q, k, v, mask, o, lse, thr, None,
-                             None, None, schedule, indices)
+                             None, None, schedule, indices,
+                             mask is not None and mask.dtype != np.bool_
+                             and finite_scores(call, q, k))
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.
@@ -880,6 +882,19 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         o[pad] = 0
         if lse is not None:
             lse.reshape(items + (call.L,))[pad] = -np.inf
+
+
+def finite_scores(call: Call, q: NDArray[Any], k: NDArray[Any]) -> bool:
+    """No score scale·q·k can be inf or NaN: every |q|, |k| finite and
+    scale·E·max|q|·max|k| (a bound of every partial sum) far below the
+    compute dtype's largest value.  One pass over q and k."""
+    if not (q.size and k.size):
+        return True
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = (abs(call.scale) * call.E
+                 * float(np.abs(q.astype(call.compute, copy=False)).max())
+                 * float(np.abs(k.astype(call.compute, copy=False)).max()))
+    return bool(bound < float(np.finfo(call.compute).max) / 4)
 
 
 def forward_varlen(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,

@@ -211,6 +211,13 @@ cdef struct Problem:
     const int32_t *sel
     const int64_t *off_sel
     int64_t rs_sel, nsel
+    # The mask's tiles (forward/masks.pxi; else tiles is NULL): the class
+    # of item bh's tile (qb, kb) is tiles[tile_of[bh] + qb·nkb + kb].
+    # finite_scores: no score can be NaN or inf (so a float mask's -inf
+    # tile is a no-op as a bool mask's is).
+    const uint8_t *tiles
+    const int64_t *tile_of
+    bint finite_scores
 
 
 cdef struct Scratch:
@@ -237,6 +244,7 @@ cdef struct Scratch:
 # through a pointer per tile).
 include "forward/readers.pxi"
 include "forward/plan.pxi"
+include "forward/masks.pxi"
 include "forward/tiles.pxi"
 include "forward/rows.pxi"
 include "forward/decode.pxi"
@@ -245,7 +253,8 @@ include "forward/schedule.pxi"
 
 def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
               cnp.ndarray v, mask, cnp.ndarray o, lse, thr, quant=None,
-              ragged=None, paged=None, list schedule=None, indices=None):
+              ragged=None, paged=None, list schedule=None, indices=None,
+              bint finite_scores=False):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -298,6 +307,10 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     -1 is an empty slot.  Query row i attends only the keys its row lists
     that it may also see.  Needs unit-stride rows of q, k and v (the row
     path reads them where they lie) and no paged cache or top-k.
+
+    finite_scores: the caller knows every score is finite (bounds of q
+    and k): a float mask's all -inf tiles are then skipped like a bool
+    mask's empty ones (forward/masks.pxi).
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -410,6 +423,13 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     if schedule is not None:        # describe the schedule, run nothing
         schedule.append(describe(&p, nbh, group, nthreads))
         return
+    # The mask's empty and full tiles, once per call (tiled path only: the
+    # decode rows read a row of the mask per key block anyway).
+    p.tiles = NULL
+    p.finite_scores = finite_scores
+    cdef object tile_arrays = None
+    if p.f.mask_kind != MASK_NONE and not decode and CLASSIFY_TILES:
+        tile_arrays = classify(&p, om.data, om.off, nbh, p.f.threads)
     # One thread's slot of the arena: its Scratch and its tiles.
     cdef size_t used = 0
     cdef size_t at_w = carve(&used, sizeof(Scratch))
@@ -483,6 +503,20 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             team_leave()
     finally:
         arena_free(&arena)
+
+
+# Classify the mask's tiles (masks.pxi); off only for the tests, which show
+# that the classes change no bit.
+cdef bint CLASSIFY_TILES = True
+
+
+def classify_tiles(bint on):
+    """Turn the mask's tile classes on or off (for the tests: the results
+    must be the same bits either way); returns the previous setting."""
+    global CLASSIFY_TILES
+    before = CLASSIFY_TILES
+    CLASSIFY_TILES = on
+    return before
 
 
 def exp_neg(cnp.ndarray x, cnp.ndarray y, bint p16=False):

@@ -71,14 +71,17 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
                     int64_t i0, int64_t nq, int64_t k0, int64_t nk,
                     const void *mask,
                     const floating *thr,
-                    const int64_t *thr_idx) noexcept nogil:
+                    const int64_t *thr_idx, bint apply_mask) noexcept nogil:
     """Add the float mask, or hide (-inf) what the bool mask, causal or the
     window hide, in the transposed tile of keys k0.. x queries i0..; with
     top-k (thr_idx not NULL, this head's rows) also every key outside the
-    query's top k."""
+    query's top k.  apply_mask False: the tile's mask is FULL (masks.pxi)
+    and is not read."""
     cdef int64_t j, q, lo, hi, ti
     cdef floating *row
-    if p.f.mask_kind == MASK_ADD:
+    if not apply_mask:
+        pass
+    elif p.f.mask_kind == MASK_ADD:
         if floating is float:
             p.f.c32.tile_mask_add(
                 nk, nq, st, p.bq, <const float *>mask + i0 * p.rs_m
@@ -155,8 +158,9 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
     cdef int64_t nq = imax(0, imin(nrows, vis.L - i0))
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
     cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
-    cdef int64_t kw, pw, lead, kr
+    cdef int64_t kw, pw, lead, kr, nkb = cdiv(p.f.S, p.bk)
     cdef bint full
+    cdef uint8_t cls = TILE_PARTIAL
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
     cdef floating *st_j
@@ -199,6 +203,12 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         # window edge costs at most MR - 1 wasted keys per side, never a
         # block.  (A key outside [k_lo, k_hi) that a panel drags in is
         # hidden by mask_tile: exp(-inf) = 0 adds exactly nothing.)
+        if p.tiles != NULL:
+            # The mask hides the whole tile: skip it (exact, masks.pxi).
+            cls = p.tiles[p.tile_of[bh] + qb * nkb + kb]
+            if cls == TILE_EMPTY and (p.f.mask_kind == MASK_BOOL
+                                      or p.finite_scores):
+                continue
         k0 = kb * p.bk
         nk = block_keys(p, vis.S, kb)          # as pack_kv packed it
         j0 = imax(k0, k_lo // mr * mr)
@@ -230,8 +240,10 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
             adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
                           i0 + vis.offset - j0)
-        if p.f.mask_kind != MASK_NONE or thr_idx != NULL or not full:
-            mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx)
+        if ((p.f.mask_kind != MASK_NONE and cls != TILE_FULL)
+                or thr_idx != NULL or not full):
+            mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx,
+                      p.f.mask_kind != MASK_NONE and cls != TILE_FULL)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         # Only the vectors that hold real queries: columns are independent,
