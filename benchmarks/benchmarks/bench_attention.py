@@ -477,3 +477,67 @@ class SDPABatchesOfLengths:
         return ratio(peer, self.run)
 
     track_ratio.unit = "time(what it replaces)/time(cattn)"
+
+
+def _listed(L, k, seed=0):
+    """(L, k) int32 lists: for query i, k keys at random among the i + 1
+    it may see under a causal mask (all of them, then -1s, when fewer)."""
+    rng = np.random.default_rng(seed)
+    idx = np.full((L, k), -1, np.int32)
+    for i in range(L):
+        idx[i, :min(i + 1, k)] = (rng.choice(i + 1, k, replace=False)
+                                  if i + 1 > k else np.arange(i + 1))
+    return idx
+
+
+class SparseAttention:
+    """Sparse attention (indices, DeepSeek Sparse Attention's per-query
+    key lists, k = L/8 keys at random among the visible ones: no
+    locality) against cattn's dense call with the lists folded into a bool
+    mask, as transformers' eager backend folds them (higher is better);
+    and structured bool masks (8 causal documents, prefix-LM, chunks)
+    against the unmasked call, the ratio to be read against the
+    visible fraction (the mask's empty tiles are skipped).  Chunks of
+    L/16, causal in each (Llama 4's chunked attention).  B1 H8 E64
+    float32.  The issue's full-size targets: benchmarks/compare_sparse.py."""
+    params = [["indices", "documents", "prefix", "chunks"]]
+    param_names = ["case"]
+
+    def setup(self, case):
+        L = 512 if QUICK else 4096
+        self.q, self.k, self.v = (normal((1, 8, L, 64), "float32")
+                                  for _ in range(3))
+        i, j = np.arange(L)[:, None], np.arange(L)[None, :]
+        if case == "indices":
+            self.sel = _listed(L, L // 8)[None, None]
+            mask = np.zeros((L, L + 1), bool)
+            np.put_along_axis(mask, np.where(self.sel[0, 0] < 0, L,
+                                             self.sel[0, 0]), True, axis=-1)
+            self.mask = mask[:, :L]
+        else:
+            self.sel = None
+            self.mask = {
+                "documents": (i // (L // 8) == j // (L // 8)) & (j <= i),
+                "prefix": (j <= i) | (j < L // 4),
+                "chunks": (i // (L // 16) == j // (L // 16)) & (j <= i),
+            }[case]
+
+    def run(self):
+        if self.sel is not None:
+            return cattn.scaled_dot_product_attention(
+                self.q, self.k, self.v, indices=self.sel, is_causal=True)
+        return cattn.scaled_dot_product_attention(self.q, self.k, self.v,
+                                                  attn_mask=self.mask)
+
+    def time_sdpa(self, case):
+        self.run()
+
+    def track_ratio_dense(self, case):
+        dense = (lambda: cattn.scaled_dot_product_attention(
+            self.q, self.k, self.v, attn_mask=self.mask)) \
+            if self.sel is not None else (
+            lambda: cattn.scaled_dot_product_attention(self.q, self.k,
+                                                       self.v))
+        return ratio(dense, self.run)
+
+    track_ratio_dense.unit = "time(dense)/time(sparse)"

@@ -55,7 +55,7 @@ failure raises MemoryError naming the function called.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, INFINITY
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
@@ -218,6 +218,9 @@ cdef struct Problem:
     const uint8_t *tiles
     const int64_t *tile_of
     bint finite_scores
+    # A PARTIAL tile's row extents: 2·bq int16 a tile, at the same index
+    # times 2·bq (masks.pxi).
+    const int16_t *extents
 
 
 cdef struct Scratch:

@@ -161,6 +161,8 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
     cdef int64_t kw, pw, lead, kr, nkb = cdiv(p.f.S, p.bk)
     cdef bint full
     cdef uint8_t cls = TILE_PARTIAL
+    cdef const int16_t *ext = NULL      # a PARTIAL tile's row extents
+    cdef int64_t qr, lo_m, hi_m
     cdef floating *qpack = <floating *>w.qpack
     cdef floating *st = <floating *>w.st
     cdef floating *st_j
@@ -209,6 +211,10 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
             if cls == TILE_EMPTY and (p.f.mask_kind == MASK_BOOL
                                       or p.finite_scores):
                 continue
+            ext = (p.extents + (p.tile_of[bh] + qb * nkb + kb) * 2 * bq
+                   if cls == TILE_PARTIAL and (p.f.mask_kind == MASK_BOOL
+                                               or p.finite_scores)
+                   else NULL)
         k0 = kb * p.bk
         nk = block_keys(p, vis.S, kb)          # as pack_kv packed it
         j0 = imax(k0, k_lo // mr * mr)
@@ -230,6 +236,10 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
                             vis, i0 + jq * nr, imin(nr, nq - jq * nr),
                             k0 + r * mr, mr):
                         continue
+                    if ext != NULL and not panel_reached(
+                            ext, jq * nr, imin(nr, nq - jq * nr), r * mr,
+                            mr):
+                        continue    # the mask hides the panel (masks.pxi)
                     call_ukernel(kern, kc,
                                  kpack + pw * p.s_pad + (k0 + r * mr) * kw, mr,
                                  qpack + pw * bq + jq * nr * kw, nr,
@@ -289,6 +299,17 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
                 lead = imax(0, first_visible(vis, i0 + r * mr) - j0)
                 kr = imin(nj, last_visible(vis, i0 + imin(nq, r * mr + mr) - 1)
                           + 1 - j0) - lead
+                if kr <= 0:
+                    continue
+            if ext != NULL:
+                # The panel's rows' extents by the mask (relative to k0).
+                lo_m, hi_m = nk, -1
+                for qr in range(r * mr, imin(nq, r * mr + mr)):
+                    lo_m = imin(lo_m, ext[2 * qr])
+                    hi_m = imax(hi_m, ext[2 * qr + 1])
+                lo_m = imax(lead, lo_m - (j0 - k0))
+                kr = imin(lead + kr, hi_m + 1 - (j0 - k0)) - lo_m
+                lead = lo_m
                 if kr <= 0:
                     continue
             for jq in range(cdiv(p.f.Ev, nr)):

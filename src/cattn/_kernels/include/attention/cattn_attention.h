@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include "../cattn_cpu.h"
 #include "../softmax/exp_simd.h"
 

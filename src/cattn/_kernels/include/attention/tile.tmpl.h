@@ -56,6 +56,30 @@ static void RW_NAME(tile_mask_bool)(int64_t nk, int64_t nq, RW_T *st,
                                     int64_t ld, const uint8_t *bm,
                                     int64_t rs_m, int64_t cs_m)
 {
+    if (cs_m == 1 && rs_m != 0) {
+        /* The mask's rows run along the keys: read each query's bytes
+         * eight at a time, in the order they lie (the transposed walk
+         * below touches a new line of the mask per element), and write
+         * -inf only where a byte is 0 -- structured masks are runs of
+         * whole visible words. */
+        for (int64_t q = 0; q < nq; ++q) {
+            const uint8_t *b = bm + q * rs_m;
+            int64_t j = 0;
+            for (; j + 8 <= nk; j += 8) {
+                uint64_t w;
+                memcpy(&w, b + j, 8);
+                if (w == 0x0101010101010101ull)
+                    continue;
+                for (int t = 0; t < 8; ++t)
+                    if (!b[j + t])
+                        st[(j + t) * ld + q] = -INFINITY;
+            }
+            for (; j < nk; ++j)
+                if (!b[j])
+                    st[j * ld + q] = -INFINITY;
+        }
+        return;
+    }
     for (int64_t j = 0; j < nk; ++j) {
         RW_T *row = st + j * ld;
         const uint8_t *bj = bm + j * cs_m;
