@@ -203,9 +203,12 @@ DSA_PROBE = textwrap.dedent("""
             took = time.perf_counter() - t0
         out.append((impl, status("VmHWM:") - before, took, logits))
         del model
+    ref = {impl: logits for impl, _, _, logits in out}
     for impl, peak, took, logits in out:
-        err = (logits - out[-1][3]).abs().max().item()
-        print(impl, f"{peak:.0f}", f"{took:.3f}", f"{err:.2e}")
+        err = [(logits - ref[r]).abs().max().item() if r in ref else -1
+               for r in ("eager", "sdpa")]
+        print(impl, f"{peak:.0f}", f"{took:.3f}", f"{err[0]:.2e}",
+              f"{err[1]:.2e}")
 """)
 
 
@@ -225,15 +228,19 @@ def dsa(args):
     rows = {impl: probe([impl], "float32")[0]
             for impl in ("cattn", "sdpa", "eager")}
     sdpa_peak = float(rows["sdpa"][1])
-    for impl, (_, peak, took, _) in rows.items():
+    for impl, (_, peak, took, _, _) in rows.items():
         print(f"  float32 {impl:<6} peak {float(peak):7.0f} MiB "
               f"({float(peak) / sdpa_peak:.2f} x sdpa's)  forward "
               f"{float(took):7.2f} s")
-    # Logits against eager on the same weights, float64 (the indexer
-    # scores in float32 whatever the model's dtype).
-    for impl, _, took, err in probe(["cattn", "sdpa", "eager"], "float64"):
-        print(f"  float64 {impl:<6} max |logits - eager| {float(err):.1e}"
-              f"  forward {float(took):7.2f} s")
+    # Logits against eager and sdpa on the same weights, float64 (the
+    # indexer scores in float32 whatever the model's dtype, and eager
+    # hands it a float mask where sdpa and cattn hand it a bool one: its
+    # top-k may break ties among equal scores differently).
+    for impl, _, took, e_eager, e_sdpa in probe(["cattn", "sdpa", "eager"],
+                                                "float64"):
+        print(f"  float64 {impl:<6} max |logits - eager| "
+              f"{float(e_eager):.1e}, - sdpa {float(e_sdpa):.1e}  forward "
+              f"{float(took):7.2f} s")
 
 
 def main():

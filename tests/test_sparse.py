@@ -8,7 +8,7 @@ import pytest
 
 import cattn
 from cattn import _reference
-from cattn._kernels import _attention
+from cattn._kernels import _frame as _kframe
 
 from conftest import TOL
 from test_variants import VARIANT_IDS, normwise, qkv, variants
@@ -343,11 +343,11 @@ def test_tile_classes_change_no_bit(kind, isa, rng):
              dict(attn_mask=fm, bad=(bad_q, bad_k))]
     for kw in cases:
         a, b = kw.pop("bad", (q, key))
-        before = _attention.classify_tiles(False)
+        before = _kframe.use_tile_classes(False)
         try:
             want = sdpa(a, b, v, **kw, return_lse=True)
         finally:
-            _attention.classify_tiles(before)
+            _kframe.use_tile_classes(before)
         got = sdpa(a, b, v, **kw, return_lse=True)
         for x, y in zip(got, want):
             np.testing.assert_array_equal(x, y)
@@ -360,3 +360,31 @@ def test_tiles_match_reference_with_empty_rows(rng):
     got = sdpa(q, key, v, m, return_lse=True)
     check(got, _reference.scaled_dot_product_attention(q, key, v, m),
           np.float64)
+
+
+@pytest.mark.parametrize("kind", ["documents", "prefix", "chunks", "random"])
+def test_tile_classes_change_no_gradient_bit(kind, rng):
+    """The backward skips the same empty tiles at its own blocks: the same
+    bits as visiting them, bool and float masks (the mask's gradient too),
+    with inf and NaN in grad_out and the values."""
+    q, key, v = qkv(rng, np.float32, 300, 300, E=32, Ev=16)
+    m = structured(300, 300, kind)
+    fm = np.where(m, np.float32(0), np.float32(-np.inf))
+    for mask, extra in ((m, {}), (fm, dict(need_mask_grad=True))):
+        out, lse = sdpa(q, key, v, mask, return_lse=True)
+        go = rng.standard_normal(out.shape).astype(np.float32)
+        bad_v = v.copy()
+        bad_v[0, 0, 250, 2] = np.inf
+        go2 = go.copy()
+        go2[1, 1, 30, 0] = np.nan
+        for vv, g in ((v, go), (bad_v, go2)):
+            before = _kframe.use_tile_classes(False)
+            try:
+                want = cattn.scaled_dot_product_attention_grad(
+                    g, q, key, vv, out, lse, mask, **extra)
+            finally:
+                _kframe.use_tile_classes(before)
+            got = cattn.scaled_dot_product_attention_grad(
+                g, q, key, vv, out, lse, mask, **extra)
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)

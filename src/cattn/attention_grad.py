@@ -239,7 +239,14 @@ def scaled_dot_product_attention_grad(
                 None if mask is None else _query_items(mask, group),
                 dq, dk, dv, dmask)
         if indices is None:
-            _attention_grad.attention_grad(*args, _frame._SCHEDULES.get())
+            # The mask's empty tiles add exact zeros unless grad_out holds
+            # an inf or NaN (0·NaN in dV = Pᵀ dO) or a float mask's -inf
+            # meets a score that is not finite: only then are they visited.
+            _attention_grad.attention_grad(
+                *args, _frame._SCHEDULES.get(),
+                mask is not None and bool(np.isfinite(go).all()) and (
+                    mask.dtype == np.bool_
+                    or _frame.finite_scores(call, q, k)))
         else:
             _attention_grad.sparse_attention_grad(
                 *args, sel if group > 1 else sel[..., np.newaxis, :, :])

@@ -66,7 +66,8 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      checked_alloc, listed_keys, listed_scores,
+                      checked_alloc, classify_tiles, listed_keys,
+                      listed_scores, TILE_EMPTY, TILE_FULL, TILE_PARTIAL,
                       check_rows, item_keys, item_visibility,
                       one_storage, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,
@@ -431,7 +432,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     p.tiles = NULL
     p.finite_scores = finite_scores
     cdef object tile_arrays = None
-    if p.f.mask_kind != MASK_NONE and not decode and CLASSIFY_TILES:
+    if p.f.mask_kind != MASK_NONE and not decode:
         tile_arrays = classify(&p, om.data, om.off, nbh, p.f.threads)
     # One thread's slot of the arena: its Scratch and its tiles.
     cdef size_t used = 0
@@ -506,20 +507,6 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             team_leave()
     finally:
         arena_free(&arena)
-
-
-# Classify the mask's tiles (masks.pxi); off only for the tests, which show
-# that the classes change no bit.
-cdef bint CLASSIFY_TILES = True
-
-
-def classify_tiles(bint on):
-    """Turn the mask's tile classes on or off (for the tests: the results
-    must be the same bits either way); returns the previous setting."""
-    global CLASSIFY_TILES
-    before = CLASSIFY_TILES
-    CLASSIFY_TILES = on
-    return before
 
 
 def exp_neg(cnp.ndarray x, cnp.ndarray y, bint p16=False):

@@ -13,8 +13,8 @@ def attention_grad(call: Call, kv_items: tuple[int, ...], q: _Float,
                    k: _Float, v: _Float, o: _Float, go: _Float, lse: _Float,
                    mask: NDArray[Any] | None, dq: _Float, dk: _Float,
                    dv: _Float, dmask: _Float | None,
-                   schedule_log: list[dict[str, Any]] | None = ...
-                   ) -> int | None: ...
+                   schedule_log: list[dict[str, Any]] | None = ...,
+                   skip_empty: bool = ...) -> int | None: ...
 def sparse_attention_grad(call: Call, kv_items: tuple[int, ...], q: _Float,
                           k: NDArray[Any], v: NDArray[Any], o: _Float,
                           go: _Float, lse: _Float,

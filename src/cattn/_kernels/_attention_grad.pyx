@@ -44,7 +44,7 @@ are visited is decided by one predicate (block_any_visible) everywhere.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, exp
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
@@ -54,8 +54,9 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, item_keys, item_visibility, listed_keys,
-                      listed_scores, one_storage, read_call)
+                      check_rows, classify_tiles, item_keys,
+                      item_visibility, listed_keys, listed_scores,
+                      one_storage, read_call, TILE_EMPTY)
 from ._convert cimport (NATIVE, cattn_convert, cattn_convert_for, element,
                        widen)
 from ._gemm cimport (RowProducts, axpy_rows_at, dot_rows_at, row_products,
@@ -109,6 +110,12 @@ cdef struct Problem:
     # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
     # key block (KTB, VTB, KB), one kv head with its G query heads.
     int64_t qblk, kblk, head
+    # The mask's tiles at these blocks (_frame.classify_tiles; else tiles
+    # is NULL), per query head; skip_empty: an EMPTY tile may be skipped
+    # (the entry's skip_empty).
+    const uint8_t *tiles
+    const int64_t *tile_of
+    bint skip_empty
 
 
 cdef struct Scratch:
@@ -376,6 +383,16 @@ cdef void query_blocks_of(const Problem *p, const Visibility *vis,
     qb_hi[0] = hi // p.bq + 1 if lo <= hi else qb_lo[0]
 
 
+cdef inline bint empty_tile(const Problem *p, int64_t qh, int64_t qb,
+                            int64_t kb) noexcept nogil:
+    """The mask hides all of tile (qb, kb) of query head qh, and skipping
+    it is exact: every weight of it is 0, so it adds nothing to dQ, dK,
+    dV or the mask's gradient (which stays 0)."""
+    return (p.tiles != NULL and p.skip_empty
+            and p.tiles[p.tile_of[qh] + qb * cdiv(p.f.S, p.bk) + kb]
+            == TILE_EMPTY)
+
+
 cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
                          floating *head, const floating *lse,
                          const void *mask, const int64_t *off_m,
@@ -411,6 +428,8 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
             i0 = qb * p.bq
             nq = imin(p.bq, vis.L - i0)
             if not block_any_visible(&vis, i0, nq, k0, nreal):
+                continue
+            if empty_tile(p, qh, qb, kb):
                 continue
             qpack = query_pack(p, head, g, qb)
             tile(p, &vis, kern, qpack, kpack, lse + qh * p.f.L, mask_h, qh,
@@ -450,6 +469,8 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
         for kb in range(k_lo // p.bk, cdiv(k_hi, p.bk)):
             nk = key_count(p, kvh, kb)
             if not block_any_visible(&vis, i0, nreal, kb * p.bk, nk):
+                continue
+            if empty_tile(p, qh, qb, kb):
                 continue
             tile(p, &vis, kern, qpack, key_pack(p, head, kb),
                  lse + qh * p.f.L, mask_h, qh, i0, nreal, kb * p.bk, nk,
@@ -635,7 +656,8 @@ cdef int check_outputs(const Frame *f, int64_t nkv, int64_t G, lse, dq,
 
 
 def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
-                   dv, dmask, list schedule_log=None):
+                   dv, dmask, list schedule_log=None,
+                   bint skip_empty=False):
     """Gradients of a validated ``_frame.Call`` over the key/value heads
     `kv_items` (nkv of them), each with G = call.group query heads.
 
@@ -646,6 +668,9 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     dk (nkv, S, E), dv (nkv, S, Ev), dmask None or (nkv·G, L, S).  Every
     contract is checked before the kernel runs.  Returns the schedule.
     schedule_log: as _attention.attention's `schedule` (returns None then).
+    skip_empty: the caller allows the mask's EMPTY tiles to be skipped
+    (every grad_out finite, and a bool mask or finite scores: each such
+    tile then adds exact zeros).
     """
     cdef Problem p
     read_call(&p.f, call, kv_items)
@@ -704,6 +729,16 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     if schedule_log is not None:
         schedule_log.append(describe(&p, nkv, schedule, group, nthreads))
         return None
+    # The mask's empty tiles, once per call at the backward's blocks.
+    cdef const int16_t *no_extents
+    cdef object tile_arrays = None
+    p.tiles = NULL
+    p.skip_empty = skip_empty
+    if p.f.mask_kind != MASK_NONE and p.skip_empty:
+        tile_arrays = classify_tiles(om.data, om.off, nkv * p.G, &p.f, p.rs_m,
+                                     p.cs_m, p.bq, p.bk, p.nqb, False,
+                                     p.f.threads, &p.tiles, &p.tile_of,
+                                     &no_extents)
     # One thread's slot: its Scratch (carved first), tiles, and in the
     # fused schedule its head's packs; slot nthreads: the shared packs and
     # the grouped schedule's partial dQ.

@@ -14,10 +14,10 @@
 #              carved into 64-byte aligned fields, freed in one place.
 cimport numpy as cnp
 from libc.math cimport INFINITY
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
 
 from ._cpu cimport active_isa
-from ._gemm cimport floating, imax, imin
+from ._gemm cimport cdiv, floating, imax, imin
 from ._tables cimport (cattn_cols_f32, cattn_cols_f32_for, cattn_cols_f64,
                       cattn_cols_f64_for, cattn_topk_f32, cattn_topk_f32_for,
                       cattn_topk_f64, cattn_topk_f64_for)
@@ -264,3 +264,19 @@ cdef inline void listed_scores(const Frame *f, int64_t item,
         ma = <const floating *>mask_row
         for j in range(n):
             s[j] = s[j] + ma[at[j] * cs_m]
+
+
+# The mask's tiles (classify_tiles, _frame.pyx): the class of item i's tile
+# (qb, kb) is tiles[tile_of[i] + qb·nkb + kb]; with extents, a PARTIAL
+# tile's row extents are 2·bq int16 at that index times 2·bq.
+cdef enum:
+    TILE_PARTIAL = 0
+    TILE_EMPTY = 1
+    TILE_FULL = 2
+
+cdef object classify_tiles(const void *mask, const int64_t *off_m,
+                           int64_t nitems, const Frame *f, int64_t rs_m,
+                           int64_t cs_m, int64_t bq, int64_t bk,
+                           int64_t nqb, bint extents, int nthreads,
+                           const uint8_t **tiles, const int64_t **tile_of,
+                           const int16_t **ext)

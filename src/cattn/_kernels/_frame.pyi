@@ -5,3 +5,4 @@ MASK_KINDS: tuple[int, int, int]
 
 class Operands:
     """The operands of one kernel call (built and filled from Cython)."""
+def use_tile_classes(on: bool) -> bool: ...

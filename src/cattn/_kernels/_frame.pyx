@@ -5,10 +5,13 @@ contracts checked, and the per-thread scratch arena."""
 cimport cython
 cimport numpy as cnp
 import numpy as np
-from libc.stdint cimport int64_t
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int16_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
 from ._convert cimport storage_of
+from ._cpu cimport team_enter, team_leave
 from ._visibility cimport MASK_ADD, MASK_BOOL, MASK_NONE, set_visibility
 
 cnp.import_array()
@@ -358,3 +361,165 @@ cdef void arena_free(Arena *a) noexcept nogil:
     if a.base != NULL:
         free((<void **>a.base - 1)[0])
         a.base = NULL
+
+# ------------------------------------------------------- the mask's tiles --
+#
+# classify_tiles reads each distinct (L, S) matrix of a mask once and marks
+# every (query block, key block) tile EMPTY (the mask hides all of it:
+# False, or -inf), FULL (it hides and adds nothing: True, or ±0) or
+# PARTIAL, and, if asked, a PARTIAL tile's row extents (the first and last
+# column each row may see).  The forward (forward/masks.pxi) and the
+# backward skip EMPTY tiles with it; both are exact, for the reasons and
+# under the conditions given there.
+
+cdef uint8_t tile_class(const Frame *f, int64_t rs_m, int64_t cs_m,
+                        const char *m, int64_t nrows, int64_t ncols,
+                        floating kind) noexcept nogil:
+    """The class of the tile of nrows x ncols mask elements from m (bool
+    bytes, or `floating` for a float mask; only kind's type matters)."""
+    cdef int64_t r, c
+    cdef int all_in = 1, any_in = 0, zero = 1, ninf = 1
+    cdef const uint8_t *b
+    cdef const floating *x
+    for r in range(nrows):
+        if f.mask_kind == MASK_BOOL:
+            b = <const uint8_t *>m + r * rs_m
+            if cs_m == 1:
+                for c in range(ncols):
+                    all_in &= b[c]
+                    any_in |= b[c]
+            else:
+                for c in range(ncols):
+                    all_in &= b[c * cs_m]
+                    any_in |= b[c * cs_m]
+            if any_in and not all_in:
+                return TILE_PARTIAL
+        else:
+            x = <const floating *>m + r * rs_m
+            for c in range(ncols):
+                zero &= x[c * cs_m] == 0
+                ninf &= x[c * cs_m] == -INFINITY
+            if not zero and not ninf:
+                return TILE_PARTIAL
+    if f.mask_kind == MASK_BOOL:
+        return TILE_FULL if all_in else TILE_EMPTY
+    return TILE_FULL if zero else TILE_EMPTY
+
+
+cdef void tile_extents(const Frame *f, int64_t rs_m, int64_t cs_m,
+                       const char *m, int64_t nrows, int64_t ncols,
+                       int16_t *ext, floating kind) noexcept nogil:
+    """ext[2r], ext[2r + 1]: the first and last column of row r of the
+    tile (as tile_class) that is visible (True, or not -inf); ncols and
+    -1 for a row with none."""
+    cdef int64_t r, c, lo
+    cdef const uint8_t *b
+    cdef const floating *x
+    for r in range(nrows):
+        lo = ncols
+        c = ncols - 1
+        if f.mask_kind == MASK_BOOL:
+            b = <const uint8_t *>m + r * rs_m
+            for c in range(ncols):
+                if b[c * cs_m]:
+                    lo = c
+                    break
+            c = ncols - 1
+            while c > lo and not b[c * cs_m]:
+                c -= 1
+        else:
+            x = <const floating *>m + r * rs_m
+            for c in range(ncols):
+                if x[c * cs_m] != -INFINITY:
+                    lo = c
+                    break
+            c = ncols - 1
+            while c > lo and x[c * cs_m] == -INFINITY:
+                c -= 1
+        ext[2 * r] = <int16_t>lo
+        ext[2 * r + 1] = <int16_t>(c if lo < ncols else -1)
+
+
+cdef void classify_block_row(const Frame *f, int64_t rs_m, int64_t cs_m,
+                             const char *m, int64_t nrows, int64_t bk,
+                             uint8_t *out, int16_t *ext,
+                             int64_t ext_stride) noexcept nogil:
+    """Classes of one query block's tiles (every key block of bk keys) of
+    the mask rows at m, into out[0:nkb]; with ext, the row extents of its
+    PARTIAL tiles (ext_stride values a tile)."""
+    cdef int64_t kb, nc
+    cdef size_t item = 1 if f.mask_kind == MASK_BOOL else (
+        4 if f.is_f32 else 8)
+    cdef const char *mt
+    for kb in range(cdiv(f.S, bk)):
+        mt = m + kb * bk * cs_m * item
+        nc = imin(bk, f.S - kb * bk)
+        if f.is_f32:
+            out[kb] = tile_class[float](f, rs_m, cs_m, mt, nrows, nc, 0)
+            if ext != NULL and out[kb] == TILE_PARTIAL:
+                tile_extents[float](f, rs_m, cs_m, mt, nrows, nc,
+                                    ext + kb * ext_stride, 0)
+        else:
+            out[kb] = tile_class[double](f, rs_m, cs_m, mt, nrows, nc, 0)
+            if ext != NULL and out[kb] == TILE_PARTIAL:
+                tile_extents[double](f, rs_m, cs_m, mt, nrows, nc,
+                                     ext + kb * ext_stride, 0)
+
+
+# Off only for the tests, which show that the classes change no bit.
+cdef bint USE_TILE_CLASSES = True
+
+
+def use_tile_classes(bint on):
+    """Turn the mask's tile classes on or off for both drivers (for the
+    tests: the results must be the same bits either way); returns the
+    previous setting."""
+    global USE_TILE_CLASSES
+    before = USE_TILE_CLASSES
+    USE_TILE_CLASSES = on
+    return before
+
+
+cdef object classify_tiles(const void *mask, const int64_t *off_m,
+                           int64_t nitems, const Frame *f, int64_t rs_m,
+                           int64_t cs_m, int64_t bq, int64_t bk,
+                           int64_t nqb, bint extents, int nthreads,
+                           const uint8_t **tiles, const int64_t **tile_of,
+                           const int16_t **ext):
+    tiles[0] = NULL
+    tile_of[0] = NULL
+    ext[0] = NULL
+    if not USE_TILE_CLASSES:
+        return None
+    cdef cnp.ndarray offs = np.asarray(<const int64_t[:nitems]>off_m)
+    cdef cnp.ndarray uniq, where
+    uniq, where = np.unique(offs, return_inverse=True)
+    cdef int64_t nkb = cdiv(f.S, bk), per = nqb * nkb
+    cdef cnp.ndarray t_a = np.empty(len(uniq) * per, np.uint8)
+    cdef cnp.ndarray of_a = where.astype(np.int64) * per
+    cdef cnp.ndarray e_a = np.empty(len(uniq) * per * 2 * bq if extents
+                                    else 0, np.int16)
+    cdef const int64_t *u = <const int64_t *>cnp.PyArray_DATA(uniq)
+    cdef uint8_t *t = <uint8_t *>cnp.PyArray_DATA(t_a)
+    cdef int16_t *e = <int16_t *>cnp.PyArray_DATA(e_a) if extents else NULL
+    cdef int64_t n = len(uniq) * nqb, job, i0
+    cdef int team = <int>max(1, min(<int64_t>nthreads, n))
+    cdef size_t item = 1 if f.mask_kind == MASK_BOOL else (
+        4 if f.is_f32 else 8)
+    if bk > 32767:
+        raise AssertionError("cattn internal error: key blocks too long "
+                             "for int16 extents")
+    with nogil:
+        team_enter()
+        for job in prange(n, schedule='static', num_threads=team):
+            i0 = (job % nqb) * bq
+            classify_block_row(
+                f, rs_m, cs_m, <const char *>mask
+                + (u[job // nqb] + i0 * rs_m) * item, imin(bq, f.L - i0),
+                bk, t + job * nkb, e + job * nkb * 2 * bq if e != NULL
+                else NULL, 2 * bq)
+        team_leave()
+    tiles[0] = t
+    tile_of[0] = <const int64_t *>cnp.PyArray_DATA(of_a)
+    ext[0] = e
+    return (t_a, of_a, e_a)
