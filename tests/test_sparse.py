@@ -388,3 +388,81 @@ def test_tile_classes_change_no_gradient_bit(kind, rng):
                 g, q, key, vv, out, lse, mask, **extra)
             for a, b in zip(got, want):
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_paged_cache_with_indices(dtype, isa, rng):
+    """Listed keys read from their pages: the reference on each sequence's
+    gathered keys; a key at or past a sequence's length is not one it has;
+    int8 pages read as their dequantized values; any thread count."""
+    B, H, Hkv, ps, E, Ev = 2, 4, 2, 4, 16, 8
+    kp = rng.standard_normal((10, Hkv, ps, E)).astype(dtype)
+    vp = rng.standard_normal((10, Hkv, ps, Ev)).astype(dtype)
+    table = np.array([[5, 2, 7, 9], [0, 1, 3, -1]])
+    seq = np.array([14, 9])
+    for L in (1, 3, 9):
+        q = rng.standard_normal((B, H, L, E)).astype(dtype)
+        idx = pick(rng, (B, Hkv), L, 14, 6)
+        got = cattn.paged_attention(q, kp, vp, table, seq, indices=idx,
+                                    return_lse=True)
+        for b in range(B):
+            rows = table[b, :-(-seq[b] // ps)]
+            k = kp[rows].transpose(1, 0, 2, 3).reshape(Hkv, -1, E)
+            v = vp[rows].transpose(1, 0, 2, 3).reshape(Hkv, -1, Ev)
+            want = _reference.scaled_dot_product_attention(
+                q[b], k[:, :seq[b]], v[:, :seq[b]], enable_gqa=True,
+                is_causal="bottom_right",
+                indices=np.where(idx[b] < seq[b], idx[b], -1))
+            check((got[0][b], got[1][b]), want, dtype)
+        two = cattn.paged_attention(q, kp, vp, table, seq, indices=idx,
+                                    num_threads=2)
+        np.testing.assert_array_equal(
+            cattn.paged_attention(q, kp, vp, table, seq, indices=idx,
+                                  num_threads=1), two)
+    if dtype == np.float32:
+        kq, vq = cattn.quantize(kp, block_size=8), cattn.quantize(
+            vp, block_size=8)
+        got = cattn.paged_attention(q, kq, vq, table, seq, indices=idx)
+        want = cattn.paged_attention(q, kq.dequantize(), vq.dequantize(),
+                                     table, seq, indices=idx)
+        assert normwise(got, want) < 1e-6
+
+
+def test_packed_sequences_with_indices(isa, rng):
+    """varlen_attention's packed tokens, each listing keys of its own
+    sequence (positions from the sequence's start): the reference on
+    each sequence alone; keys past a sequence's length are not its own;
+    any thread count; a list of the wrong shape is refused."""
+    lq, lk = [5, 1, 12, 0, 3], [9, 4, 20, 2, 0]
+    cq = np.concatenate([[0], np.cumsum(lq)])
+    ck = np.concatenate([[0], np.cumsum(lk)])
+    H, Hkv = 4, 2
+    q = rng.standard_normal((cq[-1], H, 8))
+    k = rng.standard_normal((ck[-1], Hkv, 8))
+    v = rng.standard_normal((ck[-1], Hkv, 6))
+    idx = np.argsort(rng.random((cq[-1], Hkv, 20)), -1)[..., :6]
+    for causal in (False, "bottom_right"):
+        got = cattn.varlen_attention(q, k, v, cq, ck, enable_gqa=True,
+                                     indices=idx, is_causal=causal,
+                                     return_lse=True)
+        for s in range(len(lq)):
+            if not lq[s]:
+                continue
+            seq = [x[a:b].transpose(1, 0, 2) for x, a, b in (
+                (q, cq[s], cq[s + 1]), (k, ck[s], ck[s + 1]),
+                (v, ck[s], ck[s + 1]))]
+            ii = idx[cq[s]:cq[s + 1]].transpose(1, 0, 2)
+            want = _reference.scaled_dot_product_attention(
+                *seq, enable_gqa=True, is_causal=causal,
+                indices=np.where(ii < lk[s], ii, -1))
+            check((got[0][cq[s]:cq[s + 1]].transpose(1, 0, 2),
+                   got[1][cq[s]:cq[s + 1]].T), want, np.float64)
+        one, two = (cattn.varlen_attention(
+            q, k, v, cq, ck, enable_gqa=True, indices=idx, num_threads=t)
+            for t in (1, 2))
+        np.testing.assert_array_equal(one, two)
+    with pytest.raises(ValueError, match=r"varlen_attention: indices of "
+                       r"shape \(21, 3, 6\) do not broadcast to \(total_q, "
+                       r"key/value heads, k\) = \(21, 2, 6\)"):
+        cattn.varlen_attention(q, k, v, cq, ck, enable_gqa=True,
+                               indices=np.zeros((21, 3, 6), np.int32))

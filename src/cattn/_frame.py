@@ -248,13 +248,15 @@ def top_k_value(top_k: object, S: int, func: str) -> int:
     return 0 if k >= S else k
 
 
-def listed(indices: object, call: Call) -> NDArray[np.int32]:
+def listed(indices: object, call: Call,
+           packed: tuple[int, int] | None = None) -> NDArray[np.int32]:
     """Sparse attention's selected keys (scaled_dot_product_attention's
     `indices`), checked: integers, broadcastable to the key/value heads'
     batch + (L, k), each in [-1, S) with no key twice in one row (-1: an
     empty slot).  Returns them as int32 with a unit last stride, broadcast
     to call.items + (L, k) (GQA's query heads share their key/value head's
-    lists), for the kernel."""
+    lists), for the kernel.  packed = (total_q, Hkv): varlen_attention's
+    layout instead, (total_q, Hkv, k), returned as (Hkv, total_q, k)."""
     func = call.func
     a = np.asarray(indices)
     if a.dtype.kind not in "iu":
@@ -263,22 +265,21 @@ def listed(indices: object, call: Call) -> NDArray[np.int32]:
                         f"{a.dtype}")
     batch = call.batch
     kv = batch[:-1] + (batch[-1] // call.group,) if call.group > 1 else batch
+    want, what = (kv + (call.L,), "(..., key/value heads, L, k)")
+    if packed is not None:
+        want, what = packed, "(total_q, key/value heads, k)"
     if a.ndim < 2:
-        raise ValueError(f"{func}: indices must have shape (..., L, k), "
-                         f"broadcastable to {kv + (call.L,)} + (k,), got "
-                         f"shape {a.shape}")
+        raise ValueError(f"{func}: indices must have shape {what}, "
+                         f"broadcastable to {want} + (k,), got shape "
+                         f"{a.shape}")
     k = a.shape[-1]
     try:
-        np.broadcast_shapes(a.shape, kv + (call.L, k))
+        fits = np.broadcast_shapes(a.shape, want + (k,)) == want + (k,)
     except ValueError:
-        raise ValueError(
-            f"{func}: indices of shape {a.shape} do not broadcast to (..., "
-            f"key/value heads, L, k) = {kv + (call.L, k)}") from None
-    if len(a.shape) > len(kv) + 2 or np.broadcast_shapes(
-            a.shape, kv + (call.L, k)) != kv + (call.L, k):
-        raise ValueError(
-            f"{func}: indices of shape {a.shape} do not broadcast to (..., "
-            f"key/value heads, L, k) = {kv + (call.L, k)}")
+        fits = False
+    if not fits or len(a.shape) > len(want) + 1:
+        raise ValueError(f"{func}: indices of shape {a.shape} do not "
+                         f"broadcast to {what} = {want + (k,)}")
     if call.S > np.iinfo(np.int32).max:
         raise ValueError(f"{func}: indices need S < 2**31, got S = {call.S}")
     if a.dtype != np.int32:
@@ -302,6 +303,8 @@ def listed(indices: object, call: Call) -> NDArray[np.int32]:
         raise ValueError(f"{func}: indices{at[:-1]} lists key {key} twice "
                          f"(again in slot {slot}); each row lists a key at "
                          f"most once")
+    if packed is not None:
+        return np.broadcast_to(a, packed + (k,)).transpose(1, 0, 2)
     view = np.broadcast_to(a, kv + (call.L, k))
     return expand_kv(view) if call.group > 1 else view
 
@@ -751,20 +754,33 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
 
 def forward_paged(call: Call, q: FloatArray, kp: Any, vp: Any,
                   block_table: NDArray[np.int64], o: FloatArray,
-                  lse: FloatArray | None) -> None:
+                  lse: FloatArray | None,
+                  indices: NDArray[np.int32] | None = None) -> None:
     """The fused forward of a paged call (describe_paged) into `o` (B, H,
-    L, Ev), walkable, and `lse` (None, or C-contiguous (B, H, L)).  Pages
-    whose rows are not unit-strided are copied first (the kernels copy
-    whole rows out of a page)."""
+    L, Ev), walkable, and `lse` (None, or C-contiguous (B, H, L)); with
+    sparse attention's `indices` (listed()).  Pages whose rows are not
+    unit-strided are copied first (the kernels copy whole rows out of a
+    page), and with indices pages whose stride is not a whole number of
+    rows (the listed rows are found as rows of the pool)."""
     items = call.items
     quant = None
+
+    def rows_apart(x: NDArray[Any]) -> bool:
+        return x.strides[2] != 0 and x.strides[0] % x.strides[2] == 0
+
     if isinstance(kp, QuantizedArray):
         kfull, vfull = kp.values, vp.values
+        if indices is not None and not (rows_apart(kfull)
+                                        and rows_apart(vfull)):
+            raise ValueError(f"{call.func}: int8 pages with indices need "
+                             "a page stride that is a whole number of rows "
+                             "(a C-ordered pool)")
         paged: tuple[Any, ...] = (block_table, kfull, vfull, kp.scales,
                                   vp.scales)
         quant = (kp.scales[0], vp.scales[0], kp.block_size)
     else:
-        kfull, vfull = (x if x.shape[3] <= 1 or x.strides[3] == x.itemsize
+        kfull, vfull = (x if (x.shape[3] <= 1 or x.strides[3] == x.itemsize)
+                        and (indices is None or rows_apart(x))
                         else np.ascontiguousarray(x) for x in (kp, vp))
         paged = (block_table, kfull, vfull)
     k0, v0 = kfull[0], vfull[0]
@@ -774,7 +790,7 @@ def forward_paged(call: Call, q: FloatArray, kp: Any, vp: Any,
         if quant is not None:
             quant = (expand_kv(quant[0]), expand_kv(quant[1]), quant[2])
     _attention.attention(call, items, q, k0, v0, None, o, lse, None, quant,
-                         None, paged, _SCHEDULES.get())
+                         None, paged, _SCHEDULES.get(), indices)
 
 
 def _quantized(func: str, names: tuple[str, ...], q: FloatArray,
@@ -900,7 +916,8 @@ def finite_scores(call: Call, q: NDArray[Any], k: NDArray[Any]) -> bool:
 def forward_varlen(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
                    o: FloatArray, lse: FloatArray | None,
                    start_q: NDArray[np.int64],
-                   start_k: NDArray[np.int64]) -> None:
+                   start_k: NDArray[np.int64],
+                   indices: NDArray[np.int32] | None = None) -> None:
     """The fused forward of a packed call (describe_varlen) into `o`
     (total_q, H, Ev), walkable, and `lse` (None, or C-contiguous (nseq, H,
     L)); the (sequence, head) items are handed to the threads longest
@@ -908,10 +925,14 @@ def forward_varlen(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     assert call.q_lens is not None and call.k_lens is not None
     work = call.q_lens * np.maximum(call.k_lens, 1)
     order = np.argsort(-work, kind="stable").astype(np.int64)
+    if indices is not None:     # the row path reads rows where they lie
+        q, k, v = (x if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize
+                   else np.ascontiguousarray(x) for x in (q, k, v))
     _attention.attention(call, call.items, q.transpose(1, 0, 2),
                          k.transpose(1, 0, 2), v.transpose(1, 0, 2), None,
                          o.transpose(1, 0, 2), lse, None, None,
-                         (start_q, start_k, order), None, _SCHEDULES.get())
+                         (start_q, start_k, order), None, _SCHEDULES.get(),
+                         indices)
 
 
 def select(call: Call, q: FloatArray, k: FloatArray,

@@ -709,6 +709,7 @@ def varlen_attention(
         alibi_slopes: ArrayLike | None = None, enable_gqa: bool = False,
         return_lse: bool = False, num_threads: Threads = None,
         out: FloatArray | None = None, precision: Precision = None,
+        indices: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """Attention over sequences of different lengths packed end to end.
 
@@ -754,6 +755,11 @@ def varlen_attention(
         Array of shape (total_q, H, Ev) and the result's dtype to write to.
     precision : {None, "default", "highest"}, optional
         As in :func:`scaled_dot_product_attention`.
+    indices : array_like of int, optional
+        Sparse attention, as in :func:`scaled_dot_product_attention`: each
+        packed query token's selected keys by their position in its own
+        sequence, shape broadcastable to (total_q, Hkv, k); a key at or
+        past its sequence's length is not one it has.
 
     Returns
     -------
@@ -811,8 +817,11 @@ def varlen_attention(
         num_threads=num_threads, precision=precision)
     result, lse = _outputs(call, out, (q.shape[0], q.shape[1], call.Ev),
                            [q, k, v], return_lse)
+    sel = None if indices is None else _frame.listed(
+        indices, call, (q.shape[0], k.shape[1]))
     if result.size and call.L:
-        _frame.forward_varlen(call, q, k, v, result, lse, start_q, start_k)
+        _frame.forward_varlen(call, q, k, v, result, lse, start_q, start_k,
+                              sel)
     result = cast(FloatArray, _deliver(out, result, None))
     if lse is None:
         return result
@@ -833,7 +842,7 @@ def paged_attention(
         sinks: ArrayLike | None = None,
         alibi_slopes: ArrayLike | None = None, return_lse: bool = False,
         num_threads: Threads = None, out: FloatArray | None = None,
-        precision: Precision = None,
+        precision: Precision = None, indices: ArrayLike | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """Attention of new tokens over a paged KV cache (vLLM's layout).
 
@@ -876,6 +885,12 @@ def paged_attention(
         Array of shape (B, H, L, Ev) and the result's dtype to write to.
     precision : {None, "default", "highest"}, optional
         As in :func:`scaled_dot_product_attention`.
+    indices : array_like of int, optional
+        Sparse attention, as in :func:`scaled_dot_product_attention`:
+        each new token's selected keys by their position in its sequence,
+        shape broadcastable to (B, Hkv, L, k).  Listed keys are read from
+        their pages where they lie; a key at or past the sequence's length
+        is not one it has.
 
     Returns
     -------
@@ -936,6 +951,7 @@ def paged_attention(
         call, out, call.batch + (call.L, call.Ev),
         [q] + ([kp.values, vp.values] if isinstance(kp, QuantizedArray)
                else [kp, vp]), return_lse)
+    sel = None if indices is None else _frame.listed(indices, call)
     if result.size:
-        _frame.forward_paged(call, q, kp, vp, table, result, lse)
+        _frame.forward_paged(call, q, kp, vp, table, result, lse, sel)
     return _deliver(out, result, lse)

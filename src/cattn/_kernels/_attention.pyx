@@ -238,6 +238,8 @@ cdef struct Scratch:
     void *gather      # paged, tiled: one key block's K or V rows, gathered
                       # from their pages in storage, bk x max(E, Ev)
     int64_t *keys     # indices: the keys a row lists and may see, chunk
+    int64_t *phys     # indices, paged: a key block's rows in the pool,
+                      # K's then V's (bk each), from page 0's row 0
     double *m         # bq running max
     double *l         # bq running sum
 
@@ -310,7 +312,8 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     [-1, S) and no key twice in a row (the caller checks: _frame.listed);
     -1 is an empty slot.  Query row i attends only the keys its row lists
     that it may also see.  Needs unit-stride rows of q, k and v (the row
-    path reads them where they lie) and no paged cache or top-k.
+    path reads them where they lie) and no top-k; with a paged cache, a
+    page stride that is a whole number of rows.
 
     finite_scores: the caller knows every score is finite (bounds of q
     and k): a float mask's all -inf tiles are then skipped like a bool
@@ -332,6 +335,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     p.order = NULL
     cdef int64_t kv_rows = p.f.S if paged is None else paged[1].shape[2]
     p.pages = NULL
+    q_lens = None
     if ragged is None:
         oq = ops.add(q, items, p.f.L, p.f.E, func, "query")
         ok = ops.add(k, items, kv_rows, p.f.E, func, "key")
@@ -408,9 +412,16 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     if indices is not None:
         sel_a = indices
         p.nsel = sel_a.shape[sel_a.ndim - 1]
-        osel = ops.add(sel_a, items, p.f.L, p.nsel, func, "indices")
-        if (sel_a.dtype != np.int32 or paged is not None or thr is not None
-                or ragged is not None or (p.nsel > 1 and osel.cs != 1)):
+        if ragged is None:
+            osel = ops.add(sel_a, items, p.f.L, p.nsel, func, "indices")
+        else:           # (Hkv, total_q, k): a sequence's rows per kv head
+            osel = ops.add_ragged(sel_a, ragged[0], q_lens, group_kv,
+                                  p.nsel, func, "indices")
+        if (sel_a.dtype != np.int32 or thr is not None
+                or (p.nsel > 1 and osel.cs != 1)
+                or (paged is not None and (
+                    p.page_stride[0] % max(p.rs_k, 1)
+                    or p.page_stride[1] % max(p.rs_v, 1)))):
             raise AssertionError(f"{func}: cattn internal error: indices")
         p.sel = <const int32_t *>osel.data
         p.off_sel = osel.off
@@ -454,6 +465,8 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
                                   if p.pages != NULL and not decode else 0)
     cdef size_t at_keys = carve(&used, (p.chunk if p.sel != NULL else 0)
                                 * sizeof(int64_t))
+    cdef size_t at_phys = carve(&used, 2 * p.bk * sizeof(int64_t)
+                                if p.sel != NULL and p.pages != NULL else 0)
     cdef size_t at_m = carve(&used, rows * sizeof(double))
     cdef size_t at_l = carve(&used, rows * sizeof(double))
     # Shared: one slot of packed K/V (and its flags) per head of a group,
@@ -482,6 +495,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             w.qrow = arena_at(&arena, t, at_qrow)
             w.gather = arena_at(&arena, t, at_gather)
             w.keys = <int64_t *>arena_at(&arena, t, at_keys)
+            w.phys = <int64_t *>arena_at(&arena, t, at_phys)
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:

@@ -25,6 +25,21 @@ cdef inline floating row_exp_sum(const Problem *p, int64_t n, floating *x,
         return p.r64.exp_sum(n, x, shift, x)
 
 
+cdef void pool_rows(const Problem *p, int64_t bh, const int64_t *keys,
+                    int64_t n, int64_t *rows_k, int64_t *rows_v) noexcept nogil:
+    """Keys keys[0:n] of item bh on its sequence's pages, as rows of the
+    pool counted from page 0's row 0 of its K (rows_k) and V (rows_v):
+    page · page_stride / rs + slot (the entry checked that a page stride
+    is a whole number of rows; int8 scales lie parallel)."""
+    cdef int64_t j, page, slot
+    cdef const int64_t *table = p.pages + (bh // p.seq_items) * p.max_pages
+    for j in range(n):
+        page = table[keys[j] // p.page_size]
+        slot = keys[j] % p.page_size
+        rows_k[j] = page * (p.page_stride[0] // p.rs_k) + slot
+        rows_v[j] = page * (p.page_stride[1] // p.rs_v) + slot
+
+
 cdef void attend_rows(const Problem *p, const Visibility *vis,
                       const void *q, const int64_t *off_q, const void *k,
                       const int64_t *off_k, const void *v,
@@ -68,6 +83,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
     # or past its per-row length); with indices, positions in the list of
     # the keys it selected and may see (listed_keys), read through `at`.
     cdef const int64_t *at = NULL
+    cdef const int64_t *at_v = NULL
     if p.sel != NULL:
         k_lo = 0
         k_hi = listed_keys(p.sel + p.off_sel[bh0] + i * p.rs_sel,
@@ -84,7 +100,12 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
     while kb < k_hi:
         nk = imin(p.bk, k_hi - kb)
         if p.sel != NULL:
-            at = w.keys + kb
+            at = at_v = w.keys + kb
+            if p.pages != NULL:
+                # Listed keys on pages: their rows in the pool, counted
+                # from page 0's row 0 (the operands' base).
+                pool_rows(p, bh0, at, nk, w.phys, w.phys + p.bk)
+                at, at_v = w.phys, w.phys + p.bk
         stream_keys(p, 0, ks, vs, bh0, nr, qi, <floating *>w.st, p.bk, NULL,
                     kb, nk, NULL, at)
         for r in range(nr):
@@ -93,7 +114,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
             prev = <floating *>w.prev + r * p.ev_pad
             live[r] = 0
             if at != NULL:
-                listed_scores(&p.f, bh0 + r, vis, i, at, nk, s,
+                listed_scores(&p.f, bh0 + r, vis, i, w.keys + kb, nk, s,
                               <const char *>mask + (off_m[bh0 + r]
                                                     + i * p.rs_m) * mask_item,
                               p.cs_m, <floating *>NULL)
@@ -127,7 +148,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
             w.m[r] = m_new
             live[r] = 1
         stream_keys(p, 1, vs, ks, bh0, nr, NULL, <floating *>w.st, p.bk,
-                    live, kb, nk, accs, at)
+                    live, kb, nk, accs, at_v)
         for r in range(nr):
             acc = accs + r * p.ev_pad
             if not live[r] or not any_nonfinite(p, p.f.Ev, acc):
@@ -147,7 +168,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
                 if j1 > j:
                     stream_keys(p, 1, vs + r, ks + r, bh0 + r, 1, NULL,
                                 s + j, 0, NULL, kb + j, j1 - j, acc,
-                                at + j if at != NULL else NULL)
+                                at_v + j if at_v != NULL else NULL)
                 j = j1 + 1
         kb += nk
 

@@ -92,7 +92,10 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
     p.kpack_size = p.s_pad * max(p.f.E, 1)
     p.vpack_size = cdiv(p.f.S, p.bk) * p.vblk
     cdef int64_t per_bh = p.nqb * p.nchunks
-    p.span = p.seq_items if p.pages != NULL else group_kv
+    # (Listed keys are per key/value head: a paged item then keeps to one
+    # head's query heads, as an unpaged one.)
+    p.span = (p.seq_items if p.pages != NULL and p.sel == NULL
+              else group_kv)
     p.decode_rows = (1 if not decode else min(<int64_t>DECODE_ROWS_PAGED,
                                               p.span)
                      if p.pages != NULL else min(<int64_t>DECODE_ROWS,
