@@ -15,9 +15,10 @@ cd "$(dirname "$0")/.."
 # than running these: valgrind runs Python some 50x slower): each row
 # kernel's vector tails (lengths 1, 17, 1025), the attention tiles
 # (causal, edge shapes), the decode rows, 16-bit and int8 readers, varlen,
-# paged and per-row lengths, at AVX2 (the level valgrind emulates).
-files="softmax attention storage16 quant varlen matmul paged lengths"
-expr="${1:-((float32 and avx2) and ((test_rows_match_reference and (-1- or -17- or -1025-)) or (test_shapes_and_causal and ((True and (5-9 or 130-257 or 1-3000)) or bottom_right-5-9)) or test_edge_tiles_sweep or test_few_rows)) or (avx2 and ((test_sdpa_equals_float32_rounded_once and 33x45) or (test_sdpa_on_int8_kv and 3x200) or (test_sdpa_on_int8_kv and 40x300))) or (avx2 and float32 and ((test_varlen_matches_sequences and decode) or (test_matches_gathered_reference and (16-1 or 5-9)) or (test_matches_reference_whatever_the_padding_holds and 37)))}"
+# paged and per-row lengths, sparse attention's listed keys on pages and
+# packed sequences, at AVX2 (the level valgrind emulates).
+files="softmax attention storage16 quant varlen matmul paged lengths sparse"
+expr="${1:-((float32 and avx2) and ((test_rows_match_reference and (-1- or -17- or -1025-)) or (test_shapes_and_causal and ((True and (5-9 or 130-257 or 1-3000)) or bottom_right-5-9)) or test_edge_tiles_sweep or test_few_rows)) or (avx2 and ((test_sdpa_equals_float32_rounded_once and 33x45) or (test_sdpa_on_int8_kv and 3x200) or (test_sdpa_on_int8_kv and 40x300))) or (avx2 and float32 and ((test_varlen_matches_sequences and decode) or (test_matches_gathered_reference and (16-1 or 5-9)) or (test_matches_reference_whatever_the_padding_holds and 37))) or (avx2 and ((test_paged_cache_with_indices and float32) or test_packed_sequences_with_indices))}"
 log="$(mktemp)"
 PYTHONMALLOC=malloc valgrind --tool=memcheck --leak-check=full \
     --show-leak-kinds=definite --num-callers=40 --log-file="$log" \
