@@ -466,3 +466,36 @@ def test_packed_sequences_with_indices(isa, rng):
                        r"key/value heads, k\) = \(21, 2, 6\)"):
         cattn.varlen_attention(q, k, v, cq, ck, enable_gqa=True,
                                indices=np.zeros((21, 3, 6), np.int32))
+
+
+def test_zero_sizes_out_and_gqa_lists(rng):
+    """Empty batches, no queries, no keys, no slots: shapes kept, out 0 and
+    lse -inf where a row exists, gradients of the inputs' shapes; `out` is
+    written in place; per-query-head lists under GQA are refused (a
+    group's query heads share their key/value head's list)."""
+    for B, L, S, k in [(0, 3, 4, 2), (2, 0, 4, 2), (2, 3, 0, 0), (2, 3, 4, 0),
+                       (2, 3, 0, 2)]:
+        q = rng.standard_normal((B, 2, L, 8))
+        key = rng.standard_normal((B, 2, S, 8))
+        idx = np.full((B, 1, L, k), -1, np.int32)
+        out, lse = sdpa(q, key, key, indices=idx, return_lse=True)
+        assert out.shape == (B, 2, L, 8) and not out.any()
+        assert np.isneginf(lse).all()
+        grads = cattn.scaled_dot_product_attention_grad(
+            np.ones_like(out), q, key, key, out, lse, indices=idx)
+        assert [g.shape for g in grads] == [q.shape, key.shape, key.shape]
+        assert not any(g.any() for g in grads)
+    with pytest.raises(ValueError, match=r"indices\[0, 0\] = 0 is not -1 "
+                       r"\(an empty slot\): there are no keys \(S = 0\)"):
+        sdpa(np.zeros((1, 1, 2, 4)), np.zeros((1, 1, 0, 4)),
+             np.zeros((1, 1, 0, 4)), indices=[[0], [0]])
+    q, key, v = qkv(rng, np.float32, 5, 7)
+    idx = pick(rng, (2, 1), 5, 7, 3)
+    out = np.empty((2, 4, 5, 8), np.float32)
+    assert sdpa(q, key, v, indices=idx, out=out) is out
+    np.testing.assert_array_equal(out, sdpa(q, key, v, indices=idx))
+    with pytest.raises(ValueError, match=r"indices of shape \(2, 4, 5, 1\) "
+                       r"do not broadcast to \(\.\.\., key/value heads, L, "
+                       r"k\) = \(2, 2, 5, 1\)"):
+        sdpa(q, key[:, :2], v[:, :2], enable_gqa=True,
+             indices=np.zeros((2, 4, 5, 1), np.int32))

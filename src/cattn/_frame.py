@@ -282,12 +282,13 @@ def listed(indices: object, call: Call,
                          f"broadcast to {what} = {want + (k,)}")
     if call.S > np.iinfo(np.int32).max:
         raise ValueError(f"{func}: indices need S < 2**31, got S = {call.S}")
+    keys = (f"a key of 0..S-1 = 0..{call.S - 1} or -1 (an empty slot)"
+            if call.S else "-1 (an empty slot): there are no keys (S = 0)")
     if a.dtype != np.int32:
         if a.size and (a.min() < -1 or a.max() >= call.S):
             bad = [int(x) for x in np.argwhere((a < -1) | (a >= call.S))[0]]
-            raise ValueError(f"{func}: indices{bad} = "
-                             f"{a[tuple(bad)]} is not a key of 0..S-1 = "
-                             f"0..{call.S - 1} or -1 (an empty slot)")
+            raise ValueError(f"{func}: indices{bad} = {a[tuple(bad)]} is "
+                             f"not {keys}")
         a = a.astype(np.int32)
     a = np.ascontiguousarray(a)
     flaw = (_attention.check_indices(a.reshape(-1, k), call.S, call.threads)
@@ -297,9 +298,7 @@ def listed(indices: object, call: Call,
         at = [int(x) for x in np.unravel_index(row, a.shape[:-1])] + [slot]
         key = int(a.reshape(-1, k)[row, slot])
         if kind == 1:
-            raise ValueError(f"{func}: indices{at} = {key} is not a key of "
-                             f"0..S-1 = 0..{call.S - 1} or -1 (an empty "
-                             f"slot)")
+            raise ValueError(f"{func}: indices{at} = {key} is not {keys}")
         raise ValueError(f"{func}: indices{at[:-1]} lists key {key} twice "
                          f"(again in slot {slot}); each row lists a key at "
                          f"most once")

@@ -428,8 +428,12 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
         p.rs_sel = osel.rs
     cdef int nthreads
     cdef int64_t group, slots
-    plan(&p, nbh, group_kv, (p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
-         and (p.f.Ev <= 1 or ov.cs == 1), func, &nthreads, &group)
+    # (Listed keys with nothing to list -- no keys, or no slots -- read no
+    # row: their layout does not matter.)
+    plan(&p, nbh, group_kv, ((p.f.E <= 1 or (oq.cs == 1 and ok.cs == 1))
+                             and (p.f.Ev <= 1 or ov.cs == 1))
+         or (p.sel != NULL and (p.f.S == 0 or p.nsel == 0)), func,
+         &nthreads, &group)
     cdef bint decode = p.decode
     cdef GemmKernel kern = p.kern
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
