@@ -499,3 +499,22 @@ def test_zero_sizes_out_and_gqa_lists(rng):
                        r"k\) = \(2, 2, 5, 1\)"):
         sdpa(q, key[:, :2], v[:, :2], enable_gqa=True,
              indices=np.zeros((2, 4, 5, 1), np.int32))
+
+
+def test_slot_order_changes_no_bit(isa, rng):
+    """A row's keys are taken in increasing order whatever the order of
+    its slots (where the list is one chunk: every prefill row), so the
+    forward and the gradient are the same bits for any permutation."""
+    q, key, v = qkv(rng, np.float32, 40, 300)
+    idx = pick(rng, (2, 1), 40, 300, 50)
+    shuffled = np.take_along_axis(
+        idx, np.argsort(rng.random(idx.shape), axis=-1), axis=-1)
+    a = sdpa(q, key, v, indices=idx, return_lse=True, is_causal=True)
+    b = sdpa(q, key, v, indices=shuffled, return_lse=True, is_causal=True)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    go = rng.standard_normal(a[0].shape).astype(np.float32)
+    for x, y in zip(*(cattn.scaled_dot_product_attention_grad(
+            go, q, key, v, *a, indices=i, is_causal=True)
+            for i in (idx, shuffled))):
+        np.testing.assert_array_equal(x, y)

@@ -182,8 +182,10 @@ def scaled_dot_product_attention(
         lists that it may also see: `attn_mask`, `is_causal`, `window` and
         the lengths still apply, and a row left with none is a fully
         masked row.  Cost O(L·k·E), not O(L·S·E): the listed rows of key
-        and value are read where they lie and nothing L x S is built.  The
-        slot order does not matter (beyond rounding).  Not with `top_k`.
+        and value are read where they lie and nothing L x S is built.  A
+        row's keys are taken in increasing order, so the order of its
+        slots does not change a bit (when decoding, lists longer than a
+        key chunk are cut into chunks of slots first).  Not with `top_k`.
 
     Returns
     -------

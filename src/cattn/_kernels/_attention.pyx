@@ -238,6 +238,7 @@ cdef struct Scratch:
     void *gather      # paged, tiled: one key block's K or V rows, gathered
                       # from their pages in storage, bk x max(E, Ev)
     int64_t *keys     # indices: the keys a row lists and may see, chunk
+    uint64_t *seen    # indices: a bitmap of S bits (listed_keys), clear
     int64_t *phys     # indices, paged: a key block's rows in the pool,
                       # K's then V's (bk each), from page 0's row 0
     double *m         # bq running max
@@ -469,6 +470,8 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
                                   if p.pages != NULL and not decode else 0)
     cdef size_t at_keys = carve(&used, (p.chunk if p.sel != NULL else 0)
                                 * sizeof(int64_t))
+    cdef size_t at_seen = carve(&used, (cdiv(p.f.S, 64) + 1) * 8
+                                if p.sel != NULL else 0)
     cdef size_t at_phys = carve(&used, 2 * p.bk * sizeof(int64_t)
                                 if p.sel != NULL and p.pages != NULL else 0)
     cdef size_t at_m = carve(&used, rows * sizeof(double))
@@ -500,6 +503,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             w.gather = arena_at(&arena, t, at_gather)
             w.keys = <int64_t *>arena_at(&arena, t, at_keys)
             w.phys = <int64_t *>arena_at(&arena, t, at_phys)
+            w.seen = <uint64_t *>arena_at(&arena, t, at_seen)
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:

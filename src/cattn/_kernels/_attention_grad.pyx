@@ -44,7 +44,7 @@ are visited is decided by one predicate (block_any_visible) everywhere.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, exp
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
@@ -839,6 +839,7 @@ cdef struct Sparse:
 
 cdef struct SparseScratch:
     int64_t *keys             # nsel: the listed keys a row may see
+    uint64_t *seen            # S bits, clear (listed_keys)
     void *s                   # nsel: scores, then P
     void *ds                  # nsel: dP, then dS
     void *coef                # nsel: scale · dS (softcap: its derivative)
@@ -893,7 +894,7 @@ cdef void sparse_item(const Sparse *p, int64_t kv, const void *q,
             if li == -INFINITY:
                 continue                # the row saw nothing
             n = listed_keys(p.sel + p.off_sel[qh] + i * p.rs_sel, 0,
-                            p.nsel, &vis, i, w.keys)
+                            p.nsel, &vis, i, w.keys, w.seen)
             if n == 0:
                 continue
             qi = row_of(p, q, off_q[qh] + i * p.rs_q, E, buf)
@@ -972,6 +973,7 @@ def sparse_attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask,
     cdef size_t used = 0
     cdef size_t at_w = carve(&used, sizeof(SparseScratch))
     cdef size_t at_keys = carve(&used, p.nsel * sizeof(int64_t))
+    cdef size_t at_seen = carve(&used, (cdiv(p.f.S, 64) + 1) * 8)
     cdef size_t at_s = carve(&used, p.nsel * itemsize)
     cdef size_t at_ds = carve(&used, p.nsel * itemsize)
     cdef size_t at_coef = carve(&used, p.nsel * itemsize)
@@ -992,6 +994,7 @@ def sparse_attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask,
         for t in range(nthreads):
             w = <SparseScratch *>arena_at(&arena, t, at_w)
             w.keys = <int64_t *>arena_at(&arena, t, at_keys)
+            w.seen = <uint64_t *>arena_at(&arena, t, at_seen)
             w.s = arena_at(&arena, t, at_s)
             w.ds = arena_at(&arena, t, at_ds)
             w.coef = arena_at(&arena, t, at_coef)

@@ -14,7 +14,7 @@
 #              carved into 64-byte aligned fields, freed in one place.
 cimport numpy as cnp
 from libc.math cimport INFINITY
-from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t
 
 from ._cpu cimport active_isa
 from ._gemm cimport cdiv, floating, imax, imin
@@ -212,23 +212,42 @@ cdef inline bint adjusts_scores(const Frame *f) noexcept nogil:
 # Sparse attention (indices): what the forward's rows and the backward's
 # share, so both see the same keys and make the same scores of them.
 
+cdef extern from *:
+    """
+    static inline int cattn_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    """
+    int cattn_ctz64(uint64_t x) noexcept nogil
+
+
 cdef inline int64_t listed_keys(const int32_t *row, int64_t t0, int64_t t1,
                                 const Visibility *vis, int64_t i,
-                                int64_t *keys) noexcept nogil:
+                                int64_t *keys, uint64_t *seen) noexcept nogil:
     """The keys query row i lists in slots t0..t1 of its list `row` that
     it may see -- not -1, within its causal and window bounds and its key
-    length -- into keys[], in slot order; how many.  (The mask acts on
+    length -- into keys[], in increasing order (whatever the slots'
+    order: the sums then run the same way for any order of a list, and
+    the rows are read in address order); how many.  `seen`: a bitmap of
+    at least vis.S bits, all clear, and left clear.  (The mask acts on
     their scores: listed_scores.)  The lists were checked in range and
     free of repeats before any kernel ran."""
     cdef int64_t lo = first_visible(vis, i), hi = last_visible(vis, i)
-    cdef int64_t t, j, n = 0
-    if i >= vis.L:
+    cdef int64_t t, j, w, n = 0
+    cdef uint64_t bits
+    if i >= vis.L or lo > hi:
         return 0
     for t in range(t0, t1):
         j = row[t]
         if lo <= j <= hi:           # first_visible >= 0: -1 never passes
-            keys[n] = j
+            seen[j >> 6] |= (<uint64_t>1) << (j & 63)
+    for w in range(lo >> 6, (hi >> 6) + 1):
+        bits = seen[w]
+        if bits == 0:
+            continue
+        seen[w] = 0
+        while bits:
+            keys[n] = (w << 6) + cattn_ctz64(bits)
             n += 1
+            bits &= bits - 1
     return n
 
 

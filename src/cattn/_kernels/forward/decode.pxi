@@ -89,7 +89,7 @@ cdef void attend_rows(const Problem *p, const Visibility *vis,
         k_hi = listed_keys(p.sel + p.off_sel[bh0] + i * p.rs_sel,
                            chunk * p.chunk,
                            imin((chunk + 1) * p.chunk, p.nsel), vis, i,
-                           w.keys)
+                           w.keys, w.seen)
     else:
         k_lo = imax(chunk * p.chunk, first_visible(vis, i))
         k_hi = imin(imin((chunk + 1) * p.chunk, vis.S),
