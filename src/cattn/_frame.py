@@ -778,8 +778,7 @@ def forward_paged(call: Call, q: FloatArray, kp: Any, vp: Any,
                                   vp.scales)
         quant = (kp.scales[0], vp.scales[0], kp.block_size)
     else:
-        kfull, vfull = (x if (x.shape[3] <= 1 or x.strides[3] == x.itemsize)
-                        and (indices is None or rows_apart(x))
+        kfull, vfull = (unit_rows(x) if indices is None or rows_apart(x)
                         else np.ascontiguousarray(x) for x in (kp, vp))
         paged = (block_table, kfull, vfull)
     k0, v0 = kfull[0], vfull[0]
@@ -864,8 +863,7 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         return
     items = call.items
     if indices is not None:
-        q, k, v = (x if isinstance(x, QuantizedArray) or x.shape[-1] <= 1
-                   or x.strides[-1] == x.itemsize else np.ascontiguousarray(x)
+        q, k, v = (x if isinstance(x, QuantizedArray) else unit_rows(x)
                    for x in (q, k, v))
     if call.group > 1:
         q, k, mask = _grouped(call, q, k, mask)
@@ -878,16 +876,15 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         thr = (np.empty(items + (call.L,), dtype=call.compute),
                np.empty(items + (call.L,), dtype=np.int64))
         _topk.select_top_k(call, items, q, k, mask, *thr, schedule)
+    skip = skip_empty_tiles(call, mask, q, k)
     if isinstance(k, QuantizedArray):  # read as int8 values and scales
         vq = cast(QuantizedArray, v)
         _attention.attention(call, items, q, k.values, vq.values, mask, o,
                              lse, thr, (k.scales, vq.scales, k.block_size),
-                             None, None, schedule, indices)
+                             None, None, schedule, indices, skip)
     else:
         _attention.attention(call, items, q, k, v, mask, o, lse, thr, None,
-                             None, None, schedule, indices,
-                             mask is not None and mask.dtype != np.bool_
-                             and finite_scores(call, q, k))
+                             None, None, schedule, indices, skip)
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.
@@ -897,6 +894,25 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         o[pad] = 0
         if lse is not None:
             lse.reshape(items + (call.L,))[pad] = -np.inf
+
+
+def unit_rows(x: NDArray[Any]) -> NDArray[Any]:
+    """x, or a C-ordered copy if its last axis is not unit-strided: the
+    row streams and the page readers read whole rows where they lie."""
+    if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize:
+        return x
+    return np.ascontiguousarray(x)
+
+
+def skip_empty_tiles(call: Call, mask: Any, q: Any, k: Any) -> bool:
+    """The mask's all-hidden tiles may be skipped, bit for bit: a bool
+    mask's always, a float mask's (-inf) only when no score can be inf or
+    NaN (NaN + -inf must stay NaN, as the dense call has it)."""
+    if mask is None:
+        return False
+    if mask.dtype == np.bool_:
+        return True
+    return not isinstance(k, QuantizedArray) and finite_scores(call, q, k)
 
 
 def finite_scores(call: Call, q: NDArray[Any], k: NDArray[Any]) -> bool:
@@ -925,8 +941,7 @@ def forward_varlen(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     work = call.q_lens * np.maximum(call.k_lens, 1)
     order = np.argsort(-work, kind="stable").astype(np.int64)
     if indices is not None:     # the row path reads rows where they lie
-        q, k, v = (x if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize
-                   else np.ascontiguousarray(x) for x in (q, k, v))
+        q, k, v = (unit_rows(x) for x in (q, k, v))
     _attention.attention(call, call.items, q.transpose(1, 0, 2),
                          k.transpose(1, 0, 2), v.transpose(1, 0, 2), None,
                          o.transpose(1, 0, 2), lse, None, None,

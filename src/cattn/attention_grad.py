@@ -229,9 +229,7 @@ def scaled_dot_product_attention_grad(
     if indices is not None:
         sel = _frame.listed(indices, call)
         # The row path reads rows where they lie: unit-stride rows.
-        q, k, v, o, go = (x if x.shape[-1] <= 1 or x.strides[-1] == x.itemsize
-                          else np.ascontiguousarray(x)
-                          for x in (q, k, v, o, go))
+        q, k, v, o, go = (_frame.unit_rows(x) for x in (q, k, v, o, go))
     if dq.size or dk.size or dv.size:
         args = (call, kv_batch, _query_items(q, group), k, v,
                 _query_items(o, group), _query_items(go, group),
@@ -244,9 +242,8 @@ def scaled_dot_product_attention_grad(
             # meets a score that is not finite: only then are they visited.
             _attention_grad.attention_grad(
                 *args, _frame._SCHEDULES.get(),
-                mask is not None and bool(np.isfinite(go).all()) and (
-                    mask.dtype == np.bool_
-                    or _frame.finite_scores(call, q, k)))
+                _frame.skip_empty_tiles(call, mask, q, k)
+                and bool(np.isfinite(go).all()))
         else:
             _attention_grad.sparse_attention_grad(
                 *args, sel if group > 1 else sel[..., np.newaxis, :, :])

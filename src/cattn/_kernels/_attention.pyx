@@ -214,13 +214,13 @@ cdef struct Problem:
     int64_t rs_sel, nsel
     # The mask's tiles (forward/masks.pxi; else tiles is NULL): the class
     # of item bh's tile (qb, kb) is tiles[tile_of[bh] + qb·nkb + kb].
-    # finite_scores: no score can be NaN or inf (so a float mask's -inf
-    # tile is a no-op as a bool mask's is).
+    # skip_empty: the caller's (an all-hidden tile is a no-op: always for
+    # a bool mask, for a float one when no score can be inf or NaN).
     const uint8_t *tiles
     const int64_t *tile_of
-    bint finite_scores
-    # A PARTIAL tile's row extents: 2·bq int16 a tile, at the same index
-    # times 2·bq (masks.pxi).
+    bint skip_empty
+    # With skip_empty, a PARTIAL tile's row extents: 2·bq int16 a tile, at
+    # the same index times 2·bq (masks.pxi); else NULL.
     const int16_t *extents
 
 
@@ -261,7 +261,7 @@ include "forward/schedule.pxi"
 def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
               cnp.ndarray v, mask, cnp.ndarray o, lse, thr, quant=None,
               ragged=None, paged=None, list schedule=None, indices=None,
-              bint finite_scores=False):
+              bint skip_empty=False):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -316,9 +316,10 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     path reads them where they lie) and no top-k; with a paged cache, a
     page stride that is a whole number of rows.
 
-    finite_scores: the caller knows every score is finite (bounds of q
-    and k): a float mask's all -inf tiles are then skipped like a bool
-    mask's empty ones (forward/masks.pxi).
+    skip_empty: the mask's all-hidden tiles may be skipped (_frame's
+    skip_empty_tiles: a bool mask, or a float one whose scores are bounded
+    finite); they are then, and its partial tiles cut to their rows'
+    extents (forward/masks.pxi).
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -446,7 +447,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     # The mask's empty and full tiles, once per call (tiled path only: the
     # decode rows read a row of the mask per key block anyway).
     p.tiles = NULL
-    p.finite_scores = finite_scores
+    p.skip_empty = skip_empty
     cdef object tile_arrays = None
     if p.f.mask_kind != MASK_NONE and not decode:
         tile_arrays = classify(&p, om.data, om.off, nbh, p.f.threads)

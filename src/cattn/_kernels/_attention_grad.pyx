@@ -110,12 +110,10 @@ cdef struct Problem:
     # Packed sizes in elements: one query block (QA, dOA, QB, dOB, D), one
     # key block (KTB, VTB, KB), one kv head with its G query heads.
     int64_t qblk, kblk, head
-    # The mask's tiles at these blocks (_frame.classify_tiles; else tiles
-    # is NULL), per query head; skip_empty: an EMPTY tile may be skipped
-    # (the entry's skip_empty).
+    # The mask's tiles at these blocks (_frame.classify_tiles), per query
+    # head, when the entry may skip an EMPTY one (skip_empty); else NULL.
     const uint8_t *tiles
     const int64_t *tile_of
-    bint skip_empty
 
 
 cdef struct Scratch:
@@ -388,9 +386,8 @@ cdef inline bint empty_tile(const Problem *p, int64_t qh, int64_t qb,
     """The mask hides all of tile (qb, kb) of query head qh, and skipping
     it is exact: every weight of it is 0, so it adds nothing to dQ, dK,
     dV or the mask's gradient (which stays 0)."""
-    return (p.tiles != NULL and p.skip_empty
-            and p.tiles[p.tile_of[qh] + qb * cdiv(p.f.S, p.bk) + kb]
-            == TILE_EMPTY)
+    return (p.tiles != NULL
+            and p.tiles[p.tile_of[qh] + qb * p.nkb + kb] == TILE_EMPTY)
 
 
 cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
@@ -733,8 +730,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef const int16_t *no_extents
     cdef object tile_arrays = None
     p.tiles = NULL
-    p.skip_empty = skip_empty
-    if p.f.mask_kind != MASK_NONE and p.skip_empty:
+    if p.f.mask_kind != MASK_NONE and skip_empty:
         tile_arrays = classify_tiles(om.data, om.off, nkv * p.G, &p.f, p.rs_m,
                                      p.cs_m, p.bq, p.bk, p.nqb, False,
                                      p.f.threads, &p.tiles, &p.tile_of,

@@ -417,7 +417,6 @@ cdef void tile_extents(const Frame *f, int64_t rs_m, int64_t cs_m,
     cdef const floating *x
     for r in range(nrows):
         lo = ncols
-        c = ncols - 1
         if f.mask_kind == MASK_BOOL:
             b = <const uint8_t *>m + r * rs_m
             for c in range(ncols):

@@ -12,7 +12,7 @@
 # One exception is kept: a float mask's -inf added to a score that is
 # NaN or +inf gives NaN, which the dense call propagates; so a float mask's
 # EMPTY tiles are skipped only when the call's scores are known finite
-# (Problem.finite_scores, from the inputs' bounds), a bool mask's always.
+# (Problem.skip_empty, from _frame.skip_empty_tiles), a bool mask's always.
 #
 # A PARTIAL tile also gets its rows' extents: the first and last key of
 # the tile each query row may see by the mask (tile_extents).  Under the
@@ -41,9 +41,9 @@ cdef inline bint panel_reached(const int16_t *ext, int64_t q0, int64_t nq,
 
 cdef object classify(Problem *p, const void *mask, const int64_t *off_m,
                      int64_t nbh, int nthreads):
-    """Fill p.tiles, p.tile_of and p.extents for the items' mask matrices
-    at the plan's blocks; returns the arrays that hold them (kept alive by
-    the caller)."""
+    """Fill p.tiles, p.tile_of and (with p.skip_empty) p.extents for the
+    items' mask matrices at the plan's blocks; returns the arrays that
+    hold them (kept alive by the caller)."""
     return classify_tiles(mask, off_m, nbh, &p.f, p.rs_m, p.cs_m, p.bq, p.bk,
-                          p.nqb, True, nthreads, &p.tiles, &p.tile_of,
-                          &p.extents)
+                          p.nqb, p.skip_empty, nthreads, &p.tiles,
+                          &p.tile_of, &p.extents)

@@ -79,8 +79,10 @@ cdef void stream_keys(const Problem *p, int which, const void **xs,
     the rows whose live[r] (NULL: all).  A paged cache prefetches the
     next run while it computes one, and after the last the first run of
     what comes next: `others`' (V after K) at j0, or K's next block.
-    With a list `at` (sparse attention; never paged), key j is at[j]
-    instead of j0 + j, read where it lies (the _at row streams)."""
+    With a list `at` (sparse attention), key j is at[j] instead of
+    j0 + j -- with a paged cache, a row of the pool counted from page 0's
+    row 0 (decode.pxi's pool_rows) -- read where it lies (the _at row
+    streams)."""
     cdef int64_t j = j0, run = 0, m = 0, r
     cdef const void *row = NULL
     cdef cattn_q8_view view

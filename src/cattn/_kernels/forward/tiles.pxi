@@ -159,7 +159,7 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
     cdef int64_t bq = p.bq, ev_pad = p.ev_pad
     cdef int64_t k_lo, k_hi, kb, k0, nk, j0, j1, nj, pc, kc, r, c, t, jq, n_pc
     cdef int64_t kw, pw, lead, kr, nkb = cdiv(p.f.S, p.bk)
-    cdef bint full
+    cdef bint full, read_mask
     cdef uint8_t cls = TILE_PARTIAL
     cdef const int16_t *ext = NULL      # a PARTIAL tile's row extents
     cdef int64_t qr, lo_m, hi_m
@@ -208,13 +208,10 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if p.tiles != NULL:
             # The mask hides the whole tile: skip it (exact, masks.pxi).
             cls = p.tiles[p.tile_of[bh] + qb * nkb + kb]
-            if cls == TILE_EMPTY and (p.f.mask_kind == MASK_BOOL
-                                      or p.finite_scores):
+            if cls == TILE_EMPTY and p.skip_empty:
                 continue
             ext = (p.extents + (p.tile_of[bh] + qb * nkb + kb) * 2 * bq
-                   if cls == TILE_PARTIAL and (p.f.mask_kind == MASK_BOOL
-                                               or p.finite_scores)
-                   else NULL)
+                   if cls == TILE_PARTIAL and p.extents != NULL else NULL)
         k0 = kb * p.bk
         nk = block_keys(p, vis.S, kb)          # as pack_kv packed it
         j0 = imax(k0, k_lo // mr * mr)
@@ -250,10 +247,10 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
             adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
                           i0 + vis.offset - j0)
-        if ((p.f.mask_kind != MASK_NONE and cls != TILE_FULL)
-                or thr_idx != NULL or not full):
+        read_mask = p.f.mask_kind != MASK_NONE and cls != TILE_FULL
+        if read_mask or thr_idx != NULL or not full:
             mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx,
-                      p.f.mask_kind != MASK_NONE and cls != TILE_FULL)
+                      read_mask)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         # Only the vectors that hold real queries: columns are independent,
