@@ -810,6 +810,17 @@ def varlen_attention(
     ...     x[6:].transpose(1, 0, 2), is_causal=True)
     >>> bool(np.allclose(out[6:], third.transpose(1, 0, 2)))
     True
+
+    Sparse attention: each token lists keys of its own sequence (here its
+    first and its own, causal), shape (total_q, Hkv, k):
+
+    >>> pos = np.concatenate([np.arange(n) for n in lengths])
+    >>> idx = np.stack([np.zeros_like(pos), pos], axis=-1)[:, None, :]
+    >>> idx = np.where(idx[..., :1] == idx[..., 1:], [0, -1], idx)  # once
+    >>> out = cattn.varlen_attention(x, x, x, cu, cu, is_causal=True,
+    ...                              indices=idx)
+    >>> out.shape
+    (18, 2, 8)
     """
     func = "varlen_attention"
     (q, k, v), call, (start_q, start_k) = _frame.describe_varlen(
@@ -941,6 +952,17 @@ def paged_attention(
     >>> first = cattn.scaled_dot_product_attention(
     ...     q[0], keys[:, :11], keys[:, :11], enable_gqa=True)
     >>> bool(np.allclose(out[0], first))
+    True
+
+    Sparse attention: the new token of each sequence lists 3 of its keys
+    (positions in its sequence), one list per key/value head:
+
+    >>> idx = np.array([[0, 4, 10], [1, 2, 5]])[:, None, None, :]  # B Hkv L k
+    >>> sparse = cattn.paged_attention(q, pages, pages, table, seq_lens,
+    ...                                indices=np.repeat(idx, 2, axis=1))
+    >>> picked = cattn.scaled_dot_product_attention(
+    ...     q[0], keys[:, [0, 4, 10]], keys[:, [0, 4, 10]], enable_gqa=True)
+    >>> bool(np.allclose(sparse[0], picked))
     True
     """
     func = "paged_attention"

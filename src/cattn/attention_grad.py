@@ -197,6 +197,18 @@ def scaled_dot_product_attention_grad(
     ((2, 4, 8, 16), (2, 4, 8, 16), (2, 4, 8, 16))
     >>> bool(np.allclose(dv.sum(axis=-2), 8))  # 8 queries, weights sum to 1
     True
+
+    With sparse attention's key lists, the gradients reach only the keys
+    listed (each query here lists key 0 and itself):
+
+    >>> idx = np.stack([np.zeros(8, int), np.arange(8)], axis=-1)
+    >>> idx[0, 1] = -1                                # query 0: key 0 once
+    >>> out, lse = cattn.scaled_dot_product_attention(
+    ...     q, k, v, indices=idx, return_lse=True)
+    >>> dq, dk, dv = cattn.scaled_dot_product_attention_grad(
+    ...     grad_out, q, k, v, out, lse, indices=idx)
+    >>> dv.shape
+    (2, 4, 8, 16)
     """
     (q, k, v, go, o), mask, call = _frame.describe(
         _FUNC, query, key, value, attn_mask, is_causal=is_causal,
