@@ -113,9 +113,12 @@ def extensions():
     )
     names = ["_cpu", "_layout", "_frame", "_gemm", "_softmax", "_attention",
              "_attention_grad", "_topk"]
-    exts = [Extension(f"cattn._kernels.{name}",
+    return [Extension(f"cattn._kernels.{name}",
                       [os.path.join(KERNELS, f"{name}.pyx")], **common)
             for name in names]
+
+
+def cythonized(exts):
     return cythonize(
         exts,
         compiler_directives={"language_level": 3, "embedsignature": True,
@@ -129,14 +132,24 @@ def extensions():
 
 
 class BuildExt(build_ext):
-    """Compile the extensions side by side: setuptools compiles them one at
-    a time unless told (``--parallel``), and a release builds a wheel for
-    each CPython version."""
+    """Cythonize, then compile the extensions side by side: setuptools
+    compiles them one at a time unless told (``--parallel``), and a release
+    builds a wheel for each CPython version."""
 
     def finalize_options(self):
         super().finalize_options()
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        # Cythonized here, not when setup.py is read: an sdist (and every
+        # metadata query) then costs no Cython run.  The extensions keep
+        # what finalize_options gave them; only their sources become C.
+        c_sources = {ext.name: ext.sources
+                     for ext in cythonized(self.extensions)}
+        for ext in self.extensions:
+            ext.sources = c_sources[ext.name]
+        super().run()
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
