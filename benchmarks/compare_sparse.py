@@ -13,8 +13,10 @@ transformers' eager DeepSeek-V3.2 folds them) and torch's SDPA with it.
 decode: one query row per head against a long cache, k=2048 listed keys,
 against a dense decode over 2048 keys.  masks: document (8 causal
 documents), prefix-LM (a quarter bidirectional) and chunked (1024, causal
-in each) masks as bool arrays, against visible fraction x the unmasked
-time and torch's flex_attention under torch.compile.  dsa: a tiny random
+in each) masks as bool arrays, and the same structures stated without a
+mask (varlen_attention's sequences; prefix=, chunk_size=), against
+visible fraction x the unmasked time and torch's flex_attention under
+torch.compile.  dsa: a tiny random
 DeepSeek-V3.2 (index_topk 2048) prefilling L tokens: peak memory of each
 attention backend in a fresh process (float32), time, and logits against
 eager (float64).
@@ -145,17 +147,39 @@ def masks(args):
     except Exception as e:              # noqa: BLE001 -- reported
         print(f"  (no flex_attention: {e})")
         flex = None
+    # The same structures stated without a mask: the packed documents as
+    # varlen_attention's sequences, the prefix and the chunks as
+    # scaled_dot_product_attention's prefix= and chunk_size=.
+    tok = [np.ascontiguousarray(x[0].transpose(1, 0, 2))
+           for x in (q, key, v)]
+    cu = np.arange(0, L + 1, L // 8)
+    stated = {
+        "documents (8, causal)": lambda: cattn.varlen_attention(
+            *tok, cu, cu, is_causal=True, num_threads=args.threads),
+        "prefix-LM (L/4 bidirectional)": lambda: sdpa(
+            q, key, v, is_causal=True, prefix=L // 4,
+            num_threads=args.threads),
+        "chunked 1024 (causal)": lambda: sdpa(
+            q, key, v, is_causal=True, chunk_size=1024,
+            num_threads=args.threads),
+    }
     for name, mod in mods.items():
         m = mod(0, 0, i, j)
         frac = m.mean()
         ours = lambda: sdpa(q, key, v, attn_mask=m,  # noqa: E731
                             num_threads=args.threads)
-        c = compare(ours, full, pairs=args.pairs)
-        print(f"  {name:<32} visible {frac:.3f}: cattn {min(c.ours):.3f} s,"
-              f" unmasked {min(c.peer):.3f} s; time / (visible x "
-              f"unmasked) = {min(c.ours) / (frac * min(c.peer)):.2f} "
-              f"best, {1 / (frac * c.median):.2f} median  (target <= 1.3)",
-              flush=True)
+        for form, call in (("mask", ours), ("stated", stated[name])):
+            c = compare(call, full, pairs=args.pairs)
+            print(f"  {name:<30} {form:<6} visible {frac:.3f}: cattn "
+                  f"{min(c.ours):.3f} s, unmasked {min(c.peer):.3f} s; "
+                  f"time / (visible x unmasked) = "
+                  f"{min(c.ours) / (frac * min(c.peer)):.2f} best, "
+                  f"{1 / (frac * c.median):.2f} median  (target <= 1.3)",
+                  flush=True)
+        got = stated[name]()
+        got = got.transpose(1, 0, 2)[None] if got.ndim == 3 else got
+        print(f"  {'':<30} max |stated - mask| = "
+              f"{np.abs(got - ours()).max():.1e}")
         if flex is None:
             continue
         bm = create_block_mask(mod, None, None, L, L, device="cpu")

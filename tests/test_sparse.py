@@ -168,7 +168,7 @@ def test_strided_negative_and_read_only_inputs(rng):
         sdpa(q, key, v, indices=np.asfortranarray(idx)), want)
 
 
-def test_storage_dtypes(rng):
+def test_storage_dtypes(isa, rng):
     """16-bit and int8 keys and values: the dense call with the folded mask
     on the same storage, within that storage's rounding."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -284,7 +284,7 @@ def test_gradient_of_a_float_mask_and_lengths(rng):
     assert normwise(dk, want[1]) < 1e-12 and normwise(dv, want[2]) < 1e-12
 
 
-def test_gradient_threads_and_storage(rng):
+def test_gradient_threads_and_storage(isa, rng):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     q, key, v = qkv(rng, np.float32, 40, 300, E=32, Ev=16)
     idx = pick(rng, (2, 1), 40, 300, 50)
@@ -318,10 +318,18 @@ def structured(L, S, kind):
         return (j <= i) | (j < 40)
     if kind == "chunks":                # chunked attention, 64 per chunk
         return (i // 64 == j // 64) & (j <= i)
+    # Rows of one interval each, but not a run of nondecreasing ends (the
+    # extents cannot stand in for the mask): first keys that decrease, and
+    # causal rows with rows that see nothing between them.
+    if kind == "anti":
+        return j >= (L - 1 - i) * S // max(L, 1)
+    if kind == "gaps":
+        return (j <= i) & (i % 7 != 3)
     return np.random.default_rng(L).random((L, S)) < 0.5
 
 
-@pytest.mark.parametrize("kind", ["documents", "prefix", "chunks", "random"])
+@pytest.mark.parametrize("kind", ["documents", "prefix", "chunks", "anti",
+                                  "gaps", "random"])
 def test_tile_classes_change_no_bit(kind, isa, rng):
     """Empty tiles skipped, full ones unmasked: the same bits as reading
     every tile, for bool and float masks, broadcast or per head, with
@@ -362,7 +370,8 @@ def test_tiles_match_reference_with_empty_rows(rng):
           np.float64)
 
 
-@pytest.mark.parametrize("kind", ["documents", "prefix", "chunks", "random"])
+@pytest.mark.parametrize("kind", ["documents", "prefix", "chunks", "anti",
+                                  "gaps", "random"])
 def test_tile_classes_change_no_gradient_bit(kind, rng):
     """The backward skips the same empty tiles at its own blocks: the same
     bits as visiting them, bool and float masks (the mask's gradient too),
@@ -518,3 +527,134 @@ def test_slot_order_changes_no_bit(isa, rng):
             go, q, key, v, *a, indices=i, is_causal=True)
             for i in (idx, shuffled))):
         np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------ structure stated directly --
+#
+# chunk_size (chunked attention) and prefix (prefix-LM) describe what a
+# structured mask would: the twin is _reference.visible's mask, folded.
+
+STRUCTURES = [
+    (200, 200, dict(chunk_size=64, is_causal=True)),
+    (200, 200, dict(chunk_size=50)),                  # bidirectional chunks
+    (70, 300, dict(chunk_size=64, is_causal="bottom_right")),
+    (1, 300, dict(chunk_size=64, is_causal="bottom_right")),     # decode
+    (3, 5000, dict(chunk_size=1024, is_causal="bottom_right")),  # key chunks
+    (300, 90, dict(chunk_size=32, is_causal=True)),   # rows past every key
+    (200, 200, dict(chunk_size=1000, is_causal=True)),   # one chunk: causal
+    (200, 200, dict(prefix=37, is_causal=True)),
+    (200, 200, dict(prefix=37, is_causal=True, window=(20, 0))),
+    (50, 260, dict(prefix=100, is_causal="bottom_right")),
+    (1, 260, dict(prefix=100, is_causal="bottom_right")),
+    (120, 120, dict(prefix=500, is_causal=True)),     # all keys: no causal
+    (150, 150, dict(chunk_size=40, window=(15, None))),
+    (150, 150, dict(chunk_size=40, prefix=10, is_causal=True)),
+]
+
+
+def folded(L, S, o):
+    """The twin: the call's visibility as a bool mask, causal folded in."""
+    return _reference.visible(L, S, o.get("is_causal", False),
+                              o.get("window"), o.get("chunk_size"),
+                              o.get("prefix"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("L,S,o", STRUCTURES, ids=str)
+def test_structure_matches_reference(dtype, L, S, o, isa, rng):
+    q, key, v = qkv(rng, dtype, L, S)
+    m = folded(L, S, o)
+    for var in ({}, dict(softcap=5.0, alibi_slopes=2.0 ** -np.arange(1, 5),
+                         sinks=rng.standard_normal(4))):
+        got = sdpa(q, key, v, **o, **var, return_lse=True)
+        check(got, _reference.scaled_dot_product_attention(
+            q, key, v, m, **var), dtype)
+        # The same softmax as the dense call with that mask (which reads
+        # it), within rounding (the mask path sums tiles in its own order).
+        assert normwise(got[0], sdpa(q, key, v, m, **var)) < TOL[
+            "attention"][dtype] * 0.5
+
+
+@pytest.mark.parametrize("L,S,o", [STRUCTURES[i] for i in (0, 2, 7, 9, 13)],
+                         ids=str)
+def test_structure_gradient(L, S, o, isa, rng):
+    q, key, v = qkv(rng, np.float64, L, S)
+    m = folded(L, S, o)
+    out, lse = sdpa(q, key, v, **o, return_lse=True)
+    go = rng.standard_normal(out.shape)
+    got = cattn.scaled_dot_product_attention_grad(go, q, key, v, out, lse,
+                                                  **o)
+    want = _reference.scaled_dot_product_attention_grad(go, q, key, v, m)
+    for g, w in zip(got, want[:3]):
+        assert normwise(g, w) < TOL["gradient"][np.float64]
+
+
+def test_structure_with_lengths_topk_and_indices(rng):
+    """Chunks and the prefix count positions from each row's lengths
+    (bottom-right), and combine with top-k and listed keys."""
+    L, S = 40, 130
+    q, key, v = qkv(rng, np.float64, L, S)
+    ql, kl = np.array([40, 17]), np.array([130, 61])
+    for o in (dict(chunk_size=16, is_causal="bottom_right"),
+              dict(prefix=9, is_causal="bottom_right")):
+        got = sdpa(q, key, v, **o, query_lengths=ql, key_lengths=kl)
+        for b in range(2):
+            m = folded(ql[b], kl[b], o)
+            want, _ = _reference.scaled_dot_product_attention(
+                q[b, :, :ql[b]], key[b, :, :kl[b]], v[b, :, :kl[b]], m)
+            assert normwise(got[b, :, :ql[b]], want) < 1e-12
+            assert not got[b, :, ql[b]:].any()
+        want, _ = _reference.scaled_dot_product_attention(
+            q, key, v, folded(L, S, o), top_k=5)
+        assert normwise(sdpa(q, key, v, **o, top_k=5), want) < 1e-12
+        idx = pick(rng, (2, 1), L, S, 30)
+        want, _ = _reference.scaled_dot_product_attention(
+            q, key, v, folded(L, S, o), indices=idx)
+        assert normwise(sdpa(q, key, v, **o, indices=idx), want) < 1e-12
+
+
+def test_structure_threads_do_not_change_bits(isa, rng):
+    q, key, v = qkv(rng, np.float32, 500, 700, E=32, Ev=32)
+    for o in (dict(chunk_size=96, is_causal="bottom_right"),
+              dict(prefix=200, is_causal=True), dict(chunk_size=128)):
+        one = sdpa(q, key, v, **o, num_threads=1, return_lse=True)
+        two = sdpa(q, key, v, **o, num_threads=2, return_lse=True)
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
+        go = rng.standard_normal(one[0].shape).astype(np.float32)
+        g1, g2 = (cattn.scaled_dot_product_attention_grad(
+            go, q, key, v, *one, **o, num_threads=t) for t in (1, 2))
+        for a, b in zip(g1, g2):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_hidden_chunks_never_reach_a_row(rng):
+    """A value no visible key carries (inf, NaN) changes nothing: the
+    tiles outside a query's chunk are never read."""
+    q, key, v = qkv(rng, np.float64, 128, 128)
+    want = sdpa(q, key, v, chunk_size=64, is_causal=True)
+    v2 = v.copy()
+    v2[..., 64:, :] = np.nan          # chunk 1's values: chunk 0 never sees
+    got = sdpa(q, key, v2, chunk_size=64, is_causal=True)
+    np.testing.assert_array_equal(got[..., :64, :], want[..., :64, :])
+    assert np.isnan(got[..., 64:, :]).all()
+
+
+@pytest.mark.parametrize("kw,err,match", [
+    (dict(chunk_size=0), ValueError, "chunk_size must be None or an int >= 1, got 0"),
+    (dict(chunk_size=-3), ValueError, "chunk_size must be None or an int >= 1"),
+    (dict(chunk_size=2.5), TypeError, "chunk_size must be None or an int"),
+    (dict(chunk_size=True), TypeError, "chunk_size must be None or an int"),
+    (dict(prefix=0, is_causal=True), ValueError, "prefix must be None or an int >= 1, got 0"),
+    (dict(prefix="8", is_causal=True), TypeError, "prefix must be None or an int"),
+    (dict(prefix=8), ValueError, "prefix=8 needs is_causal"),
+])
+def test_bad_structure(kw, err, match, rng):
+    q, key, v = qkv(rng, np.float32, 4, 6)
+    with pytest.raises(err, match="scaled_dot_product_attention: " + match):
+        sdpa(q, key, v, **kw)
+    out, lse = sdpa(q, key, v, return_lse=True)
+    with pytest.raises(err, match="scaled_dot_product_attention_grad: "
+                       + match):
+        cattn.scaled_dot_product_attention_grad(out, q, key, v, out, lse,
+                                                **kw)

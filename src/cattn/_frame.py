@@ -74,6 +74,11 @@ class Call(NamedTuple):
     # and window visibility, ALiBi and the lengths all count on global
     # positions, in the kernels.  None: the call is whole.
     origin: tuple[int, int] | None = None
+    # Structure stated directly (scaled_dot_product_attention's chunk_size
+    # and prefix; 0: none): chunked attention (a query sees the keys of
+    # its own chunk of positions only) and, with causal, a prefix every
+    # query sees.  Global positions, as the diagonal's.
+    spans: tuple[int, int] = (0, 0)
 
     @property
     def compute(self) -> np.dtype[Any]:
@@ -246,6 +251,30 @@ def top_k_value(top_k: object, S: int, func: str) -> int:
         raise ValueError(f"{func}: top_k must be None or an int >= 1, got "
                          f"{k}")
     return 0 if k >= S else k
+
+
+def spans_value(chunk_size: object, prefix: object,
+                causal: Alignment | None, func: str) -> tuple[int, int]:
+    """(chunk, prefix) for the Call: positive ints, 0 for None; a prefix
+    only widens causal attention (without it every key is visible)."""
+    out = []
+    for name, x in (("chunk_size", chunk_size), ("prefix", prefix)):
+        if x is None:
+            out.append(0)
+            continue
+        if isinstance(x, (bool, np.bool_)) or not isinstance(
+                x, numbers.Integral):
+            raise TypeError(f"{func}: {name} must be None or an int >= 1, "
+                            f"got {x!r}")
+        if int(x) < 1:
+            raise ValueError(f"{func}: {name} must be None or an int >= 1, "
+                             f"got {int(x)}")
+        out.append(int(x))
+    if out[1] and causal is None:
+        raise ValueError(f"{func}: prefix={out[1]} needs is_causal (it "
+                         "lets every query also see the first prefix keys; "
+                         "without causal attention every key is visible)")
+    return out[0], out[1]
 
 
 def listed(indices: object, call: Call,
@@ -444,7 +473,8 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
              sinks: object = None, alibi_slopes: object = None,
              query_lengths: object = None, key_lengths: object = None,
              extra: Sequence[tuple[str, ArrayLike]] = (),
-             names: tuple[str, ...] = NAMES
+             names: tuple[str, ...] = NAMES,
+             chunk_size: object = None, prefix: object = None
              ) -> tuple[list[FloatArray], NDArray[Any] | None, Call]:
     """Validate one attention call in one pass.
 
@@ -520,7 +550,7 @@ def describe(func: str, query: ArrayLike, key: ArrayLike,
                     (None, None) if query_lengths is None
                     and key_lengths is None else
                     row_lengths(query_lengths, key_lengths, batch, L, S,
-                                func))
+                                func), chunk_size, prefix)
     return arrays, mask, call
 
 
@@ -530,22 +560,24 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
              top_k: object, num_threads: object, precision: object,
              softcap: object, sinks: object, alibi_slopes: object,
              lengths: tuple[NDArray[np.int64] | None,
-                            NDArray[np.int64] | None]) -> Call:
+                            NDArray[np.int64] | None],
+             chunk_size: object = None, prefix: object = None) -> Call:
     """The Call of validated shapes, the options validated here (every
     entry point's, in the Call's field order)."""
     if (is_causal is False and window is None and top_k is None
             and precision is None and softcap is None and sinks is None
-            and alibi_slopes is None):
+            and alibi_slopes is None and chunk_size is None
+            and prefix is None):
         # Every option at its default (most calls): what the validators
         # made of the defaults once, at import.
         return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
                           _PLAIN_CAUSAL, _PLAIN_WINDOW,
                           scale_value(scale, E, func), _PLAIN_TOP_K,
                           _checks.resolve_threads(num_threads, func),
-                          *_PLAIN, *lengths, None))
+                          *_PLAIN, *lengths, None, _NO_SPANS))
+    causal = causal_alignment(is_causal, func)
     return _new_call((func, dtype, batch, group, L, S, E, Ev, kind,
-                      causal_alignment(is_causal, func),
-                      window_bounds(window, func),
+                      causal, window_bounds(window, func),
                       scale_value(scale, E, func),
                       top_k_value(top_k, S, func),
                       _checks.resolve_threads(num_threads, func),
@@ -553,7 +585,8 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
                       softcap_value(softcap, func),
                       per_head(sinks, "sinks", batch, func),
                       per_head(alibi_slopes, "alibi_slopes", batch, func,
-                               finite=True)) + lengths + (None,))
+                               finite=True)) + lengths
+                     + (None, spans_value(chunk_size, prefix, causal, func)))
 
 
 # The default options' fields as their validators make them: causal,
@@ -562,6 +595,7 @@ def call_of(func: str, dtype: np.dtype[Any], batch: tuple[int, ...],
 _PLAIN_CAUSAL = causal_alignment(False, "")
 _PLAIN_WINDOW = window_bounds(None, "")
 _PLAIN_TOP_K = top_k_value(None, 1, "")
+_NO_SPANS = spans_value(None, None, None, "")
 _PLAIN = (precision_value(None, ""), softcap_value(None, ""),
           per_head(None, "", (), ""), per_head(None, "", (), ""))
 

@@ -70,23 +70,28 @@ def matmul(a: ArrayLike, b: ArrayLike) -> F64:
 
 
 def visible(L: int, S: int, is_causal: Causal | None = False,
-            window: Window = None) -> NDArray[np.bool_]:
-    """(L, S) bool: may query i see key j under `is_causal` and `window`.
+            window: Window = None, chunk_size: int | None = None,
+            prefix: int | None = None) -> NDArray[np.bool_]:
+    """(L, S) bool: may query i see key j under `is_causal`, `window`,
+    `chunk_size` and `prefix` (the twin of _visibility.pxd).
 
-    d = i (or i + S - L with is_causal="bottom_right"); causal: j <= d;
-    window (left, right): d - left <= j <= d + right, None = unbounded."""
+    d = i (or i + S - L with is_causal="bottom_right"); causal: j <= d, or
+    j < prefix; window (left, right): d - left <= j <= d + right, None =
+    unbounded; chunk_size C: d // C == j // C (chunked attention)."""
     i = np.arange(L)[:, None]
     j = np.arange(S)[None, :]
     d = i + (S - L if is_causal == "bottom_right" else 0)
     ok = np.ones((L, S), dtype=bool)
     if is_causal:
-        ok &= j <= d
+        ok &= (j <= d) | (j < (prefix or 0))
     if window is not None:
         left, right = window
         if left is not None:
             ok &= j >= d - left
         if right is not None:
             ok &= j <= d + right
+    if chunk_size is not None:
+        ok &= d // chunk_size == j // chunk_size
     return ok
 
 

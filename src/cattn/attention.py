@@ -35,7 +35,8 @@ def scaled_dot_product_attention(
         alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
-        indices: ArrayLike | None = ...) -> FloatArray: ...
+        indices: ArrayLike | None = ..., chunk_size: int | None = ...,
+        prefix: int | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -52,7 +53,8 @@ def scaled_dot_product_attention(
         alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
-        indices: ArrayLike | None = ...
+        indices: ArrayLike | None = ..., chunk_size: int | None = ...,
+        prefix: int | None = ...
 ) -> tuple[FloatArray, FloatArray]: ...
 
 
@@ -67,7 +69,8 @@ def scaled_dot_product_attention(
         alibi_slopes: ArrayLike | None = None,
         query_lengths: ArrayLike | None = None,
         key_lengths: ArrayLike | None = None,
-        indices: ArrayLike | None = None,
+        indices: ArrayLike | None = None, chunk_size: int | None = None,
+        prefix: int | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -186,6 +189,19 @@ def scaled_dot_product_attention(
         row's keys are taken in increasing order, so the order of its
         slots does not change a bit (when decoding, lists longer than a
         key chunk are cut into chunks of slots first).  Not with `top_k`.
+    chunk_size : int, optional
+        Chunked attention (Llama 4's ``attention_chunk_size``): the
+        positions are cut into chunks of `chunk_size` and a query sees
+        only the keys of its own chunk, ``d // chunk_size ==
+        j // chunk_size`` with d as for `window`; with `is_causal`, only
+        the earlier ones.  The same as the dense mask, without one: the
+        tiles outside the chunks are never visited and no mask is read.
+    prefix : int, optional
+        Prefix-LM attention (with `is_causal` only): every query also sees
+        the first `prefix` keys -- a bidirectional prefix (a prompt, an
+        image) before causal text.  Key j is visible to query i when
+        ``j <= d or j < prefix``; `window`, `chunk_size`, `attn_mask` and
+        the lengths still apply.  No mask is built or read.
 
     Returns
     -------
@@ -209,8 +225,10 @@ def scaled_dot_product_attention(
         `scale`, `softcap` (<= 0), `alibi_slopes` (not finite) or a length
         (outside [0, L] or [0, S], or not broadcastable to the batch rows)
         is invalid, `out` has the wrong shape or is read-only,
-        `num_threads` < 1, or `indices` do not broadcast, hold a value
-        outside [-1, S), list a key twice in a row or come with `top_k`.
+        `num_threads` < 1, `indices` do not broadcast, hold a value
+        outside [-1, S), list a key twice in a row or come with `top_k`,
+        `chunk_size` or `prefix` is < 1, or `prefix` comes without
+        `is_causal`.
 
     See Also
     --------
@@ -299,11 +317,29 @@ def scaled_dot_product_attention(
     ...     q, kv, kv, is_causal="bottom_right", indices=idx[None, None])
     >>> out.shape
     (2, 4, 16, 8)
+
+    Structured masks stated without a mask: chunked attention (Llama 4)
+    and a bidirectional prefix before causal text (prefix-LM), each the
+    dense call with the equivalent bool mask:
+
+    >>> x = rng.standard_normal((1, 2, 32, 8))
+    >>> chunked = cattn.scaled_dot_product_attention(
+    ...     x, x, x, is_causal=True, chunk_size=8)
+    >>> i, j = np.arange(32)[:, None], np.arange(32)
+    >>> np.allclose(chunked, cattn.scaled_dot_product_attention(
+    ...     x, x, x, attn_mask=(j <= i) & (i // 8 == j // 8)))
+    True
+    >>> prefix_lm = cattn.scaled_dot_product_attention(
+    ...     x, x, x, is_causal=True, prefix=10)
+    >>> np.allclose(prefix_lm, cattn.scaled_dot_product_attention(
+    ...     x, x, x, attn_mask=(j <= i) | (j < 10)))
+    True
     """
     return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
                    value, attn_mask, is_causal, scale, enable_gqa, window,
                    top_k, return_lse, num_threads, out, precision, softcap,
-                   sinks, alibi_slopes, query_lengths, key_lengths, indices)
+                   sinks, alibi_slopes, query_lengths, key_lengths, indices,
+                   chunk_size, prefix)
 
 
 def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
@@ -316,7 +352,8 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             alibi_slopes: ArrayLike | None = None,
             query_lengths: ArrayLike | None = None,
             key_lengths: ArrayLike | None = None,
-            indices: ArrayLike | None = None
+            indices: ArrayLike | None = None,
+            chunk_size: int | None = None, prefix: int | None = None
             ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
@@ -324,7 +361,7 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
     (q, k, v), mask, call = _frame.describe(
         func, query, key, value, attn_mask, is_causal, scale, enable_gqa,
         window, top_k, num_threads, precision, softcap, sinks, alibi_slopes,
-        query_lengths, key_lengths, (), names)
+        query_lengths, key_lengths, (), names, chunk_size, prefix)
     sel = None
     if indices is not None:
         if call.top_k:

@@ -43,7 +43,8 @@ def scaled_dot_product_attention_grad(
         sinks: None = ..., alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
-        indices: ArrayLike | None = ...
+        indices: ArrayLike | None = ..., chunk_size: int | None = ...,
+        prefix: int | None = ...
 ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
@@ -58,7 +59,8 @@ def scaled_dot_product_attention_grad(
         sinks: ArrayLike | None = ..., alibi_slopes: ArrayLike | None = ...,
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
-        indices: ArrayLike | None = ...
+        indices: ArrayLike | None = ..., chunk_size: int | None = ...,
+        prefix: int | None = ...
 ) -> tuple[FloatArray, ...]: ...
 
 
@@ -73,7 +75,8 @@ def scaled_dot_product_attention_grad(
         alibi_slopes: ArrayLike | None = None,
         query_lengths: ArrayLike | None = None,
         key_lengths: ArrayLike | None = None,
-        indices: ArrayLike | None = None) -> tuple[FloatArray, ...]:
+        indices: ArrayLike | None = None, chunk_size: int | None = None,
+        prefix: int | None = None) -> tuple[FloatArray, ...]:
     """Gradients of :func:`scaled_dot_product_attention` (its backward).
 
     Given ``grad_out``, the gradient of a loss with respect to the output
@@ -125,6 +128,9 @@ def scaled_dot_product_attention_grad(
         gradients flow only through the keys a row lists and may see,
         computed row by row over them in O(L·k·E), nothing L x S built
         but a float mask's own gradient.
+    chunk_size, prefix : int, optional
+        As in the forward (chunked attention; a prefix every query sees):
+        the tiles they hide are never visited.
 
     Returns
     -------
@@ -215,7 +221,8 @@ def scaled_dot_product_attention_grad(
         scale=scale, enable_gqa=enable_gqa, window=window,
         num_threads=num_threads, softcap=softcap, sinks=sinks,
         alibi_slopes=alibi_slopes, query_lengths=query_lengths,
-        key_lengths=key_lengths, extra=(("grad_out", grad_out), ("out", out)))
+        key_lengths=key_lengths, extra=(("grad_out", grad_out), ("out", out)),
+        chunk_size=chunk_size, prefix=prefix)
     # lse is the forward's, in its compute dtype (float32 for 16-bit).
     lse_in = _checks.as_float_array(lse, "lse", _FUNC).astype(
         call.compute, copy=False)

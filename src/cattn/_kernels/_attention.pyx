@@ -67,7 +67,8 @@ from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       checked_alloc, classify_tiles, listed_keys,
-                      listed_scores, TILE_EMPTY, TILE_FULL, TILE_PARTIAL,
+                      listed_scores, TILE_EMPTY, TILE_FULL, TILE_INTERVAL,
+                      TILE_PARTIAL,
                       check_rows, item_keys, item_visibility,
                       one_storage, read_call)
 from ._convert cimport (CATTN_STORAGE_Q8, NATIVE, cattn_convert,

@@ -52,6 +52,7 @@ cdef enum:
     C_Q_LENS = 18
     C_K_LENS = 19
     C_ORIGIN = 20
+    C_SPANS = 21
 
 
 cdef struct Frame:
@@ -286,12 +287,18 @@ cdef inline void listed_scores(const Frame *f, int64_t item,
 
 
 # The mask's tiles (classify_tiles, _frame.pyx): the class of item i's tile
-# (qb, kb) is tiles[tile_of[i] + qb·nkb + kb]; with extents, a PARTIAL
-# tile's row extents are 2·bq int16 at that index times 2·bq.
+# (qb, kb) is tiles[tile_of[i] + qb·nkb + kb]; with extents, a PARTIAL or
+# INTERVAL tile's row extents are 2·bq int16 at that index times 2·bq.
+# INTERVAL (only with extents, bool masks): a PARTIAL tile whose extents
+# say all the mask says -- each row sees exactly the keys from its first
+# to its last visible one, the rows that see any are one run, and along
+# it both ends never decrease (a causal diagonal, a document's edge, a
+# chunk, a prefix) -- so its hidden keys follow from the extents alone.
 cdef enum:
     TILE_PARTIAL = 0
     TILE_EMPTY = 1
     TILE_FULL = 2
+    TILE_INTERVAL = 3
 
 cdef object classify_tiles(const void *mask, const int64_t *off_m,
                            int64_t nitems, const Frame *f, int64_t rs_m,

@@ -28,6 +28,7 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     operands are walked over (call.batch, or call.items for GQA)."""
     cdef tuple c = <tuple>call
     cdef object causal = c[C_CAUSAL], window = c[C_WINDOW]
+    cdef int64_t chunk, prefix
     f.L, f.S, f.E, f.Ev = c[C_L], c[C_S], c[C_E], c[C_EV]
     f.mask_kind = c[C_MASK_KIND]
     f.scale = c[C_SCALE]
@@ -70,10 +71,12 @@ cdef int read_call(Frame *f, object call, tuple items) except -1:
     f.c64 = cattn_cols_f64_for(f.isa)
     f.k32 = cattn_topk_f32_for(f.isa)
     f.k64 = cattn_topk_f64_for(f.isa)
+    chunk, prefix = c[C_SPANS]
     set_visibility(&f.vis, f.L, f.S, causal is not None,
                    f.S - f.L if causal == "bottom_right" else 0,
                    window[0] if window is not None else None,
-                   window[1] if window is not None else None)
+                   window[1] if window is not None else None,
+                   chunk, prefix, f.k0)
     return 0
 
 
@@ -368,7 +371,9 @@ cdef void arena_free(Arena *a) noexcept nogil:
 # every (query block, key block) tile EMPTY (the mask hides all of it:
 # False, or -inf), FULL (it hides and adds nothing: True, or ±0) or
 # PARTIAL, and, if asked, a PARTIAL tile's row extents (the first and last
-# column each row may see).  The forward (forward/masks.pxi) and the
+# column each row may see) and, of a bool mask, which PARTIAL tiles the
+# extents describe whole (INTERVAL: the forward then reads no mask there,
+# once per head, having read it here once per distinct matrix).  The forward (forward/masks.pxi) and the
 # backward skip EMPTY tiles with it; both are exact, for the reasons and
 # under the conditions given there.
 
@@ -439,6 +444,31 @@ cdef void tile_extents(const Frame *f, int64_t rs_m, int64_t cs_m,
         ext[2 * r + 1] = <int16_t>(c if lo < ncols else -1)
 
 
+cdef bint extents_say_all(int64_t rs_m, int64_t cs_m, const char *m,
+                          int64_t nrows, const int16_t *ext) noexcept nogil:
+    """A bool PARTIAL tile's extents (tile_extents) say all its mask says
+    (the INTERVAL condition, _frame.pxd): every row true from its first to
+    its last visible key, the rows with any one run, both ends
+    nondecreasing along it.  Reads each row's interior once."""
+    cdef int64_t r, c, lo, hi, prev_lo = -1, prev_hi = -1
+    cdef bint started = False, ended = False
+    cdef const uint8_t *b
+    for r in range(nrows):
+        lo, hi = ext[2 * r], ext[2 * r + 1]
+        if hi < 0:                      # the row sees nothing
+            ended = started
+            continue
+        if ended or lo < prev_lo or hi < prev_hi:
+            return False
+        started = True
+        prev_lo, prev_hi = lo, hi
+        b = <const uint8_t *>m + r * rs_m
+        for c in range(lo + 1, hi):
+            if not b[c * cs_m]:
+                return False
+    return True
+
+
 cdef void classify_block_row(const Frame *f, int64_t rs_m, int64_t cs_m,
                              const char *m, int64_t nrows, int64_t bk,
                              uint8_t *out, int16_t *ext,
@@ -463,6 +493,11 @@ cdef void classify_block_row(const Frame *f, int64_t rs_m, int64_t cs_m,
             if ext != NULL and out[kb] == TILE_PARTIAL:
                 tile_extents[double](f, rs_m, cs_m, mt, nrows, nc,
                                      ext + kb * ext_stride, 0)
+        if (ext != NULL and out[kb] == TILE_PARTIAL
+                and f.mask_kind == MASK_BOOL
+                and extents_say_all(rs_m, cs_m, mt, nrows,
+                                    ext + kb * ext_stride)):
+            out[kb] = TILE_INTERVAL
 
 
 # Off only for the tests, which show that the classes change no bit.

@@ -2,12 +2,16 @@
 # by the attention kernels (forward, backward, top-k; inline, no module).
 #
 # Key j is visible to query i when, with d = i + diag,
-#     j <= d              (causal)
-#     d - left <= j       (has_left)
-#     j <= d + right      (has_right)
+#     j <= d  or  j < prefix        (causal; prefix = 0 without one)
+#     d - left <= j                 (has_left)
+#     j <= d + right                (has_right)
+#     (d + key0) // chunk == (j + key0) // chunk        (chunk > 0)
 # and the mask (bool or -inf) does not hide it; the mask is applied to the
-# tiles, these bounds decide which tiles are visited at all.  Every bound is
-# nondecreasing in i, which the tile tests below rely on.
+# tiles, these bounds decide which tiles are visited at all.  Each row's
+# keys are one interval [first_visible, last_visible], and both ends are
+# nondecreasing in i, which the tile tests below rely on.  key0 is the
+# global position of key 0 (a block of a larger call: cattn.dask): chunks
+# and the prefix count global positions.
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint8_t
 
@@ -20,12 +24,17 @@ cdef struct Visibility:
     bint causal, has_left, has_right
     int64_t diag, left, right
     int64_t offset          # S - L: bottom-right's diagonal and ALiBi's
+    int64_t chunk           # > 0: chunked attention (Llama 4's), in keys
+    int64_t prefix          # > 0 (causal): keys every query sees
+    int64_t key0            # global position of key 0
 
 
 cdef inline void set_visibility(Visibility *v, int64_t L, int64_t S,
                                bint causal, int64_t diag, left,
-                               right) except *:
-    """Fill v from the drivers' arguments (left/right: None = unbounded)."""
+                               right, int64_t chunk=0, int64_t prefix=0,
+                               int64_t key0=0) except *:
+    """Fill v from the drivers' arguments (left/right: None = unbounded;
+    chunk, prefix: 0 = none)."""
     v.L, v.S = L, S
     v.offset = S - L
     v.causal = causal
@@ -34,6 +43,20 @@ cdef inline void set_visibility(Visibility *v, int64_t L, int64_t S,
     v.has_right = right is not None
     v.left = left if left is not None else 0
     v.right = right if right is not None else 0
+    v.chunk = chunk
+    v.prefix = prefix if causal else 0
+    v.key0 = key0
+
+
+cdef inline int64_t chunk_start(const Visibility *v,
+                                int64_t j) noexcept nogil:
+    """The first key of key position j's chunk (local index; floor
+    division, so a position before key 0 rounds down)."""
+    cdef int64_t g = j + v.key0
+    cdef int64_t q = g // v.chunk
+    if q * v.chunk > g:         # C division truncates toward zero
+        q -= 1
+    return q * v.chunk - v.key0
 
 
 cdef inline int64_t first_visible(const Visibility *v,
@@ -42,6 +65,8 @@ cdef inline int64_t first_visible(const Visibility *v,
     cdef int64_t lo = 0
     if v.has_left:
         lo = imax(lo, i + v.diag - v.left)
+    if v.chunk > 0:
+        lo = imax(lo, chunk_start(v, i + v.diag))
     return lo
 
 
@@ -50,9 +75,12 @@ cdef inline int64_t last_visible(const Visibility *v,
     """Largest key index query i may see (may be < 0: none)."""
     cdef int64_t hi = v.S - 1
     if v.causal:
-        hi = imin(hi, i + v.diag)
+        hi = imin(hi, i + v.diag if v.prefix == 0
+                  else imax(i + v.diag, v.prefix - 1 - v.key0))
     if v.has_right:
         hi = imin(hi, i + v.diag + v.right)
+    if v.chunk > 0:
+        hi = imin(hi, chunk_start(v, i + v.diag) + v.chunk - 1)
     return hi
 
 
@@ -75,19 +103,24 @@ cdef inline int64_t first_query(const Visibility *v,
     cdef int64_t i = -(1 << 62)
     if j >= v.S:
         return 1 << 62
-    if v.causal:
+    if v.causal and j + v.key0 >= v.prefix:
         i = imax(i, j - v.diag)
     if v.has_right:
         i = imax(i, j - v.diag - v.right)
+    if v.chunk > 0:             # d >= the first key of j's chunk
+        i = imax(i, chunk_start(v, j) - v.diag)
     return i
 
 
 cdef inline int64_t last_query(const Visibility *v,
                                int64_t j) noexcept nogil:
     """Largest query index that may see key j (first_visible(i) <= j)."""
+    cdef int64_t i = 1 << 62
     if v.has_left:
-        return j - v.diag + v.left
-    return 1 << 62
+        i = j - v.diag + v.left
+    if v.chunk > 0:             # d <= the last key of j's chunk
+        i = imin(i, chunk_start(v, j) + v.chunk - 1 - v.diag)
+    return i
 
 
 cdef inline bint block_fully_visible(const Visibility *v, int64_t i0,

@@ -21,7 +21,13 @@
 # panel's depth to its rows' extents (their weights outside are exactly
 # 0): a causal diagonal or a document edge written into the mask costs
 # what is_causal's own cut costs.  The online softmax still walks every
-# key of the tile, so no sum changes its order.
+# key of the tile, so no sum changes its order.  A bool mask's PARTIAL
+# tile that its extents describe whole (INTERVAL: rows true from their
+# first to their last key, in one run of nondecreasing ends -- causal
+# diagonals, document edges, chunks, prefixes) is not read at all: the
+# same keys are hidden from the extents (hide_by_extents), the same -inf
+# in the same places, so the same bits; the classifier read it once per
+# distinct matrix instead of once per head.
 
 # The classifier itself (tile classes, row extents) is the frame's
 # (_frame.pyx: classify_tiles), shared with the backward, which skips the

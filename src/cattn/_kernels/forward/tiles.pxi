@@ -67,19 +67,50 @@ cdef inline bint hide_below(const Problem *p, int64_t n, floating *x,
         return p.f.k64.hide_below(n, x, t)
 
 
+cdef void hide_by_extents(const Problem *p, floating *st, int64_t nq,
+                          int64_t nk, const int16_t *ext,
+                          int64_t c0) noexcept nogil:
+    """Hide in the transposed tile (keys c0.. of the block x queries 0..nq)
+    what an INTERVAL tile's mask hides, from its extents alone: query q
+    sees columns ext[2q]..ext[2q+1]; the queries that see any are one run
+    along which both ends never decrease, so the queries that see column c
+    are one run [a, b] too, and both move forward with c."""
+    cdef int64_t j, c, qa = 0, qb = nq - 1, a, b
+    while qa < nq and ext[2 * qa + 1] < 0:
+        qa += 1
+    while qb >= qa and ext[2 * qb + 1] < 0:
+        qb -= 1
+    a, b = qa, qa - 1
+    for j in range(nk):
+        c = c0 + j
+        while a <= qb and ext[2 * a + 1] < c:      # first q with hi >= c
+            a += 1
+        while b < qb and ext[2 * (b + 1)] <= c:    # last q with lo <= c
+            b += 1
+        if floating is float:
+            p.f.c32.hide_outside(nq, st + j * p.bq, a, b)
+        else:
+            p.f.c64.hide_outside(nq, st + j * p.bq, a, b)
+
+
 cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
                     int64_t i0, int64_t nq, int64_t k0, int64_t nk,
                     const void *mask,
                     const floating *thr,
-                    const int64_t *thr_idx, bint apply_mask) noexcept nogil:
+                    const int64_t *thr_idx, bint apply_mask,
+                    const int16_t *interval, int64_t c0) noexcept nogil:
     """Add the float mask, or hide (-inf) what the bool mask, causal or the
     window hide, in the transposed tile of keys k0.. x queries i0..; with
     top-k (thr_idx not NULL, this head's rows) also every key outside the
     query's top k.  apply_mask False: the tile's mask is FULL (masks.pxi)
-    and is not read."""
+    and is not read; `interval` not NULL: the tile is INTERVAL, its
+    extents (columns from c0 = k0 - the block's first key) say what the
+    mask hides, and it is not read either."""
     cdef int64_t j, q, lo, hi, ti
     cdef floating *row
-    if not apply_mask:
+    if interval != NULL:
+        hide_by_extents(p, st, nq, nk, interval, c0)
+    elif not apply_mask:
         pass
     elif p.f.mask_kind == MASK_ADD:
         if floating is float:
@@ -211,7 +242,8 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
             if cls == TILE_EMPTY and p.skip_empty:
                 continue
             ext = (p.extents + (p.tile_of[bh] + qb * nkb + kb) * 2 * bq
-                   if cls == TILE_PARTIAL and p.extents != NULL else NULL)
+                   if (cls == TILE_PARTIAL or cls == TILE_INTERVAL)
+                   and p.extents != NULL else NULL)
         k0 = kb * p.bk
         nk = block_keys(p, vis.S, kb)          # as pack_kv packed it
         j0 = imax(k0, k_lo // mr * mr)
@@ -250,7 +282,8 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         read_mask = p.f.mask_kind != MASK_NONE and cls != TILE_FULL
         if read_mask or thr_idx != NULL or not full:
             mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx,
-                      read_mask)
+                      read_mask, ext if cls == TILE_INTERVAL else NULL,
+                      j0 - k0)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         # Only the vectors that hold real queries: columns are independent,
