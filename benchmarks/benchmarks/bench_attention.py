@@ -498,9 +498,12 @@ class SparseAttention:
     and structured bool masks (8 causal documents, prefix-LM, chunks)
     against the unmasked call, the ratio to be read against the
     visible fraction (the mask's empty tiles are skipped).  Chunks of
-    L/16, causal in each (Llama 4's chunked attention).  B1 H8 E64
-    float32.  The issue's full-size targets: benchmarks/compare_sparse.py."""
-    params = [["indices", "documents", "prefix", "chunks"]]
+    L/16, causal in each (Llama 4's chunked attention).  "*_stated": the
+    same prefix and chunks without a mask (prefix=, chunk_size=).  B1 H8
+    E64 float32.  The issue's full-size targets:
+    benchmarks/compare_sparse.py."""
+    params = [["indices", "documents", "prefix", "chunks", "prefix_stated",
+               "chunks_stated"]]
     param_names = ["case"]
 
     def setup(self, case):
@@ -520,12 +523,19 @@ class SparseAttention:
                 "documents": (i // (L // 8) == j // (L // 8)) & (j <= i),
                 "prefix": (j <= i) | (j < L // 4),
                 "chunks": (i // (L // 16) == j // (L // 16)) & (j <= i),
+                "prefix_stated": None, "chunks_stated": None,
             }[case]
+        self.stated = {"prefix_stated": dict(is_causal=True, prefix=L // 4),
+                       "chunks_stated": dict(is_causal=True,
+                                             chunk_size=L // 16)}.get(case)
 
     def run(self):
         if self.sel is not None:
             return cattn.scaled_dot_product_attention(
                 self.q, self.k, self.v, indices=self.sel, is_causal=True)
+        if self.stated is not None:
+            return cattn.scaled_dot_product_attention(
+                self.q, self.k, self.v, **self.stated)
         return cattn.scaled_dot_product_attention(self.q, self.k, self.v,
                                                   attn_mask=self.mask)
 
