@@ -168,3 +168,33 @@ def test_paged_cache_serves_many_sequences(storage, rng):
         mha(x["a"][:, :1], cache=pool, sequences=[a])
     with pytest.raises(ValueError, match="needs sequences="):
         mha(x["a"][:, :1], cache=pool)
+
+
+@pytest.mark.parametrize("L", [1, 5])
+def test_chunks_and_prefix(L, isa, rng):
+    """Llama 4's chunked layers decoding from pages: a new token sees the
+    cached keys of its own chunk only (the others' pages hold NaN here and
+    are never read); a prefix every token sees."""
+    seq = [L + 40, 150, L + 7]
+    kp, vp, table, seq = cache(rng, np.float64, seq, page_size=8)
+    q = rng.standard_normal((3, 4, L, 32))
+    for kw in (dict(chunk_size=16), dict(prefix=12), dict(chunk_size=64)):
+        got = cattn.paged_attention(q, kp, vp, table, seq, **kw)
+        for b in range(3):
+            m = _reference.visible(L, seq[b], "bottom_right", None,
+                                   kw.get("chunk_size"), kw.get("prefix"))
+            want, _ = _reference.scaled_dot_product_attention(
+                q[b], gathered(kp, table[b], seq[b]),
+                gathered(vp, table[b], seq[b]), m, enable_gqa=True)
+            np.testing.assert_allclose(got[b], want, rtol=1e-12,
+                                       atol=1e-12)
+    if L == 1:
+        # The pages before the token's chunk hold NaN: never read.
+        kp2, vp2 = kp.copy(), vp.copy()
+        for b in range(3):
+            for p in range((int(seq[b]) - 1) // 16 * 16 // 8):
+                kp2[table[b, p]] = np.nan
+                vp2[table[b, p]] = np.nan
+        np.testing.assert_array_equal(
+            cattn.paged_attention(q, kp2, vp2, table, seq, chunk_size=16),
+            cattn.paged_attention(q, kp, vp, table, seq, chunk_size=16))

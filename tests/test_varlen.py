@@ -136,3 +136,23 @@ def test_empty(rng):
     out = cattn.varlen_attention(q, k, v, cq, ck, enable_gqa=True,
                                  sinks=np.zeros(4))
     np.testing.assert_array_equal(out, 0)
+
+
+@pytest.mark.parametrize("kw", [dict(chunk_size=8, is_causal="bottom_right"),
+                                dict(chunk_size=5),
+                                dict(prefix=6, is_causal=True)], ids=str)
+def test_chunks_and_prefix_per_sequence(kw, isa, rng):
+    """chunk_size and prefix count positions from each sequence's start:
+    the twin is each sequence alone with the rule folded into its mask."""
+    q, k, v, cq, ck = packed(rng, np.float64, *SEQUENCES["mixed"])
+    out = cattn.varlen_attention(q, k, v, cq, ck, enable_gqa=True, **kw)
+    t = lambda x: x.transpose(1, 0, 2)            # noqa: E731
+    for s in range(len(cq) - 1):
+        L, S = cq[s + 1] - cq[s], ck[s + 1] - ck[s]
+        m = _reference.visible(L, S, kw.get("is_causal", False), None,
+                               kw.get("chunk_size"), kw.get("prefix"))
+        want, _ = _reference.scaled_dot_product_attention(
+            t(q[cq[s]:cq[s + 1]]), t(k[ck[s]:ck[s + 1]]),
+            t(v[ck[s]:ck[s + 1]]), m, enable_gqa=True)
+        np.testing.assert_allclose(out[cq[s]:cq[s + 1]], t(want),
+                                   rtol=1e-12, atol=1e-12)

@@ -632,7 +632,8 @@ def describe_varlen(func: str, query: ArrayLike, key: ArrayLike,
                     scale: object = None, window: object = None,
                     softcap: object = None, sinks: object = None,
                     alibi_slopes: object = None, enable_gqa: bool = False,
-                    num_threads: object = None, precision: object = None
+                    num_threads: object = None, precision: object = None,
+                    chunk_size: object = None, prefix: object = None
                     ) -> tuple[list[FloatArray], Call,
                                tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """Validate a packed variable-length call (varlen_attention): query
@@ -678,7 +679,8 @@ def describe_varlen(func: str, query: ArrayLike, key: ArrayLike,
     call = call_of(func, q.dtype, batch, group, L, S, E, Ev, MASK_NONE,
                     is_causal, window, scale, None, num_threads, precision,
                     softcap, sinks, alibi_slopes,
-                    (np.repeat(len_q, H), np.repeat(len_k, H)))
+                    (np.repeat(len_q, H), np.repeat(len_k, H)), chunk_size,
+                    prefix)
     return [q, k, v], call, (cu_q[:-1].copy(), cu_k[:-1].copy())
 
 
@@ -687,7 +689,8 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
                    *, scale: object = None, window: object = None,
                    softcap: object = None, sinks: object = None,
                    alibi_slopes: object = None, num_threads: object = None,
-                   precision: object = None
+                   precision: object = None, chunk_size: object = None,
+                   prefix: object = None
                    ) -> tuple[FloatArray, Any, Any, NDArray[np.int64],
                               Call]:
     """Validate a paged-cache call (paged_attention): query (B, H, L, E),
@@ -781,7 +784,8 @@ def describe_paged(func: str, query: ArrayLike, key_pages: Any,
     call = call_of(func, dtype, batch, H // Hkv, L, int(sl.max(initial=0)),
                     E, Ev, MASK_NONE, "bottom_right", window, scale, None,
                     num_threads, precision, softcap, sinks, alibi_slopes,
-                    (np.full(B * H, L, np.int64), np.repeat(sl, H)))
+                    (np.full(B * H, L, np.int64), np.repeat(sl, H)),
+                    chunk_size, prefix)
     return q, kp, vp, bt64, call
 
 

@@ -748,7 +748,8 @@ def varlen_attention(
         alibi_slopes: ArrayLike | None = None, enable_gqa: bool = False,
         return_lse: bool = False, num_threads: Threads = None,
         out: FloatArray | None = None, precision: Precision = None,
-        indices: ArrayLike | None = None,
+        indices: ArrayLike | None = None, chunk_size: int | None = None,
+        prefix: int | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """Attention over sequences of different lengths packed end to end.
 
@@ -799,6 +800,10 @@ def varlen_attention(
         packed query token's selected keys by their position in its own
         sequence, shape broadcastable to (total_q, Hkv, k); a key at or
         past its sequence's length is not one it has.
+    chunk_size, prefix : int, optional
+        Chunked attention and a prefix every query sees, as in
+        :func:`scaled_dot_product_attention`, counted from each sequence's
+        own start.
 
     Returns
     -------
@@ -864,7 +869,8 @@ def varlen_attention(
         func, query, key, value, cu_seqlens_q, cu_seqlens_k,
         is_causal=is_causal, scale=scale, window=window, softcap=softcap,
         sinks=sinks, alibi_slopes=alibi_slopes, enable_gqa=enable_gqa,
-        num_threads=num_threads, precision=precision)
+        num_threads=num_threads, precision=precision, chunk_size=chunk_size,
+        prefix=prefix)
     result, lse = _outputs(call, out, (q.shape[0], q.shape[1], call.Ev),
                            [q, k, v], return_lse)
     sel = None if indices is None else _frame.listed(
@@ -893,6 +899,7 @@ def paged_attention(
         alibi_slopes: ArrayLike | None = None, return_lse: bool = False,
         num_threads: Threads = None, out: FloatArray | None = None,
         precision: Precision = None, indices: ArrayLike | None = None,
+        chunk_size: int | None = None, prefix: int | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """Attention of new tokens over a paged KV cache (vLLM's layout).
 
@@ -941,6 +948,14 @@ def paged_attention(
         shape broadcastable to (B, Hkv, L, k).  Listed keys are read from
         their pages where they lie; a key at or past the sequence's length
         is not one it has.
+    chunk_size : int, optional
+        Chunked attention (Llama 4's layers), as in
+        :func:`scaled_dot_product_attention`: a new token sees only the
+        cached keys of its own chunk of positions, and only their pages
+        are read.
+    prefix : int, optional
+        A prefix of the sequence every new token sees, as in
+        :func:`scaled_dot_product_attention` (the new tokens are causal).
 
     Returns
     -------
@@ -1007,7 +1022,7 @@ def paged_attention(
         func, query, key_pages, value_pages, block_table, seq_lens,
         scale=scale, window=window, softcap=softcap, sinks=sinks,
         alibi_slopes=alibi_slopes, num_threads=num_threads,
-        precision=precision)
+        precision=precision, chunk_size=chunk_size, prefix=prefix)
     result, lse = _outputs(
         call, out, call.batch + (call.L, call.Ev),
         [q] + ([kp.values, vp.values] if isinstance(kp, QuantizedArray)
