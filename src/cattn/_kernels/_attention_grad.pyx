@@ -56,7 +56,8 @@ from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, classify_tiles, item_keys,
                       item_visibility, listed_keys, listed_scores,
-                      one_storage, read_call, TILE_EMPTY)
+                      one_storage, read_call, TILE_EMPTY, TILE_FULL,
+                      TILE_INTERVAL, TILE_PARTIAL)
 from ._convert cimport (NATIVE, cattn_convert, cattn_convert_for, element,
                        widen)
 from ._gemm cimport (RowProducts, axpy_rows_at, dot_rows_at, row_products,
@@ -112,8 +113,10 @@ cdef struct Problem:
     int64_t qblk, kblk, head
     # The mask's tiles at these blocks (_frame.classify_tiles), per query
     # head, when the entry may skip an EMPTY one (skip_empty); else NULL.
+    # With them, the row extents of PARTIAL and INTERVAL tiles.
     const uint8_t *tiles
     const int64_t *tile_of
+    const int16_t *extents
 
 
 cdef struct Scratch:
@@ -268,12 +271,15 @@ cdef void tile(const Problem *p, const Visibility *vis,
                const floating *qpack, const floating *kpack,
                const floating *lse, const void *mask, int64_t qh, int64_t i0,
                int64_t nq, int64_t k0, int64_t nk, floating *dmask,
-               Scratch *w) noexcept nogil:
-    """P and dS of queries i0..i0+nq x keys k0..k0+nk of query head qh
-    (visibility vis) into w.pt and w.dt; lse, mask and dmask point at this query head's rows
-    (dmask: row stride S, or NULL).  With softcap, dS is that of the
-    scores before the cap (times 1 - tanh², from the capped scores kept in
-    w.capt); dmask gets the mask's, after it."""
+               uint8_t cls, Scratch *w) noexcept nogil:
+    """P and dS of queries i0..i0+nq x keys k0..k0+nk (one key block) of
+    query head qh (visibility vis) into w.pt and w.dt; lse, mask and dmask
+    point at this query head's rows (dmask: row stride S, or NULL).  With
+    softcap, dS is that of the scores before the cap (times 1 - tanh², from
+    the capped scores kept in w.capt); dmask gets the mask's, after it.
+    cls: the tile's class (tile_class_of); a FULL tile's mask is not read
+    (it adds ±0 or nothing), nor an INTERVAL one's (its extents hide the
+    same keys), as in the forward (forward/masks.pxi)."""
     cdef int64_t ld = p.ld, r, j
     cdef const floating *qa = qpack
     cdef const floating *goa = qa + p.bq * p.f.E
@@ -286,6 +292,7 @@ cdef void tile(const Problem *p, const Visibility *vis,
     cdef floating *drow
     cdef floating shift, di
     cdef bint bad
+    cdef const int16_t *ext
 
     # S = scale · Q Kᵀ and dP = dO Vᵀ, depth in KC chunks (as the forward,
     # so S has the forward's bits and S - lse <= 0).
@@ -297,8 +304,18 @@ cdef void tile(const Problem *p, const Visibility *vis,
                       <floating *>w.capt)
     if p.f.mask_kind != MASK_NONE or not block_fully_visible(vis, i0, nq,
                                                            k0, nk):
-        mask_rows(p.f.c32, p.f.c64, vis, p.f.mask_kind, mask, p.rs_m, p.cs_m, pt, ld,
-                  i0, nq, k0, nk)
+        mask_rows(p.f.c32, p.f.c64, vis,
+                  p.f.mask_kind if cls == TILE_PARTIAL else MASK_NONE, mask,
+                  p.rs_m, p.cs_m, pt, ld, i0, nq, k0, nk)
+        if cls == TILE_INTERVAL:
+            ext = tile_extents_of(p, qh, i0 // p.bq, k0 // p.bk)
+            for r in range(nq):
+                if floating is float:
+                    p.f.c32.hide_outside(nk, pt + r * ld, ext[2 * r],
+                                         ext[2 * r + 1])
+                else:
+                    p.f.c64.hide_outside(nk, pt + r * ld, ext[2 * r],
+                                         ext[2 * r + 1])
 
     # P = exp(S - lse); dS = P ∘ (dP - D).  A row that saw no key in the
     # forward (lse = -inf) has P = 0, so no gradient.
@@ -381,13 +398,23 @@ cdef void query_blocks_of(const Problem *p, const Visibility *vis,
     qb_hi[0] = hi // p.bq + 1 if lo <= hi else qb_lo[0]
 
 
-cdef inline bint empty_tile(const Problem *p, int64_t qh, int64_t qb,
-                            int64_t kb) noexcept nogil:
-    """The mask hides all of tile (qb, kb) of query head qh, and skipping
-    it is exact: every weight of it is 0, so it adds nothing to dQ, dK,
-    dV or the mask's gradient (which stays 0)."""
-    return (p.tiles != NULL
-            and p.tiles[p.tile_of[qh] + qb * p.nkb + kb] == TILE_EMPTY)
+cdef inline uint8_t tile_class_of(const Problem *p, int64_t qh, int64_t qb,
+                                  int64_t kb) noexcept nogil:
+    """The class of tile (qb, kb) of query head qh's mask (PARTIAL without
+    classes).  Skipping an EMPTY one is exact: every weight of it is 0, so
+    it adds nothing to dQ, dK, dV or the mask's gradient (which stays
+    0)."""
+    if p.tiles == NULL:
+        return TILE_PARTIAL
+    return p.tiles[p.tile_of[qh] + qb * p.nkb + kb]
+
+
+cdef inline const int16_t *tile_extents_of(const Problem *p, int64_t qh,
+                                           int64_t qb,
+                                           int64_t kb) noexcept nogil:
+    """The row extents of tile (qb, kb) of query head qh (classified with
+    extents): 2 int16 per query row, relative to the key block's start."""
+    return p.extents + (p.tile_of[qh] + qb * p.nkb + kb) * 2 * p.bq
 
 
 cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
@@ -402,6 +429,7 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
     cdef int64_t k0 = kb * p.bk, nk = imin(p.bk, p.f.S - k0)
     cdef int64_t nreal = key_count(p, kvh, kb)      # the rest: dK, dV 0
     cdef int64_t g, qb, qb_lo, qb_hi, i0, nq, qh, r, c
+    cdef uint8_t cls
     cdef const floating *kpack = key_pack(p, head, kb)
     cdef const floating *qpack
     cdef const void *mask_h
@@ -426,11 +454,12 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
             nq = imin(p.bq, vis.L - i0)
             if not block_any_visible(&vis, i0, nq, k0, nreal):
                 continue
-            if empty_tile(p, qh, qb, kb):
+            cls = tile_class_of(p, qh, qb, kb)
+            if cls == TILE_EMPTY:
                 continue
             qpack = query_pack(p, head, g, qb)
             tile(p, &vis, kern, qpack, kpack, lse + qh * p.f.L, mask_h, qh,
-                 i0, nq, k0, nreal, dmask_h, w)
+                 i0, nq, k0, nreal, dmask_h, cls, w)
             add_dkdv(p, kern, qpack, nq, nreal, w)
             if dq != NULL:
                 add_dq(p, kern, kpack, nq, nreal,
@@ -451,6 +480,7 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
     schedule), over the key blocks in order; dq: that head's L x E rows."""
     cdef int64_t i0 = qb * p.bq, nq = imin(p.bq, p.f.L - i0)
     cdef int64_t qh = kvh * p.G + g, kb, k_lo, k_hi, r, c, nreal, nk
+    cdef uint8_t cls
     cdef const floating *qpack = query_pack(p, head, g, qb)
     cdef const void *mask_h = NULL
     cdef floating *acc = <floating *>w.dq
@@ -467,11 +497,12 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
             nk = key_count(p, kvh, kb)
             if not block_any_visible(&vis, i0, nreal, kb * p.bk, nk):
                 continue
-            if empty_tile(p, qh, qb, kb):
+            cls = tile_class_of(p, qh, qb, kb)
+            if cls == TILE_EMPTY:
                 continue
             tile(p, &vis, kern, qpack, key_pack(p, head, kb),
                  lse + qh * p.f.L, mask_h, qh, i0, nreal, kb * p.bk, nk,
-                 NULL, w)
+                 NULL, cls, w)
             add_dq(p, kern, key_pack(p, head, kb), nreal, nk, acc, p.e_pad,
                    w)
     for r in range(nq):
@@ -726,15 +757,15 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     if schedule_log is not None:
         schedule_log.append(describe(&p, nkv, schedule, group, nthreads))
         return None
-    # The mask's empty tiles, once per call at the backward's blocks.
-    cdef const int16_t *no_extents
+    # The mask's tiles, once per call at the backward's blocks.
     cdef object tile_arrays = None
     p.tiles = NULL
+    p.extents = NULL
     if p.f.mask_kind != MASK_NONE and skip_empty:
         tile_arrays = classify_tiles(om.data, om.off, nkv * p.G, &p.f, p.rs_m,
-                                     p.cs_m, p.bq, p.bk, p.nqb, False,
+                                     p.cs_m, p.bq, p.bk, p.nqb, True,
                                      p.f.threads, &p.tiles, &p.tile_of,
-                                     &no_extents)
+                                     &p.extents)
     # One thread's slot: its Scratch (carved first), tiles, and in the
     # fused schedule its head's packs; slot nthreads: the shared packs and
     # the grouped schedule's partial dQ.

@@ -30,8 +30,9 @@
 # distinct matrix instead of once per head.
 
 # The classifier itself (tile classes, row extents) is the frame's
-# (_frame.pyx: classify_tiles), shared with the backward, which skips the
-# same empty tiles at its own block sizes.
+# (_frame.pyx: classify_tiles), shared with the backward, which at its own
+# block sizes skips the EMPTY tiles and reads the mask of neither FULL nor
+# INTERVAL ones, by the same rules.
 
 
 cdef inline bint panel_reached(const int16_t *ext, int64_t q0, int64_t nq,
