@@ -16,10 +16,9 @@ documents), prefix-LM (a quarter bidirectional) and chunked (1024, causal
 in each) masks as bool arrays, and the same structures stated without a
 mask (varlen_attention's sequences; prefix=, chunk_size=), against
 visible fraction x the unmasked time and torch's flex_attention under
-torch.compile.  dsa: a tiny random
-DeepSeek-V3.2 (index_topk 2048) prefilling L tokens: peak memory of each
-attention backend in a fresh process (float32), time, and logits against
-eager (float64).
+torch.compile.  dsa: a tiny random DeepSeek-V3.2 (index_topk 2048)
+prefilling L tokens: peak memory of each attention backend in a fresh
+process (float32), time, and logits against eager (float64).
 
 Ratios: cattn._timing.compare (interleaved pairs of batched samples; the
 ratio of best samples and the median of per-pair ratios); every engine

@@ -238,43 +238,39 @@ def row_lengths(query_lengths: object, key_lengths: object,
     return out[0], out[1]
 
 
+def count_value(x: object, name: str, func: str) -> int:
+    """An optional count (top_k, chunk_size, prefix): an int >= 1 (not a
+    bool), or 0 for None."""
+    if x is None:
+        return 0
+    if isinstance(x, (bool, np.bool_)) or not isinstance(
+            x, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be None or an int >= 1, got "
+                        f"{x!r}")
+    n = int(x)
+    if n < 1:
+        raise ValueError(f"{func}: {name} must be None or an int >= 1, got "
+                         f"{n}")
+    return n
+
+
 def top_k_value(top_k: object, S: int, func: str) -> int:
     """k for top-k attention, or 0 for full attention (None, or k >= S)."""
-    if top_k is None:
-        return 0
-    if isinstance(top_k, (bool, np.bool_)) or not isinstance(
-            top_k, numbers.Integral):
-        raise TypeError(f"{func}: top_k must be None or an int >= 1, got "
-                        f"{top_k!r}")
-    k = int(top_k)
-    if k < 1:
-        raise ValueError(f"{func}: top_k must be None or an int >= 1, got "
-                         f"{k}")
+    k = count_value(top_k, "top_k", func)
     return 0 if k >= S else k
 
 
 def spans_value(chunk_size: object, prefix: object,
                 causal: Alignment | None, func: str) -> tuple[int, int]:
-    """(chunk, prefix) for the Call: positive ints, 0 for None; a prefix
-    only widens causal attention (without it every key is visible)."""
-    out = []
-    for name, x in (("chunk_size", chunk_size), ("prefix", prefix)):
-        if x is None:
-            out.append(0)
-            continue
-        if isinstance(x, (bool, np.bool_)) or not isinstance(
-                x, numbers.Integral):
-            raise TypeError(f"{func}: {name} must be None or an int >= 1, "
-                            f"got {x!r}")
-        if int(x) < 1:
-            raise ValueError(f"{func}: {name} must be None or an int >= 1, "
-                             f"got {int(x)}")
-        out.append(int(x))
-    if out[1] and causal is None:
-        raise ValueError(f"{func}: prefix={out[1]} needs is_causal (it "
+    """(chunk, prefix) for the Call, 0 for None; a prefix only widens
+    causal attention (without it every key is visible)."""
+    chunk = count_value(chunk_size, "chunk_size", func)
+    first = count_value(prefix, "prefix", func)
+    if first and causal is None:
+        raise ValueError(f"{func}: prefix={first} needs is_causal (it "
                          "lets every query also see the first prefix keys; "
                          "without causal attention every key is visible)")
-    return out[0], out[1]
+    return chunk, first
 
 
 def listed(indices: object, call: Call,

@@ -372,10 +372,10 @@ cdef void arena_free(Arena *a) noexcept nogil:
 # False, or -inf), FULL (it hides and adds nothing: True, or ±0) or
 # PARTIAL, and, if asked, a PARTIAL tile's row extents (the first and last
 # column each row may see) and, of a bool mask, which PARTIAL tiles the
-# extents describe whole (INTERVAL: the forward then reads no mask there,
-# once per head, having read it here once per distinct matrix).  The forward (forward/masks.pxi) and the
-# backward skip EMPTY tiles with it; both are exact, for the reasons and
-# under the conditions given there.
+# extents describe whole (INTERVAL: the drivers then read no mask there,
+# once per head, having read it here once per distinct matrix).  The
+# forward (forward/masks.pxi) and the backward skip EMPTY tiles with it;
+# both are exact, for the reasons and under the conditions given there.
 
 cdef uint8_t tile_class(const Frame *f, int64_t rs_m, int64_t cs_m,
                         const char *m, int64_t nrows, int64_t ncols,
