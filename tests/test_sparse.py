@@ -589,6 +589,30 @@ def test_structure_gradient(L, S, o, isa, rng):
         assert normwise(g, w) < TOL["gradient"][np.float64]
 
 
+def test_structure_storage_dtypes(isa, rng):
+    """float16, bfloat16 and int8 keys and values: the stated structure
+    is the dense call with its mask on the same storage (the same rows
+    read, the same visibility), within rounding."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    q, key, v = qkv(rng, np.float32, 70, 300, E=64, Ev=32)
+    kq, vq = (cattn.quantize(x, block_size=32) for x in (key, v))
+    for o in (dict(chunk_size=64, is_causal="bottom_right"),
+              dict(prefix=100, is_causal=True)):
+        m = folded(70, 300, o)
+        for dt, tol in ((np.float16, 2e-3), (ml_dtypes.bfloat16, 2e-2)):
+            a = [x.astype(dt) for x in (q, key, v)]
+            got = sdpa(*a, **o)
+            assert got.dtype == dt
+            want = sdpa(*a, attn_mask=m)
+            assert normwise(got.astype(np.float32),
+                            want.astype(np.float32)) < tol
+            # A float32 query against a 16-bit cache.
+            assert normwise(sdpa(q, *a[1:], **o),
+                            sdpa(q, *a[1:], attn_mask=m)) < 1e-5
+        assert normwise(sdpa(q, kq, vq, **o),
+                        sdpa(q, kq, vq, attn_mask=m)) < 1e-5
+
+
 def test_structure_with_lengths_topk_and_indices(rng):
     """Chunks and the prefix count positions from each row's lengths
     (bottom-right), and combine with top-k and listed keys."""

@@ -971,8 +971,10 @@ def paged_attention(
         are not integers.
     ValueError
         If a shape does not match, a sequence length lies outside
-        [L, max_pages · page_size], or a block-table entry a sequence
-        uses is not a page in [0, num_pages).
+        [L, max_pages · page_size], a block-table entry a sequence uses
+        is not a page in [0, num_pages), or another argument is invalid
+        as in :func:`scaled_dot_product_attention` (`chunk_size` or
+        `prefix` < 1, say).
 
     See Also
     --------
