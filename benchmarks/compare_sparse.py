@@ -162,12 +162,24 @@ def masks(args):
             q, key, v, is_causal=True, chunk_size=1024,
             num_threads=args.threads),
     }
+    # As a table of 128 x 128 blocks (block_mask, FlexAttention's block
+    # size): the blocks a structure reaches at all, causal on top -- exact
+    # for whole documents and chunks (a prefix-LM's diagonal blocks need
+    # the mask's "or": not a table).
+    tables = {name: (mods[name](0, 0, i, j).reshape(
+        L // 128, 128, L // 128, 128).any(axis=(1, 3)))
+        for name in ("documents (8, causal)", "chunked 1024 (causal)")}
     for name, mod in mods.items():
         m = mod(0, 0, i, j)
         frac = m.mean()
         ours = lambda: sdpa(q, key, v, attn_mask=m,  # noqa: E731
                             num_threads=args.threads)
-        for form, call in (("mask", ours), ("stated", stated[name])):
+        forms = [("mask", ours), ("stated", stated[name])]
+        if name in tables:
+            forms.append(("table", lambda t=tables[name]: sdpa(
+                q, key, v, is_causal=True, block_mask=t,
+                num_threads=args.threads)))
+        for form, call in forms:
             c = compare(call, full, pairs=args.pairs)
             print(f"  {name:<30} {form:<6} visible {frac:.3f}: cattn "
                   f"{min(c.ours):.3f} s, unmasked {min(c.peer):.3f} s; "
@@ -178,7 +190,10 @@ def masks(args):
         got = stated[name]()
         got = got.transpose(1, 0, 2)[None] if got.ndim == 3 else got
         print(f"  {'':<30} max |stated - mask| = "
-              f"{np.abs(got - ours()).max():.1e}")
+              f"{np.abs(got - ours()).max():.1e}" + (
+                  f", max |table - mask| = "
+                  f"{np.abs(forms[2][1]() - ours()).max():.1e}"
+                  if name in tables else ""))
         if flex is None:
             continue
         bm = create_block_mask(mod, None, None, L, L, device="cpu")

@@ -672,6 +672,20 @@ def test_hidden_chunks_never_reach_a_row(rng):
     (dict(prefix=0, is_causal=True), ValueError, "prefix must be None or an int >= 1, got 0"),
     (dict(prefix="8", is_causal=True), TypeError, "prefix must be None or an int"),
     (dict(prefix=8), ValueError, "prefix=8 needs is_causal"),
+    (dict(block_mask=np.ones((1, 2), np.float32)), TypeError,
+     "block_mask must be a bool array"),
+    (dict(block_mask=np.ones((3, 3), bool), block_size=2), ValueError,
+     r"block_mask of shape \(3, 3\) does not broadcast to \(\.\.\., "
+     r"ceil\(L / 2\), ceil\(S / 2\)\) = \(2, 4, 2, 3\)"),
+    (dict(block_mask=np.ones(3, bool)), ValueError,
+     r"block_mask of shape \(3,\) does not broadcast"),
+    (dict(block_mask=np.ones((1, 1), bool), block_size=0), ValueError,
+     "block_size must be None or an int >= 1, got 0"),
+    (dict(block_mask=np.ones((1, 1), bool), block_size=(4, 2.5)), TypeError,
+     "block_size must be None or an int >= 1, got 2.5"),
+    (dict(block_mask=np.ones((1, 1), bool), block_size=(1, 2, 3)),
+     ValueError, r"block_size must be an int >= 1 or a pair"),
+    (dict(block_size=4), ValueError, "block_size=4 needs block_mask"),
 ])
 def test_bad_structure(kw, err, match, rng):
     q, key, v = qkv(rng, np.float32, 4, 6)
@@ -682,3 +696,180 @@ def test_bad_structure(kw, err, match, rng):
                        + match):
         cattn.scaled_dot_product_attention_grad(out, q, key, v, out, lse,
                                                 **kw)
+
+
+# ------------------------------------------------------------ block tables --
+# block_mask: which blocks of queries see which blocks of keys, no mask.
+# The tiled paths classify their tiles from the table and expand only the
+# PARTIAL ones; the rest fold it into a mask.  Either way the result is
+# the dense call's with the table expanded (_reference.block_visible),
+# bit for bit: the same classes, extents and bytes where a tile is read.
+
+def table(rng, lead, L, S, bq, bk, kind="random"):
+    nq, nk = -(-L // bq), -(-S // bk)
+    if kind == "diagonal":              # documents of whole blocks
+        t = np.eye(nq, nk, dtype=bool)
+        return np.broadcast_to(t, lead + t.shape).copy()
+    if kind == "band":                  # a local window of blocks, 1 global
+        i, j = np.arange(nq)[:, None], np.arange(nk)[None, :]
+        t = (abs(i * nk // max(nq, 1) - j) <= 1) | (j == 0)
+        return np.broadcast_to(t, lead + t.shape).copy()
+    t = rng.random(lead + (nq, nk)) < 0.5
+    if t.size:
+        t.reshape(-1, nk)[0] = False    # a block row that sees nothing
+    return t
+
+
+BLOCKS = [
+    # (L, S, block_size, table kind and leading shape, options)
+    (300, 517, 64, ("random", (2, 1)), {}),
+    (300, 517, (7, 13), ("random", (2, 4)), {"is_causal": True}),
+    (257, 300, 128, ("diagonal", ()), {"is_causal": True}),
+    (200, 700, (1, 96), ("band", (1, 1)), {"is_causal": "bottom_right"}),
+    (150, 150, 1, ("random", (4,)), {"window": (40, 0)}),
+    (130, 90, (1000, 30), ("random", (2, 4)), {}),           # one block row
+    (100, 260, (16, 260), ("random", (2, 1)),
+     {"key_lengths": [260, 111], "query_lengths": [100, 57]}),
+    (96, 200, 32, ("random", (2, 4)),
+     {"softcap": 5.0, "alibi_slopes": 2.0 ** -np.arange(1, 5),
+      "sinks": np.arange(4.0)}),
+    (80, 3000, (40, 128), ("band", (2, 1)), {}),            # key chunks
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("L,S,bs,t,o", BLOCKS, ids=str)
+def test_block_table_is_the_expanded_mask(dtype, L, S, bs, t, o, isa, rng):
+    q, key, v = qkv(rng, dtype, L, S)
+    bq, bk = (bs, bs) if isinstance(bs, int) else bs
+    tb = table(rng, t[1], L, S, bq, bk, t[0])
+    m = _reference.block_visible(tb, bs, L, S)
+    got = sdpa(q, key, v, **o, block_mask=tb, block_size=bs, return_lse=True)
+    want = sdpa(q, key, v, m, **o, return_lse=True)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    mref = m & _reference.visible(L, S, o.get("is_causal", False),
+                                  o.get("window"))
+    if "key_lengths" in o:       # the twin takes the lengths as the mask's
+        kl, ql = o["key_lengths"], o["query_lengths"]
+        for b in range(2):
+            w, _ = _reference.scaled_dot_product_attention(
+                q[b, :, :ql[b]], key[b, :, :kl[b]], v[b, :, :kl[b]],
+                np.broadcast_to(mref, (2, 4, L, S))[b, :, :ql[b], :kl[b]])
+            assert normwise(got[0][b, :, :ql[b]], w) < TOL["attention"][dtype]
+        return
+    var = {n: o[n] for n in ("softcap", "alibi_slopes", "sinks") if n in o}
+    check(got, _reference.scaled_dot_product_attention(q, key, v, mref,
+                                                       **var), dtype)
+
+
+def test_block_table_folded_paths(isa, rng):
+    """Where a mask is read row by row (decode rows, listed keys, top-k)
+    or given too, the table joins it: bool, float, broadcast."""
+    L, S = 40, 150
+    q, key, v = qkv(rng, np.float64, L, S)
+    tb = table(rng, (2, 1), L, S, 8, 16)
+    m = _reference.block_visible(tb, (8, 16), L, S)
+    idx = pick(rng, (2, 1), L, S, 30)
+    bm = rng.random((L, S)) < 0.7
+    fm = np.where(rng.random((4, L, S)) < 0.7, rng.standard_normal(
+        (4, L, S)), -np.inf)
+    for kw, mask in ((dict(indices=idx), m), (dict(top_k=5), m),
+                     (dict(attn_mask=bm), m & bm),
+                     (dict(attn_mask=fm), np.where(m, fm, -np.inf))):
+        got = sdpa(q, key, v, **kw, block_mask=tb, block_size=(8, 16))
+        extra = {n: x for n, x in kw.items() if n != "attn_mask"}
+        want, _ = _reference.scaled_dot_product_attention(q, key, v, mask,
+                                                          **extra)
+        assert normwise(got, want) < 1e-12
+    for rows in (1, 3):                                 # decode rows
+        got = sdpa(q[..., :rows, :], key, v, block_mask=tb[..., :1, :],
+                   block_size=(8, 16), is_causal="bottom_right")
+        want, _ = _reference.scaled_dot_product_attention(
+            q[..., :rows, :], key, v, m[..., :rows, :] & _reference.visible(
+                rows, S, "bottom_right"))
+        assert normwise(got, want) < 1e-12
+
+
+def test_block_table_storage_and_gqa(isa, rng):
+    """float16, bfloat16 and int8 keys and values, and GQA's groups: the
+    dense call with the expanded mask on the same storage, bit for bit."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    q, key, v = qkv(rng, np.float32, 100, 300, E=64, Ev=32, hkv=2)
+    tb = table(rng, (2, 4), 100, 300, 32, 64, "band")
+    m = _reference.block_visible(tb, (32, 64), 100, 300)
+    kq, vq = (cattn.quantize(x, block_size=32) for x in (key, v))
+    for dt in (np.float16, ml_dtypes.bfloat16, None):
+        a = ((q, kq, vq) if dt is None else
+             tuple(x.astype(dt) for x in (q, key, v)))
+        for qq in ((a[0], q) if dt is not None else (q,)):
+            got = sdpa(qq, *a[1:], block_mask=tb, block_size=(32, 64),
+                       enable_gqa=True, is_causal=True)
+            want = sdpa(qq, *a[1:], attn_mask=m, enable_gqa=True,
+                        is_causal=True)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_block_table_gradient(isa, rng):
+    """The backward classifies its own tiles from the table: the gradient
+    of the dense call with the expanded mask, bit for bit (with NaN in
+    grad_out every tile is visited), and the twin's."""
+    L, S = 200, 260
+    q, key, v = qkv(rng, np.float64, L, S, hkv=2)
+    for bs, kind in (((16, 40), "random"), (64, "band")):
+        bq, bk = (bs, bs) if isinstance(bs, int) else bs
+        tb = table(rng, (2, 4), L, S, bq, bk, kind)
+        m = _reference.block_visible(tb, bs, L, S)
+        o = dict(enable_gqa=True, is_causal="bottom_right")
+        out, lse = sdpa(q, key, v, m, **o, return_lse=True)
+        go = rng.standard_normal(out.shape)
+        go2 = go.copy()
+        go2[1, 3, 7, 2] = np.nan
+        for g in (go, go2):
+            got = cattn.scaled_dot_product_attention_grad(
+                g, q, key, v, out, lse, **o, block_mask=tb, block_size=bs)
+            want = cattn.scaled_dot_product_attention_grad(
+                g, q, key, v, out, lse, m, **o)
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+        ref = _reference.scaled_dot_product_attention_grad(
+            go, q, np.repeat(key, 2, 1), np.repeat(v, 2, 1),
+            m & _reference.visible(L, S, "bottom_right"))
+        got = cattn.scaled_dot_product_attention_grad(
+            go, q, key, v, out, lse, **o, block_mask=tb, block_size=bs)
+        assert normwise(got[0], ref[0]) < TOL["gradient"][np.float64]
+        for g, w in zip(got[1:], ref[1:3]):
+            w = w.reshape(2, 2, 2, *w.shape[-2:]).sum(2)
+            assert normwise(g, w) < TOL["gradient"][np.float64]
+
+
+def test_block_table_classes_threads_and_hidden_values(rng):
+    """Classes off (every tile expanded and read) give the same bits, any
+    thread count too; a value only hidden blocks hold never reaches a
+    row."""
+    q, key, v = qkv(rng, np.float32, 400, 400, E=32, Ev=16)
+    tb = table(rng, (2, 4), 400, 400, 50, 50, "band")
+    kw = dict(block_mask=tb, block_size=50, is_causal=True)
+    out = sdpa(q, key, v, **kw, return_lse=True)
+    go = rng.standard_normal(out[0].shape).astype(np.float32)
+    g = cattn.scaled_dot_product_attention_grad(go, q, key, v, *out, **kw)
+    before = _kframe.use_tile_classes(False)
+    try:
+        out0 = sdpa(q, key, v, **kw, return_lse=True)
+        g0 = cattn.scaled_dot_product_attention_grad(go, q, key, v, *out,
+                                                     **kw)
+    finally:
+        _kframe.use_tile_classes(before)
+    out1 = sdpa(q, key, v, **kw, return_lse=True, num_threads=1)
+    g1 = cattn.scaled_dot_product_attention_grad(go, q, key, v, *out, **kw,
+                                                 num_threads=1)
+    for a, b, c in zip(out + g, out0 + g0, out1 + g1):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    t2 = np.zeros((8, 8), bool)
+    t2[:, :4] = True                    # keys 200.. hidden from every row
+    v2 = v.copy()
+    v2[..., 200:, :] = np.nan
+    want = sdpa(q, key[..., :200, :], v[..., :200, :])
+    got = sdpa(q, key, v2, block_mask=t2, block_size=50)
+    np.testing.assert_array_equal(got, want)

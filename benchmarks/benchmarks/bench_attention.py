@@ -499,11 +499,11 @@ class SparseAttention:
     against the unmasked call, the ratio to be read against the
     visible fraction (the mask's empty tiles are skipped).  Chunks of
     L/16, causal in each (Llama 4's chunked attention).  "*_stated": the
-    same prefix and chunks without a mask (prefix=, chunk_size=).  B1 H8
-    E64 float32.  The issue's full-size targets:
-    benchmarks/compare_sparse.py."""
+    same prefix and chunks without a mask (prefix=, chunk_size=), and the
+    documents as a table of blocks (block_mask).  B1 H8 E64 float32.  The
+    issue's full-size targets: benchmarks/compare_sparse.py."""
     params = [["indices", "documents", "prefix", "chunks", "prefix_stated",
-               "chunks_stated"]]
+               "chunks_stated", "blocks_stated"]]
     param_names = ["case"]
 
     def setup(self, case):
@@ -524,10 +524,14 @@ class SparseAttention:
                 "prefix": (j <= i) | (j < L // 4),
                 "chunks": (i // (L // 16) == j // (L // 16)) & (j <= i),
                 "prefix_stated": None, "chunks_stated": None,
+                "blocks_stated": None,
             }[case]
         self.stated = {"prefix_stated": dict(is_causal=True, prefix=L // 4),
                        "chunks_stated": dict(is_causal=True,
-                                             chunk_size=L // 16)}.get(case)
+                                             chunk_size=L // 16),
+                       "blocks_stated": dict(is_causal=True,
+                                             block_mask=np.eye(8, dtype=bool),
+                                             block_size=L // 8)}.get(case)
 
     def run(self):
         if self.sel is not None:

@@ -273,6 +273,84 @@ def spans_value(chunk_size: object, prefix: object,
     return chunk, first
 
 
+Blocks = tuple[NDArray[np.bool_], int, int]
+
+
+def block_table(block_mask: object, block_size: object,
+                call: Call) -> Blocks:
+    """scaled_dot_product_attention's `block_mask` at `block_size`,
+    checked: a bool array broadcastable to batch + (ceil(L / Bq),
+    ceil(S / Bk)) (True: that block of queries may see that block of
+    keys), block_size an int >= 1 or a pair of them.  Returns the table
+    broadcast to that shape (a view) and (Bq, Bk)."""
+    func = call.func
+    if block_mask is None:
+        raise ValueError(f"{func}: block_size={block_size!r} needs "
+                         "block_mask (the table of blocks it sizes)")
+    pair = (block_size if isinstance(block_size, (tuple, list))
+            else (block_size, block_size))
+    if len(pair) != 2:
+        raise ValueError(f"{func}: block_size must be an int >= 1 or a pair "
+                         f"(query rows, keys) of them, got {block_size!r}")
+    Bq, Bk = (count_value(b, "block_size", func) for b in pair)
+    t = np.asarray(block_mask)
+    if t.dtype != np.bool_:
+        raise TypeError(f"{func}: block_mask must be a bool array (True: "
+                        "the block of queries may see the block of keys), "
+                        f"got dtype {t.dtype}")
+    want = call.batch + (-(-call.L // Bq), -(-call.S // Bk))
+    try:
+        if t.ndim < 2:
+            raise ValueError
+        return np.broadcast_to(t, want), Bq, Bk
+    except ValueError:
+        raise ValueError(f"{func}: block_mask of shape {t.shape} does not "
+                         f"broadcast to (..., ceil(L / {Bq}), ceil(S / "
+                         f"{Bk})) = {want}") from None
+
+
+def fold_blocks(blocks: Blocks, mask: NDArray[Any] | None,
+                call: Call) -> tuple[NDArray[Any], Call]:
+    """The block table as an element mask (batch + (L, S)) joined with
+    `mask` (True where both show a key; a float mask keeps its values
+    there and is -inf elsewhere), and the call with that mask's kind: for
+    the paths that read a mask row by row (few query rows, indices,
+    top-k) or that already have one."""
+    t, Bq, Bk = blocks
+    shape = t.shape[:-2] + (call.L, call.S)
+    # Expand and join the distinct matrices only: the views' broadcast
+    # axes stay broadcast.
+    full = np.repeat(np.repeat(_distinct(t), Bq, axis=-2)[..., :call.L, :],
+                     Bk, axis=-1)[..., :call.S]
+    if mask is None:
+        return (np.broadcast_to(full, shape),
+                call._replace(mask_kind=MASK_BOOL))
+    m = _distinct(mask)
+    joined = (m & full if mask.dtype == np.bool_
+              else np.where(full, m, mask.dtype.type(-np.inf)))
+    return np.broadcast_to(joined, shape), call
+
+
+def place_blocks(blocks: Blocks, mask: NDArray[Any] | None,
+                 sel: NDArray[np.int32] | None, call: Call
+                 ) -> tuple[NDArray[Any] | None, Call, Blocks | None]:
+    """(mask, call, blocks) for the forward: the table kept as it is for
+    the tiled path, or folded into the mask (fold_blocks) for a call that
+    has one already or that the row paths take (indices, top-k's
+    selection, few query rows)."""
+    if (mask is not None or sel is not None or call.top_k
+            or call.L <= _attention.row_path_rows()):
+        mask, call = fold_blocks(blocks, mask, call)
+        return mask, call, None
+    return mask, call, blocks
+
+
+def _distinct(x: NDArray[Any]) -> NDArray[Any]:
+    """x with its broadcast leading axes (stride 0) cut to length 1."""
+    return x[tuple(slice(None) if s else slice(0, 1)
+                   for s in x.strides[:-2])]
+
+
 def listed(indices: object, call: Call,
            packed: tuple[int, int] | None = None) -> NDArray[np.int32]:
     """Sparse attention's selected keys (scaled_dot_product_attention's
@@ -886,13 +964,16 @@ def _grouped(call: Call, q: FloatArray, k: FloatArray,
 def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
             mask: NDArray[Any] | None, o: FloatArray,
             lse: FloatArray | None,
-            indices: NDArray[np.int32] | None = None) -> None:
+            indices: NDArray[np.int32] | None = None,
+            blocks: Blocks | None = None) -> None:
     """Run the fused forward of `call` into `o` (walkable, shape batch +
     (L, Ev), of call.dtype or, for 16-bit storage, float32) and `lse`
     (None, or C-contiguous batch + (L,) of call.compute); top-k first
     selects each row's keys.  `indices`: sparse attention's lists, as
     listed() returns them (rows of q, k and v not unit-strided are copied
-    first: the row path reads them where they lie)."""
+    first: the row path reads them where they lie).  `blocks`: a block
+    table in place of a mask, as block_table() returns it, for a call the
+    tiled path takes (_attend folds it into a mask otherwise)."""
     if not (o.size or (lse is not None and lse.size)):
         return
     items = call.items
@@ -911,14 +992,19 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
                np.empty(items + (call.L,), dtype=np.int64))
         _topk.select_top_k(call, items, q, k, mask, *thr, schedule)
     skip = skip_empty_tiles(call, mask, q, k)
+    table = None
+    if blocks is not None:          # all-hidden tiles of a bool table
+        skip = True
+        t = split_heads(blocks[0], call.group) if call.group > 1 else blocks[0]
+        table = (t.view(np.uint8), blocks[1], blocks[2])
     if isinstance(k, QuantizedArray):  # read as int8 values and scales
         vq = cast(QuantizedArray, v)
         _attention.attention(call, items, q, k.values, vq.values, mask, o,
                              lse, thr, (k.scales, vq.scales, k.block_size),
-                             None, None, schedule, indices, skip)
+                             None, None, schedule, indices, skip, table)
     else:
         _attention.attention(call, items, q, k, v, mask, o, lse, thr, None,
-                             None, None, schedule, indices, skip)
+                             None, None, schedule, indices, skip, table)
     if call.q_lens is not None:
         # The kernels write only the rows that exist; the padding past each
         # row's query length is 0, with lse -inf.

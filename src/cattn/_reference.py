@@ -95,6 +95,19 @@ def visible(L: int, S: int, is_causal: Causal | None = False,
     return ok
 
 
+def block_visible(block_mask: ArrayLike, block_size: int | tuple[int, int],
+                  L: int, S: int) -> NDArray[np.bool_]:
+    """(..., L, S) bool: the block table `block_mask` (..., ceil(L / Bq),
+    ceil(S / Bk)) at element level -- query i may see key j where
+    block_mask[..., i // Bq, j // Bk] (the twin of _frame.pyx's
+    expand_table)."""
+    Bq, Bk = ((block_size, block_size) if isinstance(block_size, int)
+              else block_size)
+    t = np.asarray(block_mask, dtype=bool)
+    t = np.broadcast_to(t, t.shape[:-2] + (-(-L // Bq), -(-S // Bk)))
+    return t[..., np.arange(L) // Bq, :][..., np.arange(S) // Bk]
+
+
 def top_k_keep(scores: NDArray[Any], k: int) -> NDArray[np.bool_]:
     """Which keys each row keeps in top-k attention: its k best candidates
     (keys scoring above -inf), ranked NaN first, then by larger score, then

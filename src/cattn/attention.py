@@ -36,7 +36,8 @@ def scaled_dot_product_attention(
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
         indices: ArrayLike | None = ..., chunk_size: int | None = ...,
-        prefix: int | None = ...) -> FloatArray: ...
+        prefix: int | None = ..., block_mask: ArrayLike | None = ...,
+        block_size: int | tuple[int, int] | None = ...) -> FloatArray: ...
 
 
 @overload
@@ -54,7 +55,8 @@ def scaled_dot_product_attention(
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
         indices: ArrayLike | None = ..., chunk_size: int | None = ...,
-        prefix: int | None = ...
+        prefix: int | None = ..., block_mask: ArrayLike | None = ...,
+        block_size: int | tuple[int, int] | None = ...
 ) -> tuple[FloatArray, FloatArray]: ...
 
 
@@ -70,7 +72,8 @@ def scaled_dot_product_attention(
         query_lengths: ArrayLike | None = None,
         key_lengths: ArrayLike | None = None,
         indices: ArrayLike | None = None, chunk_size: int | None = None,
-        prefix: int | None = None,
+        prefix: int | None = None, block_mask: ArrayLike | None = None,
+        block_size: int | tuple[int, int] | None = None,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     r"""Attention ``softmax(query · keyᵀ · scale + mask) · value``, fused.
 
@@ -202,6 +205,22 @@ def scaled_dot_product_attention(
         image) before causal text.  Key j is visible to query i when
         ``j <= d or j < prefix``; `window`, `chunk_size`, `attn_mask` and
         the lengths still apply.  No mask is built or read.
+    block_mask : array_like of bool, optional
+        Block-sparse attention (a block-level mask in the spirit of
+        PyTorch's FlexAttention ``BlockMask``): which blocks of
+        `block_size` queries may see which blocks of keys, shape
+        broadcastable to (..., ceil(L / Bq), ceil(S / Bk)).  Query i may
+        see key j where ``block_mask[..., i // Bq, j // Bk]`` is True and
+        every other rule (`attn_mask`, `is_causal`, `window`, the lengths,
+        `chunk_size`, `prefix`) lets it.  The tiles of hidden blocks are
+        skipped, those of visible ones computed unmasked, and no L x S
+        array is built (with `attn_mask`, `indices`, `top_k`, or at most a
+        few query rows, the table is expanded into the mask those paths
+        read).  The same bits as the call with the expanded mask.
+    block_size : int or (int, int), optional
+        The blocks of `block_mask`: Bq query rows by Bk keys (one int for
+        both); default 128, FlexAttention's.  The last block of each axis
+        may be shorter.
 
     Returns
     -------
@@ -227,8 +246,10 @@ def scaled_dot_product_attention(
         is invalid, `out` has the wrong shape or is read-only,
         `num_threads` < 1, `indices` do not broadcast, hold a value
         outside [-1, S), list a key twice in a row or come with `top_k`,
-        `chunk_size` or `prefix` is < 1, or `prefix` comes without
-        `is_causal`.
+        `chunk_size`, `prefix` or a `block_size` is < 1, `prefix` comes
+        without `is_causal`, `block_size` without `block_mask`, or
+        `block_mask` does not broadcast to the blocks (TypeError if it is
+        not bool or a `block_size` not an int).
 
     See Also
     --------
@@ -334,12 +355,25 @@ def scaled_dot_product_attention(
     >>> np.allclose(prefix_lm, cattn.scaled_dot_product_attention(
     ...     x, x, x, attn_mask=(j <= i) | (j < 10)))
     True
+
+    Block-sparse attention from a table of blocks (each block of 8
+    queries sees its own block of keys and block 0), the dense call with
+    the table expanded, bit for bit:
+
+    >>> blocks = np.eye(4, dtype=bool)
+    >>> blocks[:, 0] = True
+    >>> sparse = cattn.scaled_dot_product_attention(
+    ...     x, x, x, block_mask=blocks, block_size=8)
+    >>> expanded = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
+    >>> bool(np.array_equal(sparse, cattn.scaled_dot_product_attention(
+    ...     x, x, x, attn_mask=expanded)))
+    True
     """
     return _attend("scaled_dot_product_attention", _frame.NAMES, query, key,
                    value, attn_mask, is_causal, scale, enable_gqa, window,
                    top_k, return_lse, num_threads, out, precision, softcap,
                    sinks, alibi_slopes, query_lengths, key_lengths, indices,
-                   chunk_size, prefix)
+                   chunk_size, prefix, block_mask, block_size)
 
 
 def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
@@ -353,7 +387,9 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             query_lengths: ArrayLike | None = None,
             key_lengths: ArrayLike | None = None,
             indices: ArrayLike | None = None,
-            chunk_size: int | None = None, prefix: int | None = None
+            chunk_size: int | None = None, prefix: int | None = None,
+            block_mask: ArrayLike | None = None,
+            block_size: int | tuple[int, int] | None = None
             ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """scaled_dot_product_attention as `func` (errors name it and the
     user's argument `names`)."""
@@ -368,9 +404,14 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
             raise ValueError(f"{func}: top_k and indices select keys two "
                              "ways; pass one of them")
         sel = _frame.listed(indices, call)
+    blocks = None
+    if block_mask is not None or block_size is not None:
+        mask, call, blocks = _frame.place_blocks(
+            _frame.block_table(block_mask, 128 if block_size is None
+                               else block_size, call), mask, sel, call)
     result, lse = _outputs(call, out, call.batch + (call.L, call.Ev),
                            (q, k, v, mask), return_lse)
-    _frame.forward(call, q, k, v, mask, result, lse, sel)
+    _frame.forward(call, q, k, v, mask, result, lse, sel, blocks)
     return _deliver(out, result, lse)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _checks, _frame
 from ._kernels import _attention_grad
@@ -25,7 +26,7 @@ def _expect_shape(arr: FloatArray, name: str, shape: tuple[int, ...],
                          f"(as the forward returned it), got {arr.shape}")
 
 
-def _query_items(x: FloatArray, group: int) -> FloatArray:
+def _query_items(x: NDArray[Any], group: int) -> NDArray[Any]:
     """(..., H, L, c) as (..., H // group, group, L, c): query heads as
     (kv head, member of its group); group 1 adds a unit axis."""
     return (_frame.split_heads(x, group) if group > 1
@@ -44,7 +45,8 @@ def scaled_dot_product_attention_grad(
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
         indices: ArrayLike | None = ..., chunk_size: int | None = ...,
-        prefix: int | None = ...
+        prefix: int | None = ..., block_mask: ArrayLike | None = ...,
+        block_size: int | tuple[int, int] | None = ...
 ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
@@ -60,7 +62,8 @@ def scaled_dot_product_attention_grad(
         query_lengths: ArrayLike | None = ...,
         key_lengths: ArrayLike | None = ...,
         indices: ArrayLike | None = ..., chunk_size: int | None = ...,
-        prefix: int | None = ...
+        prefix: int | None = ..., block_mask: ArrayLike | None = ...,
+        block_size: int | tuple[int, int] | None = ...
 ) -> tuple[FloatArray, ...]: ...
 
 
@@ -76,7 +79,9 @@ def scaled_dot_product_attention_grad(
         query_lengths: ArrayLike | None = None,
         key_lengths: ArrayLike | None = None,
         indices: ArrayLike | None = None, chunk_size: int | None = None,
-        prefix: int | None = None) -> tuple[FloatArray, ...]:
+        prefix: int | None = None, block_mask: ArrayLike | None = None,
+        block_size: int | tuple[int, int] | None = None
+) -> tuple[FloatArray, ...]:
     """Gradients of :func:`scaled_dot_product_attention` (its backward).
 
     Given ``grad_out``, the gradient of a loss with respect to the output
@@ -131,6 +136,11 @@ def scaled_dot_product_attention_grad(
     chunk_size, prefix : int, optional
         As in the forward (chunked attention; a prefix every query sees):
         the tiles they hide are never visited.
+    block_mask : array_like of bool, optional
+        As in the forward (which blocks of queries see which blocks of
+        keys, `block_size` each): the hidden blocks are never visited.
+    block_size : int or (int, int), optional
+        As in the forward (default 128).
 
     Returns
     -------
@@ -238,6 +248,14 @@ def scaled_dot_product_attention_grad(
                          f"attn_mask, got "
                          f"{'None' if mask is None else 'a bool mask'}")
 
+    blocks = None
+    if block_mask is not None or block_size is not None:
+        blocks = _frame.block_table(block_mask, 128 if block_size is None
+                                    else block_size, call)
+        if mask is not None or indices is not None:
+            mask, call = _frame.fold_blocks(blocks, mask, call)
+            blocks = None
+
     # Work items: kv heads (kv_batch) x the G query heads sharing each.
     kv_batch = batch[:-1] + (batch[-1] // group,) if group > 1 else batch
     items = kv_batch + (group,)
@@ -259,10 +277,15 @@ def scaled_dot_product_attention_grad(
             # The mask's empty tiles add exact zeros unless grad_out holds
             # an inf or NaN (0·NaN in dV = Pᵀ dO) or a float mask's -inf
             # meets a score that is not finite: only then are they visited.
+            table = None
+            if blocks is not None:      # a bool table's hidden tiles
+                table = (_query_items(blocks[0].view(np.uint8), group),
+                         blocks[1], blocks[2])
             _attention_grad.attention_grad(
                 *args, _frame._SCHEDULES.get(),
-                _frame.skip_empty_tiles(call, mask, q, k)
-                and bool(np.isfinite(go).all()))
+                (blocks is not None or _frame.skip_empty_tiles(
+                    call, mask, q, k)) and bool(np.isfinite(go).all()),
+                table)
         else:
             _attention_grad.sparse_attention_grad(
                 *args, sel if group > 1 else sel[..., np.newaxis, :, :])

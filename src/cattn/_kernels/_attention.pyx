@@ -66,7 +66,8 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      checked_alloc, classify_tiles, listed_keys,
+                      checked_alloc, classify_tiles,
+                      expand_table, listed_keys,
                       listed_scores, TILE_EMPTY, TILE_FULL, TILE_INTERVAL,
                       TILE_PARTIAL,
                       check_rows, item_keys, item_visibility,
@@ -223,6 +224,15 @@ cdef struct Problem:
     # With skip_empty, a PARTIAL tile's row extents: 2·bq int16 a tile, at
     # the same index times 2·bq (masks.pxi); else NULL.
     const int16_t *extents
+    # A block table (block_mask; else blocks is NULL) in place of a mask:
+    # query i of item bh may see key j where the byte blocks[off_t[bh] +
+    # (i // Bq)·rs_t + (j // Bk)·cs_t] is nonzero.  Tiled path only (the
+    # caller folds it into a mask for the row paths); its tiles are
+    # classified from the table, and a PARTIAL tile's bytes are expanded
+    # into Scratch.tmask where the mask would be read (masks.pxi).
+    const uint8_t *blocks
+    const int64_t *off_t
+    int64_t rs_t, cs_t, Bq, Bk
 
 
 cdef struct Scratch:
@@ -242,6 +252,7 @@ cdef struct Scratch:
     uint64_t *seen    # indices: a bitmap of S bits (listed_keys), clear
     int64_t *phys     # indices, paged: a key block's rows in the pool,
                       # K's then V's (bk each), from page 0's row 0
+    uint8_t *tmask    # block table: one PARTIAL tile's mask bytes, bq x bk
     double *m         # bq running max
     double *l         # bq running sum
 
@@ -262,7 +273,7 @@ include "forward/schedule.pxi"
 def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
               cnp.ndarray v, mask, cnp.ndarray o, lse, thr, quant=None,
               ragged=None, paged=None, list schedule=None, indices=None,
-              bint skip_empty=False):
+              bint skip_empty=False, blocks=None):
     """Run the fused forward of a validated ``_frame.Call`` over the batch
     `items` (call.batch, or call.items with GQA's group axis).
 
@@ -321,6 +332,12 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     skip_empty_tiles: a bool mask, or a float one whose scores are bounded
     finite); they are then, and its partial tiles cut to their rows'
     extents (forward/masks.pxi).
+
+    blocks: None, or a block table in place of a mask (block_mask) as
+    (table, Bq, Bk): table uint8 (the bool table's bytes), shape
+    items-broadcastable + (ceil(L / Bq), ceil(S / Bk)); no mask, no
+    indices, no top-k, and a shape the tiled path takes (the caller
+    folds the table into a mask otherwise); skip_empty set.
     """
     cdef Problem p
     read_call(&p.f, call, items)
@@ -429,6 +446,21 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
         p.sel = <const int32_t *>osel.data
         p.off_sel = osel.off
         p.rs_sel = osel.rs
+    cdef Operand *otab
+    p.blocks = NULL
+    if blocks is not None:
+        if mask is not None or indices is not None or thr is not None or (
+                not skip_empty):
+            raise AssertionError(f"{func}: cattn internal error: a block "
+                                 "table with a mask, indices or top-k")
+        p.Bq, p.Bk = blocks[1], blocks[2]
+        otab = ops.add(blocks[0], items, cdiv(p.f.L, p.Bq),
+                       cdiv(p.f.S, p.Bk), func, "block_mask")
+        if blocks[0].dtype != np.uint8 or p.Bq < 1 or p.Bk < 1:
+            raise AssertionError(f"{func}: cattn internal error: block "
+                                 "table")
+        p.blocks = <const uint8_t *>otab.data
+        p.off_t, p.rs_t, p.cs_t = otab.off, otab.rs, otab.cs
     cdef int nthreads
     cdef int64_t group, slots
     # (Listed keys with nothing to list -- no keys, or no slots -- read no
@@ -438,6 +470,9 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
          or (p.sel != NULL and (p.f.S == 0 or p.nsel == 0)), func,
          &nthreads, &group)
     cdef bint decode = p.decode
+    if p.blocks != NULL and decode:
+        raise AssertionError(f"{func}: cattn internal error: a block table "
+                             "on the row path")
     cdef GemmKernel kern = p.kern
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     cdef int64_t per_bh = p.nqb * p.nchunks
@@ -450,7 +485,12 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     p.tiles = NULL
     p.skip_empty = skip_empty
     cdef object tile_arrays = None
-    if p.f.mask_kind != MASK_NONE and not decode:
+    if p.blocks != NULL:
+        tile_arrays = classify_tiles(p.blocks, p.off_t, nbh, &p.f, p.rs_t,
+                                     p.cs_t, p.Bq, p.Bk, p.bq, p.bk, p.nqb,
+                                     True, p.f.threads, &p.tiles,
+                                     &p.tile_of, &p.extents)
+    elif p.f.mask_kind != MASK_NONE and not decode:
         tile_arrays = classify(&p, om.data, om.off, nbh, p.f.threads)
     # One thread's slot of the arena: its Scratch and its tiles.
     cdef size_t used = 0
@@ -476,6 +516,8 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
                                 if p.sel != NULL else 0)
     cdef size_t at_phys = carve(&used, 2 * p.bk * sizeof(int64_t)
                                 if p.sel != NULL and p.pages != NULL else 0)
+    cdef size_t at_tmask = carve(&used, p.bq * p.bk if p.blocks != NULL
+                                 else 0)
     cdef size_t at_m = carve(&used, rows * sizeof(double))
     cdef size_t at_l = carve(&used, rows * sizeof(double))
     # Shared: one slot of packed K/V (and its flags) per head of a group,
@@ -506,6 +548,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             w.keys = <int64_t *>arena_at(&arena, t, at_keys)
             w.phys = <int64_t *>arena_at(&arena, t, at_phys)
             w.seen = <uint64_t *>arena_at(&arena, t, at_seen)
+            w.tmask = <uint8_t *>arena_at(&arena, t, at_tmask)
             w.m = <double *>arena_at(&arena, t, at_m)
             w.l = <double *>arena_at(&arena, t, at_l)
         with nogil:
@@ -531,6 +574,12 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
             team_leave()
     finally:
         arena_free(&arena)
+
+
+def row_path_rows():
+    """The most query rows the row (decode) path takes at the active ISA
+    (plan): the frame folds a block table on so few rows into a mask."""
+    return cattn_attention_blocks_for(active_isa())[0].decode_max_l
 
 
 def exp_neg(cnp.ndarray x, cnp.ndarray y, bint p16=False):

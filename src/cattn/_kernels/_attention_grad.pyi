@@ -14,7 +14,9 @@ def attention_grad(call: Call, kv_items: tuple[int, ...], q: _Float,
                    mask: NDArray[Any] | None, dq: _Float, dk: _Float,
                    dv: _Float, dmask: _Float | None,
                    schedule_log: list[dict[str, Any]] | None = ...,
-                   skip_empty: bool = ...) -> int | None: ...
+                   skip_empty: bool = ...,
+                   blocks: tuple[NDArray[np.uint8], int, int] | None = ...
+                   ) -> int | None: ...
 def sparse_attention_grad(call: Call, kv_items: tuple[int, ...], q: _Float,
                           k: NDArray[Any], v: NDArray[Any], o: _Float,
                           go: _Float, lse: _Float,

@@ -54,7 +54,8 @@ from ._cpu cimport active_isa, team_enter, team_leave
 from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
-                      check_rows, classify_tiles, item_keys,
+                      check_rows, classify_tiles,
+                      expand_table, item_keys,
                       item_visibility, listed_keys, listed_scores,
                       one_storage, read_call, TILE_EMPTY, TILE_FULL,
                       TILE_INTERVAL, TILE_PARTIAL)
@@ -117,6 +118,11 @@ cdef struct Problem:
     const uint8_t *tiles
     const int64_t *tile_of
     const int16_t *extents
+    # A block table in place of a mask (the forward's Problem.blocks):
+    # its PARTIAL tiles' bytes expanded into Scratch.tmask where read.
+    const uint8_t *blocks
+    const int64_t *off_t
+    int64_t rs_t, cs_t, Bq, Bk
 
 
 cdef struct Scratch:
@@ -128,6 +134,7 @@ cdef struct Scratch:
     void *dq          # dQ accumulator of a query block (split), bq x e_pad
     void *packs       # one head's packed operands (fused schedule)
     void *capt        # softcap: the capped scores, bq x ld
+    uint8_t *tmask    # block table: one PARTIAL tile's mask bytes, bq x bk
 
 
 # ------------------------------------------------------------- packing --
@@ -302,11 +309,22 @@ cdef void tile(const Problem *p, const Visibility *vis,
     if adjusts_scores(&p.f):        # softcap, ALiBi: as the forward
         adjust_scores(&p.f, qh, pt, ld, nq, nk, k0 - i0 - vis.offset,
                       <floating *>w.capt)
-    if p.f.mask_kind != MASK_NONE or not block_fully_visible(vis, i0, nq,
-                                                           k0, nk):
+    if (p.f.mask_kind != MASK_NONE or p.blocks != NULL
+            or not block_fully_visible(vis, i0, nq, k0, nk)):
         mask_rows(p.f.c32, p.f.c64, vis,
                   p.f.mask_kind if cls == TILE_PARTIAL else MASK_NONE, mask,
                   p.rs_m, p.cs_m, pt, ld, i0, nq, k0, nk)
+        if p.blocks != NULL and cls == TILE_PARTIAL:
+            # `mask` is the item's block table: this tile's bytes.
+            expand_table(<const uint8_t *>mask, p.rs_t, p.cs_t, p.Bq, p.Bk,
+                         i0, nq, k0, nk, w.tmask, nk)
+            for r in range(nq):
+                if floating is float:
+                    p.f.c32.row_mask_bool(nk, pt + r * ld, w.tmask + r * nk,
+                                          1)
+                else:
+                    p.f.c64.row_mask_bool(nk, pt + r * ld, w.tmask + r * nk,
+                                          1)
         if cls == TILE_INTERVAL:
             ext = tile_extents_of(p, qh, i0 // p.bq, k0 // p.bk)
             for r in range(nq):
@@ -448,6 +466,8 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
         mask_h = NULL
         if p.f.mask_kind != MASK_NONE:
             mask_h = <const char *>mask + off_m[qh] * mask_item
+        elif p.blocks != NULL:      # the head's block table (tile)
+            mask_h = p.blocks + p.off_t[qh]
         dmask_h = dmask + qh * p.f.L * p.f.S if dmask != NULL else NULL
         for qb in range(qb_lo, qb_hi):
             i0 = qb * p.bq
@@ -489,6 +509,8 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
     nreal = imin(nq, vis.L - i0)    # rows past the query length: dQ 0
     if p.f.mask_kind != MASK_NONE:
         mask_h = <const char *>mask + off_m[qh] * mask_item
+    elif p.blocks != NULL:          # the head's block table (tile)
+        mask_h = p.blocks + p.off_t[qh]
     memset(w.dq, 0, p.bq * p.e_pad * sizeof(floating))
     k_lo = imax(first_visible(&vis, i0), 0)
     k_hi = imin(last_visible(&vis, i0 + nreal - 1) + 1, vis.S)
@@ -685,7 +707,7 @@ cdef int check_outputs(const Frame *f, int64_t nkv, int64_t G, lse, dq,
 
 def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
                    dv, dmask, list schedule_log=None,
-                   bint skip_empty=False):
+                   bint skip_empty=False, blocks=None):
     """Gradients of a validated ``_frame.Call`` over the key/value heads
     `kv_items` (nkv of them), each with G = call.group query heads.
 
@@ -699,6 +721,9 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     skip_empty: the caller allows the mask's EMPTY tiles to be skipped
     (every grad_out finite, and a bool mask or finite scores: each such
     tile then adds exact zeros).
+    blocks: None, or a block table in place of a mask, as the forward's
+    (table uint8 walked over kv_items + (G,) with matrices (ceil(L / Bq),
+    ceil(S / Bk)), Bq, Bk); no mask then.
     """
     cdef Problem p
     read_call(&p.f, call, kv_items)
@@ -719,6 +744,18 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
+    cdef Operand *otab
+    p.blocks = NULL
+    if blocks is not None:
+        p.Bq, p.Bk = blocks[1], blocks[2]
+        if (mask is not None or blocks[0].dtype != np.uint8 or p.Bq < 1
+                or p.Bk < 1):
+            raise AssertionError(f"{func}: cattn internal error: block "
+                                 "table")
+        otab = qops.add(blocks[0], q_items, cdiv(p.f.L, p.Bq),
+                        cdiv(p.f.S, p.Bk), func, "block_mask")
+        p.blocks = <const uint8_t *>otab.data
+        p.off_t, p.rs_t, p.cs_t = otab.off, otab.rs, otab.cs
     p.storage = one_storage(func, (q, k, v, o, go), &p.in_size)
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, False)
@@ -761,9 +798,14 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef object tile_arrays = None
     p.tiles = NULL
     p.extents = NULL
-    if p.f.mask_kind != MASK_NONE and skip_empty:
+    if p.blocks != NULL and skip_empty:
+        tile_arrays = classify_tiles(p.blocks, p.off_t, nkv * p.G, &p.f,
+                                     p.rs_t, p.cs_t, p.Bq, p.Bk, p.bq, p.bk,
+                                     p.nqb, True, p.f.threads, &p.tiles,
+                                     &p.tile_of, &p.extents)
+    elif p.f.mask_kind != MASK_NONE and skip_empty:
         tile_arrays = classify_tiles(om.data, om.off, nkv * p.G, &p.f, p.rs_m,
-                                     p.cs_m, p.bq, p.bk, p.nqb, True,
+                                     p.cs_m, 0, 0, p.bq, p.bk, p.nqb, True,
                                      p.f.threads, &p.tiles, &p.tile_of,
                                      &p.extents)
     # One thread's slot: its Scratch (carved first), tiles, and in the
@@ -781,6 +823,8 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef size_t at_packs = carve(&used, p.head * itemsize if fused else 0)
     cdef size_t at_capt = carve(&used, tile_elems * itemsize
                                 if p.f.softcap > 0 else 0)
+    cdef size_t at_tmask = carve(&used, p.bq * p.bk if p.blocks != NULL
+                                 else 0)
     cdef size_t at_gpacks = carve(&shared,
                                   0 if fused else group * p.head * itemsize)
     cdef size_t at_parts = carve(&shared, group * part_elems * itemsize
@@ -807,6 +851,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
             w.dq = arena_at(&arena, t, at_dq)
             w.packs = arena_at(&arena, t, at_packs) if fused else NULL
             w.capt = arena_at(&arena, t, at_capt)
+            w.tmask = <uint8_t *>arena_at(&arena, t, at_tmask)
         with nogil:
             team_enter()
             if p.f.is_f32:

@@ -300,9 +300,18 @@ cdef enum:
     TILE_FULL = 2
     TILE_INTERVAL = 3
 
-cdef object classify_tiles(const void *mask, const int64_t *off_m,
-                           int64_t nitems, const Frame *f, int64_t rs_m,
-                           int64_t cs_m, int64_t bq, int64_t bk,
-                           int64_t nqb, bint extents, int nthreads,
-                           const uint8_t **tiles, const int64_t **tile_of,
-                           const int16_t **ext)
+cdef object classify_tiles(const void *src, const int64_t *off,
+                           int64_t nitems, const Frame *f, int64_t rs,
+                           int64_t cs, int64_t Bq, int64_t Bk, int64_t bq,
+                           int64_t bk, int64_t nqb, bint extents,
+                           int nthreads, const uint8_t **tiles,
+                           const int64_t **tile_of, const int16_t **ext)
+
+# A block table (block_mask, Bq > 0 above: src its bytes, rs and cs its
+# strides): the classes and extents classify_tiles gives the table
+# expanded to a bool mask, read from the table; expand_table writes one
+# tile of that mask's bytes (a PARTIAL tile's, where the drivers apply it).
+cdef void expand_table(const uint8_t *t, int64_t rs_t, int64_t cs_t,
+                       int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
+                       int64_t k0, int64_t ncols, uint8_t *out,
+                       int64_t ld) noexcept nogil

@@ -5,10 +5,11 @@ contracts checked, and the per-thread scratch arena."""
 cimport cython
 cimport numpy as cnp
 import numpy as np
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 from libc.stdint cimport int16_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
 
 from ._convert cimport storage_of
 from ._cpu cimport team_enter, team_leave
@@ -18,7 +19,7 @@ cnp.import_array()
 
 cdef enum:
     MAX_DIMS = 64           # NPY_MAXDIMS in NumPy 2
-    MAX_OPERANDS = 8
+    MAX_OPERANDS = 9
 
 # The mask kinds of _visibility.pxd, for the Python frame (in this order).
 MASK_KINDS = (MASK_NONE, MASK_BOOL, MASK_ADD)
@@ -376,18 +377,19 @@ cdef void arena_free(Arena *a) noexcept nogil:
 # once per head, having read it here once per distinct matrix).  The
 # forward (forward/masks.pxi) and the backward skip EMPTY tiles with it;
 # both are exact, for the reasons and under the conditions given there.
+# With Bq > 0 it classifies a block table instead (block_mask, below).
 
-cdef uint8_t tile_class(const Frame *f, int64_t rs_m, int64_t cs_m,
+cdef uint8_t tile_class(int mask_kind, int64_t rs_m, int64_t cs_m,
                         const char *m, int64_t nrows, int64_t ncols,
                         floating kind) noexcept nogil:
     """The class of the tile of nrows x ncols mask elements from m (bool
-    bytes, or `floating` for a float mask; only kind's type matters)."""
+    bytes for MASK_BOOL, else `floating`: only kind's type matters)."""
     cdef int64_t r, c
     cdef int all_in = 1, any_in = 0, zero = 1, ninf = 1
     cdef const uint8_t *b
     cdef const floating *x
     for r in range(nrows):
-        if f.mask_kind == MASK_BOOL:
+        if mask_kind == MASK_BOOL:
             b = <const uint8_t *>m + r * rs_m
             if cs_m == 1:
                 for c in range(ncols):
@@ -406,12 +408,12 @@ cdef uint8_t tile_class(const Frame *f, int64_t rs_m, int64_t cs_m,
                 ninf &= x[c * cs_m] == -INFINITY
             if not zero and not ninf:
                 return TILE_PARTIAL
-    if f.mask_kind == MASK_BOOL:
+    if mask_kind == MASK_BOOL:
         return TILE_FULL if all_in else TILE_EMPTY
     return TILE_FULL if zero else TILE_EMPTY
 
 
-cdef void tile_extents(const Frame *f, int64_t rs_m, int64_t cs_m,
+cdef void tile_extents(int mask_kind, int64_t rs_m, int64_t cs_m,
                        const char *m, int64_t nrows, int64_t ncols,
                        int16_t *ext, floating kind) noexcept nogil:
     """ext[2r], ext[2r + 1]: the first and last column of row r of the
@@ -422,7 +424,7 @@ cdef void tile_extents(const Frame *f, int64_t rs_m, int64_t cs_m,
     cdef const floating *x
     for r in range(nrows):
         lo = ncols
-        if f.mask_kind == MASK_BOOL:
+        if mask_kind == MASK_BOOL:
             b = <const uint8_t *>m + r * rs_m
             for c in range(ncols):
                 if b[c * cs_m]:
@@ -484,19 +486,97 @@ cdef void classify_block_row(const Frame *f, int64_t rs_m, int64_t cs_m,
         mt = m + kb * bk * cs_m * item
         nc = imin(bk, f.S - kb * bk)
         if f.is_f32:
-            out[kb] = tile_class[float](f, rs_m, cs_m, mt, nrows, nc, 0)
+            out[kb] = tile_class[float](f.mask_kind, rs_m, cs_m, mt, nrows, nc, 0)
             if ext != NULL and out[kb] == TILE_PARTIAL:
-                tile_extents[float](f, rs_m, cs_m, mt, nrows, nc,
+                tile_extents[float](f.mask_kind, rs_m, cs_m, mt, nrows, nc,
                                     ext + kb * ext_stride, 0)
         else:
-            out[kb] = tile_class[double](f, rs_m, cs_m, mt, nrows, nc, 0)
+            out[kb] = tile_class[double](f.mask_kind, rs_m, cs_m, mt, nrows, nc, 0)
             if ext != NULL and out[kb] == TILE_PARTIAL:
-                tile_extents[double](f, rs_m, cs_m, mt, nrows, nc,
+                tile_extents[double](f.mask_kind, rs_m, cs_m, mt, nrows, nc,
                                      ext + kb * ext_stride, 0)
         if (ext != NULL and out[kb] == TILE_PARTIAL
                 and f.mask_kind == MASK_BOOL
                 and extents_say_all(rs_m, cs_m, mt, nrows,
                                     ext + kb * ext_stride)):
+            out[kb] = TILE_INTERVAL
+
+
+# A block table (scaled_dot_product_attention's block_mask) states the
+# mask at a coarser grain: key j is visible to query i where the byte
+# t[(i // Bq)·rs_t + (j // Bk)·cs_t] is nonzero -- FlexAttention's BlockMask
+# without its mask_mod.  Its tiles are classified from the table alone
+# (a few bytes a tile); only a PARTIAL tile that its extents do not
+# describe is ever expanded, into one tile of bytes (expand_table), and
+# read there as a bool mask, so no L x S array exists at any time.  The
+# classes and extents are those of the expanded bool mask, so a call with
+# the table gives the bits of the same call with that mask.
+
+cdef void expand_table(const uint8_t *t, int64_t rs_t, int64_t cs_t,
+                       int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
+                       int64_t k0, int64_t ncols, uint8_t *out,
+                       int64_t ld) noexcept nogil:
+    """out[r·ld + c] = 1 where the table shows query i0 + r key k0 + c,
+    else 0 (t: the item's table; runs of one table byte per block)."""
+    cdef int64_t r, c, c1, ub, vb, prev = -1
+    cdef const uint8_t *row
+    for r in range(nrows):
+        ub = (i0 + r) // Bq
+        if ub == prev:          # the same block row: the same bytes
+            memcpy(out + r * ld, out + (r - 1) * ld, ncols)
+            continue
+        prev = ub
+        row = t + ub * rs_t
+        c = 0
+        while c < ncols:
+            vb = (k0 + c) // Bk
+            c1 = imin(ncols, (vb + 1) * Bk - k0)
+            memset(out + r * ld + c, 1 if row[vb * cs_t] != 0 else 0, c1 - c)
+            c = c1
+
+
+cdef uint8_t table_class(const uint8_t *t, int64_t rs_t, int64_t cs_t,
+                         int64_t ub0, int64_t ub1, int64_t vb0,
+                         int64_t vb1) noexcept nogil:
+    """The class of a tile over the table's blocks ub0..ub1 x vb0..vb1
+    (inclusive): FULL if all show it, EMPTY if none, else PARTIAL."""
+    cdef int64_t ub, vb
+    cdef int all_in = 1, any_in = 0
+    for ub in range(ub0, ub1 + 1):
+        for vb in range(vb0, vb1 + 1):
+            if t[ub * rs_t + vb * cs_t] != 0:
+                any_in = 1
+            else:
+                all_in = 0
+        if any_in and not all_in:
+            return TILE_PARTIAL
+    return TILE_FULL if all_in else TILE_EMPTY
+
+
+cdef void classify_table_row(const Frame *f, const uint8_t *tb,
+                             int64_t rs_t, int64_t cs_t, int64_t Bq,
+                             int64_t Bk, int64_t i0, int64_t nrows,
+                             int64_t bk, uint8_t *out, int16_t *ext,
+                             int64_t ext_stride,
+                             uint8_t *buf) noexcept nogil:
+    """classify_block_row for a block table tb: the classes of the tiles
+    of query rows i0..i0+nrows from the table; with ext, a PARTIAL tile's
+    extents from its bytes expanded into buf (nrows x bk), and INTERVAL
+    where they say all."""
+    cdef int64_t kb, k0, nc
+    for kb in range(cdiv(f.S, bk)):
+        k0 = kb * bk
+        nc = imin(bk, f.S - k0)
+        out[kb] = table_class(tb, rs_t, cs_t, i0 // Bq,
+                              (i0 + nrows - 1) // Bq, k0 // Bk,
+                              (k0 + nc - 1) // Bk)
+        if ext == NULL or out[kb] != TILE_PARTIAL:
+            continue
+        expand_table(tb, rs_t, cs_t, Bq, Bk, i0, nrows, k0, nc, buf, nc)
+        tile_extents[float](MASK_BOOL, nc, 1, <const char *>buf, nrows, nc,
+                            ext + kb * ext_stride, 0)
+        if extents_say_all(nc, 1, <const char *>buf, nrows,
+                           ext + kb * ext_stride):
             out[kb] = TILE_INTERVAL
 
 
@@ -514,18 +594,18 @@ def use_tile_classes(bint on):
     return before
 
 
-cdef object classify_tiles(const void *mask, const int64_t *off_m,
-                           int64_t nitems, const Frame *f, int64_t rs_m,
-                           int64_t cs_m, int64_t bq, int64_t bk,
-                           int64_t nqb, bint extents, int nthreads,
-                           const uint8_t **tiles, const int64_t **tile_of,
-                           const int16_t **ext):
+cdef object classify_tiles(const void *src, const int64_t *off,
+                           int64_t nitems, const Frame *f, int64_t rs,
+                           int64_t cs, int64_t Bq, int64_t Bk, int64_t bq,
+                           int64_t bk, int64_t nqb, bint extents,
+                           int nthreads, const uint8_t **tiles,
+                           const int64_t **tile_of, const int16_t **ext):
     tiles[0] = NULL
     tile_of[0] = NULL
     ext[0] = NULL
     if not USE_TILE_CLASSES:
         return None
-    cdef cnp.ndarray offs = np.asarray(<const int64_t[:nitems]>off_m)
+    cdef cnp.ndarray offs = np.asarray(<const int64_t[:nitems]>off)
     cdef cnp.ndarray uniq, where
     uniq, where = np.unique(offs, return_inverse=True)
     cdef int64_t nkb = cdiv(f.S, bk), per = nqb * nkb
@@ -538,8 +618,13 @@ cdef object classify_tiles(const void *mask, const int64_t *off_m,
     cdef int16_t *e = <int16_t *>cnp.PyArray_DATA(e_a) if extents else NULL
     cdef int64_t n = len(uniq) * nqb, job, i0
     cdef int team = <int>max(1, min(<int64_t>nthreads, n))
-    cdef size_t item = 1 if f.mask_kind == MASK_BOOL else (
+    cdef size_t item = 1 if f.mask_kind == MASK_BOOL or Bq > 0 else (
         4 if f.is_f32 else 8)
+    # A table's PARTIAL tiles are expanded for their extents: one tile of
+    # bytes per thread.
+    cdef cnp.ndarray buf_a = np.empty(team * bq * bk if extents and Bq > 0
+                                      else 0, np.uint8)
+    cdef uint8_t *buf = <uint8_t *>cnp.PyArray_DATA(buf_a)
     if bk > 32767:
         raise AssertionError("cattn internal error: key blocks too long "
                              "for int16 extents")
@@ -547,13 +632,20 @@ cdef object classify_tiles(const void *mask, const int64_t *off_m,
         team_enter()
         for job in prange(n, schedule='static', num_threads=team):
             i0 = (job % nqb) * bq
-            classify_block_row(
-                f, rs_m, cs_m, <const char *>mask
-                + (u[job // nqb] + i0 * rs_m) * item, imin(bq, f.L - i0),
-                bk, t + job * nkb, e + job * nkb * 2 * bq if e != NULL
-                else NULL, 2 * bq)
+            if Bq > 0:
+                classify_table_row(
+                    f, <const uint8_t *>src + u[job // nqb], rs, cs, Bq, Bk,
+                    i0, imin(bq, f.L - i0), bk, t + job * nkb,
+                    e + job * nkb * 2 * bq if e != NULL else NULL, 2 * bq,
+                    buf + threadid() * bq * bk)
+            else:
+                classify_block_row(
+                    f, rs, cs, <const char *>src
+                    + (u[job // nqb] + i0 * rs) * item, imin(bq, f.L - i0),
+                    bk, t + job * nkb, e + job * nkb * 2 * bq if e != NULL
+                    else NULL, 2 * bq)
         team_leave()
     tiles[0] = t
     tile_of[0] = <const int64_t *>cnp.PyArray_DATA(of_a)
     ext[0] = e
-    return (t_a, of_a, e_a)
+    return (t_a, of_a, e_a, buf_a)

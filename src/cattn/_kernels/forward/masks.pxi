@@ -51,6 +51,6 @@ cdef object classify(Problem *p, const void *mask, const int64_t *off_m,
     """Fill p.tiles, p.tile_of and (with p.skip_empty) p.extents for the
     items' mask matrices at the plan's blocks; returns the arrays that
     hold them (kept alive by the caller)."""
-    return classify_tiles(mask, off_m, nbh, &p.f, p.rs_m, p.cs_m, p.bq, p.bk,
-                          p.nqb, p.skip_empty, nthreads, &p.tiles,
+    return classify_tiles(mask, off_m, nbh, &p.f, p.rs_m, p.cs_m, 0, 0, p.bq,
+                          p.bk, p.nqb, p.skip_empty, nthreads, &p.tiles,
                           &p.tile_of, &p.extents)

@@ -98,20 +98,30 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
                     const void *mask,
                     const floating *thr,
                     const int64_t *thr_idx, bint apply_mask,
-                    const int16_t *interval, int64_t c0) noexcept nogil:
+                    const int16_t *interval, int64_t c0,
+                    uint8_t *tmask) noexcept nogil:
     """Add the float mask, or hide (-inf) what the bool mask, causal or the
     window hide, in the transposed tile of keys k0.. x queries i0..; with
     top-k (thr_idx not NULL, this head's rows) also every key outside the
     query's top k.  apply_mask False: the tile's mask is FULL (masks.pxi)
     and is not read; `interval` not NULL: the tile is INTERVAL, its
     extents (columns from c0 = k0 - the block's first key) say what the
-    mask hides, and it is not read either."""
+    mask hides, and it is not read either.  With a block table (p.blocks)
+    `mask` is the item's table: the tile's bytes are expanded into tmask
+    (bq x bk) and applied as a bool mask's."""
     cdef int64_t j, q, lo, hi, ti
     cdef floating *row
     if interval != NULL:
         hide_by_extents(p, st, nq, nk, interval, c0)
     elif not apply_mask:
         pass
+    elif p.blocks != NULL:
+        expand_table(<const uint8_t *>mask, p.rs_t, p.cs_t, p.Bq, p.Bk, i0,
+                     nq, k0, nk, tmask, nk)
+        if floating is float:
+            p.f.c32.tile_mask_bool(nk, nq, st, p.bq, tmask, nk, 1)
+        else:
+            p.f.c64.tile_mask_bool(nk, nq, st, p.bq, tmask, nk, 1)
     elif p.f.mask_kind == MASK_ADD:
         if floating is float:
             p.f.c32.tile_mask_add(
@@ -279,11 +289,12 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
             adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
                           i0 + vis.offset - j0)
-        read_mask = p.f.mask_kind != MASK_NONE and cls != TILE_FULL
+        read_mask = ((p.f.mask_kind != MASK_NONE or p.blocks != NULL)
+                     and cls != TILE_FULL)
         if read_mask or thr_idx != NULL or not full:
             mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx,
                       read_mask, ext if cls == TILE_INTERVAL else NULL,
-                      j0 - k0)
+                      j0 - k0, w.tmask)
 
         # Online softmax along the queries: Pᵀ = exp(Sᵀ - m').
         # Only the vectors that hold real queries: columns are independent,
@@ -373,6 +384,8 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     item_visibility(&p.f, bh, &vis)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
+    elif p.blocks != NULL:          # the item's block table (mask_tile)
+        mask_bh = p.blocks + p.off_t[bh]
     attend_block(p, &vis, kern, shift(q, off_q[bh], p.q_size), kv,
                  kv + p.kpack_size, vflag, shift(v, off_v[bh], p.in_size),
                  mask_bh,
