@@ -1034,7 +1034,7 @@ def sparse_attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask,
     p.rs_q, p.rs_k, p.rs_v, p.rs_o, p.rs_g = oq.rs, ok.rs, ov.rs, oo.rs, og.rs
     p.rs_m, p.cs_m = om.rs, om.cs
     p.storage = one_storage(func, (q, k, v, o, go), &p.in_size)
-    p.rows = row_products(p.f.isa, p.storage)
+    p.rows = row_products(p.f.isa, p.storage, False)
     p.cv = (cattn_convert_for(p.f.isa, p.storage) if p.storage != NATIVE
             else NULL)
     p.sel = <const int32_t *>osel.data

@@ -25,6 +25,12 @@ cdef extern from "convert/cattn_convert.h":
                             float *) noexcept nogil
         void (*axpy_rows_at)(int64_t, int64_t, const float *, const void *,
                              int64_t, const int64_t *, float *) noexcept nogil
+        void (*dot_rows_far_at)(int64_t, int64_t, const float *,
+                                const void *, int64_t, const int64_t *,
+                                float, float *) noexcept nogil
+        void (*axpy_rows_far_at)(int64_t, int64_t, const float *,
+                                 const void *, int64_t, const int64_t *,
+                                 float *) noexcept nogil
     const cattn_convert *cattn_convert_for(int isa, int storage) nogil
     enum cattn_storage:
         CATTN_STORAGE_F16

@@ -152,7 +152,9 @@ cdef struct RowProducts:
     # out[j] = scale · (x · rows[j]) for j < n (rows[j] = rows + j·rs, k
     # contiguous elements each), and acc[0:k] += Σ_j coef[j] · rows[j] in
     # order of j; the float64 pair is NULL for a 16-bit or int8 storage.
-    # The _at ones read rows[j] = rows + at[j]·rs instead (listed keys).
+    # The _at ones read rows[j] = rows + at[j]·rs instead (listed keys),
+    # prefetched for rows read once from memory if row_products was asked
+    # for `far` ones (a decode step), else for rows other queries reuse.
     dot_rows_f32_fn dot32
     axpy_rows_f32_fn axpy32
     dot_rows_f64_fn dot64
@@ -166,7 +168,7 @@ cdef struct RowProducts:
     scatter_rows_at_f32_fn scatter32
     scatter_rows_at_f64_fn scatter64
 
-cdef RowProducts row_products(int isa, int storage) noexcept nogil
+cdef RowProducts row_products(int isa, int storage, bint far) noexcept nogil
 
 
 cdef inline void dot_rows(const RowProducts *rp, int64_t n, int64_t k,

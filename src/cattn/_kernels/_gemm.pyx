@@ -96,6 +96,8 @@ cdef extern from "gemm/cattn_gemv.h":
                           int64_t, float *) noexcept nogil
         dot_rows_at_f32_fn dot_rows_at
         axpy_rows_at_f32_fn axpy_rows_at
+        dot_rows_at_f32_fn dot_rows_far_at
+        axpy_rows_at_f32_fn axpy_rows_far_at
         scatter_rows_at_f32_fn scatter_rows_at
     ctypedef struct cattn_gemv_f64:
         const char *name
@@ -105,6 +107,8 @@ cdef extern from "gemm/cattn_gemv.h":
                           int64_t, double *) noexcept nogil
         dot_rows_at_f64_fn dot_rows_at
         axpy_rows_at_f64_fn axpy_rows_at
+        dot_rows_at_f64_fn dot_rows_far_at
+        axpy_rows_at_f64_fn axpy_rows_far_at
         scatter_rows_at_f64_fn scatter_rows_at
     const cattn_gemv_f32 *cattn_gemv_f32_for(int isa) nogil
     const cattn_gemv_f64 *cattn_gemv_f64_for(int isa) nogil
@@ -242,20 +246,27 @@ cdef void tile_product(const GemmKernel *kern, int64_t depth,
                              alpha, 0 if t == 0 else 1)
 
 
-cdef RowProducts row_products(int isa, int storage) noexcept nogil:
+cdef RowProducts row_products(int isa, int storage, bint far) noexcept nogil:
     cdef const cattn_gemv_f32 *g32 = cattn_gemv_f32_for(isa)
     cdef const cattn_gemv_f64 *g64 = cattn_gemv_f64_for(isa)
     cdef const cattn_convert *cv
     cdef RowProducts rp
     rp.dot32, rp.axpy32 = g32.dot_rows, g32.axpy_rows
     rp.dot64, rp.axpy64 = g64.dot_rows, g64.axpy_rows
-    rp.dot32_at, rp.axpy32_at = g32.dot_rows_at, g32.axpy_rows_at
-    rp.dot64_at, rp.axpy64_at = g64.dot_rows_at, g64.axpy_rows_at
+    if far:
+        rp.dot32_at, rp.axpy32_at = g32.dot_rows_far_at, g32.axpy_rows_far_at
+        rp.dot64_at, rp.axpy64_at = g64.dot_rows_far_at, g64.axpy_rows_far_at
+    else:
+        rp.dot32_at, rp.axpy32_at = g32.dot_rows_at, g32.axpy_rows_at
+        rp.dot64_at, rp.axpy64_at = g64.dot_rows_at, g64.axpy_rows_at
     rp.scatter32, rp.scatter64 = g32.scatter_rows_at, g64.scatter_rows_at
     if storage != NATIVE:               # widened as they stream, float32
         cv = cattn_convert_for(isa, storage)
         rp.dot32, rp.axpy32 = cv.dot_rows, cv.axpy_rows
-        rp.dot32_at, rp.axpy32_at = cv.dot_rows_at, cv.axpy_rows_at
+        if far:
+            rp.dot32_at, rp.axpy32_at = cv.dot_rows_far_at, cv.axpy_rows_far_at
+        else:
+            rp.dot32_at, rp.axpy32_at = cv.dot_rows_at, cv.axpy_rows_at
         rp.dot64, rp.axpy64 = NULL, NULL
         rp.dot64_at, rp.axpy64_at = NULL, NULL
     return rp
@@ -565,7 +576,7 @@ cdef _matmul(const void *a, const void *b, int storage, int64_t size,
         rs_c, cs_c = cs_c, rs_c
     op.a, op.b, op.c = NULL, NULL, NULL
     op.storage, op.size, op.isa = storage, size, isa
-    op.rows = row_products(isa, storage)
+    op.rows = row_products(isa, storage, False)
     op.cv = cattn_convert_for(isa, storage) if storage != NATIVE else NULL
     op.m, op.n, op.k = m, n, k
     op.rs_a, op.cs_a, op.rs_b, op.cs_b, op.rs_c, op.cs_c = (

@@ -22,7 +22,8 @@ cdef int plan(Problem *p, int64_t nbh, int64_t group_kv, bint unit_rows,
     cdef int64_t vl = p.f.c32.vl if p.f.is_f32 else p.f.c64.vl
     p.r32 = cattn_rows_f32_for(p.f.isa)
     p.r64 = cattn_rows_f64_for(p.f.isa)
-    p.rows = row_products(p.f.isa, p.storage)
+    # (A decode step's listed rows come from memory once: `far` prefetch.)
+    p.rows = row_products(p.f.isa, p.storage, p.f.L <= blk.decode_max_l)
     p.cv_q = (cattn_convert_for(p.f.isa, p.q_storage)
               if p.q_storage != NATIVE else NULL)
     p.cv_out = (cattn_convert_for(p.f.isa, p.out_storage)

@@ -52,6 +52,13 @@ typedef struct {
     void (*axpy_rows_at)(int64_t nk, int64_t Ev, const float *p,
                          const void *v, int64_t rs_v, const int64_t *at,
                          float *acc);
+    /* The same over rows read once from memory (gemm/gemv_body.h: far). */
+    void (*dot_rows_far_at)(int64_t nk, int64_t E, const float *q,
+                            const void *k, int64_t rs_k, const int64_t *at,
+                            float scale, float *s);
+    void (*axpy_rows_far_at)(int64_t nk, int64_t Ev, const float *p,
+                             const void *v, int64_t rs_v, const int64_t *at,
+                             float *acc);
 } cattn_convert;
 
 /* float16 <-> float32.  Through the compiler's _Float16 where it has one
@@ -152,13 +159,16 @@ static inline uint16_t cattn_f32_to_bf16(float x)
     {#st "_" #isa, cattn_from_##st##_f32_##isa, cattn_to_##st##_f32_##isa,  \
      cattn_gemm_pack_a_##st##_f32_##isa, cattn_gemm_pack_b_##st##_f32_##isa,\
      cattn_dot_rows_##st##_f32_##isa, cattn_axpy_rows_##st##_f32_##isa,     \
-     cattn_dot_rows_at_##st##_f32_##isa, cattn_axpy_rows_at_##st##_f32_##isa}
+     cattn_dot_rows_at_##st##_f32_##isa, cattn_axpy_rows_at_##st##_f32_##isa,\
+     cattn_dot_rows_far_at_##st##_f32_##isa,                                \
+     cattn_axpy_rows_far_at_##st##_f32_##isa}
 #define CATTN_CONVERT_ROW(isa)                                              \
     {CATTN_CONVERT_COLUMN(f16, isa), CATTN_CONVERT_COLUMN(bf16, isa),      \
      {"q8_" #isa, NULL, NULL, cattn_gemm_pack_a_q8_f32_##isa,               \
       cattn_gemm_pack_b_q8_f32_##isa, cattn_dot_rows_q8_f32_##isa,          \
       cattn_axpy_rows_q8_f32_##isa, cattn_dot_rows_at_q8_f32_##isa,         \
-      cattn_axpy_rows_at_q8_f32_##isa}}
+      cattn_axpy_rows_at_q8_f32_##isa, cattn_dot_rows_far_at_q8_f32_##isa,  \
+      cattn_axpy_rows_far_at_q8_f32_##isa}}
 
 static const cattn_convert cattn_convert_kernels[][3] = {
     CATTN_CONVERT_ROW(generic),

@@ -61,7 +61,7 @@ CATTN_NO_MEMCPY static void RW_NAME(gemm_pack_b_q8)(
  * listed rows at[j] of the _at entries. */
 static inline __attribute__((always_inline)) void RW_NAME(dot_rows_q8_in)(
     int64_t nk, int64_t E, const float *q, const void *k_, int64_t rs_k,
-    const int64_t *at, float scale, float *out)
+    const int64_t *at, float scale, float *out, int far)
 {
     const cattn_q8_view *k = (const cattn_q8_view *)k_;
     const int64_t bs = k->block;
@@ -77,8 +77,9 @@ static inline __attribute__((always_inline)) void RW_NAME(dot_rows_q8_in)(
         _Pragma("GCC unroll 8") for (int r = 0; r < R; ++r) {
             acc[r] = RW_SET1(0);
             row[r] = GEMV_ROW(j + r);
-            if (at && j + r + GEMV_AHEAD < nk)
-                GEMV_PREFETCH(k->values + at[j + r + GEMV_AHEAD] * rs_k, E);
+            if (at && j + r + GEMV_AHEAD(far) < nk)
+                GEMV_PREFETCH(k->values + at[j + r + GEMV_AHEAD(far)] * rs_k,
+                              E, far);
         }
         for (int64_t b = 0; b < E / bs; ++b) {
             RW_VEC part[R];
@@ -121,7 +122,7 @@ static inline __attribute__((always_inline)) void RW_NAME(dot_rows_q8_in)(
 
 static inline __attribute__((always_inline)) void RW_NAME(axpy_rows_q8_in)(
     int64_t nk, int64_t Ev, const float *p, const void *v_, int64_t rs_v,
-    const int64_t *at, float *acc)
+    const int64_t *at, float *acc, int far)
 {
     const cattn_q8_view *vw = (const cattn_q8_view *)v_;
     const int64_t bs = vw->block;
@@ -143,9 +144,9 @@ static inline __attribute__((always_inline)) void RW_NAME(axpy_rows_q8_in)(
                 const int64_t row = GEMV_ROW(j);                            \
                 const int8_t *v = vw->values + row * rs_v + e;              \
                 const float *s = vw->scales + row * vw->rs_scales;          \
-                if (at && j + GEMV_AHEAD < nk)                              \
-                    GEMV_PREFETCH(vw->values + at[j + GEMV_AHEAD] * rs_v    \
-                                  + e, NV * RW_VL);                         \
+                if (at && j + GEMV_AHEAD(far) < nk)                         \
+                    GEMV_PREFETCH(vw->values + at[j + GEMV_AHEAD(far)]      \
+                                  * rs_v + e, NV * RW_VL, far);             \
                 const float pj = p[j];                                      \
                 _Pragma("GCC unroll 8") for (int u = 0; u < NV; ++u)        \
                     a[u] = RW_FMA(RW_SET1(pj * s[blk[u]]),                  \
@@ -183,7 +184,7 @@ static void RW_NAME(dot_rows_q8)(int64_t nk, int64_t E, const float *q,
                                  const void *k, int64_t rs_k, float scale,
                                  float *out)
 {
-    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, NULL, scale, out);
+    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, NULL, scale, out, 0);
 }
 
 static void RW_NAME(dot_rows_at_q8)(int64_t nk, int64_t E, const float *q,
@@ -191,19 +192,35 @@ static void RW_NAME(dot_rows_at_q8)(int64_t nk, int64_t E, const float *q,
                                     const int64_t *at, float scale,
                                     float *out)
 {
-    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, at, scale, out);
+    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, at, scale, out, 0);
 }
 
 static void RW_NAME(axpy_rows_q8)(int64_t nk, int64_t Ev, const float *p,
                                   const void *v, int64_t rs_v, float *acc)
 {
-    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, NULL, acc);
+    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, NULL, acc, 0);
 }
 
 static void RW_NAME(axpy_rows_at_q8)(int64_t nk, int64_t Ev, const float *p,
                                      const void *v, int64_t rs_v,
                                      const int64_t *at, float *acc)
 {
-    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, at, acc);
+    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, at, acc, 0);
+}
+
+static void RW_NAME(dot_rows_far_at_q8)(int64_t nk, int64_t E,
+                                        const float *q, const void *k,
+                                        int64_t rs_k, const int64_t *at,
+                                        float scale, float *out)
+{
+    RW_NAME(dot_rows_q8_in)(nk, E, q, k, rs_k, at, scale, out, 1);
+}
+
+static void RW_NAME(axpy_rows_far_at_q8)(int64_t nk, int64_t Ev,
+                                         const float *p, const void *v,
+                                         int64_t rs_v, const int64_t *at,
+                                         float *acc)
+{
+    RW_NAME(axpy_rows_q8_in)(nk, Ev, p, v, rs_v, at, acc, 1);
 }
 #endif

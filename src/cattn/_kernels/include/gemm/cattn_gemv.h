@@ -19,6 +19,10 @@ typedef struct {
                         int64_t, const int64_t *, float, float *);
     void (*axpy_rows_at)(int64_t, int64_t, const float *, const void *,
                          int64_t, const int64_t *, float *);
+    void (*dot_rows_far_at)(int64_t, int64_t, const float *, const void *,
+                            int64_t, const int64_t *, float, float *);
+    void (*axpy_rows_far_at)(int64_t, int64_t, const float *, const void *,
+                             int64_t, const int64_t *, float *);
     void (*scatter_rows_at)(int64_t, int64_t, const float *, const float *,
                             float *, int64_t, const int64_t *);
 } cattn_gemv_f32;
@@ -33,6 +37,10 @@ typedef struct {
                         int64_t, const int64_t *, double, double *);
     void (*axpy_rows_at)(int64_t, int64_t, const double *, const void *,
                          int64_t, const int64_t *, double *);
+    void (*dot_rows_far_at)(int64_t, int64_t, const double *, const void *,
+                            int64_t, const int64_t *, double, double *);
+    void (*axpy_rows_far_at)(int64_t, int64_t, const double *, const void *,
+                             int64_t, const int64_t *, double *);
     void (*scatter_rows_at)(int64_t, int64_t, const double *, const double *,
                             double *, int64_t, const int64_t *);
 } cattn_gemv_f64;
@@ -43,6 +51,7 @@ typedef struct {
 #define CATTN_GEMV_ENTRY(sfx)                                               \
     {#sfx, cattn_dot_rows_##sfx, cattn_axpy_rows_##sfx,                     \
      cattn_dot_rows_at_##sfx, cattn_axpy_rows_at_##sfx,                     \
+     cattn_dot_rows_far_at_##sfx, cattn_axpy_rows_far_at_##sfx,             \
      cattn_scatter_rows_at_##sfx}
 
 /* Indexed by enum cattn_isa. */
