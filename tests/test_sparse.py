@@ -728,6 +728,7 @@ BLOCKS = [
     (200, 700, (1, 96), ("band", (1, 1)), {"is_causal": "bottom_right"}),
     (150, 150, 1, ("random", (4,)), {"window": (40, 0)}),
     (130, 90, (1000, 30), ("random", (2, 4)), {}),           # one block row
+    (130, 90, (10**30, 7), ("random", (2, 4)), {}),     # past any int64
     (100, 260, (16, 260), ("random", (2, 1)),
      {"key_lengths": [260, 111], "query_lengths": [100, 57]}),
     (96, 200, 32, ("random", (2, 4)),

@@ -302,7 +302,10 @@ def block_table(block_mask: object, block_size: object,
     try:
         if t.ndim < 2:
             raise ValueError
-        return np.broadcast_to(t, want), Bq, Bk
+        # A block longer than its axis is the whole axis: the same table,
+        # and no size the kernels' integers cannot hold.
+        return (np.broadcast_to(t, want), min(Bq, max(call.L, 1)),
+                min(Bk, max(call.S, 1)))
     except ValueError:
         raise ValueError(f"{func}: block_mask of shape {t.shape} does not "
                          f"broadcast to (..., ceil(L / {Bq}), ceil(S / "

@@ -105,7 +105,9 @@ def block_visible(block_mask: ArrayLike, block_size: int | tuple[int, int],
               else block_size)
     t = np.asarray(block_mask, dtype=bool)
     t = np.broadcast_to(t, t.shape[:-2] + (-(-L // Bq), -(-S // Bk)))
-    return t[..., np.arange(L) // Bq, :][..., np.arange(S) // Bk]
+    # (A block longer than its axis holds all of it.)
+    return (t[..., np.arange(L) // min(Bq, max(L, 1)), :]
+            [..., np.arange(S) // min(Bk, max(S, 1))])
 
 
 def top_k_keep(scores: NDArray[Any], k: int) -> NDArray[np.bool_]:
