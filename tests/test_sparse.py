@@ -698,7 +698,7 @@ def test_bad_structure(kw, err, match, rng):
                                                 **kw)
 
 
-# ------------------------------------------------------------ block tables --
+# ------------------------------------------------------------ block masks --
 # block_mask: which blocks of queries see which blocks of keys, no mask.
 # The tiled paths classify their tiles from the table and expand only the
 # PARTIAL ones; the rest fold it into a mask.  Either way the result is

@@ -276,17 +276,20 @@ def spans_value(chunk_size: object, prefix: object,
 Blocks = tuple[NDArray[np.bool_], int, int]
 
 
-def block_table(block_mask: object, block_size: object,
+def block_mask_of(block_mask: object, block_size: object,
                 call: Call) -> Blocks:
     """scaled_dot_product_attention's `block_mask` at `block_size`,
     checked: a bool array broadcastable to batch + (ceil(L / Bq),
     ceil(S / Bk)) (True: that block of queries may see that block of
-    keys), block_size an int >= 1 or a pair of them.  Returns the table
-    broadcast to that shape (a view) and (Bq, Bk)."""
+    keys), block_size an int >= 1 or a pair of them (None: FlexAttention's
+    128).  Returns the table broadcast to that shape (a view) and (Bq,
+    Bk)."""
     func = call.func
     if block_mask is None:
         raise ValueError(f"{func}: block_size={block_size!r} needs "
                          "block_mask (the table of blocks it sizes)")
+    if block_size is None:
+        block_size = 128
     pair = (block_size if isinstance(block_size, (tuple, list))
             else (block_size, block_size))
     if len(pair) != 2:
@@ -314,7 +317,7 @@ def block_table(block_mask: object, block_size: object,
 
 def fold_blocks(blocks: Blocks, mask: NDArray[Any] | None,
                 call: Call) -> tuple[NDArray[Any], Call]:
-    """The block table as an element mask (batch + (L, S)) joined with
+    """The block mask as an element mask (batch + (L, S)) joined with
     `mask` (True where both show a key; a float mask keeps its values
     there and is -inf elsewhere), and the call with that mask's kind: for
     the paths that read a mask row by row (few query rows, indices,
@@ -975,7 +978,7 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     selects each row's keys.  `indices`: sparse attention's lists, as
     listed() returns them (rows of q, k and v not unit-strided are copied
     first: the row path reads them where they lie).  `blocks`: a block
-    table in place of a mask, as block_table() returns it, for a call the
+    table in place of a mask, as block_mask_of() returns it, for a call the
     tiled path takes (_attend folds it into a mask otherwise)."""
     if not (o.size or (lse is not None and lse.size)):
         return

@@ -97,10 +97,10 @@ def visible(L: int, S: int, is_causal: Causal | None = False,
 
 def block_visible(block_mask: ArrayLike, block_size: int | tuple[int, int],
                   L: int, S: int) -> NDArray[np.bool_]:
-    """(..., L, S) bool: the block table `block_mask` (..., ceil(L / Bq),
+    """(..., L, S) bool: the block mask `block_mask` (..., ceil(L / Bq),
     ceil(S / Bk)) at element level -- query i may see key j where
     block_mask[..., i // Bq, j // Bk] (the twin of _frame.pyx's
-    expand_table)."""
+    expand_blocks)."""
     Bq, Bk = ((block_size, block_size) if isinstance(block_size, int)
               else block_size)
     t = np.asarray(block_mask, dtype=bool)

@@ -407,8 +407,8 @@ def _attend(func: str, names: tuple[str, ...], query: ArrayLike,
     blocks = None
     if block_mask is not None or block_size is not None:
         mask, call, blocks = _frame.place_blocks(
-            _frame.block_table(block_mask, 128 if block_size is None
-                               else block_size, call), mask, sel, call)
+            _frame.block_mask_of(block_mask, block_size, call), mask, sel,
+            call)
     result, lse = _outputs(call, out, call.batch + (call.L, call.Ev),
                            (q, k, v, mask), return_lse)
     _frame.forward(call, q, k, v, mask, result, lse, sel, blocks)

@@ -250,8 +250,7 @@ def scaled_dot_product_attention_grad(
 
     blocks = None
     if block_mask is not None or block_size is not None:
-        blocks = _frame.block_table(block_mask, 128 if block_size is None
-                                    else block_size, call)
+        blocks = _frame.block_mask_of(block_mask, block_size, call)
         if mask is not None or indices is not None:
             mask, call = _frame.fold_blocks(blocks, mask, call)
             blocks = None

@@ -67,7 +67,7 @@ from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       checked_alloc, classify_tiles,
-                      expand_table, listed_keys,
+                      expand_blocks, listed_keys,
                       listed_scores, TILE_EMPTY, TILE_FULL, TILE_INTERVAL,
                       TILE_PARTIAL,
                       check_rows, item_keys, item_visibility,
@@ -224,7 +224,7 @@ cdef struct Problem:
     # With skip_empty, a PARTIAL tile's row extents: 2·bq int16 a tile, at
     # the same index times 2·bq (masks.pxi); else NULL.
     const int16_t *extents
-    # A block table (block_mask; else blocks is NULL) in place of a mask:
+    # A block mask (block_mask; else blocks is NULL) in place of a mask:
     # query i of item bh may see key j where the byte blocks[off_t[bh] +
     # (i // Bq)·rs_t + (j // Bk)·cs_t] is nonzero.  Tiled path only (the
     # caller folds it into a mask for the row paths); its tiles are
@@ -252,7 +252,7 @@ cdef struct Scratch:
     uint64_t *seen    # indices: a bitmap of S bits (listed_keys), clear
     int64_t *phys     # indices, paged: a key block's rows in the pool,
                       # K's then V's (bk each), from page 0's row 0
-    uint8_t *tmask    # block table: one PARTIAL tile's mask bytes, bq x bk
+    uint8_t *tmask    # block mask: one PARTIAL tile's mask bytes, bq x bk
     double *m         # bq running max
     double *l         # bq running sum
 
@@ -333,7 +333,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     finite); they are then, and its partial tiles cut to their rows'
     extents (forward/masks.pxi).
 
-    blocks: None, or a block table in place of a mask (block_mask) as
+    blocks: None, or a block mask in place of an element mask (block_mask) as
     (table, Bq, Bk): table uint8 (the bool table's bytes), shape
     items-broadcastable + (ceil(L / Bq), ceil(S / Bk)); no mask, no
     indices, no top-k, and a shape the tiled path takes (the caller
@@ -471,7 +471,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
          &nthreads, &group)
     cdef bint decode = p.decode
     if p.blocks != NULL and decode:
-        raise AssertionError(f"{func}: cattn internal error: a block table "
+        raise AssertionError(f"{func}: cattn internal error: a block mask "
                              "on the row path")
     cdef GemmKernel kern = p.kern
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
@@ -578,7 +578,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
 
 def row_path_rows():
     """The most query rows the row (decode) path takes at the active ISA
-    (plan): the frame folds a block table on so few rows into a mask."""
+    (plan): the frame folds a block mask on so few rows into a mask."""
     return cattn_attention_blocks_for(active_isa())[0].decode_max_l
 
 

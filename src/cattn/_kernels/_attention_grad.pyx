@@ -55,7 +55,7 @@ from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, classify_tiles,
-                      expand_table, item_keys,
+                      expand_blocks, item_keys,
                       item_visibility, listed_keys, listed_scores,
                       one_storage, read_call, TILE_EMPTY, TILE_FULL,
                       TILE_INTERVAL, TILE_PARTIAL)
@@ -118,7 +118,7 @@ cdef struct Problem:
     const uint8_t *tiles
     const int64_t *tile_of
     const int16_t *extents
-    # A block table in place of a mask (the forward's Problem.blocks):
+    # A block mask in place of an element mask (the forward's Problem.blocks):
     # its PARTIAL tiles' bytes expanded into Scratch.tmask where read.
     const uint8_t *blocks
     const int64_t *off_t
@@ -134,7 +134,7 @@ cdef struct Scratch:
     void *dq          # dQ accumulator of a query block (split), bq x e_pad
     void *packs       # one head's packed operands (fused schedule)
     void *capt        # softcap: the capped scores, bq x ld
-    uint8_t *tmask    # block table: one PARTIAL tile's mask bytes, bq x bk
+    uint8_t *tmask    # block mask: one PARTIAL tile's mask bytes, bq x bk
 
 
 # ------------------------------------------------------------- packing --
@@ -315,9 +315,9 @@ cdef void tile(const Problem *p, const Visibility *vis,
                   p.f.mask_kind if cls == TILE_PARTIAL else MASK_NONE, mask,
                   p.rs_m, p.cs_m, pt, ld, i0, nq, k0, nk)
         if p.blocks != NULL and cls == TILE_PARTIAL:
-            # `mask` is the item's block table: this tile's bytes.
-            expand_table(<const uint8_t *>mask, p.rs_t, p.cs_t, p.Bq, p.Bk,
-                         i0, nq, k0, nk, w.tmask, nk)
+            # `mask` is the item's block mask: this tile's bytes.
+            expand_blocks(<const uint8_t *>mask, p.rs_t, p.cs_t, p.Bq, p.Bk,
+                          i0, nq, k0, nk, w.tmask, nk)
             for r in range(nq):
                 if floating is float:
                     p.f.c32.row_mask_bool(nk, pt + r * ld, w.tmask + r * nk,
@@ -466,7 +466,7 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
         mask_h = NULL
         if p.f.mask_kind != MASK_NONE:
             mask_h = <const char *>mask + off_m[qh] * mask_item
-        elif p.blocks != NULL:      # the head's block table (tile)
+        elif p.blocks != NULL:      # the head's block mask (tile)
             mask_h = p.blocks + p.off_t[qh]
         dmask_h = dmask + qh * p.f.L * p.f.S if dmask != NULL else NULL
         for qb in range(qb_lo, qb_hi):
@@ -509,7 +509,7 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
     nreal = imin(nq, vis.L - i0)    # rows past the query length: dQ 0
     if p.f.mask_kind != MASK_NONE:
         mask_h = <const char *>mask + off_m[qh] * mask_item
-    elif p.blocks != NULL:          # the head's block table (tile)
+    elif p.blocks != NULL:          # the head's block mask (tile)
         mask_h = p.blocks + p.off_t[qh]
     memset(w.dq, 0, p.bq * p.e_pad * sizeof(floating))
     k_lo = imax(first_visible(&vis, i0), 0)
@@ -721,7 +721,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     skip_empty: the caller allows the mask's EMPTY tiles to be skipped
     (every grad_out finite, and a bool mask or finite scores: each such
     tile then adds exact zeros).
-    blocks: None, or a block table in place of a mask, as the forward's
+    blocks: None, or a block mask in place of an element mask, as the forward's
     (table uint8 walked over kv_items + (G,) with matrices (ceil(L / Bq),
     ceil(S / Bk)), Bq, Bk); no mask then.
     """

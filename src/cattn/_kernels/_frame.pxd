@@ -307,11 +307,11 @@ cdef object classify_tiles(const void *src, const int64_t *off,
                            int nthreads, const uint8_t **tiles,
                            const int64_t **tile_of, const int16_t **ext)
 
-# A block table (block_mask, Bq > 0 above: src its bytes, rs and cs its
+# A block mask (block_mask, Bq > 0 above: src its bytes, rs and cs its
 # strides): the classes and extents classify_tiles gives the table
-# expanded to a bool mask, read from the table; expand_table writes one
+# expanded to a bool mask, read from the table; expand_blocks writes one
 # tile of that mask's bytes (a PARTIAL tile's, where the drivers apply it).
-cdef void expand_table(const uint8_t *t, int64_t rs_t, int64_t cs_t,
-                       int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
-                       int64_t k0, int64_t ncols, uint8_t *out,
-                       int64_t ld) noexcept nogil
+cdef void expand_blocks(const uint8_t *t, int64_t rs_t, int64_t cs_t,
+                        int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
+                        int64_t k0, int64_t ncols, uint8_t *out,
+                        int64_t ld) noexcept nogil

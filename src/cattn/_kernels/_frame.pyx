@@ -377,7 +377,7 @@ cdef void arena_free(Arena *a) noexcept nogil:
 # once per head, having read it here once per distinct matrix).  The
 # forward (forward/masks.pxi) and the backward skip EMPTY tiles with it;
 # both are exact, for the reasons and under the conditions given there.
-# With Bq > 0 it classifies a block table instead (block_mask, below).
+# With Bq > 0 it classifies a block mask instead (block_mask, below).
 
 cdef uint8_t tile_class(int mask_kind, int64_t rs_m, int64_t cs_m,
                         const char *m, int64_t nrows, int64_t ncols,
@@ -502,20 +502,20 @@ cdef void classify_block_row(const Frame *f, int64_t rs_m, int64_t cs_m,
             out[kb] = TILE_INTERVAL
 
 
-# A block table (scaled_dot_product_attention's block_mask) states the
+# A block mask (scaled_dot_product_attention's block_mask) states the
 # mask at a coarser grain: key j is visible to query i where the byte
 # t[(i // Bq)·rs_t + (j // Bk)·cs_t] is nonzero -- FlexAttention's BlockMask
 # without its mask_mod.  Its tiles are classified from the table alone
 # (a few bytes a tile); only a PARTIAL tile that its extents do not
-# describe is ever expanded, into one tile of bytes (expand_table), and
+# describe is ever expanded, into one tile of bytes (expand_blocks), and
 # read there as a bool mask, so no L x S array exists at any time.  The
 # classes and extents are those of the expanded bool mask, so a call with
 # the table gives the bits of the same call with that mask.
 
-cdef void expand_table(const uint8_t *t, int64_t rs_t, int64_t cs_t,
-                       int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
-                       int64_t k0, int64_t ncols, uint8_t *out,
-                       int64_t ld) noexcept nogil:
+cdef void expand_blocks(const uint8_t *t, int64_t rs_t, int64_t cs_t,
+                        int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
+                        int64_t k0, int64_t ncols, uint8_t *out,
+                        int64_t ld) noexcept nogil:
     """out[r·ld + c] = 1 where the table shows query i0 + r key k0 + c,
     else 0 (t: the item's table; runs of one table byte per block)."""
     cdef int64_t r, c, c1, ub, vb, prev = -1
@@ -535,9 +535,9 @@ cdef void expand_table(const uint8_t *t, int64_t rs_t, int64_t cs_t,
             c = c1
 
 
-cdef uint8_t table_class(const uint8_t *t, int64_t rs_t, int64_t cs_t,
-                         int64_t ub0, int64_t ub1, int64_t vb0,
-                         int64_t vb1) noexcept nogil:
+cdef uint8_t blocks_class(const uint8_t *t, int64_t rs_t, int64_t cs_t,
+                          int64_t ub0, int64_t ub1, int64_t vb0,
+                          int64_t vb1) noexcept nogil:
     """The class of a tile over the table's blocks ub0..ub1 x vb0..vb1
     (inclusive): FULL if all show it, EMPTY if none, else PARTIAL."""
     cdef int64_t ub, vb
@@ -553,13 +553,13 @@ cdef uint8_t table_class(const uint8_t *t, int64_t rs_t, int64_t cs_t,
     return TILE_FULL if all_in else TILE_EMPTY
 
 
-cdef void classify_table_row(const Frame *f, const uint8_t *tb,
-                             int64_t rs_t, int64_t cs_t, int64_t Bq,
-                             int64_t Bk, int64_t i0, int64_t nrows,
-                             int64_t bk, uint8_t *out, int16_t *ext,
-                             int64_t ext_stride,
-                             uint8_t *buf) noexcept nogil:
-    """classify_block_row for a block table tb: the classes of the tiles
+cdef void classify_blocks_row(const Frame *f, const uint8_t *tb,
+                              int64_t rs_t, int64_t cs_t, int64_t Bq,
+                              int64_t Bk, int64_t i0, int64_t nrows,
+                              int64_t bk, uint8_t *out, int16_t *ext,
+                              int64_t ext_stride,
+                              uint8_t *buf) noexcept nogil:
+    """classify_block_row for a block mask tb: the classes of the tiles
     of query rows i0..i0+nrows from the table; with ext, a PARTIAL tile's
     extents from its bytes expanded into buf (nrows x bk), and INTERVAL
     where they say all."""
@@ -567,12 +567,12 @@ cdef void classify_table_row(const Frame *f, const uint8_t *tb,
     for kb in range(cdiv(f.S, bk)):
         k0 = kb * bk
         nc = imin(bk, f.S - k0)
-        out[kb] = table_class(tb, rs_t, cs_t, i0 // Bq,
-                              (i0 + nrows - 1) // Bq, k0 // Bk,
-                              (k0 + nc - 1) // Bk)
+        out[kb] = blocks_class(tb, rs_t, cs_t, i0 // Bq,
+                               (i0 + nrows - 1) // Bq, k0 // Bk,
+                               (k0 + nc - 1) // Bk)
         if ext == NULL or out[kb] != TILE_PARTIAL:
             continue
-        expand_table(tb, rs_t, cs_t, Bq, Bk, i0, nrows, k0, nc, buf, nc)
+        expand_blocks(tb, rs_t, cs_t, Bq, Bk, i0, nrows, k0, nc, buf, nc)
         tile_extents[float](MASK_BOOL, nc, 1, <const char *>buf, nrows, nc,
                             ext + kb * ext_stride, 0)
         if extents_say_all(nc, 1, <const char *>buf, nrows,
@@ -633,7 +633,7 @@ cdef object classify_tiles(const void *src, const int64_t *off,
         for job in prange(n, schedule='static', num_threads=team):
             i0 = (job % nqb) * bq
             if Bq > 0:
-                classify_table_row(
+                classify_blocks_row(
                     f, <const uint8_t *>src + u[job // nqb], rs, cs, Bq, Bk,
                     i0, imin(bq, f.L - i0), bk, t + job * nkb,
                     e + job * nkb * 2 * bq if e != NULL else NULL, 2 * bq,
