@@ -740,7 +740,7 @@ BLOCKS = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("L,S,bs,t,o", BLOCKS, ids=str)
-def test_block_table_is_the_expanded_mask(dtype, L, S, bs, t, o, isa, rng):
+def test_block_mask_is_the_expanded_mask(dtype, L, S, bs, t, o, isa, rng):
     q, key, v = qkv(rng, dtype, L, S)
     bq, bk = (bs, bs) if isinstance(bs, int) else bs
     tb = table(rng, t[1], L, S, bq, bk, t[0])
@@ -764,7 +764,7 @@ def test_block_table_is_the_expanded_mask(dtype, L, S, bs, t, o, isa, rng):
                                                        **var), dtype)
 
 
-def test_block_table_folded_paths(isa, rng):
+def test_block_mask_folded_paths(isa, rng):
     """Where a mask is read row by row (decode rows, listed keys, top-k)
     or given too, the table joins it: bool, float, broadcast."""
     L, S = 40, 150
@@ -792,7 +792,7 @@ def test_block_table_folded_paths(isa, rng):
         assert normwise(got, want) < 1e-12
 
 
-def test_block_table_storage_and_gqa(isa, rng):
+def test_block_mask_storage_and_gqa(isa, rng):
     """float16, bfloat16 and int8 keys and values, and GQA's groups: the
     dense call with the expanded mask on the same storage, bit for bit."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -811,7 +811,7 @@ def test_block_table_storage_and_gqa(isa, rng):
             np.testing.assert_array_equal(got, want)
 
 
-def test_block_table_gradient(isa, rng):
+def test_block_mask_gradient(isa, rng):
     """The backward classifies its own tiles from the table: the gradient
     of the dense call with the expanded mask, bit for bit (with NaN in
     grad_out every tile is visited), and the twin's."""
@@ -844,7 +844,7 @@ def test_block_table_gradient(isa, rng):
             assert normwise(g, w) < TOL["gradient"][np.float64]
 
 
-def test_block_table_classes_threads_and_hidden_values(rng):
+def test_block_mask_classes_threads_and_hidden_values(rng):
     """Classes off (every tile expanded and read) give the same bits, any
     thread count too; a value only hidden blocks hold never reaches a
     row."""
