@@ -978,8 +978,8 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
     selects each row's keys.  `indices`: sparse attention's lists, as
     listed() returns them (rows of q, k and v not unit-strided are copied
     first: the row path reads them where they lie).  `blocks`: a block
-    table in place of a mask, as block_mask_of() returns it, for a call the
-    tiled path takes (_attend folds it into a mask otherwise)."""
+    mask in place of an element mask, as block_mask_of() returns it, for a
+    call the tiled path takes (_attend folds it into a mask otherwise)."""
     if not (o.size or (lse is not None and lse.size)):
         return
     items = call.items
@@ -999,7 +999,7 @@ def forward(call: Call, q: FloatArray, k: FloatArray, v: FloatArray,
         _topk.select_top_k(call, items, q, k, mask, *thr, schedule)
     skip = skip_empty_tiles(call, mask, q, k)
     table = None
-    if blocks is not None:          # all-hidden tiles of a bool table
+    if blocks is not None:          # a bool block mask's hidden tiles
         skip = True
         t = split_heads(blocks[0], call.group) if call.group > 1 else blocks[0]
         table = (t.view(np.uint8), blocks[1], blocks[2])

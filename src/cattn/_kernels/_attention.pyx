@@ -67,7 +67,7 @@ from ._frame cimport C_FUNC, C_GROUP, C_K_LENS, C_Q_LENS
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       checked_alloc, classify_tiles,
-                      expand_blocks, listed_keys,
+                      add_block_mask, BlockMask, expand_blocks, listed_keys,
                       listed_scores, TILE_EMPTY, TILE_FULL, TILE_INTERVAL,
                       TILE_PARTIAL,
                       check_rows, item_keys, item_visibility,
@@ -224,15 +224,12 @@ cdef struct Problem:
     # With skip_empty, a PARTIAL tile's row extents: 2·bq int16 a tile, at
     # the same index times 2·bq (masks.pxi); else NULL.
     const int16_t *extents
-    # A block mask (block_mask; else blocks is NULL) in place of a mask:
-    # query i of item bh may see key j where the byte blocks[off_t[bh] +
-    # (i // Bq)·rs_t + (j // Bk)·cs_t] is nonzero.  Tiled path only (the
-    # caller folds it into a mask for the row paths); its tiles are
-    # classified from the table, and a PARTIAL tile's bytes are expanded
-    # into Scratch.tmask where the mask would be read (masks.pxi).
-    const uint8_t *blocks
-    const int64_t *off_t
-    int64_t rs_t, cs_t, Bq, Bk
+    # A block mask (block_mask; else bm.t is NULL) in place of a mask
+    # (_frame.pxd).  Tiled path only (the caller folds it into a mask for
+    # the row paths); its tiles are classified from the table, and a
+    # PARTIAL tile's bytes are expanded into Scratch.tmask where the mask
+    # would be read (masks.pxi).
+    BlockMask bm
 
 
 cdef struct Scratch:
@@ -333,8 +330,8 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     finite); they are then, and its partial tiles cut to their rows'
     extents (forward/masks.pxi).
 
-    blocks: None, or a block mask in place of an element mask (block_mask) as
-    (table, Bq, Bk): table uint8 (the bool table's bytes), shape
+    blocks: None, or a block mask in place of an element mask (block_mask)
+    as (table, Bq, Bk): table uint8 (the bool table's bytes), shape
     items-broadcastable + (ceil(L / Bq), ceil(S / Bk)); no mask, no
     indices, no top-k, and a shape the tiled path takes (the caller
     folds the table into a mask otherwise); skip_empty set.
@@ -446,21 +443,11 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
         p.sel = <const int32_t *>osel.data
         p.off_sel = osel.off
         p.rs_sel = osel.rs
-    cdef Operand *otab
-    p.blocks = NULL
-    if blocks is not None:
-        if mask is not None or indices is not None or thr is not None or (
-                not skip_empty):
-            raise AssertionError(f"{func}: cattn internal error: a block "
-                                 "table with a mask, indices or top-k")
-        p.Bq, p.Bk = blocks[1], blocks[2]
-        otab = ops.add(blocks[0], items, cdiv(p.f.L, p.Bq),
-                       cdiv(p.f.S, p.Bk), func, "block_mask")
-        if blocks[0].dtype != np.uint8 or p.Bq < 1 or p.Bk < 1:
-            raise AssertionError(f"{func}: cattn internal error: block "
-                                 "table")
-        p.blocks = <const uint8_t *>otab.data
-        p.off_t, p.rs_t, p.cs_t = otab.off, otab.rs, otab.cs
+    if blocks is not None and (mask is not None or indices is not None
+                               or thr is not None or not skip_empty):
+        raise AssertionError(f"{func}: cattn internal error: a block mask "
+                             "with a mask, indices or top-k")
+    add_block_mask(ops, blocks, items, &p.f, func, &p.bm)
     cdef int nthreads
     cdef int64_t group, slots
     # (Listed keys with nothing to list -- no keys, or no slots -- read no
@@ -470,7 +457,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
          or (p.sel != NULL and (p.f.S == 0 or p.nsel == 0)), func,
          &nthreads, &group)
     cdef bint decode = p.decode
-    if p.blocks != NULL and decode:
+    if p.bm.t != NULL and decode:
         raise AssertionError(f"{func}: cattn internal error: a block mask "
                              "on the row path")
     cdef GemmKernel kern = p.kern
@@ -485,10 +472,10 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
     p.tiles = NULL
     p.skip_empty = skip_empty
     cdef object tile_arrays = None
-    if p.blocks != NULL:
-        tile_arrays = classify_tiles(p.blocks, p.off_t, nbh, &p.f, p.rs_t,
-                                     p.cs_t, p.Bq, p.Bk, p.bq, p.bk, p.nqb,
-                                     True, p.f.threads, &p.tiles,
+    if p.bm.t != NULL:
+        tile_arrays = classify_tiles(p.bm.t, p.bm.off, nbh, &p.f, p.bm.rs,
+                                     p.bm.cs, p.bm.Bq, p.bm.Bk, p.bq, p.bk,
+                                     p.nqb, True, p.f.threads, &p.tiles,
                                      &p.tile_of, &p.extents)
     elif p.f.mask_kind != MASK_NONE and not decode:
         tile_arrays = classify(&p, om.data, om.off, nbh, p.f.threads)
@@ -516,7 +503,7 @@ def attention(call, tuple items, cnp.ndarray q, cnp.ndarray k,
                                 if p.sel != NULL else 0)
     cdef size_t at_phys = carve(&used, 2 * p.bk * sizeof(int64_t)
                                 if p.sel != NULL and p.pages != NULL else 0)
-    cdef size_t at_tmask = carve(&used, p.bq * p.bk if p.blocks != NULL
+    cdef size_t at_tmask = carve(&used, p.bq * p.bk if p.bm.t != NULL
                                  else 0)
     cdef size_t at_m = carve(&used, rows * sizeof(double))
     cdef size_t at_l = carve(&used, rows * sizeof(double))

@@ -55,7 +55,7 @@ from ._frame cimport C_FUNC, C_GROUP
 from ._frame cimport (Arena, Frame, Operand, Operands, adjust_scores,
                       adjusts_scores, arena_at, arena_free, arena_new, carve,
                       check_rows, classify_tiles,
-                      expand_blocks, item_keys,
+                      add_block_mask, BlockMask, expand_blocks, item_keys,
                       item_visibility, listed_keys, listed_scores,
                       one_storage, read_call, TILE_EMPTY, TILE_FULL,
                       TILE_INTERVAL, TILE_PARTIAL)
@@ -118,11 +118,9 @@ cdef struct Problem:
     const uint8_t *tiles
     const int64_t *tile_of
     const int16_t *extents
-    # A block mask in place of an element mask (the forward's Problem.blocks):
-    # its PARTIAL tiles' bytes expanded into Scratch.tmask where read.
-    const uint8_t *blocks
-    const int64_t *off_t
-    int64_t rs_t, cs_t, Bq, Bk
+    # A block mask in place of an element mask (as the forward's): its
+    # PARTIAL tiles' bytes expanded into Scratch.tmask where read.
+    BlockMask bm
 
 
 cdef struct Scratch:
@@ -309,15 +307,15 @@ cdef void tile(const Problem *p, const Visibility *vis,
     if adjusts_scores(&p.f):        # softcap, ALiBi: as the forward
         adjust_scores(&p.f, qh, pt, ld, nq, nk, k0 - i0 - vis.offset,
                       <floating *>w.capt)
-    if (p.f.mask_kind != MASK_NONE or p.blocks != NULL
+    if (p.f.mask_kind != MASK_NONE or p.bm.t != NULL
             or not block_fully_visible(vis, i0, nq, k0, nk)):
         mask_rows(p.f.c32, p.f.c64, vis,
                   p.f.mask_kind if cls == TILE_PARTIAL else MASK_NONE, mask,
                   p.rs_m, p.cs_m, pt, ld, i0, nq, k0, nk)
-        if p.blocks != NULL and cls == TILE_PARTIAL:
+        if p.bm.t != NULL and cls == TILE_PARTIAL:
             # `mask` is the item's block mask: this tile's bytes.
-            expand_blocks(<const uint8_t *>mask, p.rs_t, p.cs_t, p.Bq, p.Bk,
-                          i0, nq, k0, nk, w.tmask, nk)
+            expand_blocks(&p.bm, <const uint8_t *>mask, i0, nq, k0, nk,
+                          w.tmask, nk)
             for r in range(nq):
                 if floating is float:
                     p.f.c32.row_mask_bool(nk, pt + r * ld, w.tmask + r * nk,
@@ -466,8 +464,8 @@ cdef void key_block_dkdv(const Problem *p, const GemmKernel *kern,
         mask_h = NULL
         if p.f.mask_kind != MASK_NONE:
             mask_h = <const char *>mask + off_m[qh] * mask_item
-        elif p.blocks != NULL:      # the head's block mask (tile)
-            mask_h = p.blocks + p.off_t[qh]
+        elif p.bm.t != NULL:      # the head's block mask (tile)
+            mask_h = p.bm.t + p.bm.off[qh]
         dmask_h = dmask + qh * p.f.L * p.f.S if dmask != NULL else NULL
         for qb in range(qb_lo, qb_hi):
             i0 = qb * p.bq
@@ -509,8 +507,8 @@ cdef void query_block_dq(const Problem *p, const GemmKernel *kern,
     nreal = imin(nq, vis.L - i0)    # rows past the query length: dQ 0
     if p.f.mask_kind != MASK_NONE:
         mask_h = <const char *>mask + off_m[qh] * mask_item
-    elif p.blocks != NULL:          # the head's block mask (tile)
-        mask_h = p.blocks + p.off_t[qh]
+    elif p.bm.t != NULL:          # the head's block mask (tile)
+        mask_h = p.bm.t + p.bm.off[qh]
     memset(w.dq, 0, p.bq * p.e_pad * sizeof(floating))
     k_lo = imax(first_visible(&vis, i0), 0)
     k_hi = imin(last_visible(&vis, i0 + nreal - 1) + 1, vis.S)
@@ -721,9 +719,9 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     skip_empty: the caller allows the mask's EMPTY tiles to be skipped
     (every grad_out finite, and a bool mask or finite scores: each such
     tile then adds exact zeros).
-    blocks: None, or a block mask in place of an element mask, as the forward's
-    (table uint8 walked over kv_items + (G,) with matrices (ceil(L / Bq),
-    ceil(S / Bk)), Bq, Bk); no mask then.
+    blocks: None, or a block mask in place of an element mask, as the
+    forward's (table uint8 walked over kv_items + (G,) with matrices
+    (ceil(L / Bq), ceil(S / Bk)), Bq, Bk); no mask then.
     """
     cdef Problem p
     read_call(&p.f, call, kv_items)
@@ -744,18 +742,10 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     p.rs_q, p.cs_q, p.rs_k, p.cs_k = oq.rs, oq.cs, ok.rs, ok.cs
     p.rs_v, p.cs_v, p.rs_o, p.cs_o = ov.rs, ov.cs, oo.rs, oo.cs
     p.rs_g, p.cs_g, p.rs_m, p.cs_m = og.rs, og.cs, om.rs, om.cs
-    cdef Operand *otab
-    p.blocks = NULL
-    if blocks is not None:
-        p.Bq, p.Bk = blocks[1], blocks[2]
-        if (mask is not None or blocks[0].dtype != np.uint8 or p.Bq < 1
-                or p.Bk < 1):
-            raise AssertionError(f"{func}: cattn internal error: block "
-                                 "table")
-        otab = qops.add(blocks[0], q_items, cdiv(p.f.L, p.Bq),
-                        cdiv(p.f.S, p.Bk), func, "block_mask")
-        p.blocks = <const uint8_t *>otab.data
-        p.off_t, p.rs_t, p.cs_t = otab.off, otab.rs, otab.cs
+    if blocks is not None and mask is not None:
+        raise AssertionError(f"{func}: cattn internal error: a block mask "
+                             "with a mask")
+    add_block_mask(qops, blocks, q_items, &p.f, func, &p.bm)
     p.storage = one_storage(func, (q, k, v, o, go), &p.in_size)
     cdef int64_t itemsize = 4 if p.f.is_f32 else 8
     p.kern = gemm_kernel(p.f.isa, p.f.is_f32, p.storage, False)
@@ -798,11 +788,11 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef object tile_arrays = None
     p.tiles = NULL
     p.extents = NULL
-    if p.blocks != NULL and skip_empty:
-        tile_arrays = classify_tiles(p.blocks, p.off_t, nkv * p.G, &p.f,
-                                     p.rs_t, p.cs_t, p.Bq, p.Bk, p.bq, p.bk,
-                                     p.nqb, True, p.f.threads, &p.tiles,
-                                     &p.tile_of, &p.extents)
+    if p.bm.t != NULL and skip_empty:
+        tile_arrays = classify_tiles(p.bm.t, p.bm.off, nkv * p.G, &p.f,
+                                     p.bm.rs, p.bm.cs, p.bm.Bq, p.bm.Bk, p.bq,
+                                     p.bk, p.nqb, True, p.f.threads,
+                                     &p.tiles, &p.tile_of, &p.extents)
     elif p.f.mask_kind != MASK_NONE and skip_empty:
         tile_arrays = classify_tiles(om.data, om.off, nkv * p.G, &p.f, p.rs_m,
                                      p.cs_m, 0, 0, p.bq, p.bk, p.nqb, True,
@@ -823,7 +813,7 @@ def attention_grad(call, tuple kv_items, q, k, v, o, go, lse, mask, dq, dk,
     cdef size_t at_packs = carve(&used, p.head * itemsize if fused else 0)
     cdef size_t at_capt = carve(&used, tile_elems * itemsize
                                 if p.f.softcap > 0 else 0)
-    cdef size_t at_tmask = carve(&used, p.bq * p.bk if p.blocks != NULL
+    cdef size_t at_tmask = carve(&used, p.bq * p.bk if p.bm.t != NULL
                                  else 0)
     cdef size_t at_gpacks = carve(&shared,
                                   0 if fused else group * p.head * itemsize)

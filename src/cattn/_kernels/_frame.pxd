@@ -307,11 +307,23 @@ cdef object classify_tiles(const void *src, const int64_t *off,
                            int nthreads, const uint8_t **tiles,
                            const int64_t **tile_of, const int16_t **ext)
 
-# A block mask (block_mask, Bq > 0 above: src its bytes, rs and cs its
-# strides): the classes and extents classify_tiles gives the table
-# expanded to a bool mask, read from the table; expand_blocks writes one
-# tile of that mask's bytes (a PARTIAL tile's, where the drivers apply it).
-cdef void expand_blocks(const uint8_t *t, int64_t rs_t, int64_t cs_t,
-                        int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
-                        int64_t k0, int64_t ncols, uint8_t *out,
-                        int64_t ld) noexcept nogil
+# A block mask (block_mask) in place of an element mask: query i of item
+# bh may see key j where the byte t[off[bh] + (i // Bq)·rs + (j // Bk)·cs]
+# is nonzero; t NULL: none.  add_block_mask fills it from the drivers'
+# `blocks` argument, its layout checked as every operand's.
+cdef struct BlockMask:
+    const uint8_t *t
+    const int64_t *off
+    int64_t rs, cs, Bq, Bk
+
+cdef int add_block_mask(Operands ops, object blocks, tuple items,
+                        const Frame *f, str func,
+                        BlockMask *bm) except -1
+
+# classify_tiles with Bq > 0 reads a block mask (src its bytes, rs and cs
+# its strides): the classes and extents it gives the mask expanded to
+# bool bytes, read from the table; expand_blocks writes one tile of those
+# bytes from item table t (a PARTIAL tile's, where the drivers apply it).
+cdef void expand_blocks(const BlockMask *b, const uint8_t *t, int64_t i0,
+                        int64_t nrows, int64_t k0, int64_t ncols,
+                        uint8_t *out, int64_t ld) noexcept nogil

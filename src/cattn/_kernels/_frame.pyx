@@ -512,26 +512,46 @@ cdef void classify_block_row(const Frame *f, int64_t rs_m, int64_t cs_m,
 # classes and extents are those of the expanded bool mask, so a call with
 # the table gives the bits of the same call with that mask.
 
-cdef void expand_blocks(const uint8_t *t, int64_t rs_t, int64_t cs_t,
-                        int64_t Bq, int64_t Bk, int64_t i0, int64_t nrows,
-                        int64_t k0, int64_t ncols, uint8_t *out,
-                        int64_t ld) noexcept nogil:
-    """out[r·ld + c] = 1 where the table shows query i0 + r key k0 + c,
-    else 0 (t: the item's table; runs of one table byte per block)."""
+cdef int add_block_mask(Operands ops, object blocks, tuple items,
+                        const Frame *f, str func,
+                        BlockMask *bm) except -1:
+    """bm from a driver's `blocks`: None, or (table, Bq, Bk) with table the
+    bool mask's bytes (uint8), items-broadcastable + (ceil(L / Bq),
+    ceil(S / Bk))."""
+    cdef Operand *op
+    bm.t = NULL
+    if blocks is None:
+        return 0
+    bm.Bq, bm.Bk = blocks[1], blocks[2]
+    if blocks[0].dtype != np.uint8 or bm.Bq < 1 or bm.Bk < 1:
+        raise AssertionError(f"{func}: cattn internal error: block mask")
+    op = ops.add(blocks[0], items, cdiv(f.L, bm.Bq), cdiv(f.S, bm.Bk),
+                 func, "block_mask")
+    bm.t = <const uint8_t *>op.data
+    bm.off, bm.rs, bm.cs = op.off, op.rs, op.cs
+    return 0
+
+
+cdef void expand_blocks(const BlockMask *b, const uint8_t *t, int64_t i0,
+                        int64_t nrows, int64_t k0, int64_t ncols,
+                        uint8_t *out, int64_t ld) noexcept nogil:
+    """out[r·ld + c] = 1 where item table t shows query i0 + r key k0 + c,
+    else 0 (runs of one table byte per block)."""
     cdef int64_t r, c, c1, ub, vb, prev = -1
     cdef const uint8_t *row
     for r in range(nrows):
-        ub = (i0 + r) // Bq
+        ub = (i0 + r) // b.Bq
         if ub == prev:          # the same block row: the same bytes
             memcpy(out + r * ld, out + (r - 1) * ld, ncols)
             continue
         prev = ub
-        row = t + ub * rs_t
+        row = t + ub * b.rs
         c = 0
         while c < ncols:
-            vb = (k0 + c) // Bk
-            c1 = imin(ncols, (vb + 1) * Bk - k0)
-            memset(out + r * ld + c, 1 if row[vb * cs_t] != 0 else 0, c1 - c)
+            vb = (k0 + c) // b.Bk
+            c1 = imin(ncols, (vb + 1) * b.Bk - k0)
+            memset(out + r * ld + c, 1 if row[vb * b.cs] != 0 else 0,
+                   c1 - c)
             c = c1
 
 
@@ -553,26 +573,25 @@ cdef uint8_t blocks_class(const uint8_t *t, int64_t rs_t, int64_t cs_t,
     return TILE_FULL if all_in else TILE_EMPTY
 
 
-cdef void classify_blocks_row(const Frame *f, const uint8_t *tb,
-                              int64_t rs_t, int64_t cs_t, int64_t Bq,
-                              int64_t Bk, int64_t i0, int64_t nrows,
+cdef void classify_blocks_row(const Frame *f, const BlockMask *b,
+                              const uint8_t *tb, int64_t i0, int64_t nrows,
                               int64_t bk, uint8_t *out, int16_t *ext,
                               int64_t ext_stride,
                               uint8_t *buf) noexcept nogil:
-    """classify_block_row for a block mask tb: the classes of the tiles
-    of query rows i0..i0+nrows from the table; with ext, a PARTIAL tile's
-    extents from its bytes expanded into buf (nrows x bk), and INTERVAL
-    where they say all."""
+    """classify_block_row for item table tb of block mask b: the classes
+    of the tiles of query rows i0..i0+nrows from the table; with ext, a
+    PARTIAL tile's extents from its bytes expanded into buf (nrows x bk),
+    and INTERVAL where they say all."""
     cdef int64_t kb, k0, nc
     for kb in range(cdiv(f.S, bk)):
         k0 = kb * bk
         nc = imin(bk, f.S - k0)
-        out[kb] = blocks_class(tb, rs_t, cs_t, i0 // Bq,
-                               (i0 + nrows - 1) // Bq, k0 // Bk,
-                               (k0 + nc - 1) // Bk)
+        out[kb] = blocks_class(tb, b.rs, b.cs, i0 // b.Bq,
+                               (i0 + nrows - 1) // b.Bq, k0 // b.Bk,
+                               (k0 + nc - 1) // b.Bk)
         if ext == NULL or out[kb] != TILE_PARTIAL:
             continue
-        expand_blocks(tb, rs_t, cs_t, Bq, Bk, i0, nrows, k0, nc, buf, nc)
+        expand_blocks(b, tb, i0, nrows, k0, nc, buf, nc)
         tile_extents[float](MASK_BOOL, nc, 1, <const char *>buf, nrows, nc,
                             ext + kb * ext_stride, 0)
         if extents_say_all(nc, 1, <const char *>buf, nrows,
@@ -625,6 +644,8 @@ cdef object classify_tiles(const void *src, const int64_t *off,
     cdef cnp.ndarray buf_a = np.empty(team * bq * bk if extents and Bq > 0
                                       else 0, np.uint8)
     cdef uint8_t *buf = <uint8_t *>cnp.PyArray_DATA(buf_a)
+    cdef BlockMask b            # the table's layout (Bq > 0)
+    b.rs, b.cs, b.Bq, b.Bk = rs, cs, Bq, Bk
     if bk > 32767:
         raise AssertionError("cattn internal error: key blocks too long "
                              "for int16 extents")
@@ -634,8 +655,8 @@ cdef object classify_tiles(const void *src, const int64_t *off,
             i0 = (job % nqb) * bq
             if Bq > 0:
                 classify_blocks_row(
-                    f, <const uint8_t *>src + u[job // nqb], rs, cs, Bq, Bk,
-                    i0, imin(bq, f.L - i0), bk, t + job * nkb,
+                    f, &b, <const uint8_t *>src + u[job // nqb], i0,
+                    imin(bq, f.L - i0), bk, t + job * nkb,
                     e + job * nkb * 2 * bq if e != NULL else NULL, 2 * bq,
                     buf + threadid() * bq * bk)
             else:

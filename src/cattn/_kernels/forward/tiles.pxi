@@ -106,7 +106,7 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
     query's top k.  apply_mask False: the tile's mask is FULL (masks.pxi)
     and is not read; `interval` not NULL: the tile is INTERVAL, its
     extents (columns from c0 = k0 - the block's first key) say what the
-    mask hides, and it is not read either.  With a block mask (p.blocks)
+    mask hides, and it is not read either.  With a block mask (p.bm.t)
     `mask` is the item's table: the tile's bytes are expanded into tmask
     (bq x bk) and applied as a bool mask's."""
     cdef int64_t j, q, lo, hi, ti
@@ -115,9 +115,9 @@ cdef void mask_tile(const Problem *p, const Visibility *vis, floating *st,
         hide_by_extents(p, st, nq, nk, interval, c0)
     elif not apply_mask:
         pass
-    elif p.blocks != NULL:
-        expand_blocks(<const uint8_t *>mask, p.rs_t, p.cs_t, p.Bq, p.Bk, i0,
-                      nq, k0, nk, tmask, nk)
+    elif p.bm.t != NULL:
+        expand_blocks(&p.bm, <const uint8_t *>mask, i0, nq, k0, nk, tmask,
+                      nk)
         if floating is float:
             p.f.c32.tile_mask_bool(nk, nq, st, p.bq, tmask, nk, 1)
         else:
@@ -289,7 +289,7 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
         if adjusts_scores(&p.f):    # softcap, ALiBi: before the mask
             adjust_scores(&p.f, bh, st_j, bq, nj, cdiv(nq, p.vl) * p.vl,
                           i0 + vis.offset - j0)
-        read_mask = ((p.f.mask_kind != MASK_NONE or p.blocks != NULL)
+        read_mask = ((p.f.mask_kind != MASK_NONE or p.bm.t != NULL)
                      and cls != TILE_FULL)
         if read_mask or thr_idx != NULL or not full:
             mask_tile(p, vis, st_j, i0, nq, j0, nj, mask, thr, thr_idx,
@@ -384,8 +384,8 @@ cdef void attend_item(const Problem *p, const GemmKernel *kern,
     item_visibility(&p.f, bh, &vis)
     if p.f.mask_kind != MASK_NONE:
         mask_bh = <const char *>mask + off_m[bh] * mask_item
-    elif p.blocks != NULL:          # the item's block mask (mask_tile)
-        mask_bh = p.blocks + p.off_t[bh]
+    elif p.bm.t != NULL:          # the item's block mask (mask_tile)
+        mask_bh = p.bm.t + p.bm.off[bh]
     attend_block(p, &vis, kern, shift(q, off_q[bh], p.q_size), kv,
                  kv + p.kpack_size, vflag, shift(v, off_v[bh], p.in_size),
                  mask_bh,
