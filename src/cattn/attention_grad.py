@@ -225,6 +225,17 @@ def scaled_dot_product_attention_grad(
     ...     grad_out, q, k, v, out, lse, indices=idx)
     >>> dv.shape
     (2, 4, 8, 16)
+
+    With a block mask (here: each block of 4 queries sees its own block of
+    keys), the keys of hidden blocks get no gradient from those queries:
+
+    >>> blocks = np.eye(2, dtype=bool)
+    >>> out, lse = cattn.scaled_dot_product_attention(
+    ...     q, k, v, block_mask=blocks, block_size=4, return_lse=True)
+    >>> dq, dk, dv = cattn.scaled_dot_product_attention_grad(
+    ...     grad_out, q, k, v, out, lse, block_mask=blocks, block_size=4)
+    >>> bool(np.allclose(dv[..., :4, :].sum(axis=-2), 4))  # 4 queries each
+    True
     """
     (q, k, v, go, o), mask, call = _frame.describe(
         _FUNC, query, key, value, attn_mask, is_causal=is_causal,
