@@ -17,7 +17,9 @@
 # A PARTIAL tile also gets its rows' extents: the first and last key of
 # the tile each query row may see by the mask (tile_extents).  Under the
 # same condition attend_block then skips the score panels no row of which
-# reaches (the mask writes -inf over whatever they held) and cuts each P·V
+# reaches (writing them -inf, the bits the mask gives their scores: never
+# left to the mask, as a float mask adds to whatever they held, which may
+# be a short block's padding columns, +inf) and cuts each P·V
 # panel's depth to its rows' extents (their weights outside are exactly
 # 0): a causal diagonal or a document edge written into the mask costs
 # what is_causal's own cut costs.  The online softmax still walks every

@@ -67,6 +67,19 @@ cdef inline bint hide_below(const Problem *p, int64_t n, floating *x,
         return p.f.k64.hide_below(n, x, t)
 
 
+cdef inline void hide_panel(floating *st, int64_t ld, int64_t nk,
+                            int64_t nq) noexcept nogil:
+    """-inf over nk keys x nq queries of the transposed tile: a score
+    panel the mask hides whole, not computed.  Written, not left: a float
+    mask adds its -inf, and what the panel held may be +inf or NaN (a short
+    query block's padding columns, exp'd at every key block, reach +inf;
+    -inf + inf is NaN)."""
+    cdef int64_t j, q
+    for j in range(nk):
+        for q in range(nq):
+            st[j * ld + q] = -INFINITY
+
+
 cdef void hide_by_extents(const Problem *p, floating *st, int64_t nq,
                           int64_t nk, const int16_t *ext,
                           int64_t c0) noexcept nogil:
@@ -278,7 +291,12 @@ cdef void attend_block(const Problem *p, const Visibility *vis,
                     if ext != NULL and not panel_reached(
                             ext, jq * nr, imin(nr, nq - jq * nr), r * mr,
                             mr):
-                        continue    # the mask hides the panel (masks.pxi)
+                        # The mask hides the panel (masks.pxi): -inf, the
+                        # bits its scores would get.
+                        hide_panel(st + r * mr * bq + jq * nr, bq,
+                                   imin(mr, j1 - k0 - r * mr),
+                                   imin(nr, bq - jq * nr))
+                        continue
                     call_ukernel(kern, kc,
                                  kpack + pw * p.s_pad + (k0 + r * mr) * kw, mr,
                                  qpack + pw * bq + jq * nr * kw, nr,
