@@ -118,9 +118,12 @@ def test_kernels_release_the_gil():
     backward)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2000, 2000))
-    # Calls of a tenth of a second or more even on a fast core: on a busy
-    # machine (CI runs an emulator beside it) the scheduler may leave this
-    # thread off its core for tens of milliseconds.
+    # Calls of a tenth of a second or so even on a fast core: on a busy
+    # machine (CI runs an emulator and other interpreters' suites beside
+    # it) the scheduler may leave this thread off its core for tens of
+    # milliseconds, so each call has three tries: a held GIL stalls the
+    # loop in every one (seen: a 0.088 s softmax stalled 0.055 s once, on
+    # two cores shared by five test sessions).
     q = rng.standard_normal((1, 1, 8192, 64)).astype(np.float32)
     out, lse = cattn.scaled_dot_product_attention(q, q, q, return_lse=True)
     big = rng.standard_normal((3000, 8000))
@@ -136,11 +139,17 @@ def test_kernels_release_the_gil():
     }
     switch = sys.getswitchinterval()
     for name, call in calls.items():
-        stall, seconds = _longest_stall(call)
-        assert seconds > 4 * switch, f"{name}: too short to tell"
-        assert stall < seconds / 2, (
-            f"{name}: Python stalled {stall:.3f} s of a {seconds:.3f} s "
-            "kernel call (the GIL was held)")
+        tries = []
+        while len(tries) < 3:
+            stall, seconds = _longest_stall(call)
+            assert seconds > 4 * switch, f"{name}: too short to tell"
+            tries.append(f"{stall:.3f} s of {seconds:.3f} s")
+            if stall < seconds / 2:
+                break
+        else:
+            raise AssertionError(
+                f"{name}: Python stalled for over half of each kernel call "
+                f"({', '.join(tries)}): the GIL was held")
 
 
 @needs_openmp
