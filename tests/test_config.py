@@ -118,20 +118,23 @@ def test_kernels_release_the_gil():
     backward)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2000, 2000))
-    # Calls of a tenth of a second or so even on a fast core: on a busy
-    # machine (CI runs an emulator and other interpreters' suites beside
-    # it) the scheduler may leave this thread off its core for tens of
-    # milliseconds, so each call has three tries: a held GIL stalls the
-    # loop in every one (seen: a 0.088 s softmax stalled 0.055 s once, on
-    # two cores shared by five test sessions).
+    # Calls of about 0.2 s or more on a fast core (an Intel Xeon of family
+    # 6 model 207, one thread): on a busy machine the scheduler leaves this
+    # thread off its core for tens of milliseconds, however the call runs
+    # (seen on CI's two cores shared by five test sessions: a free-threaded
+    # 3.13's loop stalled 0.055 s beside a worker in time.sleep(0.1); a
+    # 0.06 s softmax over the last axis failed there three times in three
+    # tries), so each call also has three tries: a held GIL stalls the
+    # loop in every one.
     q = rng.standard_normal((1, 1, 8192, 64)).astype(np.float32)
+    q2 = np.concatenate([q, q[:, :, ::-1]], axis=1)
     out, lse = cattn.scaled_dot_product_attention(q, q, q, return_lse=True)
     big = rng.standard_normal((3000, 8000))
     calls = {
         "matmul": lambda: cattn.matmul(x, x, num_threads=1),
-        "softmax": lambda: cattn.softmax(big, num_threads=1),
+        "softmax": lambda: cattn.softmax(big, axis=0, num_threads=1),
         "attention": lambda: cattn.scaled_dot_product_attention(
-            q, q, q, num_threads=1),
+            q2, q2, q2, num_threads=1),
         "top_k": lambda: cattn.scaled_dot_product_attention(
             q, q, q, top_k=4, num_threads=1),
         "backward": lambda: cattn.scaled_dot_product_attention_grad(
